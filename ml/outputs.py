@@ -1,0 +1,68 @@
+"""The platform outputs: everything `ml/` knows about the infrastructure.
+
+The stack exports exactly these keys (a test keeps the two equal); `ml/` loads them from
+`pulumi stack output --json`, from a JSON file, or from the sandbox. Infra and ML share nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+
+class OutputsError(ValueError):
+    """The platform outputs are missing, incomplete or not for this platform."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformOutputs:
+    stack: str
+    environment: str
+    region: str
+    account_id: str
+    tags: dict[str, str]
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any]) -> PlatformOutputs:
+        names = [f.name for f in fields(cls)]
+        missing = [n for n in names if n not in data]
+        if missing:
+            raise OutputsError(
+                f"platform outputs lack {', '.join(missing)}; is the stack up to date "
+                "(`pulumi up`) and is this the ml-platform project?"
+            )
+        return cls(**{n: data[n] for n in names})
+
+    @classmethod
+    def from_json_file(cls, path: str | Path) -> PlatformOutputs:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise OutputsError(f"cannot read platform outputs from {path}: {exc}") from exc
+        return cls.from_mapping(data)
+
+    @classmethod
+    def from_pulumi(cls, stack: str, cwd: str | Path | None = None) -> PlatformOutputs:
+        """`pulumi stack output --json --show-secrets -s STACK` (needs the Pulumi CLI)."""
+        try:
+            done = subprocess.run(
+                ["pulumi", "stack", "output", "--json", "--show-secrets", "-s", stack],
+                cwd=cwd, capture_output=True, text=True, check=True, timeout=120,
+            )
+        except FileNotFoundError as exc:
+            raise OutputsError(
+                "the Pulumi CLI is not installed; pass --outputs FILE (a `pulumi stack output "
+                "--json` dump) or use the sandbox"
+            ) from exc
+        except subprocess.CalledProcessError as exc:
+            raise OutputsError(f"pulumi stack output -s {stack} failed: {exc.stderr.strip()}") from exc
+        return cls.from_mapping(json.loads(done.stdout))
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+OUTPUT_KEYS: tuple[str, ...] = tuple(f.name for f in fields(PlatformOutputs))

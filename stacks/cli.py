@@ -1,0 +1,32 @@
+"""`mlplat`: the command line of the platform.
+
+Start-up stays fast: each command imports what it needs (pulumi, pandas, boto3...) when it runs.
+Command groups live in `stacks/commands/`; each module exposes `register(app)`.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from stacks.commands import bench as bench_commands
+from stacks.commands import ml as ml_commands
+from stacks.commands import plan as plan_commands
+
+app = typer.Typer(
+    name="mlplat",
+    help="ml-platform: stand up the ML platform on AWS with Pulumi, and run the ML code on it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+for module in (plan_commands, ml_commands, bench_commands):
+    module.register(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

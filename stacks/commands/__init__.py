@@ -1,0 +1,1 @@
+"""Command groups of the `mlplat` CLI; each module exposes `register(app)`."""

@@ -1,0 +1,51 @@
+"""`mlplat bench`: the performance figures named in the issues."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench")(bench)
+
+
+def bench(
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write the figures to this JSON file.")
+    ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Run only these benchmark modules (e.g. ml). Repeatable."),
+    ] = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Smaller inputs: a smoke run, not a measurement.")
+    ] = False,
+) -> None:
+    """Measure the figures the issues name (rows/s, latencies, seconds) and print them."""
+    from rich.console import Console
+    from rich.table import Table
+
+    import bench as bench_pkg
+
+    console = Console()
+    figures: dict[str, float] = {}
+    modules = [m for m in bench_pkg.MODULES if not only or m.rsplit(".", 1)[-1] in only]
+    if only and not modules:
+        allowed = ", ".join(m.rsplit(".", 1)[-1] for m in bench_pkg.MODULES)
+        console.print(f"[red]--only {only}: no such benchmark module; allowed: {allowed}[/red]")
+        raise typer.Exit(2)
+    for name in modules:
+        with console.status(f"running {name} ..."):
+            module = importlib.import_module(name)
+            figures.update(module.run(quick=quick))
+    table = Table("figure", "value")
+    for key, value in figures.items():
+        table.add_row(key, f"{value:,.3f}")
+    console.print(table)
+    if json_path is not None:
+        json_path.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,53 @@
+"""`mlplat preview`: the offline plan of a stack, and what CI reads from it."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stacks.settings import Settings, parse_settings, read_stack_file, stack_file
+
+if TYPE_CHECKING:
+    from stacks.engine import Plan
+
+
+def find_project_dir(start: str | Path | None = None) -> Path:
+    """The directory holding `Pulumi.yaml`: the current one or a parent, else the package's own."""
+    here = Path(start or os.getcwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "Pulumi.yaml").is_file():
+            return candidate
+    return Path(__file__).resolve().parent.parent
+
+
+def load_stack(stack: str, project_dir: str | Path) -> tuple[Settings, dict[str, Any]]:
+    """Read and validate `Pulumi.<stack>.yaml`; raises `SettingsError` with every problem."""
+    config, secret = read_stack_file(stack_file(str(project_dir), stack), stack)
+    return parse_settings(stack, config, secret), config
+
+
+def make_plan(stack: str, project_dir: str | Path) -> Plan:
+    from stacks import engine
+
+    settings, config = load_stack(stack, project_dir)
+    return engine.run(settings, config)
+
+
+def component_of(resource_urn: str, by_urn: dict[str, Any]) -> str:
+    """The logical name of the top-level component a resource belongs to ('-' for none)."""
+    node = by_urn.get(resource_urn)
+    top = "-"
+    while node is not None and node.parent:
+        parent = by_urn.get(node.parent)
+        if parent is None:
+            break
+        top = parent.name
+        node = parent
+    return top
+
+
+def counts(plan: Plan) -> Counter[tuple[str, str]]:
+    by_urn = plan.by_urn()
+    return Counter((component_of(r.urn, by_urn), r.type) for r in plan.resources)

@@ -1,0 +1,88 @@
+"""Shared fixtures: the offline recorder that `mlplat preview` uses, one fresh run per call."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stacks.engine import Plan, PlanMocks
+from stacks.settings import Settings, parse_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# moto and boto3 must never find real credentials or reach the network.
+os.environ.update({
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+})
+os.environ.pop("AWS_PROFILE", None)
+
+BASE_CONFIG: dict[str, Any] = {
+    "aws:region": "us-east-1",
+    "ml-platform:owner": "ml-team",
+    "ml-platform:costCenter": "ml-1234",
+}
+
+
+def make_config(environment: str = "dev", **overrides: Any) -> dict[str, Any]:
+    """A full config mapping; overrides use camelCase setting keys (`rawIaDays=60`)."""
+    config = {**BASE_CONFIG, "ml-platform:environment": environment}
+    for key, value in overrides.items():
+        config[key if ":" in key else f"ml-platform:{key}"] = value
+    return config
+
+
+def make_settings(environment: str = "dev", stack: str | None = None, **overrides: Any) -> Settings:
+    return parse_settings(stack or environment, make_config(environment, **overrides))
+
+
+@pytest.fixture
+def settings_for() -> Callable[..., Settings]:
+    return make_settings
+
+
+@pytest.fixture
+def record() -> Iterator[Callable[..., Plan]]:
+    """`record(program, settings)` runs `program()` under the recording monitor and returns the plan.
+
+    Without a program it runs the stack's real `__main__`. Every call gets a fresh event loop and
+    Pulumi runtime. Invokes the settings cannot answer raise.
+    """
+    from stacks import engine
+
+    def run(
+        program: Callable[[], None] | None = None,
+        settings: Settings | None = None,
+        config: Mapping[str, Any] | None = None,
+        mocks: PlanMocks | None = None,
+    ) -> Plan:
+        if settings is None:
+            cfg = dict(config) if config is not None else make_config()
+            settings = parse_settings(str(cfg["ml-platform:environment"]), cfg)
+        cfg = dict(config) if config is not None else _config_of(settings)
+        return engine.run(settings, cfg, mocks=mocks, program=program)
+
+    yield run
+
+
+def _config_of(settings: Settings) -> dict[str, Any]:
+    return make_config(settings.environment)
+
+
+def stack_plan(stack: str) -> Plan:
+    from stacks.preview import make_plan
+
+    return make_plan(stack, ROOT)
+
+
+@pytest.fixture(scope="session")
+def shipped_plans() -> dict[str, Plan]:
+    """The plan of every shipped stack, computed once per session (they are read-only)."""
+    return {name: stack_plan(name) for name in ("dev", "staging", "prod", "local")}
