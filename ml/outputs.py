@@ -24,6 +24,16 @@ class PlatformOutputs:
     region: str
     account_id: str
     tags: dict[str, str]
+    # data lake (issue 3)
+    lake_kms_key_arn: str
+    raw_bucket: str
+    curated_bucket: str
+    features_bucket: str
+    models_bucket: str
+    predictions_bucket: str
+    glue_database: str
+    athena_workgroup: str
+    ingest_stream_name: str
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> PlatformOutputs:
