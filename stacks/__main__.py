@@ -1,5 +1,10 @@
-"""The Pulumi program: load the stack's settings, build the platform, export its outputs."""
+"""The Pulumi program: load the stack's settings, build the platform, export its outputs.
 
-from stacks import platform, settings
+The engine runs this directory with `runpy.run_path`, which puts `stacks/` first on `sys.path`:
+no module in `stacks/` may share a name with the standard library (hence `composition.py`, not
+`platform.py`, which would shadow the stdlib `platform` module for the whole program).
+"""
 
-platform.export(platform.build(settings.load()))
+from stacks import composition, settings
+
+composition.export(composition.build(settings.load()))
