@@ -1,15 +1,16 @@
 """The `config:` schema declared in `Pulumi.yaml`, derived from `stacks.settings.SPEC`.
 
 `python -m stacks.project_schema` prints it; a test keeps `Pulumi.yaml` equal to it, so the CLI's
-own type checks and the program's parser never disagree about a key. Structured settings (lists of
-objects) have no schema type in Pulumi and are left to the parser.
+own type checks and the program's parser never disagree about a key. Pulumi's schema types are
+string, integer, boolean and array: lists of objects and decimals are left to the parser.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from stacks.settings import SPEC
+from stacks.settings import ENVIRONMENTS, SPEC, Spec
 
 _TYPES = {"str": "string", "int": "integer", "bool": "boolean"}
 
@@ -31,7 +32,44 @@ def config_schema() -> dict[str, dict[str, Any]]:
     return schema
 
 
+def _default_text(spec: Spec) -> str:
+    if spec.required:
+        return "required"
+    if callable(spec.default):
+        by_env = {env: spec.default(env) for env in ENVIRONMENTS}
+        if len({json.dumps(v, default=str) for v in by_env.values()}) > 1:
+            return ", ".join(f"{env}: {_show(v)}" for env, v in by_env.items())
+        return _show(by_env["dev"])
+    return _show(spec.default)
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        if value and hasattr(value[0], "__dataclass_fields__"):
+            return f"{len(value)} group(s)" if hasattr(value[0], "instance_types") else "[]"
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return str(value)
+
+
+def settings_table() -> str:
+    """The README's settings table (a test keeps the README equal to it)."""
+    rows = ["| key | what | allowed | default |", "| --- | --- | --- | --- |"]
+    for spec in SPEC:
+        what = spec.description.replace("|", "\\|")
+        rows.append(f"| `{spec.key}` | {what} | {spec.allowed} | {_default_text(spec)} |")
+    return "\n".join(rows) + "\n"
+
+
 if __name__ == "__main__":
+    import sys
+
     import yaml
 
-    print(yaml.safe_dump({"config": config_schema()}, sort_keys=False, width=100), end="")
+    if sys.argv[1:] == ["--markdown"]:
+        print(settings_table(), end="")
+    else:
+        print(yaml.safe_dump({"config": config_schema()}, sort_keys=False, width=100), end="")

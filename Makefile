@@ -1,0 +1,35 @@
+# Two commands work on a fresh machine with only Python >= 3.11:
+#   make demo   sets up and runs the main job
+#   make test   sets up and runs the whole check (ruff, mypy, pytest)
+SHELL := /bin/bash
+export PATH := $(HOME)/.local/bin:$(PATH)
+STACK ?= dev
+
+.PHONY: uv sync demo preview test lint typecheck unit bench
+
+uv:
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet --user uv \
+	  || python3 -m pip install --quiet uv
+
+sync: uv
+	uv sync --frozen
+
+demo: sync
+	uv run mlplat preview --stack $(STACK) --json plan-$(STACK).json
+
+preview: demo
+
+lint: sync
+	uv run ruff check .
+	uv run ruff format --check .
+
+typecheck: sync
+	uv run mypy
+
+unit: sync
+	uv run pytest -q -n auto
+
+test: lint typecheck unit
+
+bench: sync
+	uv run mlplat bench --json bench.json

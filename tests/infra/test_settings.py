@@ -1,0 +1,175 @@
+"""The settings parser: every bad input named, every problem at once."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stacks.project_schema import config_schema, settings_table
+from stacks.settings import (
+    SECRET_PLACEHOLDER,
+    SPEC,
+    SettingsError,
+    parse_settings,
+    read_stack_file,
+)
+from tests.conftest import ROOT, make_config
+
+
+def problems(config: dict[str, object], stack: str = "dev") -> tuple[str, ...]:
+    with pytest.raises(SettingsError) as info:
+        parse_settings(stack, config)
+    return info.value.problems
+
+
+def test_defaults_follow_the_environment():
+    dev = parse_settings("dev", make_config("dev"))
+    prod = parse_settings("prod", make_config("prod"))
+    assert dev.endpoint_serverless is True and prod.endpoint_serverless is False
+    assert dev.eks_enabled is False and prod.eks_enabled is True
+    assert (dev.network_isolation, prod.network_isolation) == (False, True)
+    assert prod.endpoint_min_instances == 2 and prod.az_count == 3
+    assert prod.log_retention_days == 365 and dev.log_retention_days == 30
+    assert dev.tags == {"owner": "ml-team", "environment": "dev", "cost-center": "ml-1234",
+                        "project": "ml-platform", "stack": "dev"}
+
+
+def test_strings_from_the_engine_are_converted():
+    # The real engine hands every value over as a string, objects as JSON.
+    s = parse_settings("dev", make_config(
+        "dev", rawIaDays="45", rawArchiveDays="120", forceDestroy="true",
+        driftPsiThreshold="0.3",
+        gpuNodeGroups='[{"name": "gpu", "instanceTypes": ["g6.xlarge"], "maxSize": 3}]',
+    ))
+    assert (s.raw_ia_days, s.raw_archive_days, s.force_destroy) == (45, 120, True)
+    assert s.drift_psi_threshold == 0.3
+    assert s.gpu_node_groups[0].instance_types == ("g6.xlarge",)
+    assert s.gpu_node_groups[0].max_size == 3
+
+
+def test_unknown_key_is_an_error_with_a_suggestion():
+    found = problems(make_config(rawIADays=40))
+    assert found == ("ml-platform:rawIADays: unknown setting (did you mean "
+                     "'ml-platform:rawIaDays'?); see the settings table in README.md",)
+
+
+def test_unknown_namespace_and_unnamespaced_key():
+    found = problems({**make_config(), "ml-platfrom:owner": "x", "owner2": "y"})
+    assert any(p.startswith("ml-platfrom:owner: unknown namespace 'ml-platfrom'") for p in found)
+    assert any(p.startswith("owner2: config keys are namespaced") for p in found)
+
+
+def test_wrong_type_names_key_value_and_expectation():
+    assert problems(make_config(rawIaDays="soon")) == (
+        "ml-platform:rawIaDays: 'soon' is not allowed; expected an integer >= 30 and <= 3650",)
+    assert problems(make_config(forceDestroy="maybe")) == (
+        "ml-platform:forceDestroy: 'maybe' is not allowed; expected true or false",)
+
+
+def test_out_of_range_number():
+    assert problems(make_config(kmsDeletionWindowDays=3)) == (
+        "ml-platform:kmsDeletionWindowDays: 3 is not allowed (too small); expected an integer "
+        ">= 7 and <= 30",)
+
+
+def test_bad_choice_suggests_the_closest():
+    (p,) = problems(make_config(deploymentStrategy="canery"))
+    assert p.startswith("ml-platform:deploymentStrategy: 'canery' is not allowed (did you mean "
+                        "'canary'?)")
+    assert "one of canary, linear, all-at-once" in p
+
+
+def test_min_greater_than_max():
+    (p,) = problems(make_config(endpointMinInstances=4, endpointMaxInstances=2))
+    assert p == ("ml-platform:endpointMinInstances: 4 is greater than "
+                 "ml-platform:endpointMaxInstances (2); min must be <= max")
+
+
+def test_prod_refuses_force_destroy_and_unsafe_serving():
+    found = problems(make_config("prod", forceDestroy=True, networkIsolation=False,
+                                 endpointMinInstances=1), stack="prod")
+    assert "ml-platform:forceDestroy: true is not allowed in prod (prod lake buckets are never " \
+           "force-destroyed)" in found
+    assert "ml-platform:networkIsolation: false is not allowed in prod (prod models run isolated)" \
+        in found
+    assert any(p.startswith("ml-platform:endpointMinInstances: 1 is not allowed in prod") for p in
+               found)
+
+
+def test_serverless_refuses_capture_vpc_and_isolation():
+    found = problems(make_config("staging", endpointServerless=True), stack="staging")
+    # staging defaults capture on: serverless cannot honour it
+    assert found == (
+        "ml-platform:endpointServerless: serverless endpoints support no data capture; set "
+        "ml-platform:dataCaptureEnabled: false or ml-platform:endpointServerless: false",)
+
+
+def test_every_problem_is_reported_at_once():
+    found = problems({"aws:region": "mars-1", "ml-platform:environment": "qa",
+                      "ml-platform:rawIaDays": 1, "ml-platform:bogus": 1})
+    text = "\n".join(found)
+    for key in ("aws:region", "ml-platform:environment", "ml-platform:owner",
+                "ml-platform:costCenter", "ml-platform:rawIaDays", "ml-platform:bogus"):
+        assert key in text, key
+    assert len(found) == 6
+
+
+def test_gpu_groups_checked_against_the_allow_list():
+    (p,) = problems(make_config(gpuNodeGroups=[{"name": "big", "instanceTypes": ["m5.large"]}]))
+    assert p.startswith("ml-platform:gpuNodeGroups: node group 'big' instance type 'm5.large' is "
+                        "not a GPU family")
+
+
+def test_open_cluster_api_is_refused():
+    (p,) = problems(make_config(eksPublicAccessCidrs=["0.0.0.0/0"]))
+    assert "opens the cluster API to the internet" in p
+
+
+def test_secure_values_are_shown_as_secret_not_decrypted(tmp_path: Path):
+    stack_file = tmp_path / "Pulumi.dev.yaml"
+    stack_file.write_text(yaml.safe_dump({"config": {
+        **make_config("dev"), "ml-platform:owner": {"secure": "v1:abc:def"}}}))
+    config, secret = read_stack_file(str(stack_file), "dev")
+    assert config["ml-platform:owner"] == SECRET_PLACEHOLDER
+    assert secret == ["ml-platform:owner"]
+    settings = parse_settings("dev", config, secret)
+    assert settings.owner == SECRET_PLACEHOLDER
+    assert settings.secret_keys == ("ml-platform:owner",)
+
+
+def test_missing_stack_file_names_the_file(tmp_path: Path):
+    with pytest.raises(SettingsError, match=r"no stack file Pulumi.qa.yaml"):
+        read_stack_file(str(tmp_path / "Pulumi.qa.yaml"), "qa")
+
+
+def test_pulumi_yaml_declares_the_settings_schema():
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    assert project["name"] == "ml-platform"
+    assert project["runtime"] == {"name": "python", "options": {"toolchain": "uv"}}
+    assert project["main"] == "stacks/"
+    assert project["config"] == config_schema()
+    declared = set(project["config"])
+    structured = {s.key for s in SPEC if s.kind in ("gpugroups", "subscriptions", "float")}
+    assert declared | structured == {s.key for s in SPEC if ":" not in s.key}
+
+
+def test_shipped_stack_files_parse():
+    for stack in ("dev", "staging", "prod", "local"):
+        config, secret = read_stack_file(str(ROOT / f"Pulumi.{stack}.yaml"), stack)
+        settings = parse_settings(stack, config, secret)
+        assert settings.environment == stack
+
+
+def test_readme_settings_table_is_current():
+    readme = (ROOT / "README.md").read_text()
+    assert settings_table() in readme, "regenerate: uv run python -m stacks.project_schema --markdown"
+    assert all(f"`{s.key}`" in readme for s in SPEC)
+
+
+def test_no_module_in_stacks_shadows_the_standard_library():
+    # The engine runs stacks/ with runpy.run_path, which puts the folder first on sys.path.
+    names = {p.stem for p in (ROOT / "stacks").glob("*.py")}
+    assert names & set(sys.stdlib_module_names) == set()
