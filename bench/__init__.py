@@ -1,9 +1,7 @@
 """Benchmarks behind `mlplat bench`: they print figures and are never part of the test pass/fail.
 
-Each module listed in MODULES exposes `run(quick: bool) -> dict[str, float]`, the figures it measures
+Each module in MODULES exposes `run(quick: bool) -> dict[str, float]`, the figures it measures
 under the names the issues give them (e.g. `features_batch_rows_per_s`).
 """
 
-MODULES: tuple[str, ...] = (
-    "bench.ml",
-)
+MODULES: tuple[str, ...] = ("bench.ml",)

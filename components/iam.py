@@ -42,7 +42,9 @@ class Statement:
         sid = self.sid
         if self.wildcard_reason:
             # The reason travels in the Sid (alphanumeric only) so reviewers and policies see it.
-            sid = "WildcardOnly" + "".join(ch for ch in self.wildcard_reason.title() if ch.isalnum())
+            sid = "WildcardOnly" + "".join(
+                ch for ch in self.wildcard_reason.title() if ch.isalnum()
+            )
         if sid:
             doc["Sid"] = sid[:100]
         if self.conditions:
@@ -68,7 +70,11 @@ def assume_role_policy(
         raise ValueError("give exactly one of service or federated")
     statement: dict[str, Any]
     if service is not None:
-        statement = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+        statement = {
+            "Effect": "Allow",
+            "Principal": {"Service": service},
+            "Action": "sts:AssumeRole",
+        }
         if source_account is not None:
             statement["Condition"] = {"StringEquals": {"aws:SourceAccount": source_account}}
     else:
@@ -85,8 +91,11 @@ def assume_role_policy(
 def prefix_arn(bucket_arn: pulumi.Input[str], prefix: str) -> pulumi.Output[str]:
     """`arn:aws:s3:::bucket/prefix/*` for an exact prefix (no leading or trailing slash)."""
     clean = prefix.strip("/")
-    return pulumi.Output.concat(bucket_arn, "/", clean, "/*") if clean else pulumi.Output.concat(
-        bucket_arn, "/*")
+    return (
+        pulumi.Output.concat(bucket_arn, "/", clean, "/*")
+        if clean
+        else pulumi.Output.concat(bucket_arn, "/*")
+    )
 
 
 def loads(document: str) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The platform outputs: everything `ml/` knows about the infrastructure.
 
 The stack exports exactly these keys (a test keeps the two equal); `ml/` loads them from
-`pulumi stack output --json`, from a JSON file, or from the sandbox. Infra and ML share nothing else.
+`pulumi stack output --json`, a JSON file, or the sandbox. Infra and ML share nothing else.
 """
 
 from __future__ import annotations
@@ -60,7 +60,11 @@ class PlatformOutputs:
         try:
             done = subprocess.run(
                 ["pulumi", "stack", "output", "--json", "--show-secrets", "-s", stack],
-                cwd=cwd, capture_output=True, text=True, check=True, timeout=120,
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=120,
             )
         except FileNotFoundError as exc:
             raise OutputsError(
@@ -68,7 +72,9 @@ class PlatformOutputs:
                 "--json` dump) or use the sandbox"
             ) from exc
         except subprocess.CalledProcessError as exc:
-            raise OutputsError(f"pulumi stack output -s {stack} failed: {exc.stderr.strip()}") from exc
+            raise OutputsError(
+                f"pulumi stack output -s {stack} failed: {exc.stderr.strip()}"
+            ) from exc
         return cls.from_mapping(json.loads(done.stdout))
 
     def to_json(self) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_pulumi_func, wait_for_rpcs
+from pulumi.runtime.sync_await import _sync_await
 
 from stacks.settings import PROJECT, Settings
 
@@ -104,7 +105,9 @@ def _service(type_: str) -> str:
     return type_.split(":")[1].split("/")[0] if ":" in type_ else "unknown"
 
 
-def fake_physical(type_: str, name: str, urn: str, inputs: Mapping[str, Any], s: Settings) -> tuple[str, dict[str, Any]]:
+def fake_physical(
+    type_: str, name: str, urn: str, inputs: Mapping[str, Any], s: Settings
+) -> tuple[str, dict[str, Any]]:
     """An id and the computed outputs a provider would return, derived from the URN (stable)."""
     service = _service(type_)
     suffix = _digest(urn, 7)
@@ -114,14 +117,19 @@ def fake_physical(type_: str, name: str, urn: str, inputs: Mapping[str, Any], s:
     kind = type_.rsplit(":", 1)[-1]
     if service == "s3" and kind == "Bucket":
         bucket = inputs.get("bucket") or physical
-        computed = {"bucket": bucket, "arn": f"arn:aws:s3:::{bucket}",
-                    "bucketDomainName": f"{bucket}.s3.amazonaws.com",
-                    "bucketRegionalDomainName": f"{bucket}.s3.{region}.amazonaws.com",
-                    "region": region}
+        computed = {
+            "bucket": bucket,
+            "arn": f"arn:aws:s3:::{bucket}",
+            "bucketDomainName": f"{bucket}.s3.amazonaws.com",
+            "bucketRegionalDomainName": f"{bucket}.s3.{region}.amazonaws.com",
+            "region": region,
+        }
         return bucket, computed
     if service == "kms" and kind == "Key":
-        key_id = f"{_digest(urn, 8)}-{_digest(urn + '1', 4)}-{_digest(urn + '2', 4)}-" \
-                 f"{_digest(urn + '3', 4)}-{_digest(urn + '4', 12)}"
+        key_id = (
+            f"{_digest(urn, 8)}-{_digest(urn + '1', 4)}-{_digest(urn + '2', 4)}-"
+            f"{_digest(urn + '3', 4)}-{_digest(urn + '4', 12)}"
+        )
         return key_id, {"keyId": key_id, "arn": f"arn:aws:kms:{region}:{account}:key/{key_id}"}
     if service == "kms" and kind == "Alias":
         alias = inputs.get("name") or f"alias/{physical}"
@@ -130,19 +138,31 @@ def fake_physical(type_: str, name: str, urn: str, inputs: Mapping[str, Any], s:
         if kind in ("Role", "Policy", "User", "InstanceProfile"):
             iam_name = inputs.get("name") or physical
             path = inputs.get("path") or "/"
-            noun = {"Role": "role", "Policy": "policy", "User": "user",
-                    "InstanceProfile": "instance-profile"}[kind]
+            noun = {
+                "Role": "role",
+                "Policy": "policy",
+                "User": "user",
+                "InstanceProfile": "instance-profile",
+            }[kind]
             arn = f"arn:aws:iam::{account}:{noun}{path}{iam_name}"
             ident = arn if kind == "Policy" else iam_name
-            return ident, {"name": iam_name, "arn": arn, "uniqueId": f"AROA{_digest(urn, 16).upper()}"}
+            return ident, {
+                "name": iam_name,
+                "arn": arn,
+                "uniqueId": f"AROA{_digest(urn, 16).upper()}",
+            }
         if kind == "OpenIdConnectProvider":
             url = str(inputs.get("url", "oidc.example")).removeprefix("https://")
             arn = f"arn:aws:iam::{account}:oidc-provider/{url}"
             return arn, {"arn": arn}
         return f"{physical}", {}
     if service == "sagemaker":
-        nouns = {"ModelPackageGroup": "model-package-group", "Model": "model",
-                 "EndpointConfiguration": "endpoint-config", "Endpoint": "endpoint"}
+        nouns = {
+            "ModelPackageGroup": "model-package-group",
+            "Model": "model",
+            "EndpointConfiguration": "endpoint-config",
+            "Endpoint": "endpoint",
+        }
         if kind in nouns:
             sm_name = inputs.get("name") or inputs.get("modelPackageGroupName") or physical
             arn = f"arn:aws:sagemaker:{region}:{account}:{nouns[kind]}/{sm_name}".lower()
@@ -162,9 +182,18 @@ def fake_physical(type_: str, name: str, urn: str, inputs: Mapping[str, Any], s:
         group = inputs.get("name") or f"/{PROJECT}/{physical}"
         return group, {"name": group, "arn": f"arn:aws:logs:{region}:{account}:log-group:{group}"}
     if service == "ec2":
-        prefixes = {"Vpc": "vpc", "Subnet": "subnet", "SecurityGroup": "sg", "RouteTable": "rtb",
-                    "InternetGateway": "igw", "NatGateway": "nat", "Eip": "eipalloc",
-                    "VpcEndpoint": "vpce", "LaunchTemplate": "lt", "FlowLog": "fl"}
+        prefixes = {
+            "Vpc": "vpc",
+            "Subnet": "subnet",
+            "SecurityGroup": "sg",
+            "RouteTable": "rtb",
+            "InternetGateway": "igw",
+            "NatGateway": "nat",
+            "Eip": "eipalloc",
+            "VpcEndpoint": "vpce",
+            "LaunchTemplate": "lt",
+            "FlowLog": "fl",
+        }
         ident = f"{prefixes.get(kind, kind.lower())}-{_digest(urn, 17)}"
         arn = f"arn:aws:ec2:{region}:{account}:{prefixes.get(kind, kind.lower())}/{ident}"
         out = {"arn": arn}
@@ -187,12 +216,17 @@ def fake_physical(type_: str, name: str, urn: str, inputs: Mapping[str, Any], s:
         }
     if service == "glue" and kind == "CatalogDatabase":
         db = inputs.get("name") or physical.replace("-", "_")
-        return f"{account}:{db}", {"name": db, "arn": f"arn:aws:glue:{region}:{account}:database/{db}"}
+        return f"{account}:{db}", {
+            "name": db,
+            "arn": f"arn:aws:glue:{region}:{account}:database/{db}",
+        }
     if service == "glue" and kind == "CatalogTable":
         table = inputs.get("name") or physical.replace("-", "_")
         db = inputs.get("databaseName", "db")
         return f"{account}:{db}:{table}", {
-            "name": table, "arn": f"arn:aws:glue:{region}:{account}:table/{db}/{table}"}
+            "name": table,
+            "arn": f"arn:aws:glue:{region}:{account}:table/{db}/{table}",
+        }
     if service == "kinesis" and kind == "FirehoseDeliveryStream":
         stream = inputs.get("name") or physical
         arn = f"arn:aws:firehose:{region}:{account}:deliverystream/{stream}"
@@ -202,8 +236,11 @@ def fake_physical(type_: str, name: str, urn: str, inputs: Mapping[str, Any], s:
         return wg, {"name": wg, "arn": f"arn:aws:athena:{region}:{account}:workgroup/{wg}"}
     if service == "ecr" and kind == "Repository":
         repo = inputs.get("name") or physical
-        return repo, {"name": repo, "arn": f"arn:aws:ecr:{region}:{account}:repository/{repo}",
-                      "repositoryUrl": f"{account}.dkr.ecr.{region}.amazonaws.com/{repo}"}
+        return repo, {
+            "name": repo,
+            "arn": f"arn:aws:ecr:{region}:{account}:repository/{repo}",
+            "repositoryUrl": f"{account}.dkr.ecr.{region}.amazonaws.com/{repo}",
+        }
     if service == "cloudtrail" and kind == "Trail":
         trail = inputs.get("name") or physical
         arn = f"arn:aws:cloudtrail:{region}:{account}:trail/{trail}"
@@ -224,7 +261,11 @@ def fake_physical(type_: str, name: str, urn: str, inputs: Mapping[str, Any], s:
 class PlanMocks(pulumi.runtime.Mocks):
     """Answers registrations with stable fake ids and the invokes the settings can answer."""
 
-    def __init__(self, settings: Settings, extra_invokes: Mapping[str, Callable[[dict[str, Any]], dict[str, Any]]] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        extra_invokes: Mapping[str, Callable[[dict[str, Any]], dict[str, Any]]] | None = None,
+    ) -> None:
         self.settings = settings
         self.invokes: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "aws:index/getCallerIdentity:getCallerIdentity": self._caller_identity,
@@ -236,32 +277,54 @@ class PlanMocks(pulumi.runtime.Mocks):
 
     def _caller_identity(self, _: dict[str, Any]) -> dict[str, Any]:
         account = self.settings.account_id
-        return {"accountId": account, "arn": f"arn:aws:iam::{account}:user/offline",
-                "userId": "AIDAOFFLINE", "id": account}
+        return {
+            "accountId": account,
+            "arn": f"arn:aws:iam::{account}:user/offline",
+            "userId": "AIDAOFFLINE",
+            "id": account,
+        }
 
     def _region(self, _: dict[str, Any]) -> dict[str, Any]:
         r = self.settings.region
-        return {"name": r, "region": r, "id": r, "description": r,
-                "endpoint": f"ec2.{r}.amazonaws.com"}
+        return {
+            "name": r,
+            "region": r,
+            "id": r,
+            "description": r,
+            "endpoint": f"ec2.{r}.amazonaws.com",
+        }
 
     def _partition(self, _: dict[str, Any]) -> dict[str, Any]:
-        return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws",
-                "reverseDnsPrefix": "com.amazonaws"}
+        return {
+            "partition": "aws",
+            "dnsSuffix": "amazonaws.com",
+            "id": "aws",
+            "reverseDnsPrefix": "com.amazonaws",
+        }
 
     def _zones(self, _: dict[str, Any]) -> dict[str, Any]:
         names = list(self.settings.availability_zones)
-        return {"names": names, "zoneIds": [f"use1-az{i + 1}" for i in range(len(names))],
-                "id": self.settings.region, "state": "available"}
+        return {
+            "names": names,
+            "zoneIds": [f"use1-az{i + 1}" for i in range(len(names))],
+            "id": self.settings.region,
+            "state": "available",
+        }
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+    def call(
+        self, args: pulumi.runtime.MockCallArgs
+    ) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         handler = self.invokes.get(args.token)
         if handler is None:
             raise UnmockedInvokeError(
-                f"invoke {args.token} is not answered offline; known: {', '.join(sorted(self.invokes))}"
+                f"invoke {args.token} is not answered offline; "
+                f"known: {', '.join(sorted(self.invokes))}"
             )
         return handler(dict(args.args)), []
 
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+    def new_resource(
+        self, args: pulumi.runtime.MockResourceArgs
+    ) -> tuple[str | None, dict[str, Any]]:
         if not args.custom:
             return None, {}
         urn = f"{args.typ}::{args.name}"
@@ -286,18 +349,20 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.records: dict[str, RecordedResource] = {}
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
+    def RegisterResource(self, request: Any) -> Any:
         from pulumi.runtime import rpc
 
-        response = super().RegisterResource(request)
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type == "pulumi:pulumi:Stack":
             return response
-        inputs = pulumi_mocks._sync_await(_deserialize(rpc, request.object))
+        inputs = _sync_await(_deserialize(rpc, request.object))
         registration = self.resources[response.urn]
         implied = _struct_deps(request)
         options = {
             "protect": bool(request.protect) if request.HasField("protect") else False,
-            "retainOnDelete": bool(request.retainOnDelete) if request.HasField("retainOnDelete") else False,
+            "retainOnDelete": bool(request.retainOnDelete)
+            if request.HasField("retainOnDelete")
+            else False,
             "deleteBeforeReplace": bool(request.deleteBeforeReplace),
             "ignoreChanges": sorted(request.ignoreChanges),
             # Explicit `depends_on`: the dependencies no input property implies.
@@ -360,7 +425,7 @@ def run(
 ) -> Plan:
     """Run the Pulumi program (`stacks/__main__.py` by default) under the recording monitor.
 
-    Each call gets its own event loop and a fresh Pulumi runtime, so runs do not leak into each other.
+    Each call gets its own event loop and a fresh Pulumi runtime: runs do not leak into each other.
     """
     mocks = mocks or PlanMocks(settings)
     monitor = RecordingMonitor(mocks)
@@ -369,8 +434,9 @@ def run(
     try:
         runtime_settings.reset_options(project=PROJECT, stack=settings.stack, preview=False)
         set_all_config(config_for(settings, raw_config), list(settings.secret_keys))
-        pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=settings.stack, preview=False,
-                                 monitor=monitor)
+        pulumi.runtime.set_mocks(
+            mocks, project=PROJECT, stack=settings.stack, preview=False, monitor=monitor
+        )
         root = runtime_settings.get_root_resource()
         body = program or (lambda: runpy.run_path(MAIN, run_name="__main__") and None)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +15,15 @@ from stacks.settings import Settings, parse_settings
 ROOT = Path(__file__).resolve().parent.parent
 
 # moto and boto3 must never find real credentials or reach the network.
-os.environ.update({
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SECURITY_TOKEN": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-})
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+)
 os.environ.pop("AWS_PROFILE", None)
 
 BASE_CONFIG: dict[str, Any] = {
@@ -49,8 +51,8 @@ def settings_for() -> Callable[..., Settings]:
 
 
 @pytest.fixture
-def record() -> Iterator[Callable[..., Plan]]:
-    """`record(program, settings)` runs `program()` under the recording monitor and returns the plan.
+def record() -> Callable[..., Plan]:
+    """`record(program, settings)` runs `program()` under the recording monitor; returns the plan.
 
     Without a program it runs the stack's real `__main__`. Every call gets a fresh event loop and
     Pulumi runtime. Invokes the settings cannot answer raise.
@@ -69,7 +71,7 @@ def record() -> Iterator[Callable[..., Plan]]:
         cfg = dict(config) if config is not None else _config_of(settings)
         return engine.run(settings, cfg, mocks=mocks, program=program)
 
-    yield run
+    return run
 
 
 def _config_of(settings: Settings) -> dict[str, Any]:

@@ -37,8 +37,9 @@ def set_config(project: Path, stack: str, **values: object) -> None:
 
 
 def preview(project: Path, stack: str, out: Path) -> object:
-    return runner.invoke(app, ["preview", "--stack", stack, "--json", str(out),
-                               "--project-dir", str(project)])
+    return runner.invoke(
+        app, ["preview", "--stack", stack, "--json", str(out), "--project-dir", str(project)]
+    )
 
 
 @pytest.mark.parametrize(
@@ -47,8 +48,11 @@ def preview(project: Path, stack: str, out: Path) -> object:
         ("qa", {}, "no stack file Pulumi.qa.yaml"),
         ("dev", {"rawIADays": 40}, "did you mean 'ml-platform:rawIaDays'?"),
         ("dev", {"rawIaDays": "later"}, "ml-platform:rawIaDays: 'later' is not allowed"),
-        ("dev", {"noncurrentVersionDays": 0}, "ml-platform:noncurrentVersionDays: 0 is not allowed "
-                                              "(too small)"),
+        (
+            "dev",
+            {"noncurrentVersionDays": 0},
+            "ml-platform:noncurrentVersionDays: 0 is not allowed (too small)",
+        ),
         ("dev", {"endpointMinInstances": 3, "endpointMaxInstances": 1}, "min must be <= max"),
         ("prod", {"forceDestroy": True}, "ml-platform:forceDestroy: true is not allowed in prod"),
     ],
@@ -66,11 +70,12 @@ def test_bad_configuration_exits_2_and_writes_no_plan(project, tmp_path, stack, 
 
 def test_preview_writes_the_plan_with_every_field(tmp_path):
     out = tmp_path / "plan.json"
-    result = runner.invoke(app, ["preview", "--stack", "dev", "--json", str(out),
-                                 "--project-dir", str(ROOT)])
+    result = runner.invoke(
+        app, ["preview", "--stack", "dev", "--json", str(out), "--project-dir", str(ROOT)]
+    )
     assert result.exit_code == 0, result.output
     plan = json.loads(out.read_text())
-    assert PLAN_KEYS <= set(plan)
+    assert set(plan) >= PLAN_KEYS
     assert plan["project"] == "ml-platform" and plan["stack"] == "dev"
     for resource in plan["resources"]:
         assert set(resource) >= RESOURCE_KEYS

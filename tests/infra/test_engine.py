@@ -14,23 +14,37 @@ def test_registration_records_type_name_inputs_and_options(record):
         class Box(pulumi.ComponentResource):
             def __init__(self, name: str) -> None:
                 super().__init__("mlplatform:test:Box", name, None, None)
-                key = aws.kms.Key(f"{name}-key", enable_key_rotation=True,
-                                  opts=pulumi.ResourceOptions(parent=self))
-                bucket = aws.s3.Bucket(
-                    f"{name}-bucket", force_destroy=False,
-                    opts=pulumi.ResourceOptions(parent=self, protect=True, retain_on_delete=True,
-                                                ignore_changes=["tags"], depends_on=[key]),
+                key = aws.kms.Key(
+                    f"{name}-key",
+                    enable_key_rotation=True,
+                    opts=pulumi.ResourceOptions(parent=self),
                 )
-                aws.s3.BucketPolicy(f"{name}-policy", bucket=bucket.id, policy="{}",
-                                    opts=pulumi.ResourceOptions(parent=self,
-                                                                delete_before_replace=True))
+                bucket = aws.s3.Bucket(
+                    f"{name}-bucket",
+                    force_destroy=False,
+                    opts=pulumi.ResourceOptions(
+                        parent=self,
+                        protect=True,
+                        retain_on_delete=True,
+                        ignore_changes=["tags"],
+                        depends_on=[key],
+                    ),
+                )
+                aws.s3.BucketPolicy(
+                    f"{name}-policy",
+                    bucket=bucket.id,
+                    policy="{}",
+                    opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+                )
                 self.register_outputs({})
 
         Box("box")
 
     plan = record(program)
     assert sorted(r.type for r in plan.resources) == [
-        "aws:kms/key:Key", "aws:s3/bucket:Bucket", "aws:s3/bucketPolicy:BucketPolicy",
+        "aws:kms/key:Key",
+        "aws:s3/bucket:Bucket",
+        "aws:s3/bucketPolicy:BucketPolicy",
         "mlplatform:test:Box",
     ]
     box = plan.named("box")
@@ -55,8 +69,7 @@ def test_registration_records_type_name_inputs_and_options(record):
 
 
 def test_invokes_answered_from_settings(record, settings_for):
-    settings = settings_for("staging", accountId="210987654321",
-                            **{"aws:region": "eu-west-1"})
+    settings = settings_for("staging", accountId="210987654321", **{"aws:region": "eu-west-1"})
     seen: dict[str, object] = {}
 
     def program() -> None:
@@ -64,11 +77,15 @@ def test_invokes_answered_from_settings(record, settings_for):
         region = aws.get_region_output()
         zones = aws.get_availability_zones_output()
         pulumi.Output.all(ident.account_id, region.region, zones.names).apply(
-            lambda v: seen.update(account=v[0], region=v[1], zones=v[2]))
+            lambda v: seen.update(account=v[0], region=v[1], zones=v[2])
+        )
 
     record(program, settings=settings)
-    assert seen == {"account": "210987654321", "region": "eu-west-1",
-                    "zones": ["eu-west-1a", "eu-west-1b", "eu-west-1c"]}
+    assert seen == {
+        "account": "210987654321",
+        "region": "eu-west-1",
+        "zones": ["eu-west-1a", "eu-west-1b", "eu-west-1c"],
+    }
 
 
 def test_unmocked_invoke_raises(record):
@@ -77,8 +94,11 @@ def test_unmocked_invoke_raises(record):
 
     with pytest.raises(Exception, match="is not answered offline") as info:
         record(program)
-    assert isinstance(info.value, UnmockedInvokeError) or "UnmockedInvokeError" in repr(
-        info.value) or "not answered offline" in str(info.value)
+    assert (
+        isinstance(info.value, UnmockedInvokeError)
+        or "UnmockedInvokeError" in repr(info.value)
+        or "not answered offline" in str(info.value)
+    )
 
 
 def test_runs_do_not_leak_into_each_other(record):

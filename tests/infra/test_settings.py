@@ -33,17 +33,28 @@ def test_defaults_follow_the_environment():
     assert (dev.network_isolation, prod.network_isolation) == (False, True)
     assert prod.endpoint_min_instances == 2 and prod.az_count == 3
     assert prod.log_retention_days == 365 and dev.log_retention_days == 30
-    assert dev.tags == {"owner": "ml-team", "environment": "dev", "cost-center": "ml-1234",
-                        "project": "ml-platform", "stack": "dev"}
+    assert dev.tags == {
+        "owner": "ml-team",
+        "environment": "dev",
+        "cost-center": "ml-1234",
+        "project": "ml-platform",
+        "stack": "dev",
+    }
 
 
 def test_strings_from_the_engine_are_converted():
     # The real engine hands every value over as a string, objects as JSON.
-    s = parse_settings("dev", make_config(
-        "dev", rawIaDays="45", rawArchiveDays="120", forceDestroy="true",
-        driftPsiThreshold="0.3",
-        gpuNodeGroups='[{"name": "gpu", "instanceTypes": ["g6.xlarge"], "maxSize": 3}]',
-    ))
+    s = parse_settings(
+        "dev",
+        make_config(
+            "dev",
+            rawIaDays="45",
+            rawArchiveDays="120",
+            forceDestroy="true",
+            driftPsiThreshold="0.3",
+            gpuNodeGroups='[{"name": "gpu", "instanceTypes": ["g6.xlarge"], "maxSize": 3}]',
+        ),
+    )
     assert (s.raw_ia_days, s.raw_archive_days, s.force_destroy) == (45, 120, True)
     assert s.drift_psi_threshold == 0.3
     assert s.gpu_node_groups[0].instance_types == ("g6.xlarge",)
@@ -52,8 +63,10 @@ def test_strings_from_the_engine_are_converted():
 
 def test_unknown_key_is_an_error_with_a_suggestion():
     found = problems(make_config(rawIADays=40))
-    assert found == ("ml-platform:rawIADays: unknown setting (did you mean "
-                     "'ml-platform:rawIaDays'?); see the settings table in README.md",)
+    assert found == (
+        "ml-platform:rawIADays: unknown setting (did you mean "
+        "'ml-platform:rawIaDays'?); see the settings table in README.md",
+    )
 
 
 def test_unknown_namespace_and_unnamespaced_key():
@@ -64,39 +77,52 @@ def test_unknown_namespace_and_unnamespaced_key():
 
 def test_wrong_type_names_key_value_and_expectation():
     assert problems(make_config(rawIaDays="soon")) == (
-        "ml-platform:rawIaDays: 'soon' is not allowed; expected an integer >= 30 and <= 3650",)
+        "ml-platform:rawIaDays: 'soon' is not allowed; expected an integer >= 30 and <= 3650",
+    )
     assert problems(make_config(forceDestroy="maybe")) == (
-        "ml-platform:forceDestroy: 'maybe' is not allowed; expected true or false",)
+        "ml-platform:forceDestroy: 'maybe' is not allowed; expected true or false",
+    )
 
 
 def test_out_of_range_number():
     assert problems(make_config(kmsDeletionWindowDays=3)) == (
         "ml-platform:kmsDeletionWindowDays: 3 is not allowed (too small); expected an integer "
-        ">= 7 and <= 30",)
+        ">= 7 and <= 30",
+    )
 
 
 def test_bad_choice_suggests_the_closest():
     (p,) = problems(make_config(deploymentStrategy="canery"))
-    assert p.startswith("ml-platform:deploymentStrategy: 'canery' is not allowed (did you mean "
-                        "'canary'?)")
+    assert p.startswith(
+        "ml-platform:deploymentStrategy: 'canery' is not allowed (did you mean 'canary'?)"
+    )
     assert "one of canary, linear, all-at-once" in p
 
 
 def test_min_greater_than_max():
     (p,) = problems(make_config(endpointMinInstances=4, endpointMaxInstances=2))
-    assert p == ("ml-platform:endpointMinInstances: 4 is greater than "
-                 "ml-platform:endpointMaxInstances (2); min must be <= max")
+    assert p == (
+        "ml-platform:endpointMinInstances: 4 is greater than "
+        "ml-platform:endpointMaxInstances (2); min must be <= max"
+    )
 
 
 def test_prod_refuses_force_destroy_and_unsafe_serving():
-    found = problems(make_config("prod", forceDestroy=True, networkIsolation=False,
-                                 endpointMinInstances=1), stack="prod")
-    assert "ml-platform:forceDestroy: true is not allowed in prod (prod lake buckets are never " \
-           "force-destroyed)" in found
-    assert "ml-platform:networkIsolation: false is not allowed in prod (prod models run isolated)" \
+    found = problems(
+        make_config("prod", forceDestroy=True, networkIsolation=False, endpointMinInstances=1),
+        stack="prod",
+    )
+    assert (
+        "ml-platform:forceDestroy: true is not allowed in prod (prod lake buckets are never "
+        "force-destroyed)" in found
+    )
+    assert (
+        "ml-platform:networkIsolation: false is not allowed in prod (prod models run isolated)"
         in found
-    assert any(p.startswith("ml-platform:endpointMinInstances: 1 is not allowed in prod") for p in
-               found)
+    )
+    assert any(
+        p.startswith("ml-platform:endpointMinInstances: 1 is not allowed in prod") for p in found
+    )
 
 
 def test_serverless_refuses_capture_vpc_and_isolation():
@@ -104,23 +130,37 @@ def test_serverless_refuses_capture_vpc_and_isolation():
     # staging defaults capture on: serverless cannot honour it
     assert found == (
         "ml-platform:endpointServerless: serverless endpoints support no data capture; set "
-        "ml-platform:dataCaptureEnabled: false or ml-platform:endpointServerless: false",)
+        "ml-platform:dataCaptureEnabled: false or ml-platform:endpointServerless: false",
+    )
 
 
 def test_every_problem_is_reported_at_once():
-    found = problems({"aws:region": "mars-1", "ml-platform:environment": "qa",
-                      "ml-platform:rawIaDays": 1, "ml-platform:bogus": 1})
+    found = problems(
+        {
+            "aws:region": "mars-1",
+            "ml-platform:environment": "qa",
+            "ml-platform:rawIaDays": 1,
+            "ml-platform:bogus": 1,
+        }
+    )
     text = "\n".join(found)
-    for key in ("aws:region", "ml-platform:environment", "ml-platform:owner",
-                "ml-platform:costCenter", "ml-platform:rawIaDays", "ml-platform:bogus"):
+    for key in (
+        "aws:region",
+        "ml-platform:environment",
+        "ml-platform:owner",
+        "ml-platform:costCenter",
+        "ml-platform:rawIaDays",
+        "ml-platform:bogus",
+    ):
         assert key in text, key
     assert len(found) == 6
 
 
 def test_gpu_groups_checked_against_the_allow_list():
     (p,) = problems(make_config(gpuNodeGroups=[{"name": "big", "instanceTypes": ["m5.large"]}]))
-    assert p.startswith("ml-platform:gpuNodeGroups: node group 'big' instance type 'm5.large' is "
-                        "not a GPU family")
+    assert p.startswith(
+        "ml-platform:gpuNodeGroups: node group 'big' instance type 'm5.large' is not a GPU family"
+    )
 
 
 def test_open_cluster_api_is_refused():
@@ -130,8 +170,11 @@ def test_open_cluster_api_is_refused():
 
 def test_secure_values_are_shown_as_secret_not_decrypted(tmp_path: Path):
     stack_file = tmp_path / "Pulumi.dev.yaml"
-    stack_file.write_text(yaml.safe_dump({"config": {
-        **make_config("dev"), "ml-platform:owner": {"secure": "v1:abc:def"}}}))
+    stack_file.write_text(
+        yaml.safe_dump(
+            {"config": {**make_config("dev"), "ml-platform:owner": {"secure": "v1:abc:def"}}}
+        )
+    )
     config, secret = read_stack_file(str(stack_file), "dev")
     assert config["ml-platform:owner"] == SECRET_PLACEHOLDER
     assert secret == ["ml-platform:owner"]
@@ -165,7 +208,9 @@ def test_shipped_stack_files_parse():
 
 def test_readme_settings_table_is_current():
     readme = (ROOT / "README.md").read_text()
-    assert settings_table() in readme, "regenerate: uv run python -m stacks.project_schema --markdown"
+    assert settings_table() in readme, (
+        "regenerate: uv run python -m stacks.project_schema --markdown"
+    )
     assert all(f"`{s.key}`" in readme for s in SPEC)
 
 
