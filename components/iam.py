@@ -41,10 +41,11 @@ class Statement:
         }
         sid = self.sid
         if self.wildcard_reason:
-            # The reason travels in the Sid (alphanumeric only) so reviewers and policies see it.
-            sid = "WildcardOnly" + "".join(
-                ch for ch in self.wildcard_reason.title() if ch.isalnum()
-            )
+            # The reason travels in the Sid (alphanumeric only) so reviewers and policies see it;
+            # the statement's own sid follows, so two statements with one reason stay distinct.
+            reason = "".join(ch for ch in self.wildcard_reason.title() if ch.isalnum())
+            own = "".join(ch for ch in (self.sid or "") if ch.isalnum())
+            sid = "WildcardOnly" + reason[: 88 - len(own)] + own
         if sid:
             doc["Sid"] = sid[:100]
         if self.conditions:

@@ -401,6 +401,10 @@ def _plain(value: Any) -> Any:
         return {"unknown": True}
     if isinstance(value, pulumi.Resource):
         return {"resource": True}
+    if isinstance(value, float) and value.is_integer():
+        # The wire format (protobuf Struct) carries every number as a double; show whole ones
+        # as integers, as they were written in the program.
+        return int(value)
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     return str(value)
