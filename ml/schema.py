@@ -75,16 +75,43 @@ REGIONS = ("north", "south", "east", "west")
 _CUSTOMER_COLUMNS: tuple[Column, ...] = (
     Column("customer_id", "string", "Stable customer identifier", nullable=False),
     Column("event_time", "timestamp", "When the snapshot was taken (UTC)", nullable=False),
-    Column("tenure_months", "bigint", "Months since sign-up", nullable=False, minimum=0, maximum=600),
-    Column("monthly_charges", "double", "Current monthly bill", nullable=False, minimum=0, maximum=10_000),
-    Column("total_charges", "double", "Lifetime billed amount; missing for new customers",
-           minimum=0, maximum=1_000_000),
+    Column(
+        "tenure_months", "bigint", "Months since sign-up", nullable=False, minimum=0, maximum=600
+    ),
+    Column(
+        "monthly_charges",
+        "double",
+        "Current monthly bill",
+        nullable=False,
+        minimum=0,
+        maximum=10_000,
+    ),
+    Column(
+        "total_charges",
+        "double",
+        "Lifetime billed amount; missing for new customers",
+        minimum=0,
+        maximum=1_000_000,
+    ),
     Column("contract_type", "string", "Contract length", nullable=False, allowed=CONTRACT_TYPES),
-    Column("payment_method", "string", "How the customer pays; may be unknown", allowed=PAYMENT_METHODS),
-    Column("support_tickets", "bigint", "Support tickets in the last 90 days", nullable=False,
-           minimum=0, maximum=1_000),
-    Column("data_usage_gb", "double", "Data used last month; missing when not metered",
-           minimum=0, maximum=100_000),
+    Column(
+        "payment_method", "string", "How the customer pays; may be unknown", allowed=PAYMENT_METHODS
+    ),
+    Column(
+        "support_tickets",
+        "bigint",
+        "Support tickets in the last 90 days",
+        nullable=False,
+        minimum=0,
+        maximum=1_000,
+    ),
+    Column(
+        "data_usage_gb",
+        "double",
+        "Data used last month; missing when not metered",
+        minimum=0,
+        maximum=100_000,
+    ),
     Column("region", "string", "Sales region", nullable=False, allowed=REGIONS),
     Column("is_senior", "boolean", "Customer is 65 or older", nullable=False),
 )
@@ -94,9 +121,11 @@ LABEL = "churned"
 CUSTOMERS_RAW = Dataset(
     name="customers",
     zone="raw",
-    description="Customer snapshots as collected (batch uploads and the Firehose stream), with the label",
-    columns=(*_CUSTOMER_COLUMNS, Column(LABEL, "bigint", "1 if the customer churned within 30 days",
-                                        minimum=0, maximum=1)),
+    description="Customer snapshots as collected (batch uploads, Firehose stream), with the label",
+    columns=(
+        *_CUSTOMER_COLUMNS,
+        Column(LABEL, "bigint", "1 if the customer churned within 30 days", minimum=0, maximum=1),
+    ),
 )
 
 CUSTOMERS_CURATED = Dataset(
@@ -117,9 +146,123 @@ PREDICTIONS = Dataset(
         Column("variant_name", "string", "Production variant that served the request"),
         Column("model_version", "string", "Model package version that served the request"),
         *(c for c in _CUSTOMER_COLUMNS if c.name != "event_time"),
-        Column("score", "double", "Predicted churn probability", nullable=False, minimum=0, maximum=1),
+        Column(
+            "score", "double", "Predicted churn probability", nullable=False, minimum=0, maximum=1
+        ),
     ),
 )
 
 # Every dataset the lake catalogs, by name.
 DATASETS: dict[str, Dataset] = {d.name: d for d in (CUSTOMERS_RAW, CUSTOMERS_CURATED, PREDICTIONS)}
+
+# The features zone: one row per customer snapshot, the model inputs as `ml.features` derives them
+# (the same code the online handler runs), with the label when it is known. Categorical features are
+# stored as strings; a nullable category's missing value is stored as MISSING_CATEGORY.
+MISSING_CATEGORY = "unknown"
+
+CUSTOMER_FEATURES = Dataset(
+    name="customer_features",
+    zone="features",
+    description="Model-ready customer features derived by ml.features, with the label when known",
+    columns=(
+        Column("customer_id", "string", "Stable customer identifier", nullable=False),
+        Column("event_time", "timestamp", "When the snapshot was taken (UTC)", nullable=False),
+        Column(
+            "tenure_months",
+            "double",
+            "Months since sign-up",
+            nullable=False,
+            minimum=0,
+            maximum=600,
+        ),
+        Column(
+            "monthly_charges",
+            "double",
+            "Current monthly bill",
+            nullable=False,
+            minimum=0,
+            maximum=10_000,
+        ),
+        Column(
+            "avg_monthly_spend",
+            "double",
+            "Lifetime billed amount / max(tenure, 1); the current bill when unknown",
+            nullable=False,
+            minimum=0,
+        ),
+        Column(
+            "charge_trend",
+            "double",
+            "monthly_charges / max(avg_monthly_spend, 1)",
+            nullable=False,
+            minimum=0,
+        ),
+        Column(
+            "support_tickets",
+            "double",
+            "Support tickets in the last 90 days",
+            nullable=False,
+            minimum=0,
+            maximum=1_000,
+        ),
+        Column(
+            "log_data_usage_gb",
+            "double",
+            "log1p(data_usage_gb); 0 when not metered",
+            nullable=False,
+            minimum=0,
+        ),
+        Column(
+            "data_usage_missing",
+            "double",
+            "1 when data_usage_gb is missing",
+            nullable=False,
+            minimum=0,
+            maximum=1,
+        ),
+        Column(
+            "total_charges_missing",
+            "double",
+            "1 when total_charges is missing",
+            nullable=False,
+            minimum=0,
+            maximum=1,
+        ),
+        Column(
+            "is_new_customer",
+            "double",
+            "1 when tenure_months < 6",
+            nullable=False,
+            minimum=0,
+            maximum=1,
+        ),
+        Column(
+            "is_senior",
+            "double",
+            "1 when the customer is 65 or older",
+            nullable=False,
+            minimum=0,
+            maximum=1,
+        ),
+        Column(
+            "contract_type", "string", "Contract length", nullable=False, allowed=CONTRACT_TYPES
+        ),
+        Column(
+            "payment_method",
+            "string",
+            "How the customer pays, or 'unknown'",
+            nullable=False,
+            allowed=(*PAYMENT_METHODS, MISSING_CATEGORY),
+        ),
+        Column("region", "string", "Sales region", nullable=False, allowed=REGIONS),
+        Column(
+            LABEL,
+            "bigint",
+            "1 if the customer churned within 30 days; null when unknown",
+            minimum=0,
+            maximum=1,
+        ),
+    ),
+)
+
+DATASETS[CUSTOMER_FEATURES.name] = CUSTOMER_FEATURES

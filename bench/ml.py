@@ -1,0 +1,76 @@
+"""ML benchmarks: batch feature throughput, handler latency, training time.
+
+* `features_batch_rows_per_s`: raw frame -> feature table (`build_features`, validation included)
+  on 1,000,000 rows; `features_matrix_rows_per_s`: feature table -> model matrix.
+* `handler_p50_ms`, `handler_p99_ms`: one JSON record through input_fn -> predict_fn -> output_fn
+  with a loaded model (after a warm-up).
+* `train_1m_s`: `ml.train.train` on 1,000,000 rows (split, fit, baselines, evaluation, drift
+  baseline, lineage).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+
+
+def run(quick: bool) -> dict[str, float]:
+    from ml.features import INPUT_NAMES, build_features, feature_matrix
+    from ml.inference import input_fn, output_fn, predict_fn
+    from ml.sample_data import generate_customers
+    from ml.train import Hyperparameters, train
+
+    n_rows = 20_000 if quick else 1_000_000
+    raw = generate_customers(n_rows, seed=7)
+
+    build_features(raw.head(1000))  # warm-up: imports, first-call caches
+    started = time.perf_counter()
+    features = build_features(raw)
+    features_s = time.perf_counter() - started
+    started = time.perf_counter()
+    feature_matrix(features)
+    matrix_s = time.perf_counter() - started
+
+    started = time.perf_counter()
+    result = train(features, Hyperparameters(seed=7))
+    train_s = time.perf_counter() - started
+
+    record = {k: _plain(v) for k, v in raw.iloc[0][list(INPUT_NAMES)].items()}
+    body = json.dumps(record)
+    model = result.model
+
+    def once() -> None:
+        output_fn(predict_fn(input_fn(body, "application/json"), model), "application/json")
+
+    for _ in range(200):
+        once()
+    timings = []
+    for _ in range(300 if quick else 3000):
+        t0 = time.perf_counter()
+        once()
+        timings.append(time.perf_counter() - t0)
+    ms = np.array(timings) * 1e3
+    return {
+        "features_batch_rows_per_s": n_rows / features_s,
+        "features_matrix_rows_per_s": n_rows / matrix_s,
+        "handler_p50_ms": float(np.percentile(ms, 50)),
+        "handler_p99_ms": float(np.percentile(ms, 99)),
+        "train_1m_s" if not quick else "train_quick_s": train_s,
+    }
+
+
+def _plain(value: object) -> object:
+    if value is None or value is np.nan:
+        return None
+    if hasattr(value, "item"):
+        return value.item()  # numpy scalars
+    try:
+        import pandas as pd
+
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return value

@@ -1,0 +1,352 @@
+"""Evaluation and the promotion gate.
+
+`compute_metrics` scores predictions (ROC AUC, PR AUC, log loss, Brier score, expected calibration
+error); `evaluate` scores a model overall, on slices (contract type, region...) and next to the
+simple baselines `fit_baselines` trains (class prior, one-feature logistic regression). `check_gate`
+decides whether a candidate may be registered: it must beat every baseline and must not regress
+against the currently approved model beyond a tolerance. `enforce_gate` raises `GateFailed`, whose
+`report` says which check failed and by how much.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ml.features import CATEGORICAL_FEATURES, MATRIX_COLUMNS, feature_matrix
+from ml.schema import LABEL
+
+DEFAULT_SLICES: tuple[str, ...] = ("contract_type", "region")
+# The one feature the one-feature baseline sees: the strongest single driver of churn.
+ONE_FEATURE_BASELINE = "contract_type"
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """Classification quality of churn scores. AUCs are None when only one class is present."""
+
+    n: int
+    positive_rate: float
+    roc_auc: float | None
+    pr_auc: float | None
+    log_loss: float
+    brier: float
+    ece: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Metrics:
+        try:
+            return cls(**{f: data[f] for f in cls.__dataclass_fields__})
+        except KeyError as err:
+            raise ValueError(f"metrics are missing {err.args[0]!r}: {dict(data)}") from None
+
+
+def compute_metrics(y_true: np.ndarray, scores: np.ndarray, *, n_bins: int = 10) -> Metrics:
+    """Metrics of predicted churn probabilities `scores` against 0/1 labels `y_true`."""
+    from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+
+    y = np.asarray(y_true, dtype=np.int64)
+    p = np.asarray(scores, dtype=np.float64)
+    if y.shape != p.shape or y.ndim != 1:
+        raise ValueError(f"labels {y.shape} and scores {p.shape} must be 1-D of the same length")
+    if len(y) == 0:
+        raise ValueError("cannot compute metrics on zero rows")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError("labels must be 0 or 1")
+    if np.isnan(p).any() or (p < 0).any() or (p > 1).any():
+        raise ValueError("scores must be probabilities in [0, 1] without NaN")
+    both = 0 < y.sum() < len(y)
+    return Metrics(
+        n=len(y),
+        positive_rate=float(y.mean()),
+        roc_auc=float(roc_auc_score(y, p)) if both else None,
+        pr_auc=float(average_precision_score(y, p)) if both else None,
+        log_loss=float(log_loss(y, np.clip(p, 1e-15, 1 - 1e-15), labels=[0, 1])),
+        brier=float(brier_score_loss(y, p, pos_label=1)),
+        ece=expected_calibration_error(y, p, n_bins=n_bins),
+    )
+
+
+def expected_calibration_error(
+    y_true: np.ndarray, scores: np.ndarray, *, n_bins: int = 10
+) -> float:
+    """Mean |observed rate - mean score| over equal-width score bins, weighted by bin size."""
+    y = np.asarray(y_true, dtype=np.float64)
+    p = np.asarray(scores, dtype=np.float64)
+    bins = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
+    counts = np.bincount(bins, minlength=n_bins)
+    observed = np.bincount(bins, weights=y, minlength=n_bins)
+    predicted = np.bincount(bins, weights=p, minlength=n_bins)
+    used = counts > 0
+    gap = np.abs(observed[used] - predicted[used]) / counts[used]
+    return float((gap * counts[used]).sum() / len(p))
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationReport:
+    """A model's metrics: overall, per slice value, and those of the baselines on the same rows."""
+
+    overall: Metrics
+    slices: dict[str, dict[str, Metrics]] = field(default_factory=dict)
+    baselines: dict[str, Metrics] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "overall": self.overall.to_dict(),
+            "slices": {
+                col: {v: m.to_dict() for v, m in values.items()}
+                for col, values in self.slices.items()
+            },
+            "baselines": {name: m.to_dict() for name, m in self.baselines.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EvaluationReport:
+        if "overall" not in data:
+            raise ValueError("an evaluation report needs an 'overall' section")
+        return cls(
+            overall=Metrics.from_dict(data["overall"]),
+            slices={
+                col: {v: Metrics.from_dict(m) for v, m in values.items()}
+                for col, values in data.get("slices", {}).items()
+            },
+            baselines={n: Metrics.from_dict(m) for n, m in data.get("baselines", {}).items()},
+        )
+
+
+def fit_baselines(features: pd.DataFrame, *, seed: int = 0) -> dict[str, Any]:
+    """The simple models a candidate must beat, fitted on a labelled feature table.
+
+    `prior`: always predicts the training churn rate. `one_feature`: a logistic regression on the
+    indicators of `ONE_FEATURE_BASELINE`.
+    """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.dummy import DummyClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    X = feature_matrix(features)
+    y = labels(features)
+    prefix = f"{ONE_FEATURE_BASELINE}="
+    columns = [j for j, name in enumerate(MATRIX_COLUMNS) if name.startswith(prefix)]
+    one_feature = Pipeline(
+        [
+            ("columns", ColumnTransformer([("indicators", "passthrough", columns)])),
+            ("model", LogisticRegression(random_state=seed)),
+        ]
+    )
+    return {
+        "prior": DummyClassifier(strategy="prior").fit(X, y),
+        "one_feature": one_feature.fit(X, y),
+    }
+
+
+def evaluate(
+    model: Any,
+    features: pd.DataFrame,
+    *,
+    baselines: Mapping[str, Any] | None = None,
+    slices: tuple[str, ...] = DEFAULT_SLICES,
+    min_slice_rows: int = 30,
+) -> EvaluationReport:
+    """Score `model` (anything with `predict_proba` over the feature matrix) on a labelled table."""
+    unknown = [s for s in slices if s not in CATEGORICAL_FEATURES]
+    if unknown:
+        raise ValueError(f"cannot slice on {unknown}: slices must be among {CATEGORICAL_FEATURES}")
+    X = feature_matrix(features)
+    y = labels(features)
+    scores = model.predict_proba(X)[:, 1]
+    by_slice: dict[str, dict[str, Metrics]] = {}
+    for column in slices:
+        values = features[column].astype("string").to_numpy(dtype=object, na_value="")
+        by_slice[column] = {}
+        for value in sorted(set(values)):
+            mask = values == value
+            if mask.sum() >= min_slice_rows:
+                by_slice[column][str(value)] = compute_metrics(y[mask], scores[mask])
+    return EvaluationReport(
+        overall=compute_metrics(y, scores),
+        slices=by_slice,
+        baselines={
+            name: compute_metrics(y, b.predict_proba(X)[:, 1])
+            for name, b in (baselines or {}).items()
+        },
+    )
+
+
+def labels(features: pd.DataFrame) -> np.ndarray:
+    """The 0/1 label column of a feature table; refuses a table without labels or with nulls."""
+    if LABEL not in features.columns:
+        raise ValueError(f"the feature table has no {LABEL!r} column: cannot train or evaluate")
+    column = features[LABEL]
+    if column.isna().any():
+        raise ValueError(f"{int(column.isna().sum())} rows have no {LABEL!r} label")
+    y: np.ndarray = column.to_numpy(dtype=np.int64)
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError(f"{LABEL!r} must be 0 or 1")
+    return y
+
+
+# ---------------------------------------------------------------------------------------------
+# The gate.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GateConfig:
+    """Thresholds of the promotion gate."""
+
+    # ROC AUC must beat every baseline's by at least this much.
+    min_auc_lift: float = 0.02
+    # Log loss must be below every baseline's.
+    require_log_loss_below_baselines: bool = True
+    # Against the approved model: how much worse each metric may be.
+    max_auc_regression: float = 0.005
+    max_pr_auc_regression: float = 0.01
+    max_log_loss_regression: float = 0.005
+    # Calibration: an absolute ceiling on expected calibration error.
+    max_ece: float = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class GateCheck:
+    name: str
+    passed: bool
+    candidate: float | None
+    reference: float | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class GateReport:
+    passed: bool
+    checks: tuple[GateCheck, ...]
+
+    @property
+    def failures(self) -> tuple[GateCheck, ...]:
+        return tuple(c for c in self.checks if not c.passed)
+
+    def summary(self) -> str:
+        if self.passed:
+            return f"gate passed ({len(self.checks)} checks)"
+        lines = [f"gate failed ({len(self.failures)} of {len(self.checks)} checks):"]
+        lines += [f"  - {c.name}: {c.detail}" for c in self.failures]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "checks": [asdict(c) for c in self.checks]}
+
+
+class GateFailed(RuntimeError):
+    """The candidate did not pass the gate; `report` says which checks failed and why."""
+
+    def __init__(self, report: GateReport) -> None:
+        self.report = report
+        super().__init__(report.summary())
+
+
+def check_gate(
+    candidate: EvaluationReport,
+    *,
+    approved: Metrics | None = None,
+    config: GateConfig | None = None,
+) -> GateReport:
+    """Run every check (never stopping at the first failure) and report them all."""
+    config = config or GateConfig()
+    cand = candidate.overall
+    checks: list[GateCheck] = []
+    if cand.roc_auc is None:
+        checks.append(
+            GateCheck("roc_auc defined", False, None, None, "evaluation rows hold one class only")
+        )
+    if not candidate.baselines:
+        checks.append(
+            GateCheck("baselines present", False, None, None, "no baseline metrics to compare to")
+        )
+    for name, base in candidate.baselines.items():
+        if cand.roc_auc is not None and base.roc_auc is not None:
+            needed = base.roc_auc + config.min_auc_lift
+            checks.append(
+                GateCheck(
+                    f"roc_auc beats {name}",
+                    cand.roc_auc >= needed,
+                    cand.roc_auc,
+                    base.roc_auc,
+                    f"candidate {cand.roc_auc:.4f} vs {name} {base.roc_auc:.4f}; "
+                    f"needs >= {needed:.4f} (lift {config.min_auc_lift})",
+                )
+            )
+        if config.require_log_loss_below_baselines:
+            checks.append(
+                GateCheck(
+                    f"log_loss beats {name}",
+                    cand.log_loss < base.log_loss,
+                    cand.log_loss,
+                    base.log_loss,
+                    f"candidate {cand.log_loss:.4f} vs {name} {base.log_loss:.4f}; needs lower",
+                )
+            )
+    checks.append(
+        GateCheck(
+            "calibration",
+            cand.ece <= config.max_ece,
+            cand.ece,
+            config.max_ece,
+            f"expected calibration error {cand.ece:.4f}; allowed <= {config.max_ece}",
+        )
+    )
+    if approved is not None:
+        checks += _regression_checks(cand, approved, config)
+    return GateReport(passed=all(c.passed for c in checks), checks=tuple(checks))
+
+
+def _regression_checks(cand: Metrics, approved: Metrics, config: GateConfig) -> list[GateCheck]:
+    checks: list[GateCheck] = []
+    for metric, tolerance in (
+        ("roc_auc", config.max_auc_regression),
+        ("pr_auc", config.max_pr_auc_regression),
+    ):
+        c, a = getattr(cand, metric), getattr(approved, metric)
+        if c is None or a is None:
+            continue
+        checks.append(
+            GateCheck(
+                f"{metric} vs approved",
+                c >= a - tolerance,
+                c,
+                a,
+                f"candidate {c:.4f} vs approved {a:.4f}; may drop at most {tolerance}",
+            )
+        )
+    tolerance = config.max_log_loss_regression
+    checks.append(
+        GateCheck(
+            "log_loss vs approved",
+            cand.log_loss <= approved.log_loss + tolerance,
+            cand.log_loss,
+            approved.log_loss,
+            f"candidate {cand.log_loss:.4f} vs approved {approved.log_loss:.4f}; "
+            f"may rise at most {tolerance}",
+        )
+    )
+    return checks
+
+
+def enforce_gate(
+    candidate: EvaluationReport,
+    *,
+    approved: Metrics | None = None,
+    config: GateConfig | None = None,
+) -> GateReport:
+    """`check_gate`, raising `GateFailed` when any check fails."""
+    report = check_gate(candidate, approved=approved, config=config)
+    if not report.passed:
+        raise GateFailed(report)
+    return report

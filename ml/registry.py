@@ -1,0 +1,288 @@
+"""The model registry: versions in a SageMaker model package group, and their approval.
+
+`register_model` creates a version (status `PendingManualApproval` unless told otherwise) with its
+headline metrics and lineage as customer metadata properties (string key/values, at most 256
+characters each), the commit as metadata, and, when the metrics JSON has been uploaded, the
+`ModelMetrics` pointing at it. `set_approval` (or `approve` / `reject`) moves it between
+`PendingManualApproval`, `Approved` and `Rejected`; `latest_approved` finds what should be serving.
+
+Every function takes an optional `client` (a boto3 SageMaker client); without one it creates a
+client per call from the default credential chain. Nothing talks to AWS at import time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+ApprovalStatus = Literal["PendingManualApproval", "Approved", "Rejected"]
+APPROVAL_STATUSES: tuple[str, ...] = ("PendingManualApproval", "Approved", "Rejected")
+SUPPORTED_CONTENT_TYPES = ["application/json", "text/csv"]
+METRIC_PREFIX = "metric."
+MAX_PROPERTY_LENGTH = 256
+
+# ECR accounts of the SageMaker scikit-learn image by region (sagemaker SDK image_uris).
+_SKLEARN_ACCOUNTS = {
+    "us-east-1": "683313688378",
+    "us-east-2": "257758044811",
+    "us-west-1": "746614075791",
+    "us-west-2": "246618743249",
+    "eu-west-1": "141502667606",
+    "eu-central-1": "492215442770",
+}
+SKLEARN_FRAMEWORK_VERSION = "1.9-0"
+
+
+class RegistryError(RuntimeError):
+    """A registry operation that cannot be done as asked (with the reason)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    arn: str
+    group: str
+    version: int
+    status: str
+    created: datetime | None
+    model_data_url: str | None
+    image_uri: str | None
+    metrics: dict[str, float] = field(default_factory=dict)
+    properties: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+
+def sklearn_image_uri(region: str, framework_version: str = SKLEARN_FRAMEWORK_VERSION) -> str:
+    """The SageMaker scikit-learn serving image for `region`."""
+    account = _SKLEARN_ACCOUNTS.get(region)
+    if account is None:
+        raise RegistryError(
+            f"no known scikit-learn image account for region {region!r} (known: "
+            f"{sorted(_SKLEARN_ACCOUNTS)}); pass the image URI explicitly"
+        )
+    return (
+        f"{account}.dkr.ecr.{region}.amazonaws.com/sagemaker-scikit-learn:"
+        f"{framework_version}-cpu-py3"
+    )
+
+
+def ensure_group(group: str, *, description: str = "", client: Any | None = None) -> str:
+    """Create the model package group if it does not exist; return its ARN."""
+    sm = client or _client()
+    try:
+        return str(
+            sm.describe_model_package_group(ModelPackageGroupName=group)["ModelPackageGroupArn"]
+        )
+    except sm.exceptions.ClientError as err:
+        if _code(err) not in ("ValidationException", "ResourceNotFound"):
+            raise
+    created = sm.create_model_package_group(
+        ModelPackageGroupName=group,
+        ModelPackageGroupDescription=description or f"Versions of {group}",
+    )
+    return str(created["ModelPackageGroupArn"])
+
+
+def metadata_properties(metrics: Mapping[str, Any], lineage: Mapping[str, Any]) -> dict[str, str]:
+    """Customer metadata properties for a version: headline metrics and lineage, as strings."""
+    props: dict[str, str] = {}
+    for name, value in metrics.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            props[f"{METRIC_PREFIX}{name}"] = repr(float(value))
+    data = lineage.get("data", {})
+    code = lineage.get("code", {})
+    libraries = lineage.get("libraries", {})
+    candidates = {
+        "data.uri": data.get("uri"),
+        "data.version": data.get("version"),
+        "data.rows_train": data.get("rows_train"),
+        "code.git_commit": code.get("git_commit"),
+        "code.ml_sources_sha256": code.get("ml_sources_sha256"),
+        "lib.scikit-learn": libraries.get("scikit-learn"),
+        "lib.python": libraries.get("python"),
+        "hyperparameters": json.dumps(lineage.get("hyperparameters", {}), sort_keys=True),
+        "created_at": lineage.get("created_at"),
+    }
+    for key, value in candidates.items():
+        if value is None or value == "":
+            continue
+        text = str(value)
+        if len(text) > MAX_PROPERTY_LENGTH:
+            raise RegistryError(
+                f"metadata property {key!r} is {len(text)} characters; SageMaker allows "
+                f"{MAX_PROPERTY_LENGTH}: shorten it (e.g. a shorter data URI)"
+            )
+        props[key] = text
+    return props
+
+
+def register_model(
+    group: str,
+    *,
+    model_data_url: str,
+    image_uri: str,
+    metrics: Mapping[str, Any],
+    lineage: Mapping[str, Any] | None = None,
+    status: ApprovalStatus = "PendingManualApproval",
+    description: str = "",
+    metrics_s3_uri: str | None = None,
+    baseline_s3_uri: str | None = None,
+    client: Any | None = None,
+) -> ModelVersion:
+    """Register a new version of `group` (which must exist: see `ensure_group`)."""
+    if status not in APPROVAL_STATUSES:
+        raise RegistryError(f"status {status!r}: use one of {list(APPROVAL_STATUSES)}")
+    if not model_data_url.startswith("s3://"):
+        raise RegistryError(f"model_data_url must be an s3:// URI, got {model_data_url!r}")
+    sm = client or _client()
+    lineage = lineage or {}
+    request: dict[str, Any] = {
+        "ModelPackageGroupName": group,
+        "ModelPackageDescription": description
+        or f"{group}, trained {lineage.get('created_at', 'at an unknown time')}",
+        "ModelApprovalStatus": status,
+        "InferenceSpecification": {
+            "Containers": [
+                {
+                    "Image": image_uri,
+                    "ModelDataUrl": model_data_url,
+                    "Environment": {"SAGEMAKER_PROGRAM": "inference.py"},
+                }
+            ],
+            "SupportedContentTypes": SUPPORTED_CONTENT_TYPES,
+            "SupportedResponseMIMETypes": SUPPORTED_CONTENT_TYPES,
+        },
+        "CustomerMetadataProperties": metadata_properties(metrics, lineage),
+    }
+    commit = lineage.get("code", {}).get("git_commit")
+    if commit:
+        request["MetadataProperties"] = {"CommitId": str(commit), "GeneratedBy": "mlplat"}
+    model_metrics: dict[str, Any] = {}
+    if metrics_s3_uri:
+        model_metrics["ModelQuality"] = {
+            "Statistics": {"ContentType": "application/json", "S3Uri": metrics_s3_uri}
+        }
+    if baseline_s3_uri:
+        model_metrics["ModelDataQuality"] = {
+            "Statistics": {"ContentType": "application/json", "S3Uri": baseline_s3_uri}
+        }
+    if model_metrics:
+        request["ModelMetrics"] = model_metrics
+    try:
+        arn = sm.create_model_package(**request)["ModelPackageArn"]
+    except sm.exceptions.ClientError as err:
+        raise RegistryError(f"cannot register a version in {group!r}: {_message(err)}") from None
+    return describe(str(arn), client=sm)
+
+
+def describe(arn: str, *, client: Any | None = None) -> ModelVersion:
+    sm = client or _client()
+    try:
+        data = sm.describe_model_package(ModelPackageName=arn)
+    except sm.exceptions.ClientError as err:
+        raise RegistryError(f"no model version {arn!r}: {_message(err)}") from None
+    return _version(data)
+
+
+def set_approval(
+    arn: str,
+    status: ApprovalStatus,
+    *,
+    description: str = "",
+    client: Any | None = None,
+) -> ModelVersion:
+    """Move a version to `status` (PendingManualApproval, Approved or Rejected)."""
+    if status not in APPROVAL_STATUSES:
+        raise RegistryError(f"status {status!r}: use one of {list(APPROVAL_STATUSES)}")
+    sm = client or _client()
+    current = describe(arn, client=sm)
+    request: dict[str, Any] = {"ModelPackageArn": current.arn, "ModelApprovalStatus": status}
+    if description:
+        request["ApprovalDescription"] = description
+    if current.properties:
+        # Re-sent unchanged: an update must never lose the version's metrics and lineage.
+        request["CustomerMetadataProperties"] = current.properties
+    try:
+        sm.update_model_package(**request)
+    except sm.exceptions.ClientError as err:
+        raise RegistryError(f"cannot set {arn!r} to {status}: {_message(err)}") from None
+    return describe(current.arn, client=sm)
+
+
+def approve(arn: str, *, description: str = "", client: Any | None = None) -> ModelVersion:
+    return set_approval(arn, "Approved", description=description, client=client)
+
+
+def reject(arn: str, *, description: str = "", client: Any | None = None) -> ModelVersion:
+    return set_approval(arn, "Rejected", description=description, client=client)
+
+
+def list_versions(
+    group: str, *, status: ApprovalStatus | None = None, client: Any | None = None
+) -> list[ModelVersion]:
+    """Every version of `group` (optionally only those with `status`), newest version first."""
+    sm = client or _client()
+    kwargs: dict[str, Any] = {"ModelPackageGroupName": group}
+    if status is not None:
+        kwargs["ModelApprovalStatus"] = status
+    arns: list[str] = []
+    try:
+        for page in sm.get_paginator("list_model_packages").paginate(**kwargs):
+            arns += [s["ModelPackageArn"] for s in page["ModelPackageSummaryList"]]
+    except sm.exceptions.ClientError as err:
+        raise RegistryError(f"cannot list versions of {group!r}: {_message(err)}") from None
+    versions = [describe(arn, client=sm) for arn in arns]
+    return sorted(versions, key=lambda v: v.version, reverse=True)
+
+
+def latest_approved(group: str, *, client: Any | None = None) -> ModelVersion | None:
+    """The approved version with the highest version number, or None."""
+    approved = list_versions(group, status="Approved", client=client)
+    return approved[0] if approved else None
+
+
+def _version(data: Mapping[str, Any]) -> ModelVersion:
+    containers = data.get("InferenceSpecification", {}).get("Containers", [{}])
+    props = dict(data.get("CustomerMetadataProperties") or {})
+    metrics = {}
+    for key, value in props.items():
+        if key.startswith(METRIC_PREFIX):
+            try:
+                metrics[key.removeprefix(METRIC_PREFIX)] = float(value)
+            except ValueError:
+                continue
+    arn = str(data["ModelPackageArn"])
+    version = data.get("ModelPackageVersion")
+    if version is None:
+        tail = arn.rsplit("/", 1)[-1]
+        version = int(tail) if tail.isdigit() else 0
+    return ModelVersion(
+        arn=arn,
+        group=str(data.get("ModelPackageGroupName", "")),
+        version=int(version),
+        status=str(data.get("ModelApprovalStatus", "")),
+        created=data.get("CreationTime"),
+        model_data_url=containers[0].get("ModelDataUrl") if containers else None,
+        image_uri=containers[0].get("Image") if containers else None,
+        metrics=metrics,
+        properties=props,
+        description=str(data.get("ModelPackageDescription", "")),
+    )
+
+
+def _client() -> Any:
+    import boto3
+
+    return boto3.client("sagemaker")
+
+
+def _code(err: Exception) -> str:
+    response = getattr(err, "response", {}) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def _message(err: Exception) -> str:
+    response = getattr(err, "response", {}) or {}
+    return str(response.get("Error", {}).get("Message", err))

@@ -1,0 +1,218 @@
+"""The sample problem's data: synthetic customer snapshots with a churn label.
+
+`generate_customers(n, seed=...)` returns a frame with exactly `CUSTOMERS_RAW`'s columns and dtypes.
+It is deterministic for a given (n, seed, drift, drift_columns, as_of) and vectorized (1,000,000
+rows in about a second) and realistic enough to exercise the whole platform: numeric and categorical
+columns, missing values that mean something (new customers have no lifetime bill yet), and a
+label drawn from a known logistic process (`true_churn_probability`), so tests can compare a
+trained model against the oracle.
+
+`drift` (0 = none, 1 = strong) shifts the distribution of the chosen `drift_columns` to simulate
+what production data does to a model over time; the label keeps following the same process
+(covariate shift), so a drifted sample is still correctly labelled.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ml.schema import CONTRACT_TYPES, CUSTOMERS_RAW, LABEL, PAYMENT_METHODS, REGIONS
+
+DRIFTABLE_COLUMNS: tuple[str, ...] = (
+    "tenure_months",
+    "monthly_charges",
+    "contract_type",
+    "support_tickets",
+    "data_usage_gb",
+    "region",
+)
+DEFAULT_DRIFT_COLUMNS: tuple[str, ...] = ("monthly_charges", "contract_type", "support_tickets")
+DEFAULT_AS_OF = datetime(2025, 1, 1, tzinfo=UTC)
+
+# The generating process, as data: effects on the churn log-odds.
+_INTERCEPT = -1.6
+_CONTRACT_EFFECT = {"month-to-month": 1.0, "one-year": -0.3, "two-year": -1.4}
+_PAYMENT_EFFECT = {"card": -0.2, "bank-transfer": -0.35, "invoice": 0.3, "wallet": 0.15}
+_PAYMENT_MISSING_EFFECT = 0.45
+_REGION_EFFECT = {"north": 0.0, "south": 0.15, "east": -0.1, "west": 0.05}
+
+
+def generate_customers(
+    n_rows: int,
+    *,
+    seed: int = 0,
+    drift: float = 0.0,
+    drift_columns: tuple[str, ...] = DEFAULT_DRIFT_COLUMNS,
+    as_of: datetime = DEFAULT_AS_OF,
+    id_offset: int = 0,
+) -> pd.DataFrame:
+    """`n_rows` customer snapshots taken in the 30 days before `as_of`, with the churn label."""
+    if n_rows < 0:
+        raise ValueError(f"n_rows must be >= 0, got {n_rows}")
+    if not 0.0 <= drift <= 5.0:
+        raise ValueError(f"drift must be between 0 and 5, got {drift}")
+    unknown = sorted(set(drift_columns) - set(DRIFTABLE_COLUMNS))
+    if unknown:
+        raise ValueError(
+            f"cannot drift {unknown}: drift_columns must be among {list(DRIFTABLE_COLUMNS)}"
+        )
+    if as_of.tzinfo is None:
+        raise ValueError("as_of must be timezone-aware (UTC)")
+
+    rng = np.random.default_rng(seed)
+    n = n_rows
+
+    def d(column: str) -> float:
+        return drift if column in drift_columns else 0.0
+
+    contract_p = np.array([0.55, 0.25, 0.20]) + d("contract_type") * np.array([0.25, -0.1, -0.15])
+    contract = _choice(rng, n, np.clip(contract_p, 0.01, None))
+
+    tenure_mean = np.array([14.0, 30.0, 48.0])[contract] * (1.0 - 0.5 * min(d("tenure_months"), 1))
+    tenure = np.minimum(np.floor(rng.gamma(1.3, tenure_mean / 1.3)), 600).astype(np.int64)
+
+    monthly = rng.lognormal(np.log(62.0), 0.35, n) + 8.0 * (contract == 2)
+    monthly = monthly * (1.0 + 0.3 * d("monthly_charges"))
+    monthly = np.round(np.clip(monthly, 5.0, 10_000.0), 2)
+
+    # The lifetime bill reflects past prices: a ratio below 1 means the price went up lately.
+    total = np.round(tenure * monthly * rng.uniform(0.75, 1.1, n), 2)
+    total = np.minimum(total, 1_000_000.0)
+    total_missing = (tenure == 0) | (rng.random(n) < 0.02)
+
+    payment = _choice(rng, n, np.array([0.4, 0.25, 0.2, 0.15]))
+    payment_missing = rng.random(n) < 0.05
+
+    ticket_rate = (0.6 + 0.9 * (contract == 0)) * (1.0 + d("support_tickets"))
+    tickets = np.minimum(rng.poisson(ticket_rate), 1_000).astype(np.int64)
+
+    usage: np.ndarray = rng.lognormal(np.log(18.0), 0.9, n)
+    usage = usage * (1.0 - 0.4 * min(d("data_usage_gb"), 1))
+    usage = np.round(np.minimum(usage, 100_000.0), 3)
+    usage_missing = rng.random(n) < 0.08
+
+    region_p = np.array([0.3, 0.25, 0.25, 0.2]) + d("region") * np.array([-0.1, -0.05, -0.05, 0.2])
+    region = _choice(rng, n, np.clip(region_p, 0.01, None))
+    senior = rng.random(n) < 0.16
+
+    seconds = rng.integers(0, 30 * 24 * 3600, n)
+    start = pd.Timestamp(as_of - timedelta(days=30)).as_unit("ns")
+    event_time = pd.DatetimeIndex(start + pd.to_timedelta(seconds, unit="s"))
+
+    logit = _logit(
+        tenure=tenure.astype(np.float64),
+        monthly=monthly,
+        total=np.where(total_missing, np.nan, total),
+        contract=contract,
+        payment=np.where(payment_missing, -1, payment),
+        tickets=tickets.astype(np.float64),
+        usage=np.where(usage_missing, np.nan, usage),
+        region=region,
+        senior=senior,
+    )
+    churned = (rng.random(n) < _sigmoid(logit)).astype(np.int64)
+
+    ids = pc.binary_join_element_wise(
+        "C",
+        pc.utf8_lpad(pa.array(np.arange(id_offset, id_offset + n)).cast(pa.string()), 9, "0"),
+        "",
+    )
+    columns: dict[str, object] = {
+        "customer_id": _strings(ids),
+        "event_time": event_time,
+        "tenure_months": pd.array(tenure, dtype="Int64"),
+        "monthly_charges": monthly,
+        "total_charges": np.where(total_missing, np.nan, total),
+        "contract_type": _strings(pa.array(CONTRACT_TYPES).take(pa.array(contract))),
+        "payment_method": _strings(
+            pa.array(PAYMENT_METHODS).take(pa.array(payment, mask=payment_missing))
+        ),
+        "support_tickets": pd.array(tickets, dtype="Int64"),
+        "data_usage_gb": np.where(usage_missing, np.nan, usage),
+        "region": _strings(pa.array(REGIONS).take(pa.array(region))),
+        "is_senior": pd.array(senior, dtype="boolean"),
+        LABEL: pd.array(churned, dtype="Int64"),
+    }
+    frame = pd.DataFrame(columns)
+    return frame.astype({c.name: c.pandas_dtype for c in CUSTOMERS_RAW.columns})
+
+
+def true_churn_probability(frame: pd.DataFrame) -> np.ndarray:
+    """The probability of churn under the generating process, for each row of a raw frame."""
+
+    def codes(column: str, vocabulary: tuple[str, ...]) -> np.ndarray:
+        idx = pc.index_in(pa.array(frame[column]), value_set=pa.array(vocabulary))
+        return np.asarray(idx.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+    def floats(column: str) -> np.ndarray:
+        values: np.ndarray = frame[column].to_numpy(dtype=np.float64, na_value=np.nan)
+        return values
+
+    return _sigmoid(
+        _logit(
+            tenure=floats("tenure_months"),
+            monthly=floats("monthly_charges"),
+            total=floats("total_charges"),
+            contract=codes("contract_type", CONTRACT_TYPES),
+            payment=codes("payment_method", PAYMENT_METHODS),
+            tickets=floats("support_tickets"),
+            usage=floats("data_usage_gb"),
+            region=codes("region", REGIONS),
+            senior=frame["is_senior"].to_numpy(dtype=bool, na_value=False),
+        )
+    )
+
+
+def _logit(
+    *,
+    tenure: np.ndarray,
+    monthly: np.ndarray,
+    total: np.ndarray,
+    contract: np.ndarray,
+    payment: np.ndarray,
+    tickets: np.ndarray,
+    usage: np.ndarray,
+    region: np.ndarray,
+    senior: np.ndarray,
+) -> np.ndarray:
+    """Churn log-odds. Category arrays hold vocabulary indices; -1 is a missing payment method."""
+    avg_spend = np.where(np.isnan(total), monthly, total / np.maximum(tenure, 1.0))
+    trend = np.clip(monthly / np.maximum(avg_spend, 1.0) - 1.0, -0.5, 1.0)
+    payment_effect = np.append(np.array(list(_PAYMENT_EFFECT.values())), _PAYMENT_MISSING_EFFECT)
+    log_usage = np.log1p(np.nan_to_num(usage, nan=0.0))
+    result: np.ndarray = (
+        _INTERCEPT
+        + np.array(list(_CONTRACT_EFFECT.values()))[contract]
+        + 0.9 * (tenure < 6)
+        - 0.02 * np.minimum(tenure, 72.0)
+        + 0.012 * (monthly - 65.0)
+        + 1.2 * trend
+        + 0.3 * tickets
+        + payment_effect[payment]
+        + 0.35 * senior
+        - 0.15 * log_usage
+        + 0.2 * np.isnan(usage)
+        + np.array(list(_REGION_EFFECT.values()))[region]
+    )
+    return result
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    out: np.ndarray = 1.0 / (1.0 + np.exp(-x))
+    return out
+
+
+def _choice(rng: np.random.Generator, n: int, p: np.ndarray) -> np.ndarray:
+    """Indices 0..len(p)-1 drawn with probabilities p (normalized), vectorized."""
+    cdf = np.cumsum(p / p.sum())
+    out: np.ndarray = np.minimum(np.searchsorted(cdf, rng.random(n), side="right"), len(p) - 1)
+    return out
+
+
+def _strings(values: pa.Array | pa.ChunkedArray) -> pd.Series:
+    return pd.Series(pd.arrays.ArrowStringArray(values.cast(pa.string())), dtype="string")

@@ -1,0 +1,192 @@
+from __future__ import annotations
+
+import json
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pandas as pd
+import pytest
+import typer
+from moto import mock_aws
+from typer.testing import CliRunner
+
+from stacks.commands import ml as ml_commands
+
+
+@pytest.fixture(scope="module")
+def app() -> typer.Typer:
+    app = typer.Typer()
+    ml_commands.register(app)
+    return app
+
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def trained_dir(app: typer.Typer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "run"
+    result = runner.invoke(app, ["train", "--local", "--output", str(out), "--rows", "3000"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_train_writes_the_tarball_and_companions(trained_dir: Path) -> None:
+    names = {p.name for p in trained_dir.iterdir()}
+    assert {
+        "model.tar.gz",
+        "model.joblib",
+        "metrics.json",
+        "baseline.json",
+        "lineage.json",
+        "gate.json",
+    } <= names
+    with tarfile.open(trained_dir / "model.tar.gz") as tar:
+        assert "code/inference.py" in tar.getnames()
+
+
+def test_train_from_a_data_file_rejects_bad_rows(
+    app: typer.Typer, raw: pd.DataFrame, tmp_path: Path
+) -> None:
+    bad = raw.copy()
+    bad.loc[bad.index[0], "region"] = "mars"
+    bad.to_parquet(tmp_path / "raw.parquet")
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--local",
+            "--output",
+            str(tmp_path / "o"),
+            "--data",
+            str(tmp_path / "raw.parquet"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "rejected 1 of 4000 rows" in result.output
+
+
+def test_evaluate_and_gate_against_approved(
+    app: typer.Typer, trained_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "eval.json"
+    ok = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--model",
+            str(trained_dir / "model.tar.gz"),
+            "--rows",
+            "3000",
+            "--json",
+            str(out),
+        ],
+    )
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(out.read_text())["gate"]["passed"] is True
+    perfect = {
+        "overall": {
+            "n": 1,
+            "positive_rate": 0.3,
+            "roc_auc": 0.99,
+            "pr_auc": 0.99,
+            "log_loss": 0.01,
+            "brier": 0.01,
+            "ece": 0.0,
+        }
+    }
+    (tmp_path / "approved.json").write_text(json.dumps(perfect))
+    failed = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--model",
+            str(trained_dir),
+            "--rows",
+            "3000",
+            "--approved-metrics",
+            str(tmp_path / "approved.json"),
+        ],
+    )
+    assert failed.exit_code == 1
+    assert "roc_auc vs approved" in failed.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--output", "x"], "only local training is available: pass --local"),
+        (["train", "--local", "--output", "x", "--data", "/no/such.parquet"], "no such file"),
+        (["train", "--local", "--output", "x", "--estimator", "svm"], "estimator='svm'"),
+        (["evaluate", "--model", "/no/model.tar.gz"], "no such file"),
+    ],
+)
+def test_bad_usage_exits_2_with_a_message(
+    app: typer.Typer, args: list[str], message: str, tmp_path: Path
+) -> None:
+    result = runner.invoke(
+        app, [a.replace("x", str(tmp_path / "x")) if a == "x" else a for a in args]
+    )
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+@pytest.fixture
+def aws() -> Iterator[Any]:
+    with mock_aws():
+        yield boto3.client("sagemaker", region_name="us-east-1")
+
+
+def test_register_then_approve(app: typer.Typer, trained_dir: Path, aws: Any) -> None:
+    args = [
+        "register",
+        "--group",
+        "churn",
+        "--model-data-url",
+        "s3://m/model.tar.gz",
+        "--metrics",
+        str(trained_dir / "metrics.json"),
+        "--lineage",
+        str(trained_dir / "lineage.json"),
+        "--region",
+        "us-east-1",
+    ]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.output)["status"] == "PendingManualApproval"
+    runner.invoke(app, args)
+    approved = runner.invoke(
+        app, ["approve", "--group", "churn", "--version", "1", "--region", "us-east-1"]
+    )
+    assert approved.exit_code == 0, approved.output
+    assert json.loads(approved.output) == {
+        "arn": "arn:aws:sagemaker:us-east-1:123456789012:model-package/churn/1",
+        "version": 1,
+        "status": "Approved",
+    }
+    rejected = runner.invoke(
+        app, ["approve", "--group", "churn", "--reject", "--region", "us-east-1"]
+    )
+    assert json.loads(rejected.output)["version"] == 2
+    assert json.loads(rejected.output)["status"] == "Rejected"
+    missing = runner.invoke(
+        app, ["approve", "--group", "churn", "--version", "7", "--region", "us-east-1"]
+    )
+    assert missing.exit_code == 2
+    assert "has no version 7; versions: [1, 2]" in missing.output
+
+
+def test_approve_an_empty_group_exits_2(app: typer.Typer, aws: Any) -> None:
+    result = runner.invoke(app, ["approve", "--group", "ghost", "--region", "us-east-1"])
+    assert result.exit_code == 2
+    assert "group 'ghost' has no versions" in result.output
+
+
+def test_every_command_has_help(app: typer.Typer) -> None:
+    for command in ("train", "evaluate", "register", "approve"):
+        result = runner.invoke(app, [command, "--help"])
+        assert result.exit_code == 0
+        assert "--" in result.output

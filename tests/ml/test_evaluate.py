@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ml.evaluate import (
+    EvaluationReport,
+    GateConfig,
+    GateFailed,
+    Metrics,
+    check_gate,
+    compute_metrics,
+    enforce_gate,
+    expected_calibration_error,
+)
+
+
+def test_metrics_of_perfect_and_known_predictions() -> None:
+    y = np.array([0, 0, 1, 1])
+    perfect = compute_metrics(y, np.array([0.1, 0.2, 0.8, 0.9]))
+    assert perfect.roc_auc == 1.0
+    assert perfect.pr_auc == 1.0
+    assert perfect.brier == pytest.approx((0.01 + 0.04 + 0.04 + 0.01) / 4)
+    assert perfect.positive_rate == 0.5
+
+
+def test_expected_calibration_error_by_hand() -> None:
+    # Bin [0.2, 0.3): scores 0.2, 0.2, observed 1 of 2 -> gap 0.3; bin [0.9, 1]: 0.9 vs 1 -> 0.1.
+    y = np.array([0, 1, 1])
+    p = np.array([0.2, 0.2, 0.9])
+    assert expected_calibration_error(y, p) == pytest.approx((2 * 0.3 + 1 * 0.1) / 3)
+
+
+def test_one_class_gives_undefined_aucs() -> None:
+    m = compute_metrics(np.array([1, 1]), np.array([0.4, 0.9]))
+    assert m.roc_auc is None and m.pr_auc is None
+
+
+@pytest.mark.parametrize(
+    ("y", "p", "message"),
+    [
+        ([0, 1], [0.5], "must be 1-D of the same length"),
+        ([], [], "zero rows"),
+        ([0, 2], [0.1, 0.2], "labels must be 0 or 1"),
+        ([0, 1], [0.1, 1.5], "scores must be probabilities"),
+        ([0, 1], [0.1, np.nan], "scores must be probabilities"),
+    ],
+)
+def test_bad_metric_inputs(y: list[float], p: list[float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        compute_metrics(np.array(y), np.array(p))
+
+
+def _metrics(auc: float, log_loss: float, ece: float = 0.01, pr: float = 0.6) -> Metrics:
+    return Metrics(
+        n=100, positive_rate=0.3, roc_auc=auc, pr_auc=pr, log_loss=log_loss, brier=0.15, ece=ece
+    )
+
+
+def _report(auc: float = 0.82, log_loss: float = 0.43, **kw: Any) -> EvaluationReport:
+    return EvaluationReport(
+        overall=_metrics(auc, log_loss, **kw),
+        baselines={"prior": _metrics(0.5, 0.57, pr=0.3), "one_feature": _metrics(0.73, 0.50)},
+    )
+
+
+def test_gate_passes_a_good_candidate() -> None:
+    report = enforce_gate(_report(), approved=_metrics(0.821, 0.432))
+    assert report.passed
+    assert "gate passed" in report.summary()
+
+
+def test_gate_fails_when_a_baseline_is_not_beaten() -> None:
+    with pytest.raises(GateFailed) as err:
+        enforce_gate(_report(auc=0.74, log_loss=0.45))
+    failed = {c.name for c in err.value.report.failures}
+    assert failed == {"roc_auc beats one_feature"}
+    assert "needs >= 0.7500" in str(err.value)
+
+
+def test_gate_fails_on_regression_against_the_approved_model() -> None:
+    report = check_gate(_report(auc=0.80, log_loss=0.45), approved=_metrics(0.82, 0.43))
+    assert not report.passed
+    assert {c.name for c in report.failures} == {"roc_auc vs approved", "log_loss vs approved"}
+    assert "may drop at most 0.005" in report.summary()
+
+
+def test_gate_tolerance_is_configurable() -> None:
+    config = GateConfig(max_auc_regression=0.05, max_log_loss_regression=0.05)
+    assert check_gate(
+        _report(auc=0.80, log_loss=0.45), approved=_metrics(0.82, 0.43), config=config
+    ).passed
+
+
+def test_gate_fails_a_badly_calibrated_or_baseline_less_candidate() -> None:
+    assert {c.name for c in check_gate(_report(ece=0.2)).failures} == {"calibration"}
+    bare = EvaluationReport(overall=_metrics(0.9, 0.3))
+    assert {c.name for c in check_gate(bare).failures} == {"baselines present"}
+
+
+def test_report_roundtrips_through_a_dict(trained: Any) -> None:
+    data = trained.evaluation.to_dict()
+    assert EvaluationReport.from_dict(data) == trained.evaluation
+    assert "month-to-month" in data["slices"]["contract_type"]
+    with pytest.raises(ValueError, match="needs an 'overall' section"):
+        EvaluationReport.from_dict({})
+    with pytest.raises(ValueError, match="metrics are missing 'ece'"):
+        Metrics.from_dict({k: v for k, v in data["overall"].items() if k != "ece"})

@@ -1,0 +1,197 @@
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import check_is_fitted
+
+from ml.evaluate import GateFailed
+from ml.features import feature_matrix
+from ml.train import (
+    ContainerPaths,
+    Hyperparameters,
+    make_pipeline,
+    read_hyperparameters,
+    run_training_job,
+    split,
+    train,
+)
+
+
+def test_factory_returns_an_unfitted_pipeline() -> None:
+    for estimator in ("logistic_regression", "hist_gradient_boosting"):
+        pipeline = make_pipeline(Hyperparameters(estimator=estimator))  # type: ignore[arg-type]
+        assert isinstance(pipeline, Pipeline)
+        assert [name for name, _ in pipeline.steps] == ["columns", "model"]
+        with pytest.raises(Exception, match="not fitted"):
+            check_is_fitted(pipeline)
+
+
+def test_training_beats_the_baselines(trained: Any) -> None:
+    metrics = trained.metrics
+    assert metrics.roc_auc > 0.75
+    assert metrics.roc_auc > trained.evaluation.baselines["one_feature"].roc_auc + 0.02
+    assert metrics.ece < 0.05
+    assert set(trained.evaluation.slices) == {"contract_type", "region"}
+
+
+def test_same_data_and_seed_give_the_same_model(features: pd.DataFrame) -> None:
+    hp = Hyperparameters(seed=4)
+    a, b = train(features, hp), train(features, hp)
+    X = feature_matrix(features)
+    assert np.array_equal(a.model.predict_proba(X), b.model.predict_proba(X))
+    assert _bytes(a.model) == _bytes(b.model)
+    assert a.lineage["data"]["version"] == b.lineage["data"]["version"]
+
+
+def _bytes(model: Any) -> bytes:
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    return buffer.getvalue()
+
+
+def test_training_does_not_modify_its_input(features: pd.DataFrame) -> None:
+    before = features.copy()
+    train(features.head(2_000), Hyperparameters())
+    pd.testing.assert_frame_equal(features, before)
+
+
+def test_split_is_by_customer_and_stable(features: pd.DataFrame) -> None:
+    train_a, valid_a = split(features, 0.2, seed=0)
+    _, valid_b = split(features.iloc[::-1], 0.2, seed=0)
+    assert set(valid_a["customer_id"]) == set(valid_b["customer_id"])
+    assert not set(train_a["customer_id"]) & set(valid_a["customer_id"])
+    assert 0.15 < len(valid_a) / len(features) < 0.25
+
+
+def test_lineage_records_data_code_libraries_and_hyperparameters(trained: Any) -> None:
+    lineage = trained.lineage
+    assert lineage["data"]["version"].startswith("sha256:")
+    assert lineage["data"]["rows_train"] + lineage["data"]["rows_validation"] == 4_000
+    assert len(lineage["code"]["ml_sources_sha256"]) == 64
+    assert {"python", "scikit-learn", "pandas", "numpy"} <= set(lineage["libraries"])
+    assert lineage["hyperparameters"] == trained.hyperparameters.to_dict()
+
+
+def test_unlabelled_or_one_class_data_is_refused(features: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="has no 'churned' column"):
+        train(features.drop(columns=["churned"]))
+    one_class = features.assign(churned=pd.array([0] * len(features), dtype="Int64"))
+    with pytest.raises(ValueError, match="need at least 10 rows with both"):
+        train(one_class)
+
+
+def test_hyperparameters_parse_sagemaker_strings() -> None:
+    hp = Hyperparameters.from_mapping({"c": "0.5", "max_iter": "300", "seed": "7"})
+    assert (hp.c, hp.max_iter, hp.seed) == (0.5, 300, 7)
+    assert clone(make_pipeline(hp)).get_params()["model__C"] == 0.5
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"learning_rat": "0.1"}, "unknown hyperparameters \\['learning_rat'\\]"),
+        ({"max_iter": "many"}, "max_iter='many' is not a valid int"),
+        ({"c": "-1"}, "c=-1.0: must be > 0"),
+        ({"estimator": "xgboost"}, "estimator='xgboost'"),
+        ({"validation_fraction": "1.5"}, "validation_fraction=1.5: must be in"),
+    ],
+)
+def test_bad_hyperparameters_are_explained(values: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Hyperparameters.from_mapping(values)
+
+
+# --- the SageMaker container contract --------------------------------------------------------
+
+
+def _container(tmp_path: Path, features: pd.DataFrame, hps: dict[str, str]) -> dict[str, str]:
+    channel = tmp_path / "input" / "data" / "train"
+    for i, (dt, part) in enumerate(
+        features.groupby(features["event_time"].dt.strftime("%Y-%m-%d"))
+    ):
+        if i >= 3:
+            break
+        (channel / f"dt={dt}").mkdir(parents=True)
+        part.to_parquet(channel / f"dt={dt}" / "part-00000.parquet")
+    rest = features[~features.index.isin(_first_days(features, 3))]
+    (channel / "dt=rest").mkdir()
+    rest.to_parquet(channel / "dt=rest" / "part-00000.parquet")
+    config = tmp_path / "input" / "config"
+    config.mkdir(parents=True)
+    (config / "hyperparameters.json").write_text(json.dumps(hps))
+    return {
+        "SM_MODEL_DIR": str(tmp_path / "model"),
+        "SM_OUTPUT_DIR": str(tmp_path / "output"),
+        "SM_INPUT_DIR": str(tmp_path / "input"),
+        "SM_CHANNEL_TRAIN": str(channel),
+    }
+
+
+def _first_days(features: pd.DataFrame, n: int) -> pd.Index:
+    days = features["event_time"].dt.strftime("%Y-%m-%d")
+    return features.index[days.isin(sorted(set(days))[:n])]
+
+
+def test_training_job_follows_the_container_contract(
+    tmp_path: Path, features: pd.DataFrame
+) -> None:
+    env = _container(tmp_path, features, {"seed": "3", "sagemaker_program": "train.py"})
+    paths = ContainerPaths.from_env(env)
+    assert paths.config_dir == tmp_path / "input" / "config"
+    assert read_hyperparameters(paths.config_dir).seed == 3
+    result = run_training_job(env)
+    model_dir = tmp_path / "model"
+    names = {p.name for p in model_dir.iterdir()}
+    assert {"model.joblib", "metrics.json", "baseline.json", "lineage.json", "gate.json"} <= names
+    assert (model_dir / "code" / "inference.py").is_file()
+    assert json.loads((model_dir / "gate.json").read_text())["passed"] is True
+    assert (
+        json.loads((model_dir / "lineage.json").read_text())["data"]["uri"]
+        == env["SM_CHANNEL_TRAIN"]
+    )
+    loaded = joblib.load(model_dir / "model.joblib")
+    X = feature_matrix(features)
+    assert np.array_equal(loaded.predict_proba(X), result.model.predict_proba(X))
+
+
+def test_training_job_without_a_train_channel_fails_clearly(tmp_path: Path) -> None:
+    env = {"SM_INPUT_DIR": str(tmp_path / "in"), "SM_OUTPUT_DIR": str(tmp_path / "out")}
+    with pytest.raises(ValueError, match="no 'train' channel"):
+        run_training_job(env)
+    assert "no 'train' channel" in (tmp_path / "out" / "failure").read_text()
+
+
+def test_training_job_stops_when_the_gate_fails(tmp_path: Path, features: pd.DataFrame) -> None:
+    env = _container(tmp_path, features, {})
+    approved = tmp_path / "approved"
+    approved.mkdir()
+    perfect = {
+        "n": 1,
+        "positive_rate": 0.3,
+        "roc_auc": 0.99,
+        "pr_auc": 0.99,
+        "log_loss": 0.01,
+        "brier": 0.01,
+        "ece": 0.0,
+    }
+    (approved / "metrics.json").write_text(json.dumps({"overall": perfect}))
+    env["SM_CHANNEL_APPROVED"] = str(approved)
+    with pytest.raises(GateFailed, match="roc_auc vs approved"):
+        run_training_job(env)
+    assert "gate failed" in (tmp_path / "output" / "failure").read_text()
+    assert not (tmp_path / "model" / "model.joblib").exists()
+
+
+def test_bad_hyperparameters_file_is_explained(tmp_path: Path) -> None:
+    (tmp_path / "hyperparameters.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"hyperparameters\.json is not valid JSON"):
+        read_hyperparameters(tmp_path)
