@@ -1,0 +1,411 @@
+"""Audit: a multi-region CloudTrail trail with log file validation, its own key and bucket.
+
+* The trail encrypts log files with a dedicated audit key (rotation on). Its policy lets CloudTrail
+  generate data keys only for this trail (`aws:SourceArn`) and with the CloudTrail encryption
+  context of this account's trails, and lets this account's principals (with IAM permission) decrypt
+  log files. A dedicated key keeps the audit trail readable by auditors without the lake key.
+* The trail bucket is hardened like the lake's buckets: SSE-KMS with the audit key and an S3 bucket
+  key, versioning, public access block, ownership enforced (ACLs disabled), a TLS-only policy, a
+  lifecycle rule, server access logs into a companion access-log bucket (SSE-S3: server access
+  logging cannot deliver to SSE-KMS targets). CloudTrail's `s3:GetBucketAcl` and `s3:PutObject`
+  grants are scoped with `aws:SourceArn` to this trail (and PutObject to `AWSLogs/<account>/`).
+* The trail name is fixed (`trail_name`) because the bucket and key policies must name the trail's
+  ARN before the trail exists (CloudTrail checks the bucket policy when the trail is created).
+* Event selectors are advanced selectors: all management events, and with `data_events` the S3
+  object-level events (`AWS::S3::Object`) of the lake buckets only (`resources.ARN` StartsWith
+  each bucket's ARN + `/`), never of the trail's own bucket (that would log its own deliveries).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from components.data_lake import KEY_ADMIN_ACTIONS, KEY_POLICY_WILDCARD
+from components.iam import Statement, prefix_arn
+from components.on_call import document, with_principal
+
+ABORT_MULTIPART_DAYS = 7
+
+
+@dataclass(frozen=True, slots=True)
+class AuditTrailArgs:
+    # Physical trail name (unique per account and region): the policies name its ARN up front.
+    trail_name: str
+    # ARNs of the buckets whose object-level (data) events are recorded.
+    lake_bucket_arns: Sequence[pulumi.Input[str]] = ()
+    data_events: bool = False
+    kms_deletion_window_days: int = 30
+    noncurrent_version_days: int = 90
+    # Days the access-log bucket keeps the trail bucket's server access logs.
+    access_log_days: int = 365
+    force_destroy: bool = False
+    tags: Mapping[str, str] = field(default_factory=dict)
+    protect: bool = False
+
+    def __post_init__(self) -> None:
+        problems = []
+        name = self.trail_name
+        if not (
+            3 <= len(name) <= 128
+            and name.replace("-", "").replace("_", "").replace(".", "").isalnum()
+            and name[0].isalnum()
+            and name[-1].isalnum()
+        ):
+            problems.append(
+                f"trail_name {name!r}: 3-128 letters, digits, '.', '_' or '-', starting and "
+                "ending with a letter or digit"
+            )
+        if self.data_events and not self.lake_bucket_arns:
+            problems.append("data_events is on but lake_bucket_arns is empty")
+        if not 7 <= self.kms_deletion_window_days <= 30:
+            problems.append(
+                f"kms_deletion_window_days {self.kms_deletion_window_days}: KMS accepts 7 to 30"
+            )
+        if self.noncurrent_version_days < 1 or self.access_log_days < 1:
+            problems.append("noncurrent_version_days and access_log_days must be >= 1")
+        if self.protect and self.force_destroy:
+            problems.append("force_destroy cannot be on for a protected (prod) trail bucket")
+        if problems:
+            raise ValueError("AuditTrailArgs: " + "; ".join(problems))
+
+
+def deny_insecure_transport(bucket_arn: pulumi.Input[str]) -> dict[str, object]:
+    # A Deny: `s3:*` narrows nothing anyone may do, it refuses every request without TLS.
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [bucket_arn, prefix_arn(bucket_arn, "")],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
+class AuditTrail(pulumi.ComponentResource):
+    """The trail, its key, its bucket and the bucket's access-log bucket."""
+
+    trail_arn: pulumi.Output[str]
+    bucket_name: pulumi.Output[str]
+    key_arn: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: AuditTrailArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlplatform:audit:AuditTrail", name, None, opts)
+        self._name = name
+        self._args = args
+        self._tags = dict(args.tags)
+        child = pulumi.ResourceOptions(parent=self)
+        stateful = pulumi.ResourceOptions(
+            parent=self, protect=args.protect, retain_on_delete=args.protect
+        )
+        account = aws.get_caller_identity_output().account_id
+        region = aws.get_region_output().region
+        partition_info = aws.get_partition_output()
+        partition = partition_info.partition
+        root = pulumi.Output.concat("arn:", partition, ":iam::", account, ":root")
+        trail_arn = pulumi.Output.concat(
+            "arn:", partition, ":cloudtrail:", region, ":", account, ":trail/", args.trail_name
+        )
+        trails_of_account = pulumi.Output.concat(
+            "arn:", partition, ":cloudtrail:*:", account, ":trail/*"
+        )
+        cloudtrail = {"Service": "cloudtrail.amazonaws.com"}
+
+        key = aws.kms.Key(
+            f"{name}-key",
+            description="ml-platform audit trail (CloudTrail log files)",
+            enable_key_rotation=True,
+            deletion_window_in_days=args.kms_deletion_window_days,
+            policy=document(
+                [
+                    with_principal(
+                        Statement(
+                            KEY_ADMIN_ACTIONS,
+                            ["*"],
+                            sid="KeyAdministration",
+                            wildcard_reason=KEY_POLICY_WILDCARD,
+                        ),
+                        {"AWS": root},
+                    ),
+                    with_principal(
+                        Statement(
+                            ["kms:GenerateDataKey"],
+                            ["*"],
+                            sid="CloudTrailEncryptsThisTrail",
+                            wildcard_reason=KEY_POLICY_WILDCARD,
+                            conditions={
+                                "StringEquals": {"aws:SourceArn": trail_arn},
+                                "StringLike": {
+                                    "kms:EncryptionContext:aws:cloudtrail:arn": trails_of_account
+                                },
+                            },
+                        ),
+                        cloudtrail,
+                    ),
+                    with_principal(
+                        Statement(
+                            ["kms:DescribeKey"],
+                            ["*"],
+                            sid="CloudTrailDescribesKey",
+                            wildcard_reason=KEY_POLICY_WILDCARD,
+                            conditions={"StringEquals": {"aws:SourceArn": trail_arn}},
+                        ),
+                        cloudtrail,
+                    ),
+                    # Auditors of this account (with IAM permission) read the log files.
+                    with_principal(
+                        Statement(
+                            ["kms:Decrypt", "kms:ReEncryptFrom"],
+                            ["*"],
+                            sid="AccountReadsLogFiles",
+                            wildcard_reason=KEY_POLICY_WILDCARD,
+                            conditions={
+                                "StringEquals": {"kms:CallerAccount": account},
+                                "StringLike": {
+                                    "kms:EncryptionContext:aws:cloudtrail:arn": trails_of_account
+                                },
+                            },
+                        ),
+                        {"AWS": root},
+                    ),
+                    # S3 uses the key for the bucket's default encryption (bucket key).
+                    with_principal(
+                        Statement(
+                            ["kms:Decrypt", "kms:GenerateDataKey"],
+                            ["*"],
+                            sid="ThroughS3",
+                            wildcard_reason=KEY_POLICY_WILDCARD,
+                            conditions={
+                                "StringEquals": {
+                                    "kms:CallerAccount": account,
+                                    "kms:ViaService": pulumi.Output.concat(
+                                        "s3.", region, ".", partition_info.dns_suffix
+                                    ),
+                                }
+                            },
+                        ),
+                        {"AWS": root},
+                    ),
+                ]
+            ),
+            tags=self._tags,
+            opts=stateful,
+        )
+        aws.kms.Alias(
+            f"{name}-key-alias",
+            name_prefix="alias/mlplatform-audit-",
+            target_key_id=key.key_id,
+            opts=child,
+        )
+
+        access_logs = aws.s3.Bucket(
+            f"{name}-access-logs", force_destroy=args.force_destroy, tags=self._tags, opts=stateful
+        )
+        trail_bucket = aws.s3.Bucket(
+            f"{name}-bucket", force_destroy=args.force_destroy, tags=self._tags, opts=stateful
+        )
+
+        # The access-log bucket: SSE-S3 (the only encryption log delivery supports).
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-access-logs-encryption",
+            bucket=access_logs.id,
+            rules=[
+                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                        sse_algorithm="AES256"
+                    ),
+                )
+            ],
+            opts=child,
+        )
+        logs_block, logs_versioning = self._common_controls("access-logs", access_logs, child)
+        aws.s3.BucketPolicy(
+            f"{name}-access-logs-policy",
+            bucket=access_logs.id,
+            policy=document(
+                [
+                    deny_insecure_transport(access_logs.arn),
+                    with_principal(
+                        Statement(
+                            ["s3:PutObject"],
+                            [prefix_arn(access_logs.arn, "trail")],
+                            sid="S3ServerAccessLogDelivery",
+                            conditions={
+                                "ArnLike": {"aws:SourceArn": trail_bucket.arn},
+                                "StringEquals": {"aws:SourceAccount": account},
+                            },
+                        ),
+                        {"Service": "logging.s3.amazonaws.com"},
+                    ),
+                ]
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs_block]),
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-access-logs-lifecycle",
+            bucket=access_logs.id,
+            rules=[self._rule(expire_days=args.access_log_days)],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs_versioning]),
+        )
+
+        # The trail bucket.
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-bucket-encryption",
+            bucket=trail_bucket.id,
+            rules=[
+                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                        sse_algorithm="aws:kms", kms_master_key_id=key.arn
+                    ),
+                    bucket_key_enabled=True,
+                )
+            ],
+            opts=child,
+        )
+        block, versioning = self._common_controls("bucket", trail_bucket, child)
+        aws.s3.BucketLogging(
+            f"{name}-bucket-logging",
+            bucket=trail_bucket.id,
+            target_bucket=access_logs.bucket,
+            target_prefix="trail/",
+            opts=child,
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-bucket-lifecycle",
+            bucket=trail_bucket.id,
+            rules=[self._rule(expire_days=None)],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
+        )
+        bucket_policy = aws.s3.BucketPolicy(
+            f"{name}-bucket-policy",
+            bucket=trail_bucket.id,
+            policy=document(
+                [
+                    deny_insecure_transport(trail_bucket.arn),
+                    with_principal(
+                        Statement(
+                            ["s3:GetBucketAcl"],
+                            [trail_bucket.arn],
+                            sid="CloudTrailAclCheck",
+                            conditions={"StringEquals": {"aws:SourceArn": trail_arn}},
+                        ),
+                        cloudtrail,
+                    ),
+                    with_principal(
+                        Statement(
+                            ["s3:PutObject"],
+                            [pulumi.Output.concat(trail_bucket.arn, "/AWSLogs/", account, "/*")],
+                            sid="CloudTrailWrite",
+                            conditions={
+                                "StringEquals": {
+                                    "aws:SourceArn": trail_arn,
+                                    "s3:x-amz-acl": "bucket-owner-full-control",
+                                }
+                            },
+                        ),
+                        cloudtrail,
+                    ),
+                ]
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[block]),
+        )
+
+        selectors = [
+            aws.cloudtrail.TrailAdvancedEventSelectorArgs(
+                name="Management events",
+                field_selectors=[
+                    aws.cloudtrail.TrailAdvancedEventSelectorFieldSelectorArgs(
+                        field="eventCategory", equals=["Management"]
+                    )
+                ],
+            )
+        ]
+        if args.data_events:
+            selectors.append(
+                aws.cloudtrail.TrailAdvancedEventSelectorArgs(
+                    name="Lake object events",
+                    field_selectors=[
+                        aws.cloudtrail.TrailAdvancedEventSelectorFieldSelectorArgs(
+                            field="eventCategory", equals=["Data"]
+                        ),
+                        aws.cloudtrail.TrailAdvancedEventSelectorFieldSelectorArgs(
+                            field="resources.type", equals=["AWS::S3::Object"]
+                        ),
+                        aws.cloudtrail.TrailAdvancedEventSelectorFieldSelectorArgs(
+                            field="resources.ARN",
+                            starts_withs=[
+                                pulumi.Output.concat(arn, "/") for arn in args.lake_bucket_arns
+                            ],
+                        ),
+                    ],
+                )
+            )
+        trail = aws.cloudtrail.Trail(
+            f"{name}-trail",
+            name=args.trail_name,
+            s3_bucket_name=trail_bucket.bucket,
+            kms_key_id=key.arn,
+            enable_log_file_validation=True,
+            include_global_service_events=True,
+            is_multi_region_trail=True,
+            enable_logging=True,
+            advanced_event_selectors=selectors,
+            tags=self._tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[bucket_policy, key]),
+        )
+
+        self.trail_arn = trail.arn
+        self.bucket_name = trail_bucket.bucket
+        self.key_arn = key.arn
+        self.register_outputs(
+            {"trail_arn": self.trail_arn, "bucket_name": self.bucket_name, "key_arn": self.key_arn}
+        )
+
+    def _common_controls(
+        self, role: str, bucket: aws.s3.Bucket, child: pulumi.ResourceOptions
+    ) -> tuple[aws.s3.BucketPublicAccessBlock, aws.s3.BucketVersioning]:
+        block = aws.s3.BucketPublicAccessBlock(
+            f"{self._name}-{role}-public-access",
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=child,
+        )
+        aws.s3.BucketOwnershipControls(
+            f"{self._name}-{role}-ownership",
+            bucket=bucket.id,
+            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+            opts=child,
+        )
+        versioning = aws.s3.BucketVersioning(
+            f"{self._name}-{role}-versioning",
+            bucket=bucket.id,
+            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
+                status="Enabled"
+            ),
+            opts=child,
+        )
+        return block, versioning
+
+    def _rule(self, expire_days: int | None) -> aws.s3.BucketLifecycleConfigurationRuleArgs:
+        return aws.s3.BucketLifecycleConfigurationRuleArgs(
+            id="housekeeping",
+            status="Enabled",
+            filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+            expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=expire_days)
+            if expire_days is not None
+            else None,
+            noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                noncurrent_days=self._args.noncurrent_version_days
+            ),
+            abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                days_after_initiation=ABORT_MULTIPART_DAYS
+            ),
+        )

@@ -1,0 +1,392 @@
+"""The drift job, scheduled: EventBridge rule -> Step Functions -> SageMaker Processing job.
+
+Why this shape: the drift job is the monitoring code of `ml/` (`python -m ml.drift`), and it runs on
+managed compute that already exists for the platform (SageMaker Processing, the image the platform
+builds), not on a home-made runner. An EventBridge rule cannot start a processing job itself, and an
+EventBridge Scheduler universal target (`aws-sdk:sagemaker:createProcessingJob`) sends a static
+request, so the second run would collide on the job name. A one-state Step Functions machine
+(`arn:aws:states:::sagemaker:createProcessingJob.sync`) gives every run a unique job name
+(`drift-<execution id>`), waits for the job and fails the execution when the job fails, which the
+failure alarm here turns into a page. Standard workflow, one state: a few state transitions a run.
+
+The job's role reads only the predictions zone (the capture files and prediction logs) and the
+training baseline (one key of the models bucket), writes only prediction logs and drift reports,
+and may put metrics only into the drift namespace (`cloudwatch:namespace` condition). Its
+environment (`MLPLAT_DRIFT_*`, `ml.drift.DriftJobConfig.to_env`) carries buckets, baseline key,
+endpoint, threshold and window; the window is one schedule period (`schedule_window_hours`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from components.iam import Statement, assume_role_policy, policy_document, prefix_arn
+from ml.capture import CAPTURE_ROOT
+from ml.drift import DRIFT_NAMESPACE, ENV_PREFIX, REPORT_PREFIX
+from ml.schema import PREDICTIONS
+
+JOB_NAME_PREFIX = "drift-"
+STEP_FUNCTIONS_RULE = "StepFunctionsGetEventsForSageMakerProcessingJobsRule"
+PROCESSING_LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
+ENTRYPOINT = ("python3", "-m", "ml.drift")
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+
+
+def schedule_window_hours(schedule: str) -> int:
+    """Hours of capture one run covers: the rate's period rounded up to whole hours (cron: 24)."""
+    match = _RATE.fullmatch(schedule)
+    if match is None:
+        if schedule.startswith("cron(") and schedule.endswith(")"):
+            return 24
+        raise ValueError(f"schedule {schedule!r}: expected rate(N unit) or cron(...)")
+    n, unit = int(match.group(1)), match.group(2).rstrip("s")
+    if n < 1:
+        raise ValueError(f"schedule {schedule!r}: the rate must be at least 1")
+    minutes = n * {"minute": 1, "hour": 60, "day": 1440}[unit]
+    return max(1, math.ceil(minutes / 60))
+
+
+@dataclass(frozen=True, slots=True)
+class DriftJobArgs:
+    schedule: str
+    # An image with this repository's `ml` package installed (the platform's training image).
+    image_uri: pulumi.Input[str]
+    endpoint_name: pulumi.Input[str]
+    predictions_bucket_name: pulumi.Input[str]
+    predictions_bucket_arn: pulumi.Input[str]
+    models_bucket_name: pulumi.Input[str]
+    models_bucket_arn: pulumi.Input[str]
+    # Key of the training baseline in the models bucket (`ml.train.BASELINE_FILE` beside the model).
+    baseline_key: str
+    kms_key_arn: pulumi.Input[str]
+    topic_arn: pulumi.Input[str]
+    drift_psi_threshold: float
+    log_retention_days: int
+    variant_name: str = "primary"
+    # ECR repository of `image_uri` (pull permission); None: the image needs no grant.
+    image_repository_arn: pulumi.Input[str] | None = None
+    instance_type: str = "ml.m5.large"
+    volume_gb: int = 30
+    max_runtime_seconds: int = 3600
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        problems = []
+        try:
+            schedule_window_hours(self.schedule)
+        except ValueError as exc:
+            problems.append(str(exc))
+        if not self.baseline_key or self.baseline_key.startswith("/"):
+            problems.append(f"baseline_key {self.baseline_key!r}: a key inside the models bucket")
+        if not self.drift_psi_threshold > 0:
+            problems.append(f"drift_psi_threshold must be > 0, got {self.drift_psi_threshold}")
+        if not re.fullmatch(r"ml\.[a-z0-9]+\.[a-z0-9]+", self.instance_type):
+            problems.append(f"instance_type {self.instance_type!r}: expected ml.<family>.<size>")
+        if not 1 <= self.volume_gb <= 16384:
+            problems.append(f"volume_gb {self.volume_gb}: 1 to 16384")
+        if not 60 <= self.max_runtime_seconds <= 5 * 86400:
+            problems.append(f"max_runtime_seconds {self.max_runtime_seconds}: 60 to 432000")
+        if self.log_retention_days <= 0:
+            problems.append(f"log_retention_days must be > 0, got {self.log_retention_days}")
+        if problems:
+            raise ValueError("DriftJobArgs: " + "; ".join(problems))
+
+
+class DriftJob(pulumi.ComponentResource):
+    """Schedule, state machine, roles, log group and failure alarm of the drift job."""
+
+    state_machine_arn: pulumi.Output[str]
+    job_role_arn: pulumi.Output[str]
+    rule_name: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: DriftJobArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlplatform:monitoring:DriftJob", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = dict(args.tags)
+        account = aws.get_caller_identity_output().account_id
+        region = aws.get_region_output().region
+        partition = aws.get_partition_output().partition
+
+        def arn(service: str, resource: str) -> pulumi.Output[str]:
+            return pulumi.Output.concat(
+                "arn:", partition, ":", service, ":", region, ":", account, ":", resource
+            )
+
+        # --- the job's role: read predictions + baseline, write logs/reports, put its metrics ---
+        job_role = aws.iam.Role(
+            f"{name}-job-role",
+            assume_role_policy=assume_role_policy(
+                "sagemaker.amazonaws.com", source_account=account
+            ),
+            tags=tags,
+            opts=child,
+        )
+        predictions = args.predictions_bucket_arn
+        statements = [
+            Statement(
+                ["s3:ListBucket"],
+                [predictions],
+                sid="ListPredictionsZone",
+                conditions={
+                    "StringLike": {"s3:prefix": [f"{CAPTURE_ROOT}/*", f"{PREDICTIONS.prefix}/*"]}
+                },
+            ),
+            Statement(
+                ["s3:GetObject"],
+                [
+                    prefix_arn(predictions, CAPTURE_ROOT),
+                    prefix_arn(predictions, PREDICTIONS.prefix),
+                ],
+                sid="ReadCaptureAndPredictionLogs",
+            ),
+            Statement(
+                ["s3:GetObject"],
+                [pulumi.Output.concat(args.models_bucket_arn, "/", args.baseline_key)],
+                sid="ReadTrainingBaseline",
+            ),
+            # ml.lake replaces a day's partition whole: it puts the new files, then deletes the old.
+            Statement(
+                ["s3:PutObject", "s3:DeleteObject"],
+                [prefix_arn(predictions, PREDICTIONS.prefix)],
+                sid="WritePredictionLogs",
+            ),
+            Statement(
+                ["s3:PutObject"], [prefix_arn(predictions, REPORT_PREFIX)], sid="WriteDriftReports"
+            ),
+            Statement(["kms:Decrypt", "kms:GenerateDataKey"], [args.kms_key_arn], sid="LakeKey"),
+            Statement(
+                ["cloudwatch:PutMetricData"],
+                ["*"],
+                wildcard_reason="PutMetricData has no resource-level permissions",
+                conditions={"StringEquals": {"cloudwatch:namespace": DRIFT_NAMESPACE}},
+            ),
+            Statement(
+                ["logs:CreateLogGroup"],
+                [arn("logs", f"log-group:{PROCESSING_LOG_GROUP}")],
+                sid="ProcessingLogGroup",
+            ),
+            Statement(
+                ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                [arn("logs", f"log-group:{PROCESSING_LOG_GROUP}:log-stream:{JOB_NAME_PREFIX}*")],
+                sid="ProcessingLogStreams",
+            ),
+        ]
+        if args.image_repository_arn is not None:
+            statements += [
+                Statement(
+                    ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                    [args.image_repository_arn],
+                    sid="PullImage",
+                ),
+                Statement(
+                    ["ecr:GetAuthorizationToken"],
+                    ["*"],
+                    wildcard_reason="GetAuthorizationToken has no resource-level permissions",
+                ),
+            ]
+        aws.iam.RolePolicy(
+            f"{name}-job-policy", role=job_role.id, policy=policy_document(statements), opts=child
+        )
+
+        # --- the state machine and its role ---
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-log-group",
+            name_prefix="/aws/vendedlogs/states/mlplatform-drift-",
+            retention_in_days=args.log_retention_days,
+            kms_key_id=args.kms_key_arn,
+            tags=tags,
+            opts=child,
+        )
+        machine_role = aws.iam.Role(
+            f"{name}-machine-role",
+            assume_role_policy=assume_role_policy("states.amazonaws.com", source_account=account),
+            tags=tags,
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-machine-policy",
+            role=machine_role.id,
+            policy=policy_document(
+                [
+                    Statement(
+                        [
+                            "sagemaker:CreateProcessingJob",
+                            "sagemaker:DescribeProcessingJob",
+                            "sagemaker:StopProcessingJob",
+                            "sagemaker:AddTags",
+                        ],
+                        [arn("sagemaker", f"processing-job/{JOB_NAME_PREFIX}*")],
+                        sid="RunDriftProcessingJobs",
+                    ),
+                    Statement(
+                        ["iam:PassRole"],
+                        [job_role.arn],
+                        sid="PassJobRole",
+                        conditions={
+                            "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
+                        },
+                    ),
+                    # `.sync` waits on the job through this managed rule (Step Functions makes it).
+                    Statement(
+                        ["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                        [arn("events", f"rule/{STEP_FUNCTIONS_RULE}")],
+                        sid="SyncRule",
+                    ),
+                    Statement(
+                        [
+                            "logs:CreateLogDelivery",
+                            "logs:GetLogDelivery",
+                            "logs:UpdateLogDelivery",
+                            "logs:DeleteLogDelivery",
+                            "logs:ListLogDeliveries",
+                            "logs:PutResourcePolicy",
+                            "logs:DescribeResourcePolicies",
+                            "logs:DescribeLogGroups",
+                        ],
+                        ["*"],
+                        wildcard_reason="CloudWatch Logs vended log delivery has no resource-level "
+                        "permissions",
+                    ),
+                ]
+            ),
+            opts=child,
+        )
+        config_env = {
+            f"{ENV_PREFIX}PREDICTIONS_BUCKET": args.predictions_bucket_name,
+            f"{ENV_PREFIX}MODELS_BUCKET": args.models_bucket_name,
+            f"{ENV_PREFIX}BASELINE_KEY": args.baseline_key,
+            f"{ENV_PREFIX}ENDPOINT_NAME": args.endpoint_name,
+            f"{ENV_PREFIX}VARIANT_NAME": args.variant_name,
+            f"{ENV_PREFIX}THRESHOLD": repr(float(args.drift_psi_threshold)),
+            f"{ENV_PREFIX}WINDOW_HOURS": str(schedule_window_hours(args.schedule)),
+            f"{ENV_PREFIX}KMS_KEY_ARN": args.kms_key_arn,
+            f"{ENV_PREFIX}CAPTURE_ROOT": CAPTURE_ROOT,
+        }
+        definition = pulumi.Output.json_dumps(
+            {
+                "Comment": "Drift monitoring: one SageMaker Processing job per scheduled run",
+                "StartAt": "Drift",
+                "States": {
+                    "Drift": {
+                        "Type": "Task",
+                        "Resource": pulumi.Output.concat(
+                            "arn:", partition, ":states:::sagemaker:createProcessingJob.sync"
+                        ),
+                        "Parameters": {
+                            "ProcessingJobName.$": f"States.Format('{JOB_NAME_PREFIX}{{}}', "
+                            "$$.Execution.Name)",
+                            "RoleArn": job_role.arn,
+                            "AppSpecification": {
+                                "ImageUri": args.image_uri,
+                                "ContainerEntrypoint": list(ENTRYPOINT),
+                            },
+                            "Environment": config_env,
+                            "ProcessingResources": {
+                                "ClusterConfig": {
+                                    "InstanceCount": 1,
+                                    "InstanceType": args.instance_type,
+                                    "VolumeSizeInGB": args.volume_gb,
+                                    "VolumeKmsKeyId": args.kms_key_arn,
+                                }
+                            },
+                            "StoppingCondition": {"MaxRuntimeInSeconds": args.max_runtime_seconds},
+                            "NetworkConfig": {"EnableInterContainerTrafficEncryption": True},
+                            "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())],
+                        },
+                        "Retry": [
+                            {
+                                "ErrorEquals": ["SageMaker.AmazonSageMakerException"],
+                                "IntervalSeconds": 60,
+                                "MaxAttempts": 2,
+                                "BackoffRate": 2.0,
+                            }
+                        ],
+                        "End": True,
+                    }
+                },
+            }
+        )
+        machine = aws.sfn.StateMachine(
+            f"{name}-machine",
+            role_arn=machine_role.arn,
+            type="STANDARD",
+            definition=definition,
+            logging_configuration=aws.sfn.StateMachineLoggingConfigurationArgs(
+                level="ERROR",
+                include_execution_data=False,
+                log_destination=pulumi.Output.concat(log_group.arn, ":*"),
+            ),
+            tags=tags,
+            opts=child,
+        )
+
+        # --- the schedule ---
+        events_role = aws.iam.Role(
+            f"{name}-schedule-role",
+            assume_role_policy=assume_role_policy("events.amazonaws.com", source_account=account),
+            tags=tags,
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-schedule-policy",
+            role=events_role.id,
+            policy=policy_document(
+                [Statement(["states:StartExecution"], [machine.arn], sid="StartDriftRuns")]
+            ),
+            opts=child,
+        )
+        rule = aws.cloudwatch.EventRule(
+            f"{name}-schedule",
+            description="Runs the drift job (ml.drift) on the platform's schedule",
+            schedule_expression=args.schedule,
+            tags=tags,
+            opts=child,
+        )
+        aws.cloudwatch.EventTarget(
+            f"{name}-target",
+            rule=rule.name,
+            arn=machine.arn,
+            role_arn=events_role.arn,
+            opts=child,
+        )
+
+        # --- a run that fails pages: the PSI alarms keep their state while no metrics arrive ---
+        aws.cloudwatch.MetricAlarm(
+            f"{name}-failed",
+            alarm_description="A drift job run failed. Missing data: notBreaching "
+            "(Step Functions publishes the metric only when executions end).",
+            namespace="AWS/States",
+            metric_name="ExecutionsFailed",
+            dimensions={"StateMachineArn": machine.arn},
+            statistic="Sum",
+            period=300,
+            evaluation_periods=1,
+            datapoints_to_alarm=1,
+            threshold=1,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            treat_missing_data="notBreaching",
+            alarm_actions=[args.topic_arn],
+            ok_actions=[args.topic_arn],
+            actions_enabled=True,
+            tags=tags,
+            opts=child,
+        )
+
+        self.state_machine_arn = machine.arn
+        self.job_role_arn = job_role.arn
+        self.rule_name = rule.name
+        self.register_outputs(
+            {
+                "state_machine_arn": self.state_machine_arn,
+                "job_role_arn": self.job_role_arn,
+                "rule_name": self.rule_name,
+            }
+        )

@@ -1,0 +1,156 @@
+"""`mlplat monitor drift`: run the drift job once, here, against a stack's lake and CloudWatch.
+
+The same code the scheduled processing job runs (`ml.drift.run_drift_job`): read the window's
+data capture, log predictions to the lake, compare with the training baseline, write the report to
+`drift-reports/` and put the PSI metrics the alarms watch. The platform outputs come from
+`--outputs FILE` (a `pulumi stack output --json` dump) or `--stack S` (the Pulumi CLI);
+`--endpoint-url` points every AWS client at a moto server. Errors: message on stderr, exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+DEFAULT_BASELINE_KEY = "churn/current/baseline.json"
+
+
+def register(app: typer.Typer) -> None:
+    monitor = typer.Typer(name="monitor", help="Model monitoring: drift.", no_args_is_help=True)
+    monitor.command("drift")(drift_command)
+    app.add_typer(monitor, name="monitor")
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    sys.stderr.write(message.rstrip() + "\n")
+    return typer.Exit(code)
+
+
+def parse_time(value: str, now: datetime) -> datetime:
+    """`2025-01-01T12:00Z` (ISO 8601, UTC when no zone) or a duration back from now: `90m`, `24h`,
+    `7d`."""
+    text = value.strip()
+    units = {"m": 60, "h": 3600, "d": 86400}
+    if text[-1:] in units and text[:-1].isdigit():
+        return now - timedelta(seconds=int(text[:-1]) * units[text[-1]])
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is neither an ISO 8601 time nor a duration like 90m, 24h, 7d"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def drift_command(
+    stack: Annotated[
+        str | None, typer.Option("--stack", "-s", help="Read the outputs of this stack.")
+    ] = None,
+    outputs: Annotated[
+        Path | None, typer.Option("--outputs", help="Platform outputs JSON file.")
+    ] = None,
+    since: Annotated[
+        str, typer.Option("--since", help="Window start: ISO time or duration back (24h).")
+    ] = "1h",
+    until: Annotated[
+        str | None, typer.Option("--until", help="Window end: ISO time (default: now).")
+    ] = None,
+    endpoint: Annotated[
+        str | None,
+        typer.Option("--endpoint", help="Endpoint name (default: the outputs' endpoint_name)."),
+    ] = None,
+    variant: Annotated[str, typer.Option("--variant", help="Production variant.")] = "primary",
+    baseline_key: Annotated[
+        str, typer.Option("--baseline-key", help="Baseline key in the models bucket.")
+    ] = DEFAULT_BASELINE_KEY,
+    threshold: Annotated[
+        float, typer.Option("--threshold", help="PSI that counts as drift.")
+    ] = 0.2,
+    no_prediction_logs: Annotated[
+        bool, typer.Option("--no-prediction-logs", help="Do not (re)write prediction logs.")
+    ] = False,
+    endpoint_url: Annotated[
+        str | None, typer.Option("--endpoint-url", help="AWS endpoint (e.g. a moto server).")
+    ] = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write the drift report JSON here too.")
+    ] = None,
+) -> None:
+    """Compute drift for a window of captured traffic and publish metrics and the report.
+
+    Exit codes: 0 ok (drift or not: the alarms decide), 2 bad usage or configuration.
+    """
+    import boto3
+
+    from ml.drift import DriftError, DriftJobConfig, run_drift_job
+    from ml.outputs import OutputsError, PlatformOutputs
+
+    if (outputs is None) == (stack is None):
+        raise _fail("error: pass exactly one of --outputs FILE or --stack NAME")
+    try:
+        platform = (
+            PlatformOutputs.from_json_file(outputs)
+            if outputs is not None
+            else PlatformOutputs.from_pulumi(str(stack))
+        )
+    except OutputsError as exc:
+        raise _fail(f"error: {exc}") from None
+    # `endpoint_name` is read from the outputs file itself while PlatformOutputs has no such field.
+    endpoint_name = (
+        endpoint
+        or getattr(platform, "endpoint_name", None)
+        or (json.loads(outputs.read_text()).get("endpoint_name") if outputs is not None else None)
+    )
+    if not endpoint_name:
+        raise _fail("error: the platform outputs name no endpoint_name; pass --endpoint NAME")
+    now = datetime.now(UTC)
+    try:
+        end = parse_time(until, now) if until else now
+        start = parse_time(since, end)
+        if start >= end:
+            raise ValueError(f"--since {since} is not before --until {until or 'now'}")
+        config = DriftJobConfig(
+            predictions_bucket=platform.predictions_bucket,
+            models_bucket=platform.models_bucket,
+            baseline_key=baseline_key,
+            endpoint_name=str(endpoint_name),
+            threshold=threshold,
+            variant_name=variant,
+            kms_key_arn=platform.lake_kms_key_arn or None,
+            write_prediction_logs=not no_prediction_logs,
+        )
+    except (ValueError, DriftError) as exc:
+        raise _fail(f"error: {exc}") from None
+    clients: dict[str, Any] = {"region_name": platform.region, "endpoint_url": endpoint_url}
+    try:
+        result = run_drift_job(
+            config,
+            since=start,
+            until=end,
+            s3=boto3.client("s3", **clients),
+            cloudwatch=boto3.client("cloudwatch", **clients),
+        )
+    except DriftError as exc:
+        raise _fail(f"error: {exc}") from None
+    report = result.report
+    summary = {
+        "endpoint": endpoint_name,
+        "since": start.isoformat(),
+        "until": end.isoformat(),
+        "events": result.n_events,
+        "rows": result.n_rows,
+        "metrics_sent": result.metrics_sent,
+        "drifted_features": list(report.drifted_features) if report else [],
+        "prediction_drifted": bool(report and report.prediction_drifted),
+        "report": list(result.report_keys),
+        "prediction_logs": list(result.prediction_log_keys),
+        "skipped": dict(result.skipped),
+    }
+    typer.echo(json.dumps(summary, indent=2, sort_keys=True))
+    if json_path is not None and report is not None:
+        json_path.write_text(report.to_json())

@@ -1,0 +1,684 @@
+"""Monitoring, on-call, drift job and audit trail: the recorded plan, resource by resource."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from components.audit import AuditTrail, AuditTrailArgs
+from components.drift_job import DriftJob, DriftJobArgs, schedule_window_hours
+from components.monitoring import MISSING_DATA, Monitoring, MonitoringArgs
+from components.on_call import OnCall, OnCallArgs
+from ml.drift import (
+    DRIFT_NAMESPACE,
+    ENDPOINT_DIMENSION,
+    FEATURE_DIMENSION,
+    FEATURE_PSI_METRIC,
+    PREDICTION_PSI_METRIC,
+)
+from ml.features import FEATURE_NAMES
+from stacks.engine import Plan, RecordedResource
+from stacks.settings import Settings, Subscription
+from tests.conftest import make_config, make_settings
+
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+ACCOUNT = "123456789012"
+LAKE_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/lake"
+BUCKETS = {zone: f"lake-{zone}" for zone in ("raw", "curated", "features", "models", "predictions")}
+ARNS = {zone: f"arn:aws:s3:::{b}" for zone, b in BUCKETS.items()}
+SUBSCRIPTIONS = [
+    {"protocol": "email", "endpoint": "oncall@example.com"},
+    {"protocol": "https", "endpoint": "https://pager.example.com/hook"},
+]
+
+
+def platform(settings: Settings, *, endpoint: bool = True, gpu: bool = False) -> Callable[[], None]:
+    """What `stacks/composition.py` wires, with the lake/endpoint outputs as plain values."""
+
+    def program() -> None:
+        on_call = OnCall(
+            "on-call",
+            OnCallArgs(
+                subscriptions=settings.alarm_subscriptions,
+                kms_deletion_window_days=settings.kms_deletion_window_days,
+                tags=settings.tags,
+                protect=settings.is_prod,
+            ),
+        )
+        drift = DriftJob(
+            "drift",
+            DriftJobArgs(
+                schedule=settings.drift_schedule,
+                image_uri="img:1",
+                endpoint_name="churn-ep",
+                predictions_bucket_name=BUCKETS["predictions"],
+                predictions_bucket_arn=ARNS["predictions"],
+                models_bucket_name=BUCKETS["models"],
+                models_bucket_arn=ARNS["models"],
+                baseline_key="churn/current/baseline.json",
+                kms_key_arn=LAKE_KEY,
+                topic_arn=on_call.topic_arn,
+                drift_psi_threshold=settings.drift_psi_threshold,
+                log_retention_days=settings.log_retention_days,
+                tags=settings.tags,
+            ),
+        )
+        Monitoring(
+            "monitoring",
+            MonitoringArgs(
+                topic_arn=on_call.topic_arn,
+                dashboard_name=f"ml-platform-{settings.stack}",
+                features=FEATURE_NAMES,
+                endpoint_name="churn-ep" if endpoint else None,
+                serverless=settings.endpoint_serverless,
+                gpu=gpu,
+                ingest_stream_name="ingest",
+                lake_bucket_names=BUCKETS,
+                drift_state_machine_arn=drift.state_machine_arn,
+                latency_p99_ms=settings.latency_p99_ms,
+                error_5xx_threshold=settings.error_5xx_threshold,
+                error_4xx_rate_percent=settings.error_4xx_rate_percent,
+                cpu_threshold_percent=settings.cpu_threshold_percent,
+                memory_threshold_percent=settings.memory_threshold_percent,
+                drift_psi_threshold=settings.drift_psi_threshold,
+                freshness_hours=settings.freshness_hours,
+                tags=settings.tags,
+            ),
+        )
+        AuditTrail(
+            "audit",
+            AuditTrailArgs(
+                trail_name=f"ml-platform-{settings.stack}",
+                lake_bucket_arns=list(ARNS.values()),
+                data_events=settings.cloudtrail_data_events,
+                kms_deletion_window_days=settings.kms_deletion_window_days,
+                noncurrent_version_days=settings.noncurrent_version_days,
+                force_destroy=settings.force_destroy,
+                tags=settings.tags,
+                protect=settings.is_prod,
+            ),
+        )
+
+    return program
+
+
+@pytest.fixture(scope="module")
+def prod() -> Settings:
+    return make_settings("prod", alarmSubscriptions=SUBSCRIPTIONS)
+
+
+@pytest.fixture(scope="module")
+def plan(prod: Settings) -> Plan:
+    """The prod plan, recorded once for the module (tests only read it)."""
+    from stacks import engine
+
+    return engine.run(prod, make_config("prod"), program=platform(prod))
+
+
+def topic_arn(plan: Plan) -> str:
+    return str(plan.named("on-call-topic").state["arn"])
+
+
+def alarm(plan: Plan, role: str) -> RecordedResource:
+    return plan.named(f"monitoring-{role}")
+
+
+def policy(resource: RecordedResource, key: str = "policy") -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(resource.inputs[key])
+    return doc
+
+
+def statement(doc: dict[str, Any], sid: str) -> dict[str, Any]:
+    found = [s for s in doc["Statement"] if s.get("Sid", "").endswith(sid)]
+    assert len(found) == 1, [s.get("Sid") for s in doc["Statement"]]
+    return found[0]
+
+
+# --- on-call ---------------------------------------------------------------------------------
+
+
+def test_topic_is_encrypted_with_its_own_rotating_key(plan: Plan) -> None:
+    key = plan.named("on-call-key")
+    topic = plan.named("on-call-topic")
+    assert topic.inputs["kmsMasterKeyId"] == key.state["arn"]
+    assert key.inputs["enableKeyRotation"] is True
+    assert key.inputs["deletionWindowInDays"] == 30
+    assert key.options["protect"] is True
+    doc = policy(key)
+    services = statement(doc, "AlarmsAndRulesPublish")
+    assert services["Principal"] == {
+        "Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]
+    }
+    assert services["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert services["Effect"] == "Allow"
+    admin = statement(doc, "KeyAdministration")
+    assert admin["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
+    assert not [a for a in admin["Action"] if a in ("kms:Decrypt", "kms:Encrypt", "kms:*")]
+
+
+def test_topic_policy_lets_only_this_accounts_alarms_and_rules_publish(plan: Plan) -> None:
+    topic = plan.named("on-call-topic")
+    doc = policy(plan.named("on-call-topic-policy"))
+    assert plan.named("on-call-topic-policy").inputs["arn"] == topic_arn(plan)
+    alarms = statement(doc, "CloudWatchAlarmsOfThisAccount")
+    assert alarms["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert alarms["Action"] == ["sns:Publish"]
+    assert alarms["Resource"] == [topic.state["arn"]]
+    assert alarms["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": ACCOUNT},
+        "ArnLike": {"aws:SourceArn": f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:*"},
+    }
+    rules = statement(doc, "EventBridgeRulesOfThisAccount")
+    assert rules["Principal"] == {"Service": "events.amazonaws.com"}
+    assert rules["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+    deny = statement(doc, "DenyInsecureTransport")
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_subscriptions_come_from_settings(plan: Plan) -> None:
+    subs = plan.of_type("aws:sns/topicSubscription:TopicSubscription")
+    assert sorted((s.inputs["protocol"], s.inputs["endpoint"]) for s in subs) == [
+        ("email", "oncall@example.com"),
+        ("https", "https://pager.example.com/hook"),
+    ]
+    assert {s.inputs["topic"] for s in subs} == {topic_arn(plan)}
+
+
+@pytest.mark.parametrize(
+    ("sub", "message"),
+    [
+        (Subscription("email", "not-an-address"), "is not an address"),
+        (Subscription("https", "http://insecure"), "must be https://"),
+        (Subscription("sqs", "my-queue"), "must be a queue ARN"),
+    ],
+)
+def test_bad_subscriptions_are_refused(sub: Subscription, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        OnCallArgs(subscriptions=[sub])
+
+
+def test_duplicate_subscription_is_refused() -> None:
+    sub = Subscription("email", "a@example.com")
+    with pytest.raises(ValueError, match="listed twice"):
+        OnCallArgs(subscriptions=[sub, sub])
+
+
+# --- endpoint alarms --------------------------------------------------------------------------
+
+
+def test_every_alarm_notifies_the_topic_on_alarm_and_ok(plan: Plan) -> None:
+    alarms = plan.of_type(ALARM)
+    # 7 endpoint (latency, 5xx, 4xx rate, invocations, cpu, memory) + 15 features + prediction
+    # + freshness + the drift job's failure alarm.
+    assert len(alarms) == 6 + len(FEATURE_NAMES) + 1 + 1 + 1
+    for a in alarms:
+        assert a.inputs["alarmActions"] == [topic_arn(plan)], a.name
+        assert a.inputs["okActions"] == [topic_arn(plan)], a.name
+        assert a.inputs["actionsEnabled"] is True
+        assert a.inputs["treatMissingData"] in ("breaching", "notBreaching", "ignore")
+        assert a.inputs["tags"]["environment"] == "prod"
+
+
+def test_latency_alarm_is_p99_model_latency_in_microseconds(plan: Plan, prod: Settings) -> None:
+    a = alarm(plan, "latency-p99").inputs
+    assert (a["namespace"], a["metricName"], a["extendedStatistic"]) == (
+        "AWS/SageMaker",
+        "ModelLatency",
+        "p99",
+    )
+    assert "statistic" not in a
+    assert a["dimensions"] == {"EndpointName": "churn-ep", "VariantName": "primary"}
+    assert a["threshold"] == prod.latency_p99_ms * 1000 == 250_000
+    assert a["comparisonOperator"] == "GreaterThanThreshold"
+    assert (a["period"], a["evaluationPeriods"], a["datapointsToAlarm"]) == (60, 5, 3)
+    assert a["treatMissingData"] == "notBreaching"
+
+
+def test_5xx_alarm(plan: Plan, prod: Settings) -> None:
+    a = alarm(plan, "5xx").inputs
+    assert (a["namespace"], a["metricName"], a["statistic"]) == (
+        "AWS/SageMaker",
+        "Invocation5XXErrors",
+        "Sum",
+    )
+    assert a["dimensions"] == {"EndpointName": "churn-ep", "VariantName": "primary"}
+    assert a["threshold"] == prod.error_5xx_threshold
+    assert a["comparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert a["treatMissingData"] == "notBreaching"
+
+
+def test_4xx_rate_is_metric_math(plan: Plan, prod: Settings) -> None:
+    a = alarm(plan, "4xx-rate").inputs
+    assert "metricName" not in a and "namespace" not in a
+    queries = {q["id"]: q for q in a["metricQueries"]}
+    assert queries["rate"]["expression"] == "100 * errors / invocations"
+    assert queries["rate"]["returnData"] is True
+    for qid, metric in (("errors", "Invocation4XXErrors"), ("invocations", "Invocations")):
+        assert queries[qid]["returnData"] is False
+        assert queries[qid]["metric"] == {
+            "namespace": "AWS/SageMaker",
+            "metricName": metric,
+            "stat": "Sum",
+            "period": 300,
+            "dimensions": {"EndpointName": "churn-ep", "VariantName": "primary"},
+        }
+    assert a["threshold"] == prod.error_4xx_rate_percent == 5
+    assert a["comparisonOperator"] == "GreaterThanThreshold"
+
+
+def test_invocations_drop_against_an_anomaly_band(plan: Plan) -> None:
+    a = alarm(plan, "invocations-low").inputs
+    queries = {q["id"]: q for q in a["metricQueries"]}
+    assert queries["band"]["expression"] == "ANOMALY_DETECTION_BAND(invocations, 2)"
+    assert queries["invocations"]["metric"]["metricName"] == "Invocations"
+    assert queries["invocations"]["metric"]["stat"] == "Sum"
+    assert a["thresholdMetricId"] == "band"
+    assert a["comparisonOperator"] == "LessThanLowerThreshold"
+    assert "threshold" not in a
+    assert a["treatMissingData"] == "breaching"  # no datapoint = no traffic at all
+
+
+def test_cpu_and_memory_on_instance_endpoints(plan: Plan, prod: Settings) -> None:
+    for role, metric, threshold in (
+        ("cpu", "CPUUtilization", prod.cpu_threshold_percent),
+        ("memory", "MemoryUtilization", prod.memory_threshold_percent),
+    ):
+        a = alarm(plan, role).inputs
+        assert (a["namespace"], a["metricName"], a["statistic"]) == (
+            "/aws/sagemaker/Endpoints",
+            metric,
+            "Average",
+        )
+        assert a["dimensions"] == {"EndpointName": "churn-ep", "VariantName": "primary"}
+        assert a["threshold"] == threshold
+        assert a["treatMissingData"] == "ignore"
+    names = {r.name for r in plan.of_type(ALARM)}
+    assert "monitoring-gpu" not in names
+
+
+def test_gpu_endpoints_add_gpu_alarms(record: Callable[..., Plan], prod: Settings) -> None:
+    plan = record(platform(prod, gpu=True), settings=prod)
+    for role, metric in (("gpu", "GPUUtilization"), ("gpu-memory", "GPUMemoryUtilization")):
+        a = alarm(plan, role).inputs
+        assert (a["namespace"], a["metricName"]) == ("/aws/sagemaker/Endpoints", metric)
+
+
+def test_serverless_endpoints_have_no_instance_alarms(
+    record: Callable[..., Plan], settings_for: Callable[..., Settings]
+) -> None:
+    dev = settings_for("dev")
+    assert dev.endpoint_serverless is True
+    plan = record(platform(dev), settings=dev)
+    names = {r.name for r in plan.of_type(ALARM)}
+    assert not names & {"monitoring-cpu", "monitoring-memory"}
+    assert {"monitoring-latency-p99", "monitoring-5xx", "monitoring-4xx-rate"} <= names
+    # idle is normal for a serverless dev endpoint
+    assert alarm(plan, "invocations-low").inputs["treatMissingData"] == "notBreaching"
+
+
+def test_no_endpoint_no_endpoint_or_drift_alarms(
+    record: Callable[..., Plan], prod: Settings
+) -> None:
+    plan = record(platform(prod, endpoint=False), settings=prod)
+    assert sorted(r.name for r in plan.of_type(ALARM)) == ["drift-failed", "monitoring-freshness"]
+
+
+# --- drift and freshness -----------------------------------------------------------------------
+
+
+def test_one_drift_alarm_per_feature_with_the_jobs_metric_names(plan: Plan, prod: Settings) -> None:
+    for feature in FEATURE_NAMES:
+        a = alarm(plan, f"drift-{feature}").inputs
+        assert (a["namespace"], a["metricName"], a["statistic"]) == (
+            "MLPlatform/Drift",
+            "FeaturePSI",
+            "Maximum",
+        )
+        assert (DRIFT_NAMESPACE, FEATURE_PSI_METRIC) == ("MLPlatform/Drift", "FeaturePSI")
+        assert a["dimensions"] == {ENDPOINT_DIMENSION: "churn-ep", FEATURE_DIMENSION: feature}
+        assert a["threshold"] == prod.drift_psi_threshold == 0.2
+        assert a["comparisonOperator"] == "GreaterThanThreshold"
+        assert a["period"] == 3600
+        assert a["treatMissingData"] == "ignore"
+    a = alarm(plan, "drift-prediction").inputs
+    assert (a["namespace"], a["metricName"]) == (DRIFT_NAMESPACE, PREDICTION_PSI_METRIC)
+    assert a["dimensions"] == {"EndpointName": "churn-ep"}
+
+
+def test_freshness_watches_firehose_deliveries_missing_is_breaching(
+    plan: Plan, prod: Settings
+) -> None:
+    a = alarm(plan, "freshness").inputs
+    assert (a["namespace"], a["metricName"], a["statistic"]) == (
+        "AWS/Firehose",
+        "DeliveryToS3.Records",
+        "Sum",
+    )
+    assert a["dimensions"] == {"DeliveryStreamName": "ingest"}
+    assert a["period"] == 3600
+    assert a["evaluationPeriods"] == a["datapointsToAlarm"] == prod.freshness_hours == 24
+    assert (a["comparisonOperator"], a["threshold"]) == ("LessThanThreshold", 1)
+    assert a["treatMissingData"] == "breaching"
+
+
+def test_every_missing_data_choice_is_explained() -> None:
+    for key, (treat, why) in MISSING_DATA.items():
+        assert treat in ("breaching", "notBreaching", "ignore", "missing"), key
+        assert len(why) > 20, key
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"freshness_hours": 169}, "freshness_hours 169"),
+        ({"features": ()}, "features is empty"),
+        ({"features": ("a", "a")}, "repeat a name"),
+        ({"drift_period_seconds": 90}, "drift_period_seconds 90"),
+        ({"latency_p99_ms": 0}, "latency_p99_ms must be > 0"),
+        ({"dashboard_name": ""}, "dashboard_name"),
+    ],
+)
+def test_bad_monitoring_args(overrides: dict[str, Any], message: str) -> None:
+    base: dict[str, Any] = {
+        "topic_arn": "arn",
+        "dashboard_name": "d",
+        "features": ("x",),
+        "endpoint_name": "ep",
+    }
+    with pytest.raises(ValueError, match=message):
+        MonitoringArgs(**{**base, **overrides})
+
+
+# --- dashboard -------------------------------------------------------------------------------
+
+
+def test_dashboard_has_endpoint_drift_lake_and_training_widgets(plan: Plan) -> None:
+    dashboard = plan.named("monitoring-dashboard")
+    assert dashboard.inputs["dashboardName"] == "ml-platform-prod"
+    body = json.loads(dashboard.inputs["dashboardBody"])
+    titles = [w["properties"].get("title") for w in body["widgets"]]
+    for title in (
+        "Invocations and errors",
+        "Latency p99 (microseconds)",
+        "Instances (%)",
+        "Feature PSI",
+        "Prediction PSI and scored rows",
+        "Ingestion: records delivered to the raw zone",
+        "Lake size (bytes, daily)",
+        "Training jobs (CPU / GPU %)",
+        "Drift job runs",
+        "Alarms",
+    ):
+        assert title in titles, title
+    psi = next(w for w in body["widgets"] if w["properties"].get("title") == "Feature PSI")
+    assert psi["properties"]["region"] == "us-east-1"
+    assert [m[5] for m in psi["properties"]["metrics"]] == list(FEATURE_NAMES)
+    assert {m[3] for m in psi["properties"]["metrics"]} == {"churn-ep"}
+    alarms = next(w for w in body["widgets"] if w["type"] == "alarm")
+    assert len(alarms["properties"]["alarms"]) == len(plan.of_type(ALARM)) - 1  # not drift-failed
+    runs = next(w for w in body["widgets"] if w["properties"].get("title") == "Drift job runs")
+    assert runs["properties"]["metrics"][1][3] == plan.named("drift-machine").state["arn"]
+
+
+# --- the drift job -----------------------------------------------------------------------------
+
+
+def test_drift_job_is_scheduled_through_step_functions(plan: Plan, prod: Settings) -> None:
+    rule = plan.named("drift-schedule")
+    assert rule.inputs["scheduleExpression"] == prod.drift_schedule == "rate(1 hour)"
+    machine = plan.named("drift-machine")
+    target = plan.named("drift-target")
+    assert target.inputs["arn"] == machine.state["arn"]
+    assert target.inputs["roleArn"] == plan.named("drift-schedule-role").state["arn"]
+    start = policy(plan.named("drift-schedule-policy"))
+    assert start["Statement"] == [
+        {
+            "Sid": "StartDriftRuns",
+            "Effect": "Allow",
+            "Action": ["states:StartExecution"],
+            "Resource": [machine.state["arn"]],
+        }
+    ]
+    definition = json.loads(machine.inputs["definition"])
+    task = definition["States"]["Drift"]
+    assert task["Resource"] == "arn:aws:states:::sagemaker:createProcessingJob.sync"
+    params = task["Parameters"]
+    assert params["ProcessingJobName.$"] == "States.Format('drift-{}', $$.Execution.Name)"
+    assert params["RoleArn"] == plan.named("drift-job-role").state["arn"]
+    assert params["AppSpecification"] == {
+        "ImageUri": "img:1",
+        "ContainerEntrypoint": ["python3", "-m", "ml.drift"],
+    }
+    assert params["Environment"] == {
+        "MLPLAT_DRIFT_PREDICTIONS_BUCKET": "lake-predictions",
+        "MLPLAT_DRIFT_MODELS_BUCKET": "lake-models",
+        "MLPLAT_DRIFT_BASELINE_KEY": "churn/current/baseline.json",
+        "MLPLAT_DRIFT_ENDPOINT_NAME": "churn-ep",
+        "MLPLAT_DRIFT_VARIANT_NAME": "primary",
+        "MLPLAT_DRIFT_THRESHOLD": "0.2",
+        "MLPLAT_DRIFT_WINDOW_HOURS": "1",
+        "MLPLAT_DRIFT_KMS_KEY_ARN": LAKE_KEY,
+        "MLPLAT_DRIFT_CAPTURE_ROOT": "capture",
+    }
+    assert params["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] == LAKE_KEY
+    log_group = plan.named("drift-log-group")
+    assert machine.inputs["loggingConfiguration"]["logDestination"] == (
+        log_group.state["arn"] + ":*"
+    )
+
+
+def test_drift_job_role_reads_predictions_and_baseline_puts_only_its_metrics(plan: Plan) -> None:
+    doc = policy(plan.named("drift-job-policy"))
+    by_sid = {s["Sid"]: s for s in doc["Statement"]}
+    pred = ARNS["predictions"]
+    assert by_sid["ReadCaptureAndPredictionLogs"]["Resource"] == [
+        f"{pred}/capture/*",
+        f"{pred}/predictions/*",
+    ]
+    assert by_sid["ReadTrainingBaseline"]["Resource"] == [
+        f"{ARNS['models']}/churn/current/baseline.json"
+    ]
+    assert by_sid["WritePredictionLogs"]["Resource"] == [f"{pred}/predictions/*"]
+    assert by_sid["WriteDriftReports"]["Action"] == ["s3:PutObject"]
+    assert by_sid["WriteDriftReports"]["Resource"] == [f"{pred}/drift-reports/*"]
+    assert by_sid["LakeKey"]["Resource"] == [LAKE_KEY]
+    metrics = next(s for s in doc["Statement"] if s["Action"] == ["cloudwatch:PutMetricData"])
+    assert metrics["Resource"] == ["*"]
+    assert metrics["Sid"].startswith("WildcardOnly")
+    assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": "MLPlatform/Drift"}}
+    # nothing else of the lake: no raw/curated/features bucket, no models prefix beyond baseline
+    text = json.dumps(doc)
+    for zone in ("raw", "curated", "features"):
+        assert ARNS[zone] not in text
+    assert all(not a.endswith("*") for s in doc["Statement"] for a in s["Action"])
+
+
+def test_state_machine_passes_only_the_job_role(plan: Plan) -> None:
+    doc = policy(plan.named("drift-machine-policy"))
+    by_sid = {s.get("Sid"): s for s in doc["Statement"]}
+    assert by_sid["PassJobRole"]["Resource"] == [plan.named("drift-job-role").state["arn"]]
+    assert by_sid["PassJobRole"]["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
+    }
+    assert by_sid["RunDriftProcessingJobs"]["Resource"] == [
+        f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:processing-job/drift-*"
+    ]
+
+
+def test_drift_job_failure_pages(plan: Plan) -> None:
+    a = plan.named("drift-failed").inputs
+    assert (a["namespace"], a["metricName"], a["statistic"]) == (
+        "AWS/States",
+        "ExecutionsFailed",
+        "Sum",
+    )
+    assert a["dimensions"] == {"StateMachineArn": plan.named("drift-machine").state["arn"]}
+    assert a["alarmActions"] == [topic_arn(plan)]
+
+
+@pytest.mark.parametrize(
+    ("schedule", "hours"),
+    [
+        ("rate(1 hour)", 1),
+        ("rate(30 minutes)", 1),
+        ("rate(90 minutes)", 2),
+        ("rate(6 hours)", 6),
+        ("rate(1 day)", 24),
+        ("cron(0 3 * * ? *)", 24),
+    ],
+)
+def test_window_is_one_schedule_period(schedule: str, hours: int) -> None:
+    assert schedule_window_hours(schedule) == hours
+
+
+def test_bad_drift_job_args() -> None:
+    with pytest.raises(ValueError, match="expected rate") as info:
+        DriftJobArgs(
+            schedule="every hour",
+            image_uri="i",
+            endpoint_name="e",
+            predictions_bucket_name="p",
+            predictions_bucket_arn="a",
+            models_bucket_name="m",
+            models_bucket_arn="a",
+            baseline_key="/abs",
+            kms_key_arn="k",
+            topic_arn="t",
+            drift_psi_threshold=0,
+            log_retention_days=0,
+            instance_type="m5.large",
+        )
+    for part in (
+        "baseline_key '/abs'",
+        "drift_psi_threshold must be > 0",
+        "instance_type 'm5.large'",
+        "log_retention_days must be > 0",
+    ):
+        assert part in str(info.value)
+
+
+# --- logs and audit ----------------------------------------------------------------------------
+
+
+def test_every_log_group_has_retention_and_the_lake_key(plan: Plan, prod: Settings) -> None:
+    groups = plan.of_type("aws:cloudwatch/logGroup:LogGroup")
+    assert [g.name for g in groups] == ["drift-log-group"]
+    for g in groups:
+        assert g.inputs["retentionInDays"] == prod.log_retention_days == 365
+        assert g.inputs["kmsKeyId"] == LAKE_KEY
+
+
+def test_trail_validates_encrypts_and_records_lake_data_events(plan: Plan) -> None:
+    trail = plan.named("audit-trail")
+    key = plan.named("audit-key")
+    t = trail.inputs
+    assert t["name"] == "ml-platform-prod"
+    assert t["enableLogFileValidation"] is True
+    assert t["isMultiRegionTrail"] is True
+    assert t["includeGlobalServiceEvents"] is True
+    assert t["kmsKeyId"] == key.state["arn"]
+    assert t["s3BucketName"] == plan.named("audit-bucket").state["bucket"]
+    assert "eventSelectors" not in t
+    management, data = t["advancedEventSelectors"]
+    assert management["fieldSelectors"] == [{"field": "eventCategory", "equals": ["Management"]}]
+    fields = {f["field"]: f for f in data["fieldSelectors"]}
+    assert fields["eventCategory"]["equals"] == ["Data"]
+    assert fields["resources.type"]["equals"] == ["AWS::S3::Object"]
+    assert fields["resources.ARN"]["startsWiths"] == [f"{a}/" for a in ARNS.values()]
+    # CloudTrail checks the bucket policy when the trail is created (the key is implied by kmsKeyId)
+    assert trail.options["dependsOn"] == [plan.named("audit-bucket-policy").urn]
+
+
+def test_no_data_events_outside_prod(
+    record: Callable[..., Plan], settings_for: Callable[..., Settings]
+) -> None:
+    dev = settings_for("dev")
+    plan = record(platform(dev), settings=dev)
+    selectors = plan.named("audit-trail").inputs["advancedEventSelectors"]
+    assert [s["name"] for s in selectors] == ["Management events"]
+
+
+def test_audit_key_lets_cloudtrail_encrypt_for_this_trail_only(plan: Plan) -> None:
+    key = plan.named("audit-key")
+    assert key.inputs["enableKeyRotation"] is True
+    doc = policy(key)
+    trail_arn = f"arn:aws:cloudtrail:us-east-1:{ACCOUNT}:trail/ml-platform-prod"
+    encrypt = statement(doc, "CloudTrailEncryptsThisTrail")
+    assert encrypt["Principal"] == {"Service": "cloudtrail.amazonaws.com"}
+    assert encrypt["Action"] == ["kms:GenerateDataKey"]
+    assert encrypt["Condition"] == {
+        "StringEquals": {"aws:SourceArn": trail_arn},
+        "StringLike": {
+            "kms:EncryptionContext:aws:cloudtrail:arn": f"arn:aws:cloudtrail:*:{ACCOUNT}:trail/*"
+        },
+    }
+    assert statement(doc, "CloudTrailDescribesKey")["Action"] == ["kms:DescribeKey"]
+
+
+def test_trail_bucket_is_hardened_and_grants_cloudtrail_by_source_arn(plan: Plan) -> None:
+    bucket = plan.named("audit-bucket")
+    key = plan.named("audit-key")
+    assert bucket.options["protect"] is True
+    assert bucket.inputs["forceDestroy"] is False
+    sse = plan.named("audit-bucket-encryption").inputs["rules"][0]
+    assert sse["applyServerSideEncryptionByDefault"] == {
+        "sseAlgorithm": "aws:kms",
+        "kmsMasterKeyId": key.state["arn"],
+    }
+    assert sse["bucketKeyEnabled"] is True
+    assert plan.named("audit-bucket-versioning").inputs["versioningConfiguration"] == {
+        "status": "Enabled"
+    }
+    block = plan.named("audit-bucket-public-access").inputs
+    assert all(
+        block[k] is True
+        for k in (
+            "blockPublicAcls",
+            "blockPublicPolicy",
+            "ignorePublicAcls",
+            "restrictPublicBuckets",
+        )
+    )
+    assert plan.named("audit-bucket-ownership").inputs["rule"] == {
+        "objectOwnership": "BucketOwnerEnforced"
+    }
+    logging = plan.named("audit-bucket-logging").inputs
+    assert logging["targetBucket"] == plan.named("audit-access-logs").state["bucket"]
+    doc = policy(plan.named("audit-bucket-policy"))
+    trail_arn = f"arn:aws:cloudtrail:us-east-1:{ACCOUNT}:trail/ml-platform-prod"
+    acl = statement(doc, "CloudTrailAclCheck")
+    assert acl["Action"] == ["s3:GetBucketAcl"]
+    assert acl["Resource"] == [bucket.state["arn"]]
+    assert acl["Condition"] == {"StringEquals": {"aws:SourceArn": trail_arn}}
+    write = statement(doc, "CloudTrailWrite")
+    assert write["Action"] == ["s3:PutObject"]
+    assert write["Resource"] == [f"{bucket.state['arn']}/AWSLogs/{ACCOUNT}/*"]
+    assert write["Condition"] == {
+        "StringEquals": {"aws:SourceArn": trail_arn, "s3:x-amz-acl": "bucket-owner-full-control"}
+    }
+    tls = statement(doc, "DenyInsecureTransport")
+    assert tls["Effect"] == "Deny"
+    assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_bad_audit_args() -> None:
+    with pytest.raises(ValueError, match="trail_name") as info:
+        AuditTrailArgs(trail_name="-bad name", data_events=True, protect=True, force_destroy=True)
+    assert "lake_bucket_arns is empty" in str(info.value)
+    assert "force_destroy cannot be on" in str(info.value)
+
+
+# --- the whole thing under the policy pack ------------------------------------------------------
+
+
+def test_policy_pack_finds_no_mandatory_violation(plan: Plan) -> None:
+    from policies.core import evaluate_plan
+
+    report = evaluate_plan([r.to_json() for r in plan.resources], {"environment": "prod"})
+    mandatory = [v for v in report.violations if v.enforcement == "mandatory"]
+    assert mandatory == []
+    assert report.skipped == ()
