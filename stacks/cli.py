@@ -9,7 +9,9 @@ from __future__ import annotations
 import typer
 
 from stacks.commands import bench as bench_commands
+from stacks.commands import data as data_commands
 from stacks.commands import ml as ml_commands
+from stacks.commands import monitor as monitor_commands
 from stacks.commands import plan as plan_commands
 
 app = typer.Typer(
@@ -20,7 +22,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (plan_commands, ml_commands, bench_commands):
+for module in (
+    plan_commands,
+    data_commands,
+    ml_commands,
+    monitor_commands,
+    bench_commands,
+):
     module.register(app)
 
 
