@@ -13,6 +13,7 @@ from stacks.commands import data as data_commands
 from stacks.commands import ml as ml_commands
 from stacks.commands import monitor as monitor_commands
 from stacks.commands import plan as plan_commands
+from stacks.commands import policy as policy_commands
 
 app = typer.Typer(
     name="mlplat",
@@ -24,6 +25,7 @@ app = typer.Typer(
 
 for module in (
     plan_commands,
+    policy_commands,
     data_commands,
     ml_commands,
     monitor_commands,

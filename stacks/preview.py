@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,3 +52,51 @@ def component_of(resource_urn: str, by_urn: dict[str, Any]) -> str:
 def counts(plan: Plan) -> Counter[tuple[str, str]]:
     by_urn = plan.by_urn()
     return Counter((component_of(r.urn, by_urn), r.type) for r in plan.resources)
+
+
+# --- policies and cost over the plan -------------------------------------------------------------
+
+if TYPE_CHECKING:
+    from policies.core import PolicyReport
+    from stacks.cost import CostReport
+
+
+@dataclass(slots=True)
+class PreviewResult:
+    """A stack's plan with what CI reads from it: policy results and the cost estimate."""
+
+    plan: Plan
+    settings: Settings
+    policies: PolicyReport
+    cost: CostReport
+
+    def to_json(self) -> dict[str, Any]:
+        return self.plan.to_json()
+
+
+def policy_config(settings: Settings) -> dict[str, Any]:
+    """The pack configuration a stack implies (what CI passes to `--policy-pack-config`)."""
+    return {
+        "environment": settings.environment,
+        "allowedGpuFamilies": list(settings.gpu_instance_families),
+    }
+
+
+def analyse(plan: Plan, settings: Settings) -> PreviewResult:
+    """Run the policy pack and the cost estimate over a recorded plan (and attach both to it)."""
+    from policies.core import evaluate_plan
+    from stacks.cost import Usage, estimate
+
+    resources = [r.to_json() for r in plan.resources]
+    report = evaluate_plan(resources, policy_config(settings))
+    cost = estimate(resources, settings.region, Usage.from_settings(settings))
+    plan.extra = {**plan.extra, "policies": report.to_json(), "cost": cost.to_json()}
+    return PreviewResult(plan, settings, report, cost)
+
+
+def run_preview(stack: str, project_dir: str | Path) -> PreviewResult:
+    """`make_plan` plus policies and cost; raises `SettingsError` on bad configuration."""
+    from stacks import engine
+
+    settings, config = load_stack(stack, project_dir)
+    return analyse(engine.run(settings, config), settings)

@@ -1,13 +1,21 @@
-"""`mlplat preview`: evaluate the Pulumi program offline and write the plan."""
+"""`mlplat preview`: evaluate the Pulumi program offline, check it, price it, write the plan."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from stacks.diff import PlanDiff
+    from stacks.preview import PreviewResult
+
+SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
 
 
 def register(app: typer.Typer) -> None:
@@ -20,34 +28,109 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def preview(
-    stack: Annotated[str, typer.Option("--stack", "-s", help="Stack to preview (dev, staging, prod, local).")],
+    stack: Annotated[
+        str, typer.Option("--stack", "-s", help="Stack to preview (dev, staging, prod, local).")
+    ],
     json_path: Annotated[
-        Path | None, typer.Option("--json", help="Write the plan (resources, outputs) to this file.")
+        Path | None,
+        typer.Option(
+            "--json", help="Write the plan (resources, outputs, policies, cost) to this file."
+        ),
     ] = None,
     project_dir: Annotated[
         Path | None,
-        typer.Option("--project-dir", help="Directory holding Pulumi.yaml (default: found upwards)."),
+        typer.Option(
+            "--project-dir", help="Directory holding Pulumi.yaml (default: found upwards)."
+        ),
+    ] = None,
+    diff_path: Annotated[
+        Path | None,
+        typer.Option("--diff", help="Compare with a baseline preview JSON (e.g. main's plan)."),
+    ] = None,
+    graph_path: Annotated[
+        Path | None,
+        typer.Option("--graph", help="Write the resource graph: .mmd/.md (Mermaid) or .dot."),
+    ] = None,
+    markdown_path: Annotated[
+        Path | None,
+        typer.Option("--markdown", help="Write a Markdown summary (for a PR comment)."),
     ] = None,
 ) -> None:
     """Run the Pulumi program offline under the recording engine: no CLI, account or network.
 
-    Exit codes: 0 ok, 2 bad configuration or usage.
+    Runs the policy pack over the plan and estimates the monthly cost.
+    Exit codes: 0 ok, 1 a mandatory policy is violated, 2 bad configuration or usage.
     """
     from rich.console import Console
-    from rich.table import Table
 
-    from stacks.preview import counts, find_project_dir, make_plan
+    from stacks.preview import find_project_dir, run_preview
     from stacks.settings import SettingsError
+
+    baseline: dict[str, Any] | None = None
+    if graph_path is not None:
+        from stacks.graph import GraphError, format_for
+
+        try:
+            format_for(graph_path)
+        except GraphError as exc:
+            raise _fail(f"error: {exc}") from None
+    if diff_path is not None:
+        from stacks.diff import DiffError, load_plan_json
+
+        try:
+            baseline = load_plan_json(diff_path)
+        except DiffError as exc:
+            raise _fail(f"error: {exc}") from None
 
     root = project_dir or find_project_dir()
     try:
-        plan = make_plan(stack, root)
+        result = run_preview(stack, root)
     except SettingsError as exc:
         raise _fail(f"error: {exc}") from None
 
     console = Console()
-    table = Table("component", "type", "count", title=f"{plan.project} / {plan.stack}: "
-                  f"{len(plan.resources)} resources")
+    _print_plan(console, result)
+    _print_policies(console, result)
+    _print_cost(console, result)
+    current = result.to_json()
+    diff = None
+    if baseline is not None:
+        from stacks.diff import diff_plans
+
+        diff = diff_plans(baseline, current)
+        _print_diff(console, diff)
+    if graph_path is not None:
+        from stacks.graph import write_graph
+
+        fmt = write_graph(current, graph_path)
+        console.print(f"graph ({fmt}) written to {graph_path}")
+    if json_path is not None:
+        json_path.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+        console.print(f"plan written to {json_path}")
+    if markdown_path is not None:
+        from stacks.diff import render_markdown
+
+        markdown_path.write_text(render_markdown(stack, current, diff), encoding="utf-8")
+        console.print(f"summary written to {markdown_path}")
+    if result.policies.mandatory_failed:
+        names = sorted(
+            {v.policy for v in result.policies.violations if v.enforcement == "mandatory"}
+        )
+        raise _fail(f"mandatory policies violated: {', '.join(names)}", code=1)
+
+
+def _print_plan(console: Console, result: PreviewResult) -> None:
+    from rich.table import Table
+
+    from stacks.preview import counts
+
+    plan = result.plan
+    table = Table(
+        "component",
+        "type",
+        "count",
+        title=f"{plan.project} / {plan.stack}: {len(plan.resources)} resources",
+    )
     for (component, type_), n in sorted(counts(plan).items()):
         table.add_row(component, type_, str(n))
     console.print(table)
@@ -55,6 +138,57 @@ def preview(
     for key, value in sorted(plan.outputs.items()):
         outputs.add_row(key, json.dumps(value) if not isinstance(value, str) else value)
     console.print(outputs)
-    if json_path is not None:
-        json_path.write_text(json.dumps(plan.to_json(), indent=2, sort_keys=True) + "\n")
-        console.print(f"plan written to {json_path}")
+
+
+def _print_policies(console: Console, result: PreviewResult) -> None:
+    from rich.markup import escape
+
+    report = result.policies
+    if not report.violations:
+        console.print("[green]policies: no violations[/green]")
+    for severity, found in report.by_severity().items():
+        if not found:
+            continue
+        style = SEVERITY_STYLE[severity]
+        console.print(f"[{style}]{severity.upper()} ({len(found)})[/{style}]")
+        for v in found:
+            console.print(f"  [{style}]{v.enforcement:9}[/{style}] {v.policy}: {escape(v.message)}")
+    if report.skipped:
+        console.print(
+            f"[dim]{len(report.skipped)} check(s) skipped: values unknown until "
+            "the update runs[/dim]"
+        )
+        for s in report.skipped:
+            console.print(f"[dim]  {s.policy}: {escape(s.message)}[/dim]")
+
+
+def _print_cost(console: Console, result: PreviewResult) -> None:
+    from rich.table import Table
+
+    cost = result.cost
+    for note in cost.notes:
+        console.print(f"[yellow]cost: {note}[/yellow]")
+    table = Table(
+        "component",
+        "USD / month",
+        title=f"estimated cost ({cost.region}, list prices as published on "
+        f"{cost.published}, verify)",
+    )
+    for component, usd in cost.by_component().items():
+        table.add_row(component, f"{usd:,.2f}")
+    table.add_row("[bold]total[/bold]", f"[bold]{cost.monthly_usd:,.2f}[/bold]")
+    console.print(table)
+    for item in cost.items:
+        if item.note:
+            console.print(f"[yellow]cost: {item.name}: {item.note}[/yellow]")
+
+
+def _print_diff(console: Console, diff: PlanDiff) -> None:
+    from rich.markup import escape
+
+    from stacks.diff import render_text
+
+    for line in render_text(diff):
+        console.print(escape(line))
+    for warning in diff.warnings:
+        console.print(f"[bold red]WARNING: {escape(warning)}[/bold red]")

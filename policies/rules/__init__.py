@@ -1,0 +1,19 @@
+"""Every policy of the pack, in listing order. The single list both engines run."""
+
+from __future__ import annotations
+
+from policies.core import PolicySpec
+from policies.rules import compute, governance, iam, observability, s3, sagemaker
+
+POLICIES: tuple[PolicySpec, ...] = (
+    *s3.POLICIES,
+    *iam.POLICIES,
+    *compute.POLICIES,
+    *sagemaker.POLICIES,
+    *observability.POLICIES,
+    *governance.POLICIES,
+)
+
+BY_NAME: dict[str, PolicySpec] = {p.name: p for p in POLICIES}
+if len(BY_NAME) != len(POLICIES):  # pragma: no cover - a programming error caught on import
+    raise RuntimeError("duplicate policy names in the pack")

@@ -1,0 +1,344 @@
+"""An estimated monthly cost of a stack, from its plan and a dated price table.
+
+Prices: `stacks/data/prices.json` (on-demand list prices per region, with their sources and the
+date they were published; verify before relying on a figure). Usage comes from the stack settings:
+
+- endpoint instances: `endpoint_min_instances` per instance-backed production variant of every
+  endpoint configuration an endpoint uses, for `usage_endpoint_hours` hours (instance type from the
+  plan); a serverless variant is billed as if busy `usage_endpoint_hours` hours at its memory size
+  (an upper bound: serverless bills per request duration);
+- GPU node groups: `usage_gpu_node_hours` in total, split evenly across GPU node groups; other node
+  groups run `scalingConfig.desiredSize` nodes all month;
+- lake storage: `usage_storage_gb` GB-month of S3 Standard, split evenly across the buckets;
+- streams: `usage_stream_gb` GB a month through Firehose (plus format conversion when enabled),
+  split evenly across the delivery streams;
+- fixed monthly items: EKS control planes, NAT gateways, interface endpoints (per zone), KMS keys,
+  CloudWatch alarms.
+
+Everything else (requests, data transfer, logs, Athena scans, training jobs) is not estimated.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stacks.settings import Settings
+
+PRICES = Path(__file__).resolve().parent / "data" / "prices.json"
+GPU_FAMILY_PREFIXES = ("g", "p")
+
+
+class CostError(ValueError):
+    """The price table is missing or malformed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    endpoint_hours: int
+    endpoint_instances: int
+    gpu_node_hours: int
+    storage_gb: int
+    stream_gb: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Usage:
+        return cls(
+            endpoint_hours=settings.usage_endpoint_hours,
+            endpoint_instances=settings.endpoint_min_instances,
+            gpu_node_hours=settings.usage_gpu_node_hours,
+            storage_gb=settings.usage_storage_gb,
+            stream_gb=settings.usage_stream_gb,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CostItem:
+    component: str
+    name: str
+    type: str
+    urn: str
+    description: str
+    quantity: float
+    unit: str
+    unit_usd: float | None
+    monthly_usd: float
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "component": self.component,
+            "name": self.name,
+            "type": self.type,
+            "urn": self.urn,
+            "description": self.description,
+            "quantity": self.quantity,
+            "unit": self.unit,
+            "unitUsd": self.unit_usd,
+            "monthlyUsd": self.monthly_usd,
+        }
+        if self.note:
+            out["note"] = self.note
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class CostReport:
+    region: str
+    published: str
+    items: tuple[CostItem, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def monthly_usd(self) -> float:
+        return round(sum(i.monthly_usd for i in self.items), 2)
+
+    def by_component(self) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for item in self.items:
+            totals[item.component] = totals.get(item.component, 0.0) + item.monthly_usd
+        return {k: round(v, 2) for k, v in sorted(totals.items())}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"monthlyUsd": self.monthly_usd, "items": [i.to_json() for i in self.items]}
+
+
+@cache
+def _load(path: str) -> dict[str, Any]:
+    try:
+        table = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CostError(f"price table {path}: {exc}") from exc
+    if not isinstance(table, dict) or not isinstance(table.get("regions"), dict):
+        raise CostError(f"price table {path}: expected an object with `regions`")
+    for key in ("published", "sources", "hoursPerMonth"):
+        if key not in table:
+            raise CostError(f"price table {path}: missing `{key}`")
+    return table
+
+
+def load_prices(path: str | Path | None = None) -> dict[str, Any]:
+    return _load(str(path or PRICES))
+
+
+def _plain(value: Any) -> Any:
+    return None if isinstance(value, dict) and value.get("unknown") is True else value
+
+
+def _inputs(resource: Mapping[str, Any]) -> dict[str, Any]:
+    inputs = resource.get("inputs") or {}
+    return {k: _plain(v) for k, v in inputs.items()} if isinstance(inputs, dict) else {}
+
+
+def _is_gpu(instance_type: str) -> bool:
+    family = instance_type.removeprefix("ml.").split(".")[0]
+    return family[:1] in GPU_FAMILY_PREFIXES and family[1:2].isdigit()
+
+
+def top_components(resources: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """URN -> logical name of the top-level component it belongs to ('-' for none)."""
+    by_urn = {str(r["urn"]): r for r in resources}
+    out: dict[str, str] = {}
+    for urn in by_urn:
+        top, node, seen = "-", by_urn[urn], set()
+        while node.get("parent") in by_urn and node["parent"] not in seen:
+            seen.add(node["parent"])
+            node = by_urn[node["parent"]]
+            top = str(node["name"])
+        out[urn] = top
+    return out
+
+
+def estimate(
+    resources: Sequence[Mapping[str, Any]],
+    region: str,
+    usage: Usage,
+    prices: Mapping[str, Any] | None = None,
+) -> CostReport:
+    """The monthly cost items of a plan's resources in `region`."""
+    table = prices if prices is not None else load_prices()
+    hours = float(table["hoursPerMonth"])
+    regional = table["regions"].get(region)
+    published = str(table["published"])
+    if regional is None:
+        known = ", ".join(sorted(table["regions"]))
+        return CostReport(
+            region,
+            published,
+            (),
+            (
+                f"no prices for region {region} in the price table (regions: {known}); "
+                "add them to stacks/data/prices.json",
+            ),
+        )
+    components = top_components(resources)
+    items: list[CostItem] = []
+
+    def add(
+        res: Mapping[str, Any],
+        description: str,
+        quantity: float,
+        unit: str,
+        unit_usd: float | None,
+        what: str = "",
+    ) -> None:
+        monthly = round(quantity * unit_usd, 2) if unit_usd is not None else 0.0
+        note = (
+            ""
+            if unit_usd is not None
+            else (f"no list price for {what} in {region}; add it to stacks/data/prices.json")
+        )
+        items.append(
+            CostItem(
+                components.get(str(res["urn"]), "-"),
+                str(res["name"]),
+                str(res["type"]),
+                str(res["urn"]),
+                description,
+                round(quantity, 4),
+                unit,
+                unit_usd,
+                monthly,
+                note,
+            )
+        )
+
+    def of_type(token: str) -> list[Mapping[str, Any]]:
+        return [r for r in resources if r.get("type") == token]
+
+    # --- SageMaker endpoints: configurations an endpoint uses
+    used_configs = {
+        _inputs(e).get("endpointConfigName") for e in of_type("aws:sagemaker/endpoint:Endpoint")
+    }
+    hosting = regional.get("sagemakerHostingHour", {})
+    for config in of_type("aws:sagemaker/endpointConfiguration:EndpointConfiguration"):
+        inputs = _inputs(config)
+        if not ({config.get("id"), inputs.get("name")} & (used_configs - {None})):
+            continue
+        for variant in inputs.get("productionVariants") or []:
+            vname = variant.get("variantName") or "variant"
+            serverless = variant.get("serverlessConfig")
+            if isinstance(serverless, dict):
+                gb = float(serverless.get("memorySizeInMb") or 0) / 1024
+                add(
+                    config,
+                    f"serverless variant {vname} ({gb:g} GB) busy {usage.endpoint_hours} h",
+                    gb * 3600 * usage.endpoint_hours,
+                    "GB-second",
+                    regional.get("sagemakerServerlessGbSecond"),
+                    "serverless inference",
+                )
+                continue
+            instance = str(variant.get("instanceType") or "")
+            add(
+                config,
+                f"variant {vname}: {usage.endpoint_instances} x {instance} for "
+                f"{usage.endpoint_hours} h",
+                float(usage.endpoint_instances * usage.endpoint_hours),
+                "instance-hour",
+                hosting.get(instance),
+                instance,
+            )
+
+    # --- EKS
+    for cluster in of_type("aws:eks/cluster:Cluster"):
+        add(
+            cluster,
+            "EKS control plane",
+            hours,
+            "cluster-hour",
+            regional.get("eksClusterHour"),
+            "EKS",
+        )
+    groups = of_type("aws:eks/nodeGroup:NodeGroup")
+    ec2 = regional.get("ec2Hour", {})
+
+    def group_type(group: Mapping[str, Any]) -> str:
+        types = _inputs(group).get("instanceTypes") or ["t3.medium"]  # the EKS default
+        return str(types[0])
+
+    gpu_groups = [g for g in groups if _is_gpu(group_type(g))]
+    for group in groups:
+        instance = group_type(group)
+        if group in gpu_groups:
+            node_hours = usage.gpu_node_hours / len(gpu_groups)
+            description = f"GPU nodes {instance}: {node_hours:g} node-hours (on-demand price)"
+        else:
+            desired = (_inputs(group).get("scalingConfig") or {}).get("desiredSize") or 0
+            node_hours = float(desired) * hours
+            description = f"{desired} x {instance} all month"
+        add(group, description, node_hours, "node-hour", ec2.get(instance), instance)
+
+    # --- network
+    for nat in of_type("aws:ec2/natGateway:NatGateway"):
+        add(nat, "NAT gateway", hours, "gateway-hour", regional.get("natGatewayHour"), "NAT")
+    for endpoint in of_type("aws:ec2/vpcEndpoint:VpcEndpoint"):
+        inputs = _inputs(endpoint)
+        if inputs.get("vpcEndpointType") != "Interface":
+            continue  # gateway endpoints (S3, DynamoDB) are free
+        zones = len(inputs.get("subnetIds") or [])
+        add(
+            endpoint,
+            f"interface endpoint in {zones} zone(s)",
+            zones * hours,
+            "endpoint-zone-hour",
+            regional.get("interfaceEndpointAzHour"),
+            "interface endpoints",
+        )
+
+    # --- storage and streams (usage split evenly)
+    buckets = of_type("aws:s3/bucket:Bucket")
+    for bucket in buckets:
+        add(
+            bucket,
+            f"S3 Standard share of {usage.storage_gb} GB",
+            usage.storage_gb / len(buckets),
+            "GB-month",
+            regional.get("s3StandardGbMonth"),
+            "S3 Standard",
+        )
+    streams = of_type("aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream")
+    for stream in streams:
+        inputs = _inputs(stream)
+        per_gb = regional.get("firehoseIngestGb")
+        conversion = (inputs.get("extendedS3Configuration") or {}).get(
+            "dataFormatConversionConfiguration"
+        )
+        converting = isinstance(conversion, dict) and conversion.get("enabled") is not False
+        if converting and per_gb is not None:
+            extra = regional.get("firehoseFormatConversionGb")
+            per_gb = None if extra is None else per_gb + extra
+        add(
+            stream,
+            f"Firehose share of {usage.stream_gb} GB"
+            + (" with format conversion" if converting else ""),
+            usage.stream_gb / len(streams),
+            "GB",
+            per_gb,
+            "Firehose",
+        )
+
+    # --- fixed monthly
+    for key in of_type("aws:kms/key:Key"):
+        add(key, "KMS key", 1, "key-month", regional.get("kmsKeyMonth"), "KMS")
+    for alarm in of_type("aws:cloudwatch/metricAlarm:MetricAlarm"):
+        add(
+            alarm,
+            "CloudWatch alarm",
+            1,
+            "alarm-month",
+            regional.get("cloudwatchAlarmMonth"),
+            "alarms",
+        )
+
+    items.sort(key=lambda i: (i.component, i.type, i.name, i.description))
+    return CostReport(region, published, tuple(items))
+
+
+def estimate_plan(plan_json: Mapping[str, Any], settings: Settings) -> CostReport:
+    return estimate(plan_json["resources"], settings.region, Usage.from_settings(settings))
