@@ -18,22 +18,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from ml import images
+
 ApprovalStatus = Literal["PendingManualApproval", "Approved", "Rejected"]
 APPROVAL_STATUSES: tuple[str, ...] = ("PendingManualApproval", "Approved", "Rejected")
 SUPPORTED_CONTENT_TYPES = ["application/json", "text/csv"]
 METRIC_PREFIX = "metric."
 MAX_PROPERTY_LENGTH = 256
-
-# ECR accounts of the SageMaker scikit-learn image by region (sagemaker SDK image_uris).
-_SKLEARN_ACCOUNTS = {
-    "us-east-1": "683313688378",
-    "us-east-2": "257758044811",
-    "us-west-1": "746614075791",
-    "us-west-2": "246618743249",
-    "eu-west-1": "141502667606",
-    "eu-central-1": "492215442770",
-}
-SKLEARN_FRAMEWORK_VERSION = "1.9-0"
 
 
 class RegistryError(RuntimeError):
@@ -54,18 +45,12 @@ class ModelVersion:
     description: str = ""
 
 
-def sklearn_image_uri(region: str, framework_version: str = SKLEARN_FRAMEWORK_VERSION) -> str:
-    """The SageMaker scikit-learn serving image for `region`."""
-    account = _SKLEARN_ACCOUNTS.get(region)
-    if account is None:
-        raise RegistryError(
-            f"no known scikit-learn image account for region {region!r} (known: "
-            f"{sorted(_SKLEARN_ACCOUNTS)}); pass the image URI explicitly"
-        )
-    return (
-        f"{account}.dkr.ecr.{region}.amazonaws.com/sagemaker-scikit-learn:"
-        f"{framework_version}-cpu-py3"
-    )
+def sklearn_image_uri(region: str) -> str:
+    """The SageMaker scikit-learn serving image for `region` (the SDK's table, read offline)."""
+    try:
+        return images.sklearn_image_uri(region)
+    except images.ImageUriError as exc:
+        raise RegistryError(f"{exc}; pass the image URI explicitly") from exc
 
 
 def ensure_group(group: str, *, description: str = "", client: Any | None = None) -> str:

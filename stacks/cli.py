@@ -14,6 +14,7 @@ from stacks.commands import ml as ml_commands
 from stacks.commands import monitor as monitor_commands
 from stacks.commands import plan as plan_commands
 from stacks.commands import policy as policy_commands
+from stacks.commands import serving as serving_commands
 
 app = typer.Typer(
     name="mlplat",
@@ -28,6 +29,7 @@ for module in (
     policy_commands,
     data_commands,
     ml_commands,
+    serving_commands,
     monitor_commands,
     bench_commands,
 ):
