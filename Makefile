@@ -27,7 +27,7 @@ typecheck: sync
 	uv run mypy
 
 unit: sync
-	uv run pytest -q -n auto
+	uv run pytest -q -n auto --dist loadfile
 
 test: lint typecheck unit
 

@@ -83,10 +83,11 @@ KEY_USE_ACTIONS: tuple[str, ...] = (
     "kms:ReEncryptFrom",
     "kms:ReEncryptTo",
 )
-# Services principals of this account may use the key through (kms:ViaService prefixes).
-KEY_VIA_SERVICES: tuple[str, ...] = ("s3", "firehose", "sagemaker")
+# Services principals of this account may use the key through (kms:ViaService prefixes);
+# ECR encrypts the platform image repository with it.
+KEY_VIA_SERVICES: tuple[str, ...] = ("s3", "firehose", "sagemaker", "ecr")
 # Services that hold the key through grants on resources they manage (stream SSE, volumes).
-KEY_GRANT_SERVICES: tuple[str, ...] = ("firehose", "sagemaker")
+KEY_GRANT_SERVICES: tuple[str, ...] = ("firehose", "sagemaker", "ecr")
 
 # In a key policy the only resource is the key itself, and it is spelled `*`.
 KEY_POLICY_WILDCARD = "a key policy names its own key as star"

@@ -34,6 +34,24 @@ class PlatformOutputs:
     glue_database: str
     athena_workgroup: str
     ingest_stream_name: str
+    # network and training compute (issue 6)
+    vpc_id: str
+    training_role_arn: str
+    training_subnet_ids: list[str]
+    training_security_group_ids: list[str]
+    training_cluster_name: str | None
+    training_namespace: str | None
+    training_service_account: str | None
+    training_submitter_role_arn: str | None
+    platform_image_uri: str
+    # registry and serving (issue 5)
+    model_package_group_name: str
+    model_artifacts_prefix: str
+    endpoint_name: str | None
+    endpoint_execution_role_arn: str | None
+    # monitoring (issue 7)
+    alarm_topic_arn: str
+    dashboard_name: str
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> PlatformOutputs:

@@ -14,7 +14,9 @@ from stacks.commands import ml as ml_commands
 from stacks.commands import monitor as monitor_commands
 from stacks.commands import plan as plan_commands
 from stacks.commands import policy as policy_commands
+from stacks.commands import sandbox as sandbox_commands
 from stacks.commands import serving as serving_commands
+from stacks.commands import training as training_commands
 
 app = typer.Typer(
     name="mlplat",
@@ -26,10 +28,12 @@ app = typer.Typer(
 
 for module in (
     plan_commands,
+    sandbox_commands,
     policy_commands,
     data_commands,
     ml_commands,
     serving_commands,
+    training_commands,
     monitor_commands,
     bench_commands,
 ):

@@ -147,6 +147,7 @@ class Settings:
     drift_psi_threshold: float
     freshness_hours: int
     drift_schedule: str
+    platform_image_tag: str
     cloudtrail_data_events: bool
     # cost usage assumptions (per month)
     usage_endpoint_hours: int
@@ -646,7 +647,7 @@ SPEC: tuple[Spec, ...] = (
         "Alarm when nothing new lands in the raw zone for this long",
         default=24,
         minimum=1,
-        maximum=720,
+        maximum=168,
     ),
     Spec(
         "driftSchedule",
@@ -655,6 +656,14 @@ SPEC: tuple[Spec, ...] = (
         "EventBridge schedule of the drift job",
         default="rate(1 hour)",
         pattern=r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$",
+    ),
+    Spec(
+        "platformImageTag",
+        "platform_image_tag",
+        "str",
+        "Tag of the platform image (this package's ml code) the drift job runs",
+        default="0.1.0",
+        pattern=r"^[A-Za-z0-9._-]{1,128}$",
     ),
     Spec(
         "cloudtrailDataEvents",

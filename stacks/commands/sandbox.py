@@ -1,0 +1,139 @@
+"""`mlplat sandbox`: the platform on an embedded moto server, and the lifecycle run against it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from stacks.sandbox.lifecycle import SandboxReport
+
+STACK = "local"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sandbox")(sandbox)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    sys.stderr.write(message.rstrip() + "\n")
+    return typer.Exit(code)
+
+
+def _wait_until_interrupted() -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        threading.Event().wait()
+
+
+# Tests replace this (the real one blocks until Ctrl-C).
+wait_until_interrupted: Callable[[], None] = _wait_until_interrupted
+
+
+def sandbox(
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write the report (steps, resources) here.")
+    ] = None,
+    keep: Annotated[
+        bool,
+        typer.Option("--keep", help="Leave the server running (until Ctrl-C) to explore it."),
+    ] = False,
+    project_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--project-dir", help="Directory holding Pulumi.yaml (default: found upwards)."
+        ),
+    ] = None,
+) -> None:
+    """Stand up the `local` stack on an embedded moto server (127.0.0.1, a free port) and run the
+    lifecycle against it: no AWS account, Pulumi CLI or network.
+
+    Exit codes: 0 every step passed, 1 a step failed, 2 bad configuration or usage.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from stacks.preview import find_project_dir, load_stack
+    from stacks.sandbox.lifecycle import SandboxContext, SandboxReport, run_steps
+    from stacks.sandbox.server import SandboxError
+    from stacks.settings import SettingsError
+
+    root = project_dir or find_project_dir()
+    try:
+        settings, config = load_stack(STACK, root)
+    except SettingsError as exc:
+        raise _fail(f"error: {exc}") from None
+    if json_path is not None and not json_path.parent.exists():
+        raise _fail(f"error: --json {json_path}: directory {json_path.parent} does not exist")
+
+    console = Console(stderr=True)
+    scratch = Path(tempfile.mkdtemp(prefix="mlplat-sandbox-"))
+    ctx = SandboxContext(
+        settings=settings, config=config, scratch=scratch, report=SandboxReport(stack=STACK)
+    )
+    try:
+        try:
+            report = run_steps(ctx, console=console)
+        except SandboxError as exc:
+            raise _fail(f"error: {exc}") from None
+        _print_summary(Console(), report, Table)
+        if json_path is not None:
+            json_path.write_text(json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n")
+            console.print(f"report written to {json_path}")
+        if keep and ctx.server is not None and ctx.server.running:
+            _print_environment(ctx.server.environment(), ctx.scratch)
+            wait_until_interrupted()
+        if not report.ok:
+            raise typer.Exit(1)
+    finally:
+        if ctx.server is not None:
+            ctx.server.stop()
+        if not keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _print_summary(console: object, report: SandboxReport, table_type: type) -> None:
+    from rich.console import Console
+
+    assert isinstance(console, Console)
+    steps = table_type("step", "status", "seconds", "detail", title=f"sandbox / {report.stack}")
+    colors = {"ok": "green", "failed": "red", "not-run": "dim"}
+    for s in report.steps:
+        steps.add_row(
+            s.name, f"[{colors[s.status]}]{s.status}[/]", f"{s.seconds:.2f}", s.error or s.detail
+        )
+    console.print(steps)
+    data = report.to_json()["resources"]
+    if data["realized"] or data["notEmulated"]:
+        resources = table_type("type", "realized", title="resources")
+        for type_, n in data["realized"].items():
+            resources.add_row(type_, str(n))
+        console.print(resources)
+    if data["notEmulated"]:
+        missing = table_type("type", "name", "not emulated because", title="not emulated")
+        for item in data["notEmulated"]:
+            missing.add_row(item["type"], item["name"], item["reason"])
+        console.print(missing)
+    if data["notes"]:
+        notes = table_type("type", "name", "note", title="notes")
+        for item in data["notes"]:
+            notes.add_row(item["type"], item["name"], item["note"])
+        console.print(notes)
+
+
+def _print_environment(env: dict[str, str], scratch: Path) -> None:
+    lines = [
+        f"sandbox running at {env['AWS_ENDPOINT_URL']} (Ctrl-C to stop)",
+        "explore it with boto3 or the AWS CLI after:",
+    ]
+    lines += [f"  export {k}={v}" for k, v in env.items()]
+    lines.append(f"platform outputs: {scratch / 'outputs.json'}")
+    typer.echo("\n".join(lines))

@@ -1,0 +1,126 @@
+"""An embedded moto server on 127.0.0.1, on a free port, and boto3 sessions that talk to it."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any
+
+import boto3
+
+# moto accepts any credentials; these make sure nothing real is ever picked up.
+FAKE_ACCESS_KEY = "testing"
+FAKE_SECRET_KEY = "testing"
+# The account moto answers with (unless MOTO_ACCOUNT_ID is set before moto is imported).
+MOTO_DEFAULT_ACCOUNT = "123456789012"
+
+
+class SandboxError(RuntimeError):
+    """The sandbox cannot run: a missing dependency, a mismatched account, a dead server."""
+
+
+class SandboxServer:
+    """A moto server in a daemon thread of this process.
+
+    `SandboxServer(region).start()` picks a free port (the OS chooses: port 0) unless one is
+    given; `url` is the endpoint every boto3 client of the sandbox uses. Stop it with `stop()` or
+    use it as a context manager.
+    """
+
+    def __init__(self, region: str, port: int = 0, host: str = "127.0.0.1") -> None:
+        self.region = region
+        self._host = host
+        self._port = port
+        self._server: Any = None
+        self.url = ""
+
+    def start(self) -> SandboxServer:
+        try:
+            from moto.server import ThreadedMotoServer
+        except ImportError as exc:  # flask/werkzeug come with the `moto[server]` extra
+            raise SandboxError(
+                f"the sandbox needs moto's server (`moto[server]`): {exc}; "
+                "install it with `uv sync` (dev group) or `pip install 'moto[server]'`"
+            ) from exc
+        # The platform launches no EC2 instances: skip loading moto's catalogue of public AMIs
+        # (seconds of JSON) unless the caller asked for it.
+        os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+        # werkzeug logs every request to stderr; the sandbox reports what matters itself.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
+        try:
+            server.start()
+        except OSError as exc:
+            raise SandboxError(f"cannot start moto on {self._host}:{self._port}: {exc}") from exc
+        host, port = server.get_host_and_port()
+        self._server = server
+        self.url = f"http://{host}:{port}"
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def __enter__(self) -> SandboxServer:
+        return self if self.running else self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def session(self) -> boto3.Session:
+        """A boto3 session with fake credentials in the sandbox's region."""
+        return boto3.Session(
+            aws_access_key_id=FAKE_ACCESS_KEY,
+            aws_secret_access_key=FAKE_SECRET_KEY,
+            region_name=self.region,
+        )
+
+    def client(self, service: str) -> Any:
+        if not self.running:
+            raise SandboxError("the sandbox server is not running")
+        return self.session().client(service, endpoint_url=self.url)  # type: ignore[call-overload]
+
+    def environment(self) -> dict[str, str]:
+        """What a shell needs to reach the sandbox with boto3 or the AWS CLI."""
+        return environment_for(self.url, self.region)
+
+
+def environment_for(url: str, region: str) -> dict[str, str]:
+    return {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": FAKE_ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": FAKE_SECRET_KEY,
+        "AWS_DEFAULT_REGION": region,
+    }
+
+
+@contextmanager
+def pointed_at(env: Mapping[str, str]) -> Iterator[None]:
+    """Temporarily set the environment so code that makes its own boto3 clients (the `ml/` code,
+    which takes no endpoint) talks to the sandbox. Restores the previous values on exit."""
+    keys = [*env, "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE"]
+    saved = {k: os.environ.get(k) for k in keys}
+    try:
+        for k in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE"):
+            os.environ.pop(k, None)
+        os.environ.update(env)
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

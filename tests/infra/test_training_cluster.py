@@ -1,0 +1,507 @@
+"""The EKS GPU training cluster and its in-cluster objects, on the recorded plan (prod settings)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import kubernetes_validate
+import pytest
+from kubernetes_validate.utils import all_versions
+
+from components import cluster_addons
+from components.cluster_addons import (
+    DEVICE_PLUGIN_IMAGE,
+    ClusterAddonsError,
+    cluster_autoscaler_image,
+)
+from components.network import Network, NetworkArgs
+from components.training_cluster import (
+    CONTROL_PLANE_LOG_TYPES,
+    EKS_OIDC_THUMBPRINT,
+    TrainingCluster,
+    TrainingClusterArgs,
+    TrainingClusterError,
+    TrainingJobRole,
+    TrainingJobRoleArgs,
+    check_gpu_groups,
+    gpu_capacity,
+    gpus_per_instance,
+)
+from ml import remote_training
+from stacks.settings import GpuNodeGroup
+
+LAKE_KEY = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+FEATURES = "arn:aws:s3:::lake-features"
+MODELS = "arn:aws:s3:::lake-models"
+ADMIN = "arn:aws:iam::123456789012:role/platform-admin"
+CLUSTER = "ml-platform-prod-training"
+
+
+def build(settings, **overrides):
+    def program() -> None:
+        net = Network(
+            "net",
+            NetworkArgs(
+                kms_key_arn=LAKE_KEY,
+                vpc_cidr=settings.vpc_cidr,
+                az_count=settings.az_count,
+                nat_gateway=settings.nat_gateway,
+                log_retention_days=settings.log_retention_days,
+                eks_cluster=True,
+                tags=settings.tags,
+                protect=settings.is_prod,
+            ),
+        )
+        args = TrainingClusterArgs(
+            cluster_name=CLUSTER,
+            subnet_ids=net.private_subnet_ids,
+            node_security_group_id=net.compute_security_group_id,
+            lake_kms_key_arn=LAKE_KEY,
+            features_bucket_arn=FEATURES,
+            models_bucket_arn=MODELS,
+            gpu_node_groups=settings.gpu_node_groups,
+            gpu_instance_families=settings.gpu_instance_families,
+            eks_version=settings.eks_version,
+            public_access_cidrs=settings.eks_public_access_cidrs,
+            system_node_instance_type=settings.system_node_instance_type,
+            admin_role_arns=(ADMIN,),
+            log_retention_days=settings.log_retention_days,
+            kms_deletion_window_days=settings.kms_deletion_window_days,
+            tags=settings.tags,
+            protect=settings.is_prod,
+        )
+        TrainingCluster("gpu", replace(args, **overrides))
+        TrainingJobRole(
+            "train",
+            TrainingJobRoleArgs(
+                lake_kms_key_arn=LAKE_KEY,
+                features_bucket_arn=FEATURES,
+                models_bucket_arn=MODELS,
+                tags=settings.tags,
+            ),
+        )
+
+    return program
+
+
+@pytest.fixture(scope="module")
+def prod():
+    from tests.conftest import make_settings
+
+    return make_settings("prod")
+
+
+@pytest.fixture(scope="module")
+def plan(prod):
+    from stacks import engine
+    from tests.conftest import make_config
+
+    return engine.run(prod, make_config("prod"), program=build(prod))
+
+
+def one(plan, type_, name):
+    (match,) = [r for r in plan.of_type(type_) if r.name == name]
+    return match
+
+
+def docs(plan, type_):
+    return {
+        r.name: json.loads(
+            r.inputs["policy"] if "policy" in r.inputs else r.inputs["assumeRolePolicy"]
+        )
+        for r in plan.of_type(type_)
+    }
+
+
+# --- control plane ---------------------------------------------------------------------------
+
+
+def test_cluster_is_private_encrypted_and_logs_everything(plan, prod):
+    (cluster,) = plan.of_type("aws:eks/cluster:Cluster")
+    inputs = cluster.inputs
+    assert inputs["name"] == CLUSTER and inputs["version"] == prod.eks_version == "1.33"
+    vpc = inputs["vpcConfig"]
+    assert vpc["endpointPrivateAccess"] is True and vpc["endpointPublicAccess"] is False
+    assert "publicAccessCidrs" not in vpc
+    assert set(vpc["subnetIds"]) == {s.id for s in plan.of_type("aws:ec2/subnet:Subnet")}
+    key = one(plan, "aws:kms/key:Key", "gpu-key")
+    assert key.inputs["enableKeyRotation"] is True and key.options["protect"] is True
+    assert inputs["encryptionConfig"] == {
+        "provider": {"keyArn": key.state["arn"]},
+        "resources": ["secrets"],
+    }
+    assert (
+        inputs["enabledClusterLogTypes"]
+        == list(CONTROL_PLANE_LOG_TYPES)
+        == ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+    )
+    assert inputs["accessConfig"]["authenticationMode"] == "API"
+    log_group = one(plan, "aws:cloudwatch/logGroup:LogGroup", "gpu-control-plane")
+    assert log_group.inputs["name"] == f"/aws/eks/{CLUSTER}/cluster"
+    assert log_group.inputs["retentionInDays"] == 365
+    assert log_group.inputs["kmsKeyId"] == LAKE_KEY
+    assert log_group.urn in cluster.options["dependsOn"]
+    assert cluster.options["protect"] is True
+
+
+def test_public_endpoint_only_for_listed_cidrs(record, settings_for):
+    staging = settings_for("staging", eksPublicAccessCidrs=["203.0.113.0/24"])
+    plan = record(build(staging), settings=staging)
+    vpc = plan.of_type("aws:eks/cluster:Cluster")[0].inputs["vpcConfig"]
+    assert vpc["endpointPublicAccess"] is True
+    assert vpc["publicAccessCidrs"] == ["203.0.113.0/24"]
+
+
+def test_oidc_provider_from_the_cluster_issuer(plan):
+    (cluster,) = plan.of_type("aws:eks/cluster:Cluster")
+    (oidc,) = plan.of_type("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+    issuer = cluster.state["identities"][0]["oidcs"][0]["issuer"]
+    assert oidc.inputs["url"] == issuer
+    assert oidc.inputs["clientIdLists"] == ["sts.amazonaws.com"]
+    assert oidc.inputs["thumbprintLists"] == [EKS_OIDC_THUMBPRINT]
+
+
+def test_access_entries(plan):
+    entries = {r.name: r.inputs for r in plan.of_type("aws:eks/accessEntry:AccessEntry")}
+    assocs = {
+        r.name: r.inputs
+        for r in plan.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
+    }
+    assert set(entries) == set(assocs) and len(entries) == 2
+    admin = next(n for n, e in entries.items() if e["principalArn"] == ADMIN)
+    assert (
+        assocs[admin]["policyArn"]
+        == "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+    )
+    assert assocs[admin]["accessScope"] == {"type": "cluster"}
+    submitter_role = one(plan, "aws:iam/role:Role", "gpu-submitter")
+    assert entries["gpu-submitter"]["principalArn"] == submitter_role.state["arn"]
+    assert assocs["gpu-submitter"]["policyArn"].endswith("/AmazonEKSEditPolicy")
+    assert assocs["gpu-submitter"]["accessScope"] == {
+        "type": "namespace",
+        "namespaces": ["training"],
+    }
+
+
+# --- nodes -----------------------------------------------------------------------------------
+
+
+def test_gpu_node_group_scales_from_zero_on_nvidia_ami(plan, prod):
+    (group_settings,) = prod.gpu_node_groups
+    ng = one(plan, "aws:eks/nodeGroup:NodeGroup", f"gpu-gpu-{group_settings.name}")
+    inputs = ng.inputs
+    assert inputs["amiType"] == "AL2023_x86_64_NVIDIA"
+    assert inputs["capacityType"] == group_settings.capacity_type == "SPOT"
+    assert inputs["instanceTypes"] == list(group_settings.instance_types)
+    assert inputs["scalingConfig"] == {
+        "minSize": 0,
+        "desiredSize": 0,
+        "maxSize": group_settings.max_size,
+    }
+    assert inputs["taints"] == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}]
+    assert inputs["labels"]["nvidia.com/gpu"] == "true"
+    assert ng.options["ignoreChanges"] == ["scalingConfig.desiredSize"]
+    tags = inputs["tags"]
+    assert tags["k8s.io/cluster-autoscaler/enabled"] == "true"
+    assert tags[f"k8s.io/cluster-autoscaler/{CLUSTER}"] == "owned"
+    assert tags["k8s.io/cluster-autoscaler/node-template/label/nvidia.com/gpu"] == "true"
+    assert tags["k8s.io/cluster-autoscaler/node-template/taint/nvidia.com/gpu"] == "true:NoSchedule"
+    assert "diskSize" not in inputs  # the launch template sizes the disk
+
+
+def test_system_node_group(plan, prod):
+    ng = one(plan, "aws:eks/nodeGroup:NodeGroup", "gpu-system")
+    assert ng.inputs["amiType"] == "AL2023_x86_64_STANDARD"
+    assert ng.inputs["instanceTypes"] == [prod.system_node_instance_type]
+    assert ng.inputs["capacityType"] == "ON_DEMAND"
+    assert ng.inputs["scalingConfig"]["minSize"] == 1
+    assert "taints" not in ng.inputs
+    assert len(plan.of_type("aws:eks/nodeGroup:NodeGroup")) == 1 + len(prod.gpu_node_groups)
+
+
+def test_launch_templates_require_imdsv2_and_encrypt_volumes(plan, prod):
+    key = one(plan, "aws:kms/key:Key", "gpu-key")
+    templates = {r.name: r for r in plan.of_type("aws:ec2/launchTemplate:LaunchTemplate")}
+    assert set(templates) == {"gpu-system", "gpu-gpu-gpu"}
+    for lt in templates.values():
+        meta = lt.inputs["metadataOptions"]
+        assert meta == {
+            "httpEndpoint": "enabled",
+            "httpTokens": "required",
+            "httpPutResponseHopLimit": 2,
+        }
+        (device,) = lt.inputs["blockDeviceMappings"]
+        ebs = device["ebs"]
+        assert (ebs["encrypted"], ebs["volumeType"], ebs["kmsKeyId"]) == (
+            "true",
+            "gp3",
+            key.state["arn"],
+        )
+        assert plan.named("net-compute-sg").id in lt.inputs["vpcSecurityGroupIds"]
+    assert (
+        templates["gpu-gpu-gpu"].inputs["blockDeviceMappings"][0]["ebs"]["volumeSize"]
+        == prod.gpu_node_groups[0].disk_gb
+    )
+    for ng in plan.of_type("aws:eks/nodeGroup:NodeGroup"):
+        lt = templates[ng.name]
+        assert ng.inputs["launchTemplate"] == {"id": lt.id, "version": "1"}
+    grant = plan.of_type("aws:kms/grant:Grant")[0].inputs
+    assert grant["granteePrincipal"].endswith(
+        ":role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+    )
+
+
+def test_capacity_types_and_several_groups(record, settings_for):
+    s = settings_for(
+        "staging",
+        gpuNodeGroups=[
+            {
+                "name": "a10",
+                "instanceTypes": ["g5.12xlarge"],
+                "capacityType": "ON_DEMAND",
+                "maxSize": 2,
+            },
+            {"name": "l4", "instanceTypes": ["g6.xlarge"], "maxSize": 3, "diskGb": 100},
+        ],
+    )
+    plan = record(build(s), settings=s)
+    groups = {r.name: r.inputs for r in plan.of_type("aws:eks/nodeGroup:NodeGroup")}
+    assert groups["gpu-gpu-a10"]["capacityType"] == "ON_DEMAND"
+    assert groups["gpu-gpu-l4"]["capacityType"] == "ON_DEMAND"
+    quota = one(plan, "kubernetes:core/v1:ResourceQuota", "gpu-addons-gpu-quota").inputs
+    assert quota["spec"]["hard"] == {"requests.nvidia.com/gpu": str(4 * 2 + 1 * 3)}
+
+
+# --- in-cluster ------------------------------------------------------------------------------
+
+
+def k8s_objects(plan):
+    return [
+        r
+        for r in plan.resources
+        if r.type.startswith("kubernetes:") and not r.type.startswith("pulumi:providers")
+    ]
+
+
+def test_in_cluster_objects_use_the_cluster_provider(plan):
+    (provider,) = plan.of_type("pulumi:providers:kubernetes")
+    objects = k8s_objects(plan)
+    assert sorted(r.type for r in objects) == sorted(
+        [
+            "kubernetes:apps/v1:DaemonSet",
+            "kubernetes:core/v1:Namespace",
+            "kubernetes:core/v1:ResourceQuota",
+            "kubernetes:core/v1:LimitRange",
+            "kubernetes:core/v1:ServiceAccount",
+            "kubernetes:core/v1:ServiceAccount",
+            "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole",
+            "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding",
+            "kubernetes:rbac.authorization.k8s.io/v1:Role",
+            "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding",
+            "kubernetes:apps/v1:Deployment",
+        ]
+    )
+    for r in objects:
+        assert r.options["provider"].startswith(provider.urn + "::"), r.name
+    kubeconfig = json.loads(provider.inputs["kubeconfig"])
+    (cluster,) = plan.of_type("aws:eks/cluster:Cluster")
+    (user,) = kubeconfig["users"]
+    assert user["user"]["exec"]["command"] == "aws"
+    assert user["user"]["exec"]["args"][:4] == ["eks", "get-token", "--cluster-name", CLUSTER]
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == cluster.state["endpoint"]
+    system = one(plan, "aws:eks/nodeGroup:NodeGroup", "gpu-system")
+    assert system.urn in provider.options["dependsOn"]
+
+
+def test_every_kubernetes_object_validates_against_the_cluster_schema(plan, prod):
+    version = closest_schema_version(prod.eks_version)
+    assert version == "1.33.0"
+    for r in k8s_objects(plan):
+        manifest = dict(r.inputs)
+        assert manifest["apiVersion"] and manifest["kind"], r.name
+        kubernetes_validate.validate(manifest, version, strict=True)
+
+
+def closest_schema_version(eks_version: str) -> str:
+    major, minor = (int(p) for p in eks_version.split("."))
+    shipped = [v for v in all_versions() if v.count(".") == 2]
+    same = [v for v in shipped if v.startswith(f"{major}.{minor}.")]
+    if same:
+        return same[0]
+    return min(shipped, key=lambda v: abs(int(v.split(".")[1]) - minor))
+
+
+def test_device_plugin_runs_on_gpu_nodes_only(plan):
+    ds = one(plan, "kubernetes:apps/v1:DaemonSet", "gpu-addons-nvidia-device-plugin").inputs
+    pod = ds["spec"]["template"]["spec"]
+    assert ds["metadata"]["namespace"] == "kube-system"
+    assert pod["nodeSelector"] == {"nvidia.com/gpu": "true"}
+    assert pod["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    (container,) = pod["containers"]
+    assert container["image"] == DEVICE_PLUGIN_IMAGE
+    assert DEVICE_PLUGIN_IMAGE.startswith("nvcr.io/nvidia/k8s-device-plugin:v0.17.")
+
+
+def test_training_namespace_quota_and_limits(plan):
+    ns = one(plan, "kubernetes:core/v1:Namespace", "gpu-addons-namespace").inputs
+    assert ns["metadata"]["name"] == "training"
+    quota = one(plan, "kubernetes:core/v1:ResourceQuota", "gpu-addons-gpu-quota").inputs
+    assert quota["metadata"]["namespace"] == "training"
+    assert quota["spec"]["hard"] == {"requests.nvidia.com/gpu": "2"}  # 2 x g5.(2)xlarge
+    limits = one(plan, "kubernetes:core/v1:LimitRange", "gpu-addons-limits").inputs
+    assert limits["metadata"]["namespace"] == "training"
+    assert limits["spec"]["limits"][0]["max"] == {"nvidia.com/gpu": "1"}
+
+
+def test_trainer_service_account_bound_through_irsa(plan):
+    sa = one(plan, "kubernetes:core/v1:ServiceAccount", "gpu-addons-trainer").inputs
+    role = one(plan, "aws:iam/role:Role", "gpu-addons-trainer")
+    assert sa["metadata"]["namespace"] == "training" and sa["metadata"]["name"] == "trainer"
+    assert sa["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": role.state["arn"]}
+    (oidc,) = plan.of_type("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+    (statement,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    host = oidc.inputs["url"].removeprefix("https://")
+    assert statement["Principal"] == {"Federated": oidc.state["arn"]}
+    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert statement["Condition"] == {
+        "StringEquals": {
+            f"{host}:sub": "system:serviceaccount:training:trainer",
+            f"{host}:aud": "sts.amazonaws.com",
+        }
+    }
+    policy = json.loads(
+        one(plan, "aws:iam/rolePolicy:RolePolicy", "gpu-addons-trainer").inputs["policy"]
+    )
+    by_sid = {s["Sid"]: s for s in policy["Statement"]}
+    assert by_sid["ReadFeatures"]["Resource"] == [f"{FEATURES}/*"]
+    assert by_sid["ReadFeatures"]["Action"] == ["s3:GetObject"]
+    assert by_sid["WriteTrainingPrefix"]["Resource"] == [f"{MODELS}/training/*"]
+    assert by_sid["UseLakeKey"]["Resource"] == [LAKE_KEY]
+
+
+def test_cluster_autoscaler(plan, prod):
+    sa = one(plan, "kubernetes:core/v1:ServiceAccount", "gpu-addons-autoscaler").inputs
+    role = one(plan, "aws:iam/role:Role", "gpu-addons-autoscaler")
+    assert sa["metadata"] == {
+        **sa["metadata"],
+        "name": "cluster-autoscaler",
+        "namespace": "kube-system",
+    }
+    assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == role.state["arn"]
+    trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]["Condition"]
+    assert any(
+        v == "system:serviceaccount:kube-system:cluster-autoscaler"
+        for v in trust["StringEquals"].values()
+    )
+    policy = json.loads(
+        one(plan, "aws:iam/rolePolicy:RolePolicy", "gpu-addons-autoscaler").inputs["policy"]
+    )
+    scale = next(s for s in policy["Statement"] if "autoscaling:SetDesiredCapacity" in s["Action"])
+    assert scale["Condition"] == {
+        "StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{CLUSTER}": "owned"}
+    }
+    assert scale["Sid"].startswith("WildcardOnly")
+    deployment = one(plan, "kubernetes:apps/v1:Deployment", "gpu-addons-autoscaler").inputs
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == cluster_autoscaler_image(prod.eks_version)
+    assert container["image"].startswith("registry.k8s.io/autoscaling/cluster-autoscaler:v1.33.")
+    assert (
+        "--node-group-auto-discovery=asg:tag=k8s.io/cluster-autoscaler/enabled,"
+        f"k8s.io/cluster-autoscaler/{CLUSTER}"
+    ) in container["command"]
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "cluster-autoscaler"
+
+
+def test_no_iam_document_has_a_wildcard_action(plan):
+    documents = list(docs(plan, "aws:iam/rolePolicy:RolePolicy").values()) + list(
+        docs(plan, "aws:iam/role:Role").values()
+    )
+    assert len(documents) >= 12
+    for doc in documents:
+        for statement in doc["Statement"]:
+            actions = statement["Action"]
+            for action in [actions] if isinstance(actions, str) else actions:
+                assert action != "*" and not action.endswith(":*"), action
+            resources = statement.get("Resource", [])
+            if "*" in resources:
+                assert statement["Sid"].startswith("WildcardOnly"), statement
+
+
+def test_training_job_role(plan):
+    role = one(plan, "aws:iam/role:Role", "train-role")
+    trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]
+    assert trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+    policy = json.loads(one(plan, "aws:iam/rolePolicy:RolePolicy", "train-policy").inputs["policy"])
+    by_sid = {s.get("Sid"): s for s in policy["Statement"]}
+    assert by_sid["TrainingPrefix"]["Resource"] == [f"{MODELS}/training/*"]
+    assert by_sid["VolumeKeyGrant"]["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+
+
+def test_shared_constants_match_the_job_builder():
+    assert cluster_addons.GPU_LABEL == remote_training.GPU_LABEL
+    assert cluster_addons.GPU_TAINT_KEY == remote_training.GPU_TAINT_KEY
+    assert cluster_addons.GPU_RESOURCE == remote_training.GPU_RESOURCE
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+
+def test_gpu_counts():
+    assert [
+        gpus_per_instance(t)
+        for t in ("g5.xlarge", "g5.12xlarge", "g6e.48xlarge", "p4d.24xlarge", "g4dn.metal")
+    ] == [1, 4, 8, 8, 8]
+    with pytest.raises(TrainingClusterError, match="GPU count unknown"):
+        gpus_per_instance("p3.2xlarge")
+    assert gpu_capacity([GpuNodeGroup("a", ("g5.xlarge", "g5.12xlarge"), "SPOT", 3)]) == (12, 4)
+
+
+@pytest.mark.parametrize(
+    ("groups", "message"),
+    [
+        ([GpuNodeGroup("cpu", ("m5.xlarge",))], "'m5.xlarge' is not in an allowed GPU family"),
+        ([GpuNodeGroup("a", ("g5.xlarge",)), GpuNodeGroup("a", ("g5.xlarge",))], "unique"),
+        ([GpuNodeGroup("a", ("g5.xlarge",), "RESERVED")], "capacity_type 'RESERVED'"),
+        ([GpuNodeGroup("a", ("g5.xlarge",), max_size=0)], "max_size 0"),
+        ([GpuNodeGroup("Bad_Name", ("g5.xlarge",))], "lowercase"),
+        ([], "needs one GPU node group"),
+    ],
+)
+def test_bad_gpu_groups_are_refused(groups, message):
+    with pytest.raises(TrainingClusterError, match=message):
+        check_gpu_groups(groups, ("g5", "g6"))
+
+
+def test_component_rechecks_families(record, prod):
+    program = build(prod, gpu_node_groups=(GpuNodeGroup("x", ("p3.2xlarge",)),))
+    with pytest.raises(Exception, match="not in an allowed GPU family"):
+        record(program, settings=prod)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"cluster_name": "bad name"}, "cluster_name 'bad name'"),
+        ({"public_access_cidrs": ("0.0.0.0/0",)}, "opens the cluster API"),
+        ({"eks_version": "1.29"}, "no cluster-autoscaler image pinned for Kubernetes 1.29"),
+    ],
+)
+def test_component_refuses_bad_arguments(record, prod, override, message):
+    with pytest.raises(Exception, match=message):
+        record(build(prod, **override), settings=prod)
+
+
+def test_unpinned_autoscaler_version():
+    with pytest.raises(ClusterAddonsError, match=r"pinned: 1\.33"):
+        cluster_autoscaler_image("1.35")
+
+
+def test_policy_pack_finds_no_violation(plan):
+    from policies.core import evaluate_plan
+
+    report = evaluate_plan([r.to_json() for r in plan.resources], {"environment": "prod"})
+    assert [(v.policy, v.name, v.message) for v in report.violations] == []
+    assert report.skipped == ()
