@@ -5,7 +5,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.local/bin:$(PATH)
 STACK ?= dev
 
-.PHONY: uv sync demo preview test lint typecheck unit bench
+.PHONY: uv sync demo preview test lint typecheck unit bench docs
 
 uv:
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet --user uv \
@@ -33,3 +33,7 @@ test: lint typecheck unit
 
 bench: sync
 	uv run mlplat bench --json bench.json
+
+# Regenerate the Pulumi.yaml config schema and the README settings table from stacks/settings.py.
+docs: sync
+	uv run python -m stacks.project_schema --write .

@@ -64,6 +64,32 @@ def settings_table() -> str:
     return "\n".join(rows) + "\n"
 
 
+README_TABLE_START = "| key | what | allowed | default |"
+
+
+def write(project_dir: str) -> None:
+    """Rewrite the `config:` section of Pulumi.yaml and the README's settings table in place."""
+    import os
+
+    import yaml
+
+    project = os.path.join(project_dir, "Pulumi.yaml")
+    with open(project, encoding="utf-8") as f:
+        text = f.read()
+    head = text[: text.index("\nconfig:\n") + 1] if "\nconfig:\n" in text else text
+    config = yaml.safe_dump({"config": config_schema()}, sort_keys=False, width=100)
+    with open(project, "w", encoding="utf-8") as f:
+        f.write(head + config)
+    readme = os.path.join(project_dir, "README.md")
+    with open(readme, encoding="utf-8") as f:
+        text = f.read()
+    start = text.index(README_TABLE_START)
+    end = text.find("\n\n", start)
+    rest = text[end + 1 :] if end != -1 else ""
+    with open(readme, "w", encoding="utf-8") as f:
+        f.write(text[:start] + settings_table() + rest)
+
+
 if __name__ == "__main__":
     import sys
 
@@ -71,5 +97,7 @@ if __name__ == "__main__":
 
     if sys.argv[1:] == ["--markdown"]:
         print(settings_table(), end="")
+    elif sys.argv[1:2] == ["--write"]:
+        write(sys.argv[2] if len(sys.argv) > 2 else ".")
     else:
         print(yaml.safe_dump({"config": config_schema()}, sort_keys=False, width=100), end="")

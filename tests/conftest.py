@@ -88,3 +88,23 @@ def stack_plan(stack: str) -> Plan:
 def shipped_plans() -> dict[str, Plan]:
     """The plan of every shipped stack, computed once per session (they are read-only)."""
     return {name: stack_plan(name) for name in ("dev", "staging", "prod", "local")}
+
+
+def make_outputs(**values: Any) -> Any:
+    """A `PlatformOutputs` with placeholder values for every field a test does not set."""
+    from dataclasses import fields
+
+    from ml.outputs import PlatformOutputs
+
+    placeholders: dict[str, Any] = {}
+    for f in fields(PlatformOutputs):
+        kind = str(f.type)
+        if kind.startswith("list"):
+            placeholders[f.name] = []
+        elif kind.startswith("dict"):
+            placeholders[f.name] = {}
+        elif "None" in kind:
+            placeholders[f.name] = None
+        else:
+            placeholders[f.name] = f"test-{f.name.replace('_', '-')}"
+    return PlatformOutputs(**{**placeholders, **values})

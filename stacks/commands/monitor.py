@@ -100,12 +100,7 @@ def drift_command(
         )
     except OutputsError as exc:
         raise _fail(f"error: {exc}") from None
-    # `endpoint_name` is read from the outputs file itself while PlatformOutputs has no such field.
-    endpoint_name = (
-        endpoint
-        or getattr(platform, "endpoint_name", None)
-        or (json.loads(outputs.read_text()).get("endpoint_name") if outputs is not None else None)
-    )
+    endpoint_name = endpoint or platform.endpoint_name
     if not endpoint_name:
         raise _fail("error: the platform outputs name no endpoint_name; pass --endpoint NAME")
     now = datetime.now(UTC)

@@ -268,6 +268,7 @@ def test_key_policy_lets_only_the_lake_services_use_the_key(record, settings_for
                 "s3.us-east-1.amazonaws.com",
                 "firehose.us-east-1.amazonaws.com",
                 "sagemaker.us-east-1.amazonaws.com",
+                "ecr.us-east-1.amazonaws.com",
             ],
         }
     }
@@ -281,6 +282,7 @@ def test_key_policy_lets_only_the_lake_services_use_the_key(record, settings_for
             "kms:ViaService": [
                 "firehose.us-east-1.amazonaws.com",
                 "sagemaker.us-east-1.amazonaws.com",
+                "ecr.us-east-1.amazonaws.com",
             ],
         },
         "Bool": {"kms:GrantIsForAWSResource": "true"},

@@ -208,9 +208,7 @@ def test_shipped_stack_files_parse():
 
 def test_readme_settings_table_is_current():
     readme = (ROOT / "README.md").read_text()
-    assert settings_table() in readme, (
-        "regenerate: uv run python -m stacks.project_schema --markdown"
-    )
+    assert settings_table() in readme, "regenerate with `make docs`"
     assert all(f"`{s.key}`" in readme for s in SPEC)
 
 

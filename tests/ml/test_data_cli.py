@@ -20,6 +20,7 @@ from ml.outputs import PlatformOutputs
 from ml.sample_data import generate_customers
 from ml.schema import CUSTOMERS_CURATED, CUSTOMERS_RAW, DATASETS
 from stacks.commands import data as data_commands
+from tests.conftest import make_outputs
 
 REGION = "us-east-1"
 
@@ -45,7 +46,7 @@ def provision(outputs_path: Path, endpoint_url: str | None = None) -> PlatformOu
     s3 = boto3.client("s3", **kwargs)
     glue = boto3.client("glue", **kwargs)
     key = boto3.client("kms", **kwargs).create_key()["KeyMetadata"]["Arn"]
-    outputs = PlatformOutputs(
+    outputs = make_outputs(
         stack="local",
         environment="dev",
         region=REGION,

@@ -532,7 +532,7 @@ def test_monitor_drift_needs_an_endpoint(tmp_path: Any) -> None:
     from typer.testing import CliRunner
 
     result = CliRunner().invoke(
-        _cli(), ["monitor", "drift", "--outputs", str(_outputs_file(tmp_path))]
+        _cli(), ["monitor", "drift", "--outputs", str(_outputs_file(tmp_path, endpoint_name=None))]
     )
     assert result.exit_code == 2
     assert "pass --endpoint NAME" in result.stderr

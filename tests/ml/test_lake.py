@@ -16,9 +16,9 @@ from moto import mock_aws
 
 from ml import lake
 from ml.lake import LakeError, SchemaError, UnknownDatasetError
-from ml.outputs import PlatformOutputs
 from ml.sample_data import generate_customers
 from ml.schema import CUSTOMERS_RAW, DATASETS, PREDICTIONS
+from tests.conftest import make_outputs
 
 BUCKET = "raw-bucket"
 PART_KEY = re.compile(
@@ -472,7 +472,7 @@ def test_load_bad_files(tmp_path: Path) -> None:
 
 
 def test_zone_bucket_maps_every_dataset_zone() -> None:
-    outputs = PlatformOutputs(
+    outputs = make_outputs(
         stack="dev",
         environment="dev",
         region="us-east-1",

@@ -102,7 +102,10 @@ def test_sklearn_image_resolved_offline_without_importing_sagemaker():
         (("us-east-1", "ml.g5.xlarge"), "runs on cpu instances only, not ml.g5.xlarge"),
         (("mars-north-1", "ml.m5.xlarge"), "no scikit-learn 1.9-0 training image in region"),
         (("us-east-1", "m5.xlarge"), "expected ml.<family>.<size>"),
-        (("us-east-1", "ml.m5.xlarge", "0.1-0"), "scikit-learn container '0.1-0' is not in the SDK's image table"),
+        (
+            ("us-east-1", "ml.m5.xlarge", "0.1-0"),
+            "scikit-learn container '0.1-0' is not in the SDK's image table",
+        ),
     ],
 )
 def test_image_refuses_bad_input(args, message):
