@@ -41,7 +41,7 @@ def database_name(settings: Settings) -> str:
     return re.sub(r"[^a-z0-9_]", "_", f"ml_platform_{settings.stack}".lower())
 
 
-def build(settings: Settings) -> dict[str, Any]:  # noqa: PLR0915 - one wiring list
+def build(settings: Settings) -> dict[str, Any]:
     tags = settings.tags
     protect = settings.is_prod
     identity = aws.get_caller_identity_output()
