@@ -16,7 +16,6 @@ from stacks.commands import plan as plan_commands
 from stacks.commands import policy as policy_commands
 from stacks.commands import sandbox as sandbox_commands
 from stacks.commands import serving as serving_commands
-from stacks.commands import training as training_commands
 
 app = typer.Typer(
     name="mlplat",
@@ -33,7 +32,6 @@ for module in (
     data_commands,
     ml_commands,
     serving_commands,
-    training_commands,
     monitor_commands,
     bench_commands,
 ):

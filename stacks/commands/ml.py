@@ -121,11 +121,13 @@ ApprovedOpt = Annotated[
 
 def train(
     output: Annotated[
-        Path, typer.Option("--output", help="Directory for model.tar.gz and its JSON companions.")
-    ],
-    local: Annotated[
-        bool, typer.Option("--local", help="Train in this process (the only mode for now).")
-    ] = False,
+        Path | None,
+        typer.Option("--output", help="Local: directory for model.tar.gz and its JSON reports."),
+    ] = None,
+    on: Annotated[
+        str, typer.Option("--on", help="Where to train: local, sagemaker or eks.")
+    ] = "local",
+    local: Annotated[bool, typer.Option("--local", help="Same as --on local.")] = False,
     data: DataOpt = None,
     rows: RowsOpt = DEFAULT_ROWS,
     seed: SeedOpt = 0,
@@ -135,10 +137,43 @@ def train(
         typer.Option("--estimator", help="logistic_regression or hist_gradient_boosting."),
     ] = "logistic_regression",
     approved_metrics: ApprovedOpt = None,
+    stack: Annotated[
+        str | None, typer.Option("--stack", "-s", help="Remote: the stack whose platform to use.")
+    ] = None,
+    outputs: Annotated[
+        Path | None,
+        typer.Option(
+            "--outputs", help="Remote: platform outputs JSON (default: pulumi stack output)."
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Remote: print the request or Job YAML; send nothing.")
+    ] = False,
+    job_name: Annotated[
+        str | None, typer.Option("--job-name", help="Remote: job name (default: churn-<time>).")
+    ] = None,
+    instance_type: Annotated[
+        str | None, typer.Option("--instance-type", help="SageMaker: instance type override.")
+    ] = None,
+    image: Annotated[
+        str | None, typer.Option("--image", help="EKS: training image (default: sklearn 1.9-0).")
+    ] = None,
+    gpus: Annotated[int, typer.Option("--gpus", help="EKS: GPUs the Job requests.")] = 1,
 ) -> None:
-    """Train, evaluate and gate a churn model; write DIR/model.tar.gz and JSON reports beside it."""
-    if not local:
-        _fail("only local training is available: pass --local (SageMaker jobs come with --stack)")
+    """Train a churn model: locally (gated, writes DIR/model.tar.gz), on SageMaker or on EKS.
+
+    `--on sagemaker` runs the bundled entry point in the scikit-learn 1.9-0 training image
+    (managed spot with checkpoints, in the VPC, KMS); `--on eks` renders a Kubernetes Job for the
+    GPU cluster and applies it (`--dry-run` prints it). Exit 1: the gate refused the model.
+    """
+    target = "local" if local else on
+    if target not in ("local", "sagemaker", "eks"):
+        _fail(f"--on {target!r}: expected one of local, sagemaker, eks")
+    if target != "local":
+        _train_remote(target, stack, outputs, dry_run, job_name, instance_type, image, gpus)
+        return
+    if output is None:
+        _fail("--output DIR is required to train locally")
     from ml.evaluate import GateFailed, check_gate
     from ml.features import FeatureValidationError, build_features, validate_frame
     from ml.package import build_model_tarball
@@ -168,6 +203,39 @@ def train(
     write_outputs(result, output, with_code=False)
     tarball = build_model_tarball(output, output / "model.tar.gz")
     typer.echo(json.dumps({"model": str(tarball), "metrics": result.metrics.to_dict()}, indent=2))
+
+
+def _train_remote(
+    on: str,
+    stack: str | None,
+    outputs: Path | None,
+    dry_run: bool,
+    job_name: str | None,
+    instance_type: str | None,
+    image: str | None,
+    gpus: int,
+) -> None:
+    from ml.outputs import OutputsError
+    from ml.remote_training import RemoteTrainingError
+    from stacks.commands.training import train_remote
+    from stacks.settings import SettingsError
+
+    if stack is None:
+        _fail(f"--on {on} needs --stack (its settings and platform outputs)")
+    try:
+        train_remote(
+            on,
+            outputs,
+            stack,
+            dry_run,
+            job_name=job_name,
+            instance_type=instance_type,
+            image=image,
+            gpus=gpus,
+            echo=typer.echo,
+        )
+    except (RemoteTrainingError, OutputsError, SettingsError) as exc:
+        _fail(str(exc))
 
 
 def evaluate(

@@ -1,25 +1,18 @@
-"""`mlplat train-remote --on sagemaker|eks`: train on SageMaker or on the EKS GPU cluster.
+"""Remote training for `mlplat train --on sagemaker|eks`: a SageMaker job or an EKS Job.
 
-`train_remote(...)` does the work and is what `mlplat train --on ...` calls; the command only maps
-options and errors (message on stderr, exit 2).
+`train_remote(...)` builds the request (settings from `Pulumi.<stack>.yaml`, infrastructure from
+the platform outputs) and, unless it is a dry run, sends it.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
-
-import typer
+from typing import Any
 
 TARGETS = ("sagemaker", "eks")
-
-
-def register(app: typer.Typer) -> None:
-    app.command("train-remote")(train_remote_command)
 
 
 def default_job_name(now: datetime | None = None) -> str:
@@ -27,41 +20,11 @@ def default_job_name(now: datetime | None = None) -> str:
 
 
 def _outputs_mapping(outputs_file: Path | None, stack: str) -> Mapping[str, Any]:
+    from ml.outputs import PlatformOutputs
+
     if outputs_file is not None:
-        try:
-            data = json.loads(outputs_file.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            from ml.remote_training import RemoteTrainingError
-
-            raise RemoteTrainingError(
-                f"cannot read platform outputs from {outputs_file}: {exc}"
-            ) from exc
-        if not isinstance(data, dict):
-            from ml.remote_training import RemoteTrainingError
-
-            raise RemoteTrainingError(f"{outputs_file}: expected a JSON object of outputs")
-        return data
-    import subprocess
-
-    from ml.outputs import OutputsError
-
-    try:
-        done = subprocess.run(
-            ["pulumi", "stack", "output", "--json", "-s", stack],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=120,
-        )
-    except FileNotFoundError as exc:
-        raise OutputsError(
-            "the Pulumi CLI is not installed; pass --outputs FILE (a `pulumi "
-            "stack output --json` dump)"
-        ) from exc
-    except subprocess.CalledProcessError as exc:
-        raise OutputsError(f"pulumi stack output -s {stack} failed: {exc.stderr.strip()}") from exc
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
+        return PlatformOutputs.from_json_file(outputs_file).to_json()
+    return PlatformOutputs.from_pulumi(stack).to_json()
 
 
 def train_remote(
@@ -141,50 +104,3 @@ def train_remote(
     rt.apply_kubernetes_job(job, api)
     echo(f"created job {target.training_namespace}/{name} on {target.training_cluster_name}")
     return job
-
-
-def train_remote_command(
-    on: Annotated[str, typer.Option("--on", help="Where to train: sagemaker or eks.")],
-    stack: Annotated[str, typer.Option("--stack", "-s", help="Stack whose platform to use.")],
-    outputs: Annotated[
-        Path | None,
-        typer.Option("--outputs", help="Platform outputs JSON (default: `pulumi stack output`)."),
-    ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the request or Job manifest; send nothing.")
-    ] = False,
-    job_name: Annotated[
-        str | None, typer.Option("--job-name", help="Default: churn-<time>.")
-    ] = None,
-    instance_type: Annotated[
-        str | None, typer.Option("--instance-type", help="SageMaker instance type override.")
-    ] = None,
-    image: Annotated[
-        str | None, typer.Option("--image", help="EKS: training image (default: sklearn 1.9-0).")
-    ] = None,
-    gpus: Annotated[int, typer.Option("--gpus", help="EKS: GPUs for the Job.")] = 1,
-    project_dir: Annotated[
-        Path | None, typer.Option("--project-dir", help="Directory holding Pulumi.yaml.")
-    ] = None,
-) -> None:
-    """Train on SageMaker (managed spot, in the VPC) or as a Job on the EKS GPU cluster."""
-    from ml.outputs import OutputsError
-    from ml.remote_training import RemoteTrainingError
-    from stacks.settings import SettingsError
-
-    try:
-        train_remote(
-            on,
-            outputs,
-            stack,
-            dry_run,
-            job_name=job_name,
-            instance_type=instance_type,
-            image=image,
-            gpus=gpus,
-            project_dir=project_dir,
-            echo=typer.echo,
-        )
-    except (RemoteTrainingError, OutputsError, SettingsError) as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        raise typer.Exit(2) from None

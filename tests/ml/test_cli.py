@@ -118,7 +118,7 @@ def test_evaluate_and_gate_against_approved(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["train", "--output", "x"], "only local training is available: pass --local"),
+        (["train", "--local"], "--output DIR is required to train locally"),
         (["train", "--local", "--output", "x", "--data", "/no/such.parquet"], "no such file"),
         (["train", "--local", "--output", "x", "--estimator", "svm"], "estimator='svm'"),
         (["evaluate", "--model", "/no/model.tar.gz"], "no such file"),

@@ -1,5 +1,5 @@
 """Remote training: the SageMaker request (accepted by moto), the Kubernetes Job (schema-valid),
-the code bundle, the pod runner and the `train-remote` command."""
+the code bundle, the pod runner and `mlplat train --on sagemaker|eks`."""
 
 from __future__ import annotations
 
@@ -18,21 +18,22 @@ import yaml
 from moto import mock_aws
 
 from ml import remote_training as rt
+from tests.conftest import make_outputs
 
 REGION = "us-east-1"
-OUTPUTS = {
-    "stack": "dev",
-    "region": REGION,
-    "features_bucket": "lake-features",
-    "models_bucket": "lake-models",
-    "lake_kms_key_arn": "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-5555",
-    "training_role_arn": "arn:aws:iam::123456789012:role/train-role-abc",
-    "training_subnet_ids": ["subnet-0a", "subnet-0b"],
-    "training_security_group_ids": ["sg-0c"],
-    "training_cluster_name": "ml-platform-dev-training",
-    "training_namespace": "training",
-    "training_service_account": "trainer",
-}
+OUTPUTS = make_outputs(
+    stack="dev",
+    region=REGION,
+    features_bucket="lake-features",
+    models_bucket="lake-models",
+    lake_kms_key_arn="arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-5555",
+    training_role_arn="arn:aws:iam::123456789012:role/train-role-abc",
+    training_subnet_ids=["subnet-0a", "subnet-0b"],
+    training_security_group_ids=["sg-0c"],
+    training_cluster_name="ml-platform-dev-training",
+    training_namespace="training",
+    training_service_account="trainer",
+).to_json()
 SKLEARN_US_EAST_1 = (
     "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3"
 )
@@ -463,64 +464,32 @@ def test_train_remote_submits_to_sagemaker(outputs_file):
 
 
 def test_command_errors_exit_2(outputs_file, tmp_path):
-    import typer
     from typer.testing import CliRunner
 
-    from stacks.commands.training import register
+    from stacks.cli import app
 
-    app = typer.Typer()
-    register(app)
-    app.command("noop")(lambda: None)  # keep train-remote a named subcommand
     runner = CliRunner()
-    ok = runner.invoke(
-        app,
-        [
-            "train-remote",
-            "--on",
-            "sagemaker",
-            "-s",
-            "dev",
-            "--outputs",
-            str(outputs_file),
-            "--dry-run",
-            "--job-name",
-            "churn-9",
-        ],
-    )
+    base = ["train", "-s", "dev", "--outputs", str(outputs_file), "--dry-run"]
+    ok = runner.invoke(app, [*base, "--on", "sagemaker", "--job-name", "churn-9"])
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.stdout)["TrainingJobName"] == "churn-9"
     cases = [
-        (["--on", "tpu"], "--on 'tpu': expected one of sagemaker, eks"),
+        (["--on", "tpu"], "--on 'tpu': expected one of local, sagemaker, eks"),
         (["--on", "sagemaker", "--job-name", "Bad"], "job name 'Bad'"),
         (["--on", "sagemaker", "--instance-type", "ml.g5.xlarge"], "cpu instances only"),
     ]
     for extra, message in cases:
-        result = runner.invoke(
-            app, ["train-remote", "-s", "dev", "--outputs", str(outputs_file), "--dry-run", *extra]
-        )
+        result = runner.invoke(app, [*base, *extra])
         assert result.exit_code == 2 and message in result.stderr, (extra, result.output)
+    no_stack = runner.invoke(app, ["train", "--on", "eks", "--dry-run"])
+    assert no_stack.exit_code == 2 and "--on eks needs --stack" in no_stack.stderr
     no_cluster = tmp_path / "no-cluster.json"
     no_cluster.write_text(json.dumps({**OUTPUTS, "training_cluster_name": None}))
-    result = runner.invoke(
-        app, ["train-remote", "--on", "eks", "-s", "dev", "--outputs", str(no_cluster), "--dry-run"]
-    )
+    eks = ["train", "--on", "eks", "--outputs", str(no_cluster), "--dry-run"]
+    result = runner.invoke(app, [*eks, "-s", "dev"])
     assert result.exit_code == 2 and "has no training cluster" in result.stderr
-    result = runner.invoke(
-        app,
-        ["train-remote", "--on", "eks", "-s", "nope", "--outputs", str(no_cluster), "--dry-run"],
-    )
+    result = runner.invoke(app, [*eks, "-s", "nope"])
     assert result.exit_code == 2 and "no stack file Pulumi.nope.yaml" in result.stderr
-    missing = runner.invoke(
-        app,
-        [
-            "train-remote",
-            "--on",
-            "eks",
-            "-s",
-            "dev",
-            "--outputs",
-            str(tmp_path / "absent.json"),
-            "--dry-run",
-        ],
-    )
+    absent = ["train", "--on", "eks", "-s", "dev", "--outputs", str(tmp_path / "absent.json")]
+    missing = runner.invoke(app, [*absent, "--dry-run"])
     assert missing.exit_code == 2 and "cannot read platform outputs" in missing.stderr
