@@ -273,10 +273,42 @@ def evaluate(
         raise typer.Exit(1)
 
 
-GroupOpt = Annotated[str, typer.Option("--group", help="SageMaker model package group name.")]
+GroupOpt = Annotated[
+    str | None,
+    typer.Option("--group", help="Model package group (default: the stack's, with --stack)."),
+]
 RegionOpt = Annotated[
     str | None, typer.Option("--region", help="AWS region (default: the credential chain's).")
 ]
+StackOpt = Annotated[
+    str | None,
+    typer.Option("--stack", "-s", help="Take the group and region from this stack's outputs."),
+]
+OutputsOpt = Annotated[
+    Path | None,
+    typer.Option("--outputs", help="Platform outputs JSON (instead of `pulumi stack output`)."),
+]
+
+
+def _group_and_region(
+    group: str | None, stack: str | None, outputs: Path | None, region: str | None
+) -> tuple[str, str | None]:
+    """The group and region given, else the platform outputs' (`--stack` or `--outputs`)."""
+    if group is not None:
+        return group, region
+    if stack is None and outputs is None:
+        _fail("name the model package group: --group NAME, or --stack S / --outputs FILE")
+    from ml.outputs import OutputsError, PlatformOutputs
+
+    try:
+        platform = (
+            PlatformOutputs.from_json_file(outputs)
+            if outputs is not None
+            else PlatformOutputs.from_pulumi(str(stack))
+        )
+    except OutputsError as exc:
+        _fail(str(exc))
+    return platform.model_package_group_name, region or platform.region
 
 
 def _sagemaker(region: str | None) -> Any:
@@ -294,7 +326,6 @@ def _aws_errors() -> tuple[type[Exception], ...]:
 
 
 def register_version(
-    group: GroupOpt,
     model_data_url: Annotated[
         str, typer.Option("--model-data-url", help="s3:// URI of the uploaded model.tar.gz.")
     ],
@@ -312,9 +343,14 @@ def register_version(
         bool, typer.Option("--create-group/--no-create-group", help="Create the group if absent.")
     ] = True,
     region: RegionOpt = None,
+    group: GroupOpt = None,
+    stack: StackOpt = None,
+    outputs: OutputsOpt = None,
 ) -> None:
     """Register a trained model as a new PendingManualApproval version of a model package group."""
     from ml import registry
+
+    group, region = _group_and_region(group, stack, outputs, region)
 
     try:
         report = json.loads(metrics.read_text())
@@ -345,7 +381,7 @@ def register_version(
 
 
 def approve(
-    group: GroupOpt,
+    group: GroupOpt = None,
     version: Annotated[
         int | None,
         typer.Option("--version", min=1, help="Version number (default: the latest version)."),
@@ -357,9 +393,13 @@ def approve(
         str, typer.Option("--description", help="Why it is approved or rejected.")
     ] = "",
     region: RegionOpt = None,
+    stack: StackOpt = None,
+    outputs: OutputsOpt = None,
 ) -> None:
     """Approve (or --reject) a version of a model package group."""
     from ml import registry
+
+    group, region = _group_and_region(group, stack, outputs, region)
 
     try:
         sm = _sagemaker(region)

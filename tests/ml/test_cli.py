@@ -185,6 +185,38 @@ def test_approve_an_empty_group_exits_2(app: typer.Typer, aws: Any) -> None:
     assert "group 'ghost' has no versions" in result.output
 
 
+def test_group_and_region_come_from_the_platform_outputs(
+    app: typer.Typer, trained_dir: Path, aws: Any, tmp_path: Path
+) -> None:
+    from tests.conftest import make_outputs
+
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(
+        json.dumps(make_outputs(model_package_group_name="churn-dev", region="us-east-1").to_json())
+    )
+    registered = runner.invoke(
+        app,
+        [
+            "register",
+            "--outputs",
+            str(outputs),
+            "--model-data-url",
+            "s3://m/model.tar.gz",
+            "--metrics",
+            str(trained_dir / "metrics.json"),
+        ],
+    )
+    assert registered.exit_code == 0, registered.output
+    approved = runner.invoke(app, ["approve", "--outputs", str(outputs)])
+    assert approved.exit_code == 0, approved.output
+    assert json.loads(approved.output)["arn"] == (
+        "arn:aws:sagemaker:us-east-1:123456789012:model-package/churn-dev/1"
+    )
+    nothing = runner.invoke(app, ["approve"])
+    assert nothing.exit_code == 2
+    assert "--group NAME, or --stack S / --outputs FILE" in nothing.output
+
+
 def test_every_command_has_help(app: typer.Typer) -> None:
     for command in ("train", "evaluate", "register", "approve"):
         result = runner.invoke(app, [command, "--help"])
