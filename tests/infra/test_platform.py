@@ -1,0 +1,93 @@
+"""The whole platform, as each shipped stack records it: policies, wiring, stable names."""
+
+from __future__ import annotations
+
+import pytest
+
+from policies.core import STATEFUL_TYPES, evaluate_plan
+from stacks.preview import load_stack, policy_config
+from tests.conftest import ROOT
+
+STACKS = ("dev", "staging", "prod", "local")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_shipped_stack_passes_every_mandatory_policy(shipped_plans, stack):
+    settings, _ = load_stack(stack, ROOT)
+    plan = shipped_plans[stack]
+    report = evaluate_plan([r.to_json() for r in plan.resources], policy_config(settings))
+    assert [v.to_json() for v in report.violations if v.enforcement == "mandatory"] == []
+
+
+def test_prod_serves_isolated_in_the_vpc_with_capture_and_autoscaling(shipped_plans):
+    plan = shipped_plans["prod"]
+    (model,) = plan.of_type("aws:sagemaker/model:Model")
+    assert model.inputs["enableNetworkIsolation"] is True
+    assert len(model.inputs["vpcConfig"]["subnets"]) == 3
+    (config,) = plan.of_type("aws:sagemaker/endpointConfiguration:EndpointConfiguration")
+    lake_key = plan.named("lake-key")
+    assert config.inputs["kmsKeyArn"] == lake_key.state["arn"]
+    capture = config.inputs["dataCaptureConfig"]
+    predictions = plan.named("lake-predictions")
+    assert capture["destinationS3Uri"].startswith(f"s3://{predictions.id}/")
+    assert capture["initialSamplingPercentage"] == 100
+    (target,) = plan.of_type("aws:appautoscaling/target:Target")
+    assert target.inputs["minCapacity"] >= 2
+    (endpoint,) = plan.of_type("aws:sagemaker/endpoint:Endpoint")
+    blue_green = endpoint.inputs["deploymentConfig"]["blueGreenUpdatePolicy"]
+    assert blue_green["trafficRoutingConfiguration"]["type"] == "CANARY"
+    alarms = endpoint.inputs["deploymentConfig"]["autoRollbackConfiguration"]["alarms"]
+    assert len(alarms) == 2
+
+
+def test_dev_is_serverless_without_a_gpu_cluster(shipped_plans):
+    plan = shipped_plans["dev"]
+    (config,) = plan.of_type("aws:sagemaker/endpointConfiguration:EndpointConfiguration")
+    (variant,) = config.inputs["productionVariants"]
+    assert "serverlessConfig" in variant
+    assert plan.of_type("aws:appautoscaling/target:Target") == []
+    assert plan.of_type("aws:eks/cluster:Cluster") == []
+    assert plan.outputs["training_cluster_name"] is None
+
+
+def test_prod_has_the_gpu_cluster_and_protects_stateful_resources(shipped_plans):
+    plan = shipped_plans["prod"]
+    (cluster,) = plan.of_type("aws:eks/cluster:Cluster")
+    assert cluster.inputs["vpcConfig"]["endpointPublicAccess"] is False
+    assert plan.outputs["training_cluster_name"] == cluster.inputs["name"]
+    stateful = [r for r in plan.resources if r.type in STATEFUL_TYPES]
+    assert stateful
+    assert [r.name for r in stateful if not r.options["protect"]] == []
+    dev_stateful = [r for r in shipped_plans["dev"].resources if r.type in STATEFUL_TYPES]
+    assert dev_stateful
+    assert not any(r.options["protect"] for r in dev_stateful)
+
+
+# Renaming a stateful resource (or moving it to another parent) replaces it: data is lost. These
+# are the logical names the shipped prod stack gives its stateful resources; a change here must
+# come with a migration (aliases), never by accident.
+PROD_STATEFUL = {
+    "aws:ecr/repository:Repository": ["platform-image-repository"],
+    "aws:eks/cluster:Cluster": ["gpu-cluster"],
+    "aws:glue/catalogDatabase:CatalogDatabase": ["lake-db"],
+    "aws:kms/key:Key": ["audit-key", "gpu-key", "lake-key", "on-call-key"],
+    "aws:sagemaker/endpoint:Endpoint": ["serving-endpoint"],
+    "aws:sagemaker/modelPackageGroup:ModelPackageGroup": ["registry-group"],
+}
+
+
+def test_logical_names_of_stateful_resources_stay_put(shipped_plans):
+    plan = shipped_plans["prod"]
+    found: dict[str, list[str]] = {}
+    for r in plan.resources:
+        if r.type in PROD_STATEFUL:
+            found.setdefault(r.type, []).append(r.name)
+    assert {k: sorted(v) for k, v in found.items()} == PROD_STATEFUL
+    buckets = {r.name for r in plan.of_type("aws:s3/bucket:Bucket")}
+    assert {
+        "lake-raw",
+        "lake-curated",
+        "lake-features",
+        "lake-models",
+        "lake-predictions",
+    } <= buckets
