@@ -27,8 +27,7 @@ import pulumi_aws as aws
 from components.data_lake import KEY_ADMIN_ACTIONS, KEY_POLICY_WILDCARD
 from components.iam import Statement, prefix_arn
 from components.on_call import document, with_principal
-
-ABORT_MULTIPART_DAYS = 7
+from components.s3 import bucket_controls, deny_insecure_transport, housekeeping_rule
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,18 +70,6 @@ class AuditTrailArgs:
             problems.append("force_destroy cannot be on for a protected (prod) trail bucket")
         if problems:
             raise ValueError("AuditTrailArgs: " + "; ".join(problems))
-
-
-def deny_insecure_transport(bucket_arn: pulumi.Input[str]) -> dict[str, object]:
-    # A Deny: `s3:*` narrows nothing anyone may do, it refuses every request without TLS.
-    return {
-        "Sid": "DenyInsecureTransport",
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": "s3:*",
-        "Resource": [bucket_arn, prefix_arn(bucket_arn, "")],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-    }
 
 
 class AuditTrail(pulumi.ComponentResource):
@@ -223,7 +210,7 @@ class AuditTrail(pulumi.ComponentResource):
             ],
             opts=child,
         )
-        logs_block, logs_versioning = self._common_controls("access-logs", access_logs, child)
+        logs_block, logs_versioning = bucket_controls(f"{name}-access-logs", access_logs, child)
         aws.s3.BucketPolicy(
             f"{name}-access-logs-policy",
             bucket=access_logs.id,
@@ -249,7 +236,7 @@ class AuditTrail(pulumi.ComponentResource):
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-access-logs-lifecycle",
             bucket=access_logs.id,
-            rules=[self._rule(expire_days=args.access_log_days)],
+            rules=[housekeeping_rule(args.noncurrent_version_days, args.access_log_days)],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[logs_versioning]),
         )
 
@@ -267,7 +254,7 @@ class AuditTrail(pulumi.ComponentResource):
             ],
             opts=child,
         )
-        block, versioning = self._common_controls("bucket", trail_bucket, child)
+        block, versioning = bucket_controls(f"{name}-bucket", trail_bucket, child)
         aws.s3.BucketLogging(
             f"{name}-bucket-logging",
             bucket=trail_bucket.id,
@@ -278,7 +265,7 @@ class AuditTrail(pulumi.ComponentResource):
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-bucket-lifecycle",
             bucket=trail_bucket.id,
-            rules=[self._rule(expire_days=None)],
+            rules=[housekeeping_rule(args.noncurrent_version_days)],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
         )
         bucket_policy = aws.s3.BucketPolicy(
@@ -364,48 +351,4 @@ class AuditTrail(pulumi.ComponentResource):
         self.key_arn = key.arn
         self.register_outputs(
             {"trail_arn": self.trail_arn, "bucket_name": self.bucket_name, "key_arn": self.key_arn}
-        )
-
-    def _common_controls(
-        self, role: str, bucket: aws.s3.Bucket, child: pulumi.ResourceOptions
-    ) -> tuple[aws.s3.BucketPublicAccessBlock, aws.s3.BucketVersioning]:
-        block = aws.s3.BucketPublicAccessBlock(
-            f"{self._name}-{role}-public-access",
-            bucket=bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=child,
-        )
-        aws.s3.BucketOwnershipControls(
-            f"{self._name}-{role}-ownership",
-            bucket=bucket.id,
-            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            opts=child,
-        )
-        versioning = aws.s3.BucketVersioning(
-            f"{self._name}-{role}-versioning",
-            bucket=bucket.id,
-            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
-                status="Enabled"
-            ),
-            opts=child,
-        )
-        return block, versioning
-
-    def _rule(self, expire_days: int | None) -> aws.s3.BucketLifecycleConfigurationRuleArgs:
-        return aws.s3.BucketLifecycleConfigurationRuleArgs(
-            id="housekeeping",
-            status="Enabled",
-            filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
-            expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=expire_days)
-            if expire_days is not None
-            else None,
-            noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
-                noncurrent_days=self._args.noncurrent_version_days
-            ),
-            abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
-                days_after_initiation=ABORT_MULTIPART_DAYS
-            ),
         )

@@ -29,6 +29,11 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import Statement, prefix_arn
+from components.s3 import (
+    bucket_controls,
+    deny_insecure_transport,
+    housekeeping_rule,
+)
 from ml.schema import DATASETS, PARTITION_KEY, Dataset
 
 # Zone buckets, in a fixed order; `logs` is the access-log bucket (not a zone: SSE-S3, see below).
@@ -39,7 +44,6 @@ BUCKETS: tuple[str, ...] = (*ZONES, LOG_BUCKET)
 # Athena writes query results here, inside the `results` bucket.
 RESULTS_PREFIX = "query-results"
 # Incomplete multipart uploads are aborted after this many days.
-ABORT_MULTIPART_DAYS = 7
 # Partition projection: the first day Athena enumerates (`dt` runs from here to today).
 PROJECTION_START = "2020-01-01"
 
@@ -392,12 +396,14 @@ class DataLake(pulumi.ComponentResource):
             ],
             opts=child,
         )
-        self._common_controls(zone, bucket, child)
+        self._public_access[zone], self._versioning[zone] = bucket_controls(
+            f"{self._name}-{zone}", bucket, child
+        )
         aws.s3.BucketPolicy(
             f"{name}-{zone}-policy",
             bucket=bucket.id,
             policy=_document(
-                [_deny_insecure_transport(bucket.arn), *_deny_unencrypted_puts(bucket.arn, key.arn)]
+                [deny_insecure_transport(bucket.arn), *_deny_unencrypted_puts(bucket.arn, key.arn)]
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self._public_access[zone]]),
         )
@@ -413,7 +419,7 @@ class DataLake(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        rules = [self._housekeeping_rule()]
+        rules = [housekeeping_rule(self._args.noncurrent_version_days)]
         if zone == "raw":
             rules.append(
                 aws.s3.BucketLifecycleConfigurationRuleArgs(
@@ -461,48 +467,6 @@ class DataLake(pulumi.ComponentResource):
             )
         return bucket
 
-    def _common_controls(
-        self, zone: str, bucket: aws.s3.Bucket, child: pulumi.ResourceOptions
-    ) -> None:
-        """Versioning, the four public-access blocks, and no ACLs (bucket owner enforced)."""
-        name = self._name
-        self._versioning[zone] = aws.s3.BucketVersioning(
-            f"{name}-{zone}-versioning",
-            bucket=bucket.id,
-            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
-                status="Enabled",
-            ),
-            opts=child,
-        )
-        self._public_access[zone] = aws.s3.BucketPublicAccessBlock(
-            f"{name}-{zone}-public-access",
-            bucket=bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=child,
-        )
-        aws.s3.BucketOwnershipControls(
-            f"{name}-{zone}-ownership",
-            bucket=bucket.id,
-            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            opts=child,
-        )
-
-    def _housekeeping_rule(self) -> aws.s3.BucketLifecycleConfigurationRuleArgs:
-        return aws.s3.BucketLifecycleConfigurationRuleArgs(
-            id="housekeeping",
-            status="Enabled",
-            filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(),
-            abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
-                days_after_initiation=ABORT_MULTIPART_DAYS,
-            ),
-            noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
-                noncurrent_days=self._args.noncurrent_version_days,
-            ),
-        )
-
     def _harden_log_bucket(self, logs: aws.s3.Bucket, child: pulumi.ResourceOptions) -> None:
         name = self._name
         # S3 server access logging delivers only to targets encrypted with SSE-S3: SSE-KMS is not
@@ -519,7 +483,9 @@ class DataLake(pulumi.ComponentResource):
             ],
             opts=child,
         )
-        self._common_controls(LOG_BUCKET, logs, child)
+        self._public_access[LOG_BUCKET], self._versioning[LOG_BUCKET] = bucket_controls(
+            f"{self._name}-{LOG_BUCKET}", logs, child
+        )
         # With ACLs disabled, the logging service writes through the bucket policy: only under
         # each zone's prefix, only for this account's zone buckets.
         delivery = _with_principal(
@@ -537,13 +503,13 @@ class DataLake(pulumi.ComponentResource):
         aws.s3.BucketPolicy(
             f"{name}-{LOG_BUCKET}-policy",
             bucket=logs.id,
-            policy=_document([_deny_insecure_transport(logs.arn), delivery]),
+            policy=_document([deny_insecure_transport(logs.arn), delivery]),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self._public_access[LOG_BUCKET]]),
         )
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-{LOG_BUCKET}-lifecycle",
             bucket=logs.id,
-            rules=[self._housekeeping_rule()],
+            rules=[housekeeping_rule(self._args.noncurrent_version_days)],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self._versioning[LOG_BUCKET]]),
         )
 
@@ -614,20 +580,6 @@ def _check_datasets() -> None:
 
 
 # --- bucket policy statements ----------------------------------------------------------------
-
-
-def _deny_insecure_transport(bucket_arn: pulumi.Input[str]) -> dict[str, Any]:
-    # A Deny, so `s3:*` narrows nothing anyone may do: every S3 action on the bucket and its
-    # objects is refused without TLS (what AWS Security Hub S3.5 checks for). `Statement` refuses
-    # wildcard actions because it builds grants; this statement is written out for that reason.
-    return {
-        "Sid": "DenyInsecureTransport",
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": "s3:*",
-        "Resource": [bucket_arn, prefix_arn(bucket_arn, "")],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-    }
 
 
 def _deny_unencrypted_puts(

@@ -10,7 +10,6 @@ import pulumi
 import pytest
 
 from components.data_lake import (
-    ABORT_MULTIPART_DAYS,
     KEY_ADMIN_ACTIONS,
     KEY_USE_ACTIONS,
     LOG_BUCKET,
@@ -21,6 +20,7 @@ from components.data_lake import (
     DataLake,
     DataLakeArgs,
 )
+from components.s3 import ABORT_MULTIPART_DAYS
 from ml.schema import DATASETS, Dataset
 from stacks.engine import Plan, RecordedResource
 from stacks.settings import Settings
