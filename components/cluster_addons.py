@@ -25,7 +25,12 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.iam import Statement, assume_role_policy, policy_document, prefix_arn
+from components.iam import (
+    Statement,
+    assume_role_policy,
+    policy_document,
+    training_data_statements,
+)
 
 DEVICE_PLUGIN_IMAGE = "nvcr.io/nvidia/k8s-device-plugin:v0.17.0"
 # The cluster autoscaler's minor version must match the cluster's Kubernetes minor version.
@@ -237,27 +242,11 @@ class ClusterAddons(pulumi.ComponentResource):
             role=trainer_role.id,
             policy=policy_document(
                 [
-                    Statement(["s3:ListBucket"], [args.features_bucket_arn], sid="ListFeatures"),
-                    Statement(
-                        ["s3:GetObject"],
-                        [prefix_arn(args.features_bucket_arn, "")],
-                        sid="ReadFeatures",
-                    ),
-                    Statement(
-                        ["s3:ListBucket"],
-                        [args.models_bucket_arn],
-                        sid="ListTrainingPrefix",
-                        conditions={"StringLike": {"s3:prefix": [f"{prefix}/*"]}},
-                    ),
-                    Statement(
-                        ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
-                        [prefix_arn(args.models_bucket_arn, prefix)],
-                        sid="WriteTrainingPrefix",
-                    ),
-                    Statement(
-                        ["kms:Decrypt", "kms:GenerateDataKey"],
-                        [args.lake_kms_key_arn],
-                        sid="UseLakeKey",
+                    *training_data_statements(
+                        args.features_bucket_arn,
+                        args.models_bucket_arn,
+                        prefix,
+                        args.lake_kms_key_arn,
                     ),
                 ]
             ),

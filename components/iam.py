@@ -102,3 +102,30 @@ def prefix_arn(bucket_arn: pulumi.Input[str], prefix: str) -> pulumi.Output[str]
 def loads(document: str) -> dict[str, Any]:
     parsed: dict[str, Any] = json.loads(document)
     return parsed
+
+
+def training_data_statements(
+    features_bucket_arn: pulumi.Input[str],
+    models_bucket_arn: pulumi.Input[str],
+    models_prefix: str,
+    key_arn: pulumi.Input[str],
+    key_actions: Sequence[str] = ("kms:Decrypt", "kms:GenerateDataKey"),
+) -> list[Statement]:
+    """What any training run may touch: read the features zone, write its models prefix."""
+    prefix = models_prefix.strip("/")
+    return [
+        Statement(["s3:ListBucket"], [features_bucket_arn], sid="ListFeatures"),
+        Statement(["s3:GetObject"], [prefix_arn(features_bucket_arn, "")], sid="ReadFeatures"),
+        Statement(
+            ["s3:ListBucket"],
+            [models_bucket_arn],
+            sid="ListTrainingPrefix",
+            conditions={"StringLike": {"s3:prefix": [f"{prefix}/*"]}},
+        ),
+        Statement(
+            ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+            [prefix_arn(models_bucket_arn, prefix)],
+            sid="WriteTrainingPrefix",
+        ),
+        Statement(list(key_actions), [key_arn], sid="UseLakeKey"),
+    ]

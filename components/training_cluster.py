@@ -53,7 +53,12 @@ from components.cluster_addons import (
     ClusterAddonsArgs,
     cluster_autoscaler_image,
 )
-from components.iam import Statement, assume_role_policy, policy_document, prefix_arn
+from components.iam import (
+    Statement,
+    assume_role_policy,
+    policy_document,
+    training_data_statements,
+)
 
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 GPU_AMI_TYPE = "AL2023_x86_64_NVIDIA"
@@ -647,27 +652,12 @@ class TrainingJobRole(pulumi.ComponentResource):
             role=role.id,
             policy=policy_document(
                 [
-                    Statement(["s3:ListBucket"], [args.features_bucket_arn], sid="ListFeatures"),
-                    Statement(
-                        ["s3:GetObject"],
-                        [prefix_arn(args.features_bucket_arn, "")],
-                        sid="ReadFeatures",
-                    ),
-                    Statement(
-                        ["s3:ListBucket"],
-                        [args.models_bucket_arn],
-                        sid="ListTrainingPrefix",
-                        conditions={"StringLike": {"s3:prefix": [f"{prefix}/*"]}},
-                    ),
-                    Statement(
-                        ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
-                        [prefix_arn(args.models_bucket_arn, prefix)],
-                        sid="TrainingPrefix",
-                    ),
-                    Statement(
-                        ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
-                        [args.lake_kms_key_arn],
-                        sid="UseLakeKey",
+                    *training_data_statements(
+                        args.features_bucket_arn,
+                        args.models_bucket_arn,
+                        prefix,
+                        args.lake_kms_key_arn,
+                        key_actions=("kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"),
                     ),
                     Statement(
                         ["kms:CreateGrant"],

@@ -436,7 +436,7 @@ def test_training_job_role(plan):
     assert trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
     policy = json.loads(one(plan, "aws:iam/rolePolicy:RolePolicy", "train-policy").inputs["policy"])
     by_sid = {s.get("Sid"): s for s in policy["Statement"]}
-    assert by_sid["TrainingPrefix"]["Resource"] == [f"{MODELS}/training/*"]
+    assert by_sid["WriteTrainingPrefix"]["Resource"] == [f"{MODELS}/training/*"]
     assert by_sid["VolumeKeyGrant"]["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
 
 
