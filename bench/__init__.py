@@ -4,4 +4,9 @@ Each module in MODULES exposes `run(quick: bool) -> dict[str, float]`, the figur
 under the names the issues give them (e.g. `features_batch_rows_per_s`).
 """
 
-MODULES: tuple[str, ...] = ("bench.ml",)
+MODULES: tuple[str, ...] = (
+    "bench.ml",
+    "bench.serving",
+    "bench.drift",
+    "bench.sandbox",
+)
