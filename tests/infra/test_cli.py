@@ -107,3 +107,20 @@ def test_every_registered_command_has_help():
     for name in names:
         result = runner.invoke(app, [name, "--help"])
         assert result.exit_code == 0, name
+
+
+def test_every_command_module_is_registered():
+    import importlib
+
+    import typer.main
+
+    names = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    for path in sorted((ROOT / "stacks" / "commands").glob("*.py")):
+        module = importlib.import_module(f"stacks.commands.{path.stem}")
+        if not hasattr(module, "register"):
+            continue
+        probe = typer.Typer()
+        module.register(probe)
+        probe.command("probe-noop")(lambda: None)
+        added = set(typer.main.get_command(probe).commands) - {"probe-noop"}  # type: ignore[attr-defined]
+        assert added and added <= names, (path.stem, added - names)
