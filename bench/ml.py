@@ -11,16 +11,18 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
 
 def run(quick: bool) -> dict[str, float]:
     from ml.features import INPUT_NAMES, build_features, feature_matrix
-    from ml.inference import input_fn, output_fn, predict_fn
+    from ml.inference import input_fn, model_fn, output_fn, predict_fn
     from ml.sample_data import generate_customers
-    from ml.train import Hyperparameters, train
+    from ml.train import Hyperparameters, train, write_outputs
 
     n_rows = 20_000 if quick else 1_000_000
     raw = generate_customers(n_rows, seed=7)
@@ -39,7 +41,10 @@ def run(quick: bool) -> dict[str, float]:
 
     record = {k: _plain(v) for k, v in raw.iloc[0][list(INPUT_NAMES)].items()}
     body = json.dumps(record)
-    model = result.model
+    with tempfile.TemporaryDirectory(prefix="bench-model-") as model_dir:
+        # Loaded as the container loads it: model_fn over the written model directory.
+        write_outputs(result, Path(model_dir), with_code=False)
+        model = model_fn(model_dir)
 
     def once() -> None:
         output_fn(predict_fn(input_fn(body, "application/json"), model), "application/json")

@@ -141,3 +141,23 @@ def test_unsupported_accept_is_406() -> None:
 def test_model_fn_explains_a_missing_model(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"no model\.joblib in"):
         model_fn(str(tmp_path))
+
+
+def test_the_folded_linear_model_scores_like_the_pipeline() -> None:
+    from ml.features import build_features, feature_matrix
+    from ml.inference import LinearScorer, fold_linear
+    from ml.sample_data import generate_customers
+    from ml.train import Hyperparameters, make_pipeline
+
+    features = build_features(generate_customers(3_000, seed=11))
+    matrix = feature_matrix(features)
+    pipeline = make_pipeline().fit(matrix, features["churned"].to_numpy())
+    folded = fold_linear(pipeline)
+    assert isinstance(folded, LinearScorer)
+    np.testing.assert_allclose(
+        folded.predict_proba(matrix), pipeline.predict_proba(matrix), rtol=0, atol=1e-12
+    )
+    boosted = make_pipeline(Hyperparameters(estimator="hist_gradient_boosting", max_iter=5))
+    assert fold_linear(boosted.fit(matrix, features["churned"].to_numpy())) is None
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        folded.predict_proba(np.full((1, matrix.shape[1]), np.nan))
