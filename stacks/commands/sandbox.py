@@ -89,13 +89,13 @@ def sandbox(
             json_path.write_text(json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n")
             console.print(f"report written to {json_path}")
         if keep and ctx.server is not None and ctx.server.running:
-            _print_environment(ctx.server.environment(), ctx.scratch)
+            serving = report.lifecycle.get("deploy", {}).get("url")
+            _print_environment(ctx.server.environment(), ctx.scratch, serving)
             wait_until_interrupted()
         if not report.ok:
             raise typer.Exit(1)
     finally:
-        if ctx.server is not None:
-            ctx.server.stop()
+        ctx.close()
         if not keep:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -123,17 +123,33 @@ def _print_summary(console: object, report: SandboxReport, table_type: type) -> 
             missing.add_row(item["type"], item["name"], item["reason"])
         console.print(missing)
     if data["notes"]:
-        notes = table_type("type", "name", "note", title="notes")
+        # the same note on several resources of a type is shown once, with their names
+        grouped: dict[tuple[str, str], list[str]] = {}
         for item in data["notes"]:
-            notes.add_row(item["type"], item["name"], item["note"])
+            grouped.setdefault((item["type"], item["note"]), []).append(item["name"])
+        notes = table_type("type", "names", "note", title="notes (what moto cannot hold)")
+        for (type_, note), names in sorted(grouped.items()):
+            notes.add_row(type_.rsplit(":", 1)[-1], ", ".join(sorted(names)), note)
         console.print(notes)
+    from stacks.sandbox.ml_lifecycle import summary_rows
+
+    rows = summary_rows(report.to_json())
+    if rows:
+        lifecycle = table_type("", "", title="the lifecycle", show_header=False)
+        for what, figure in rows:
+            lifecycle.add_row(what, figure)
+        console.print(lifecycle)
+    verdict = "[green]every step passed[/]" if report.ok else "[red]the sandbox failed[/]"
+    console.print(f"{verdict} in {report.seconds:.1f} s")
 
 
-def _print_environment(env: dict[str, str], scratch: Path) -> None:
+def _print_environment(env: dict[str, str], scratch: Path, serving: str | None = None) -> None:
     lines = [
         f"sandbox running at {env['AWS_ENDPOINT_URL']} (Ctrl-C to stop)",
         "explore it with boto3 or the AWS CLI after:",
     ]
     lines += [f"  export {k}={v}" for k, v in env.items()]
     lines.append(f"platform outputs: {scratch / 'outputs.json'}")
+    if serving:
+        lines.append(f"endpoint traffic: POST {serving}/invocations (GET {serving}/ping)")
     typer.echo("\n".join(lines))

@@ -1,10 +1,14 @@
 """The sandbox: the platform realized on an embedded moto server, and the lifecycle run against it.
 
-- `server`: a moto server on loopback (free port) and boto3 sessions pointed at it.
+- `server`: a moto server on loopback (free port), boto3 sessions pointed at it, and IAM
+  enforcement on demand (`SandboxServer.iam_enforced`).
 - `realize`: `RealizingMocks`, the mock monitor that creates each registered resource in that
   server through boto3 and hands the real ids and ARNs back to the program.
-- `alarms`: CloudWatch alarm evaluation (moto stores alarms but never evaluates them).
-- `lifecycle`: the step runner behind `mlplat sandbox` and its JSON report.
+- `context`: the step, its result, the report and the context the steps share.
+- `lifecycle`: the step runner behind `mlplat sandbox` and the platform steps.
+- `ml_lifecycle`: the ML lifecycle's steps, on the realized platform.
+- What AWS does by itself and moto does not: `firehose` (record format conversion and delivery),
+  `alarms` (CloudWatch alarm evaluation and notifications).
 
 Nothing here is imported by the Pulumi program: the program stays the one `pulumi up` runs.
 """

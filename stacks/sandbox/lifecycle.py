@@ -1,155 +1,49 @@
-"""The sandbox's step runner and its report.
+"""The sandbox's step runner and its steps.
 
-A step is a name and a function of the `SandboxContext`; steps run in order under a rich progress
-display, the first failure stops the run (its reason is recorded, later steps are `not-run`), and
-each step's status and seconds go into the `SandboxReport`. Steps talk to each other only through
-the context: the server URL and session, the platform outputs the program exported, the settings,
-a scratch directory and the report (whose ML slots later steps fill).
+A step is a name and a function of the `SandboxContext` (`stacks.sandbox.context`); steps run in
+order under a rich progress display, the first failure stops the run (its reason is recorded, later
+steps are `not-run`), and each step's status and seconds go into the `SandboxReport`.
 
-Adding a step is one function `def my_step(ctx: SandboxContext) -> str` (the returned text is the
-step's one-line detail; raise `StepFailed` or any exception to fail it) and one entry in
-`ML_STEPS`.
+`PLATFORM_STEPS` start moto, create what the stack expects to exist outside it (the on-call
+queues), realize the program, read it back and open the queues to the realized topic;
+`ML_STEPS` (`stacks.sandbox.ml_lifecycle`) run the ML lifecycle on the realized platform. Adding
+a step is one function `def my_step(ctx: SandboxContext) -> str` (the returned text is the
+step's one-line detail; raise `StepFailed` or any exception to fail it) and one entry in a step
+tuple.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from stacks.settings import Settings
+from stacks.sandbox.context import (
+    SandboxContext,
+    SandboxReport,
+    Status,
+    Step,
+    StepFailed,
+    StepResult,
+)
+from stacks.sandbox.ml_lifecycle import ML_STEPS
 
 if TYPE_CHECKING:
-    import boto3
     from rich.console import Console
 
-    from stacks.sandbox.realize import RealizingMocks
-    from stacks.sandbox.server import SandboxServer
-
-Status = Literal["ok", "failed", "not-run"]
-
-
-class StepFailed(RuntimeError):
-    """A step's clear reason for failing (shown without a traceback)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    name: str
-    fn: Callable[[SandboxContext], str | None]
-    description: str = ""
-
-
-@dataclass(slots=True)
-class StepResult:
-    name: str
-    status: Status = "not-run"
-    seconds: float = 0.0
-    detail: str = ""
-    error: str = ""
-
-
-@dataclass(slots=True)
-class SandboxReport:
-    """What `mlplat sandbox --json` writes. The ML slots stay empty until their steps land."""
-
-    stack: str
-    server_url: str = ""
-    steps: list[StepResult] = field(default_factory=list)
-    realized: list[tuple[str, str, str]] = field(default_factory=list)
-    not_emulated: list[tuple[str, str, str]] = field(default_factory=list)
-    failed_resources: list[tuple[str, str, str]] = field(default_factory=list)
-    notes: list[tuple[str, str, str]] = field(default_factory=list)
-    outputs: dict[str, Any] = field(default_factory=dict)
-    # filled by the ML lifecycle steps
-    model_version: str | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    predictions_served: int | None = None
-    drift: dict[str, Any] = field(default_factory=dict)
-    alarm_states: dict[str, str] = field(default_factory=dict)
-    notifications: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.steps) and all(s.status == "ok" for s in self.steps)
-
-    @property
-    def seconds(self) -> float:
-        return sum(s.seconds for s in self.steps)
-
-    def to_json(self) -> dict[str, Any]:
-        by_type = Counter(t for t, _, _ in self.realized)
-        return {
-            "stack": self.stack,
-            "ok": self.ok,
-            "seconds": round(self.seconds, 3),
-            "serverUrl": self.server_url,
-            "steps": [{**asdict(s), "seconds": round(s.seconds, 3)} for s in self.steps],
-            "resources": {
-                "realized": dict(sorted(by_type.items())),
-                "realizedCount": len(self.realized),
-                "notEmulatedByType": dict(
-                    sorted(Counter(t for t, _, _ in self.not_emulated).items())
-                ),
-                "notEmulated": [
-                    {"type": t, "name": n, "reason": r} for t, n, r in sorted(self.not_emulated)
-                ],
-                "failed": [
-                    {"type": t, "name": n, "error": e} for t, n, e in sorted(self.failed_resources)
-                ],
-                "notes": [{"type": t, "name": n, "note": x} for t, n, x in sorted(self.notes)],
-            },
-            "outputs": self.outputs,
-            "modelVersion": self.model_version,
-            "metrics": self.metrics,
-            "predictionsServed": self.predictions_served,
-            "drift": self.drift,
-            "alarmStates": self.alarm_states,
-            "notifications": self.notifications,
-        }
-
-
-@dataclass
-class SandboxContext:
-    """Shared by the steps. `program` is the Pulumi program to realize (None: the stack's own
-    `stacks/__main__.py`, i.e. `build(settings)`)."""
-
-    settings: Settings
-    config: Mapping[str, Any]
-    scratch: Path
-    report: SandboxReport
-    program: Callable[[], None] | None = None
-    server: SandboxServer | None = None
-    mocks: RealizingMocks | None = None
-    outputs: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def url(self) -> str:
-        if self.server is None or not self.server.running:
-            raise StepFailed("the sandbox server is not running (did start-server run?)")
-        return self.server.url
-
-    @property
-    def session(self) -> boto3.Session:
-        if self.server is None:
-            raise StepFailed("the sandbox server is not running (did start-server run?)")
-        return self.server.session()
-
-    def client(self, service: str) -> Any:
-        return self.session.client(service, endpoint_url=self.url)  # type: ignore[call-overload]
-
-    @contextmanager
-    def aws_environment(self) -> Iterator[None]:
-        """Point code that makes its own boto3 clients (`ml/`) at the sandbox while inside."""
-        from stacks.sandbox.server import environment_for, pointed_at
-
-        with pointed_at(environment_for(self.url, self.settings.region)):
-            yield
+__all__ = [
+    "ML_STEPS",
+    "PLATFORM_STEPS",
+    "STEPS",
+    "SandboxContext",
+    "SandboxReport",
+    "Status",
+    "Step",
+    "StepFailed",
+    "StepResult",
+    "run_steps",
+]
 
 
 # --- the platform steps
@@ -172,12 +66,11 @@ def start_server(ctx: SandboxContext) -> str:
 
 
 def realize_platform(ctx: SandboxContext) -> str:
-    from stacks import engine
-    from stacks.sandbox.realize import RealizingMocks, context_for
+    from stacks.sandbox.realize import RealizingMocks, context_for, realize
 
     mocks = RealizingMocks(ctx.settings, context_for(ctx.session, ctx.url, ctx.settings))
     ctx.mocks = mocks
-    plan = engine.run(ctx.settings, ctx.config, mocks=mocks, program=ctx.program)
+    plan = realize(ctx.settings, ctx.config, mocks, ctx.program)
     ctx.outputs = dict(plan.outputs)
     report = ctx.report
     report.realized = sorted(mocks.realized)
@@ -205,15 +98,68 @@ def verify_platform(ctx: SandboxContext) -> str:
     return f"{len(ctx.mocks.realized)} resources read back"
 
 
+def prepare_oncall_queues(ctx: SandboxContext) -> str:
+    """Create the SQS queues the stack's `alarmSubscriptions` name (they live outside the stack:
+    the on-call team owns them), so the topic's subscriptions have somewhere to deliver."""
+    queues: dict[str, str] = {}
+    for sub in ctx.settings.alarm_subscriptions:
+        if sub.protocol != "sqs":
+            continue
+        parts = sub.endpoint.split(":")
+        if len(parts) != 6 or parts[2] != "sqs":
+            raise StepFailed(f"alarm subscription endpoint {sub.endpoint!r} is not a queue ARN")
+        region, account, name = parts[3], parts[4], parts[5]
+        if (region, account) != (ctx.settings.region, ctx.settings.account_id):
+            raise StepFailed(
+                f"alarm subscription queue {sub.endpoint} is in {account}/{region}; the sandbox "
+                f"holds only {ctx.settings.account_id}/{ctx.settings.region}"
+            )
+        queues[sub.endpoint] = ctx.client("sqs").create_queue(QueueName=name)["QueueUrl"]
+    ctx.state["oncall_queues"] = queues
+    return f"{len(queues)} queue(s): {', '.join(q.rsplit(':', 1)[-1] for q in queues) or 'none'}"
+
+
+def allow_oncall_delivery(ctx: SandboxContext) -> str:
+    """Let the stack's on-call topic (now realized) send to the queues, and check each queue is
+    subscribed: a queue policy allowing `sns.amazonaws.com` SendMessage for exactly that topic."""
+    queues: dict[str, str] = ctx.state.get("oncall_queues", {})
+    topic = ctx.outputs.get("alarm_topic_arn")
+    if not topic:
+        raise StepFailed("the platform outputs have no alarm_topic_arn (did realize-platform run?)")
+    sqs, sns = ctx.client("sqs"), ctx.client("sns")
+    subscribed = {
+        s["Endpoint"]
+        for page in sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic)
+        for s in page["Subscriptions"]
+        if s["Protocol"] == "sqs"
+    }
+    for arn, url in queues.items():
+        if arn not in subscribed:
+            raise StepFailed(f"queue {arn} is not subscribed to {topic}")
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "OnCallTopic",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "sns.amazonaws.com"},
+                    "Action": "sqs:SendMessage",
+                    "Resource": arn,
+                    "Condition": {"ArnEquals": {"aws:SourceArn": topic}},
+                }
+            ],
+        }
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
+    return f"{len(queues)} queue(s) subscribed to {topic.rsplit(':', 1)[-1]} and open to it"
+
+
 PLATFORM_STEPS: tuple[Step, ...] = (
     Step("start-server", start_server, "moto on 127.0.0.1, a free port"),
+    Step("prepare-oncall-queues", prepare_oncall_queues, "the queues alarms are subscribed to"),
     Step("realize-platform", realize_platform, "run the program, realizing each resource"),
     Step("verify-platform", verify_platform, "read every realized resource back"),
+    Step("allow-oncall-delivery", allow_oncall_delivery, "the on-call queues accept the topic"),
 )
-
-# The ML lifecycle, in order, as `ml/` lands: generate-data, ingest, curate, features, train,
-# evaluate, register, approve, deploy, invoke, capture, drift, alarms.
-ML_STEPS: tuple[Step, ...] = ()
 
 STEPS: tuple[Step, ...] = (*PLATFORM_STEPS, *ML_STEPS)
 

@@ -14,6 +14,14 @@ recorder's fake id, so the program still completes; component resources are not 
 Fields moto does not store are dropped and listed in `notes`; a realizer that fails is listed in
 `failed`. Nothing is skipped silently.
 
+Where moto is stricter than AWS or misjudges a valid input, the realizer adapts what moto holds and
+says so in `notes`: a bucket policy's conditioned Deny statements are not stored (moto applies them
+as if their condition always held, refusing every object request: `moto_effective_policy`), and a
+bucket's access logging is put once the whole program is registered (`RealizeContext.defer`, run by
+`RealizingMocks.finish`; `realize(...)` does both), judged on the target's declared policy as S3
+does (`log_delivery_refusal`), and put past moto's narrower permission check when the policy grants
+delivery.
+
 Resources AWS gives no name to (KMS keys, VPC parts) carry one extra tag, `SANDBOX_TAG`, holding
 their physical name: that is how a second run finds them.
 """
@@ -31,7 +39,7 @@ import boto3
 import pulumi
 from botocore.config import Config
 
-from stacks.engine import PlanMocks
+from stacks.engine import Plan, PlanMocks
 from stacks.settings import Settings
 
 SANDBOX_TAG = "mlplat:sandbox-name"
@@ -46,6 +54,10 @@ class RealizeContext:
     region: str
     account_id: str
     notes: list[tuple[str, str, str]] = field(default_factory=list)
+    # (type, name, id, action): work that must wait until every resource is registered
+    deferred: list[tuple[str, str, str, Callable[[], None]]] = field(default_factory=list)
+    # bucket -> the policy the program declared (moto may hold less: `moto_effective_policy`)
+    bucket_policies: dict[str, str] = field(default_factory=dict)
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -66,6 +78,11 @@ class RealizeContext:
     def note(self, reg: Registration, text: str) -> None:
         with self._lock:
             self.notes.append((reg.type, reg.name, text))
+
+    def defer(self, reg: Registration, ident: str, action: Callable[[], None]) -> None:
+        """Run `action` after the program has registered everything (`RealizingMocks.finish`)."""
+        with self._lock:
+            self.deferred.append((reg.type, reg.name, ident, action))
 
     def arn(self, service: str, resource: str, *, region: bool = True) -> str:
         where = self.region if region else ""
@@ -361,23 +378,207 @@ def _bucket_ownership(ctx: RealizeContext, reg: Registration) -> tuple[str, dict
     return bucket, {}
 
 
-@realizer("aws:s3/bucketPolicy:BucketPolicy", _reader("get_bucket_policy"))
+def moto_effective_policy(policy: str) -> tuple[str | None, list[str]]:
+    """The bucket policy to store in moto, and the statements left out (by Sid or index).
+
+    moto enforces bucket policies on object reads and writes, but evaluates no condition key of the
+    request: it applies a conditioned statement as if its condition held. A conditioned Deny (TLS
+    only, SSE-KMS only, ...) would then refuse every request. Those statements are left out of
+    moto's copy; the rest is stored as written. None: nothing is left to store."""
+    document = json.loads(policy)
+    kept, dropped = [], []
+    for i, statement in enumerate(_listed(document.get("Statement", []))):
+        if statement.get("Effect") == "Deny" and statement.get("Condition"):
+            dropped.append(str(statement.get("Sid", f"#{i}")))
+        else:
+            kept.append(statement)
+    if not dropped:
+        return policy, []
+    if not kept:
+        return None, dropped
+    return json.dumps({**document, "Statement": kept}), dropped
+
+
+def _read_bucket_policy(ctx: RealizeContext, ident: str, state: Mapping[str, Any]) -> Any:
+    s3 = ctx.client("s3")
+    stored = exists(lambda: s3.get_bucket_policy(Bucket=ident), "NoSuchBucketPolicy")
+    wanted, _ = moto_effective_policy(str(state["policy"]))
+    if wanted is None and stored is None:
+        return None
+    if stored is None or wanted is None or not same_json(stored["Policy"], wanted):
+        raise RealizeError(f"the policy of bucket {ident} is not the one realized")
+    return stored
+
+
+@realizer("aws:s3/bucketPolicy:BucketPolicy", _read_bucket_policy)
 def _bucket_policy(ctx: RealizeContext, reg: Registration) -> tuple[str, dict[str, Any]]:
     bucket = _bucket_of(reg)
-    ctx.client("s3").put_bucket_policy(Bucket=bucket, Policy=str(reg.require("policy")))
+    s3 = ctx.client("s3")
+    declared = str(reg.require("policy"))
+    effective, dropped = moto_effective_policy(declared)
+    with ctx._lock:
+        ctx.bucket_policies[bucket] = declared
+    if effective is None:
+        exists(lambda: s3.delete_bucket_policy(Bucket=bucket), "NoSuchBucketPolicy")
+    else:
+        s3.put_bucket_policy(Bucket=bucket, Policy=effective)
+    if dropped:
+        ctx.note(
+            reg,
+            f"conditioned Deny statement(s) {', '.join(dropped)} not stored in moto: moto ignores "
+            "a statement's Condition and would deny every object request (the sandbox's "
+            "loopback HTTP stands in for TLS; its writers send SSE-KMS with the lake key)",
+        )
     return bucket, {}
 
 
-def _loggable_or_not_emulated(s3: Any, target: str) -> None:
-    policy = exists(lambda: s3.get_bucket_policy(Bucket=target), "NoSuchBucketPolicy")
-    if policy is None:
-        return
-    statements = json.loads(policy["Policy"]).get("Statement", [])
-    if any(not isinstance(st.get("Principal", {}), dict) for st in statements):
-        raise NotEmulated(
-            "moto's PutBucketLogging fails (HTTP 500) when the target bucket's policy has a "
-            'statement whose Principal is "*" (a moto bug; S3 accepts it)'
+LOG_DELIVERY_SERVICE = "logging.s3.amazonaws.com"
+
+
+def _listed(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _condition_holds(operator: str, values: Any, actual: str | None) -> bool | None:
+    """One condition key's test, as IAM evaluates it; None when the sandbox cannot evaluate it."""
+    import fnmatch
+
+    base = operator.removesuffix("IfExists")
+    if actual is None:
+        return operator.endswith("IfExists")
+    wanted = [str(v) for v in _listed(values)]
+    if base in ("StringEquals", "ArnEquals"):
+        return actual in wanted
+    if base in ("StringLike", "ArnLike"):
+        return any(fnmatch.fnmatchcase(actual, w) for w in wanted)
+    if base == "Bool":
+        return actual.lower() in (w.lower() for w in wanted)
+    return None
+
+
+def _statement_applies(
+    statement: Mapping[str, Any], action: str, resource: str, context: Mapping[str, str]
+) -> bool | None:
+    """Whether a bucket-policy statement covers the log-delivery request (None: cannot tell)."""
+    import fnmatch
+
+    principal = statement.get("Principal")
+    if principal != "*" and not (
+        isinstance(principal, dict)
+        and (
+            principal.get("AWS") == "*" or LOG_DELIVERY_SERVICE in _listed(principal.get("Service"))
         )
+    ):
+        return False
+    actions = [str(a).lower() for a in _listed(statement.get("Action", []))]
+    if not any(fnmatch.fnmatchcase(action.lower(), a) for a in actions):
+        return False
+    if not any(fnmatch.fnmatchcase(resource, str(r)) for r in _listed(statement.get("Resource"))):
+        return False
+    for operator, tests in (statement.get("Condition") or {}).items():
+        for key, values in tests.items():
+            held = _condition_holds(str(operator), values, context.get(str(key)))
+            if held is not True:
+                return held
+    return True
+
+
+def log_delivery_refusal(
+    policy: str | None, target: str, prefix: str, source_bucket: str, account_id: str
+) -> str | None:
+    """Why S3 could not deliver `source_bucket`'s access logs under `target/prefix` given the
+    target's bucket policy (None: it can). Evaluated like IAM: an explicit Deny wins, an Allow to
+    the logging service is needed; the request carries the source bucket's ARN and account and
+    TLS. A condition the sandbox cannot evaluate makes an Allow not count and a Deny count."""
+    if not policy:
+        return f"the target bucket {target} has no policy letting {LOG_DELIVERY_SERVICE} write"
+    resource = f"arn:aws:s3:::{target}/{prefix}example-log-object"
+    context = {
+        "aws:SourceArn": f"arn:aws:s3:::{source_bucket}",
+        "aws:SourceAccount": account_id,
+        "aws:SecureTransport": "true",
+    }
+    allowed = False
+    for statement in _listed(json.loads(policy).get("Statement", [])):
+        applies = _statement_applies(statement, "s3:PutObject", resource, context)
+        if statement.get("Effect") == "Deny" and applies is not False:
+            return f"statement {statement.get('Sid', '(no Sid)')!r} of {target}'s policy denies it"
+        if statement.get("Effect") == "Allow" and applies:
+            allowed = True
+    if not allowed:
+        return (
+            f"no statement of {target}'s policy allows {LOG_DELIVERY_SERVICE} s3:PutObject on "
+            f"arn:aws:s3:::{target}/{prefix}* from arn:aws:s3:::{source_bucket}"
+        )
+    return None
+
+
+def _moto_accepts_logging_policy(policy: str, target: str, prefix: str) -> bool:
+    """moto's own (stricter) PutBucketLogging check, so the sandbox never sends what crashes it:
+    every statement's Principal a map (a "*" makes moto fail with HTTP 500), and one Allow to the
+    logging service with `s3:PutObject` whose single Resource is exactly `target/prefix*`."""
+    statements = _listed(json.loads(policy).get("Statement", []))
+    if any(not isinstance(st.get("Principal", {}), dict) for st in statements):
+        return False
+    exact = {f"arn:aws:s3:::{target}/{prefix}*", f"arn:aws:s3:::{target}/*"}
+    return any(
+        st.get("Principal", {}).get("Service") == LOG_DELIVERY_SERVICE
+        and st.get("Effect") == "Allow"
+        and "s3:PutObject" in _listed(st.get("Action", []))
+        and isinstance(st.get("Resource"), str)
+        and st["Resource"] in exact
+        for st in statements
+    )
+
+
+def _put_logging(
+    ctx: RealizeContext, reg: Registration, bucket: str, enabled: Mapping[str, Any]
+) -> None:
+    """Runs once the whole program is registered (so the target's policy is in place)."""
+    s3 = ctx.client("s3")
+    target, prefix = str(enabled["TargetBucket"]), str(enabled["TargetPrefix"])
+    found = exists(lambda: s3.get_bucket_policy(Bucket=target), "NoSuchBucketPolicy")
+    stored = str(found["Policy"]) if found else None
+    # judged on the policy as declared (moto's copy may lack conditioned Deny statements)
+    declared = ctx.bucket_policies.get(target, stored)
+    refusal = log_delivery_refusal(declared, target, prefix, bucket, ctx.account_id)
+    if refusal is not None:
+        raise NotEmulated(
+            f"{refusal}; moto refuses such logging (S3 would accept it and deliver nothing)"
+        )
+    status = {"LoggingEnabled": dict(enabled)}
+    if stored is not None and _moto_accepts_logging_policy(stored, target, prefix):
+        s3.put_bucket_logging(Bucket=bucket, BucketLoggingStatus=status)
+        return
+    # The policy grants delivery (checked above, as S3 evaluates it) but moto's check cannot read
+    # it: put the logging while the target holds only the grant moto recognizes, then put the
+    # program's policy back. Nothing else runs meanwhile (deferred actions run one by one).
+    grant = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": LOG_DELIVERY_SERVICE},
+                "Action": ["s3:PutObject"],
+                "Resource": f"arn:aws:s3:::{target}/{prefix}*",
+            }
+        ],
+    }
+    s3.put_bucket_policy(Bucket=target, Policy=json.dumps(grant))
+    try:
+        s3.put_bucket_logging(Bucket=bucket, BucketLoggingStatus=status)
+    finally:
+        if stored is None:
+            s3.delete_bucket_policy(Bucket=target)
+        else:
+            s3.put_bucket_policy(Bucket=target, Policy=stored)
+    ctx.note(
+        reg,
+        "the target's policy grants log delivery (checked by the sandbox as S3 evaluates it), "
+        'but moto\'s PutBucketLogging check cannot read it (a Principal "*" statement, a '
+        "Resource list, conditions): the logging was put while the target held only the plain "
+        "grant, and its policy was put back",
+    )
 
 
 @realizer("aws:s3/bucketLogging:BucketLogging", _reader("get_bucket_logging"))
@@ -392,23 +593,13 @@ def _bucket_logging(ctx: RealizeContext, reg: Registration) -> tuple[str, dict[s
         enabled["TargetObjectKeyFormat"] = pascal(key_format)
         if "simplePrefix" in key_format:
             enabled["TargetObjectKeyFormat"]["SimplePrefix"] = {}
+        ctx.note(reg, "targetObjectKeyFormat is sent, but moto neither stores nor returns it")
     if reg.get("targetGrants"):
         ctx.note(reg, "targetGrants dropped: the sandbox realizes logging without ACL grants")
-    s3 = ctx.client("s3")
-    _loggable_or_not_emulated(s3, enabled["TargetBucket"])
-    try:
-        s3.put_bucket_logging(Bucket=bucket, BucketLoggingStatus={"LoggingEnabled": enabled})
-    except Exception as exc:
-        # the target's policy may have landed meanwhile (nothing orders the two): look again
-        _loggable_or_not_emulated(s3, enabled["TargetBucket"])
-        if error_code(exc) == "InvalidTargetBucketForLogging" and "permissions" in str(exc):
-            raise NotEmulated(
-                "moto checks the target's log-delivery permission more strictly than S3: it wants "
-                "the target bucket's policy already in place, with one statement whose single "
-                f"Resource is exactly arn:aws:s3:::{enabled['TargetBucket']}/"
-                f"{enabled['TargetPrefix']}* for principal logging.s3.amazonaws.com"
-            ) from exc
-        raise
+    # Nothing in a program orders a bucket's logging after its *target's* policy, and moto (unlike
+    # S3 with ACLs disabled) checks the delivery permission on PutBucketLogging: put it once every
+    # resource is registered.
+    ctx.defer(reg, bucket, lambda: _put_logging(ctx, reg, bucket, enabled))
     return bucket, {}
 
 
@@ -1637,8 +1828,8 @@ def _sm_endpoint(ctx: RealizeContext, reg: Registration) -> tuple[str, dict[str,
         ctx.note(
             reg,
             "deploymentConfig (blue/green, auto-rollback alarms) dropped: moto has no "
-            "UpdateEndpoint, so there is no deployment to guard; the lifecycle's "
-            "deploy step exercises the policy instead",
+            "UpdateEndpoint, so there is no deployment to guard (the lifecycle's deploy "
+            "re-creates the endpoint on the new configuration)",
         )
     found = exists(lambda: sagemaker.describe_endpoint(EndpointName=name), "ValidationException")
     if found is not None:
@@ -2164,6 +2355,11 @@ def _sg_rule(ctx: RealizeContext, reg: Registration, egress: bool) -> tuple[str,
     group_id = str(reg.require("securityGroupId"))
     permission = _permission(reg.inputs)
     wanted = _rule_keys(permission)
+    if len(wanted) != 1:  # the provider requires exactly one of them
+        raise RealizeError(
+            f"{reg.name}: a security group rule needs exactly one non-empty cidrIpv4, cidrIpv6, "
+            f"prefixListId or referencedSecurityGroupId; got {len(wanted)}"
+        )
     rules = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group_id]}])[
         "SecurityGroupRules"
     ]
@@ -2244,8 +2440,25 @@ def _vpc_endpoint(ctx: RealizeContext, reg: Registration) -> tuple[str, dict[str
         "ownerId": ctx.account_id,
         "state": endpoint.get("State", "available"),
         "networkInterfaceIds": endpoint.get("NetworkInterfaceIds", []),
-        "prefixListId": endpoint.get("PrefixListId", ""),
+        "prefixListId": _service_prefix_list(ctx, endpoint),
     }
+
+
+def _service_prefix_list(ctx: RealizeContext, endpoint: Mapping[str, Any]) -> str:
+    """A gateway endpoint's `prefixListId`: the AWS-managed prefix list of its service (what the
+    provider reads; moto's DescribeVpcEndpoints does not return it). Interface endpoints have
+    none."""
+    if endpoint.get("VpcEndpointType", "Gateway") != "Gateway":
+        return ""
+    if endpoint.get("PrefixListId"):
+        return str(endpoint["PrefixListId"])
+    service = str(endpoint["ServiceName"])
+    lists = ctx.client("ec2").describe_prefix_lists(
+        Filters=[{"Name": "prefix-list-name", "Values": [service]}]
+    )["PrefixLists"]
+    if not lists:
+        raise RealizeError(f"no AWS-managed prefix list for gateway endpoint service {service}")
+    return str(lists[0]["PrefixListId"])
 
 
 @realizer("aws:ec2/flowLog:FlowLog", _ec2_reader("describe_flow_logs", "FlowLogIds", "FlowLogs"))
@@ -2529,6 +2742,26 @@ class RealizingMocks(PlanMocks):
             self.states[(args.typ, args.name)] = {**inputs, **computed}
         return ident, state
 
+    def finish(self) -> None:
+        """Run the deferred actions, in registration order, one at a time. A resource whose
+        action fails moves from `realized` to `failed` (or `not_emulated`, with the reason)."""
+        while self.ctx.deferred:
+            type_, name, ident, action = self.ctx.deferred.pop(0)
+            try:
+                action()
+            except NotEmulated as exc:
+                self._unrealize(type_, name, ident)
+                self.not_emulated.append((type_, name, str(exc)))
+            except Exception as exc:  # reported by the realize step, never swallowed
+                self._unrealize(type_, name, ident)
+                self.failed.append((type_, name, f"{type(exc).__name__}: {exc}"))
+
+    def _unrealize(self, type_: str, name: str, ident: str) -> None:
+        with self._lock:
+            if (type_, name, ident) in self.realized:
+                self.realized.remove((type_, name, ident))
+            self.states.pop((type_, name), None)
+
     def verify(self) -> list[tuple[str, str, str]]:
         """Read every realized resource back from moto; the problems found (type, name, error)."""
         problems = []
@@ -2538,6 +2771,20 @@ class RealizingMocks(PlanMocks):
             except Exception as exc:
                 problems.append((type_, name, f"{type(exc).__name__}: {exc}"))
         return problems
+
+
+def realize(
+    settings: Settings,
+    config: Mapping[str, Any],
+    mocks: RealizingMocks,
+    program: Callable[[], None] | None = None,
+) -> Plan:
+    """Run the program under `mocks`, then the deferred actions; returns the recorder's `Plan`."""
+    from stacks import engine
+
+    plan = engine.run(settings, config, mocks=mocks, program=program)
+    mocks.finish()
+    return plan
 
 
 def context_for(session: boto3.Session, endpoint_url: str, settings: Settings) -> RealizeContext:

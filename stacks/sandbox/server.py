@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterator, Mapping
@@ -28,6 +29,10 @@ class SandboxServer:
     `SandboxServer(region).start()` picks a free port (the OS chooses: port 0) unless one is
     given; `url` is the endpoint every boto3 client of the sandbox uses. Stop it with `stop()` or
     use it as a context manager.
+
+    moto keeps its backends per process, not per server: `start()` resets them, so every sandbox
+    starts empty even when an earlier one ran in this process (a server still running in this
+    process would lose its resources too: run one sandbox at a time).
     """
 
     def __init__(self, region: str, port: int = 0, host: str = "127.0.0.1") -> None:
@@ -58,6 +63,7 @@ class SandboxServer:
         host, port = server.get_host_and_port()
         self._server = server
         self.url = f"http://{host}:{port}"
+        self._post("/moto-api/reset", "")
         return self
 
     def stop(self) -> None:
@@ -96,6 +102,38 @@ class SandboxServer:
     def environment(self) -> dict[str, str]:
         """What a shell needs to reach the sandbox with boto3 or the AWS CLI."""
         return environment_for(self.url, self.region)
+
+    @contextmanager
+    def iam_enforced(self) -> Iterator[None]:
+        """While inside, moto authenticates every request and authorizes it against the caller's
+        IAM policies (moto's `reset-auth` API: no unauthenticated actions allowed). The sandbox's
+        own fake credentials are refused meanwhile: only IAM users' keys and assumed-role
+        credentials work. The previous setting is restored on exit."""
+        previous = self._reset_auth("0")
+        try:
+            yield
+        finally:
+            self._reset_auth(previous)
+
+    def _reset_auth(self, count: str) -> str:
+        answer = self._post("/moto-api/reset-auth", count)
+        return str(answer["PREVIOUS_INITIAL_NO_AUTH_ACTION_COUNT"])
+
+    def _post(self, path: str, body: str) -> dict[str, Any]:
+        """POST to moto's own API (`/moto-api/...`); its JSON answer."""
+        import urllib.request
+
+        if not self.running:
+            raise SandboxError("the sandbox server is not running")
+        request = urllib.request.Request(
+            f"{self.url}{path}",
+            data=body.encode(),
+            method="POST",
+            headers={"Content-Type": "text/plain"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            answer: dict[str, Any] = json.loads(response.read())
+        return answer
 
 
 def environment_for(url: str, region: str) -> dict[str, str]:

@@ -132,18 +132,33 @@ class Lake(pulumi.ComponentResource):
         aws.s3.BucketPolicy(
             f"{name}-raw-policy", bucket=bucket, policy=_deny_insecure(self.raw), opts=child
         )
-        # S3 server access logging needs the target bucket to let the logging service write
-        logs_policy = aws.s3.BucketPolicy(
+        # S3 server access logging needs the target bucket to let the logging service write.
+        # The lake's way: TLS-only (Principal "*"), delivery under the zone's prefix only, from
+        # this account's bucket only, and nothing ordering the logging after the policy.
+        aws.s3.BucketPolicy(
             f"{name}-access-logs-policy",
             bucket=self.logs.id,
-            policy=self.logs.arn.apply(
-                lambda arn: _doc(
+            policy=pulumi.Output.all(self.logs.arn, self.raw.arn).apply(
+                lambda arns: _doc(
                     {
+                        "Sid": "DenyInsecureTransport",
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "s3:*",
+                        "Resource": [arns[0], f"{arns[0]}/*"],
+                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                    },
+                    {
+                        "Sid": "S3ServerAccessLogDelivery",
                         "Effect": "Allow",
                         "Principal": {"Service": "logging.s3.amazonaws.com"},
                         "Action": "s3:PutObject",
-                        "Resource": f"{arn}/*",
-                    }
+                        "Resource": [f"{arns[0]}/raw/*", f"{arns[0]}/curated/*"],
+                        "Condition": {
+                            "ArnLike": {"aws:SourceArn": [arns[1]]},
+                            "StringEquals": {"aws:SourceAccount": "123456789012"},
+                        },
+                    },
                 )
             ),
             opts=child,
@@ -153,7 +168,10 @@ class Lake(pulumi.ComponentResource):
             bucket=bucket,
             target_bucket=self.logs.id,
             target_prefix="raw/",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs_policy]),
+            target_object_key_format={
+                "partitioned_prefix": {"partition_date_source": "EventTime"},
+            },
+            opts=child,
         )
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-raw-lifecycle",
@@ -561,13 +579,21 @@ def platform_program() -> None:
         to_port=443,
         cidr_ipv4=VPC_CIDR,
     )
-    aws.ec2.VpcEndpoint(
+    s3_endpoint = aws.ec2.VpcEndpoint(
         "net-s3",
         vpc_id=vpc.id,
         service_name="com.amazonaws.us-east-1.s3",
         vpc_endpoint_type="Gateway",
         route_table_ids=[table.id],
         tags=TAGS,
+    )
+    aws.vpc.SecurityGroupEgressRule(
+        "net-workers-s3",
+        security_group_id=workers.id,
+        ip_protocol="tcp",
+        from_port=443,
+        to_port=443,
+        prefix_list_id=s3_endpoint.prefix_list_id,
     )
     aws.ec2.VpcEndpoint(
         "net-sagemaker-runtime",

@@ -9,8 +9,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 import pytest
+from botocore.exceptions import ClientError
 
-from stacks import engine
 from stacks.engine import Plan
 from stacks.sandbox.realize import (
     READERS,
@@ -20,8 +20,13 @@ from stacks.sandbox.realize import (
     RealizingMocks,
     Registration,
     context_for,
+    log_delivery_refusal,
+    moto_effective_policy,
     pascal,
     plain,
+)
+from stacks.sandbox.realize import (
+    realize as realize_program,
 )
 from stacks.sandbox.server import SandboxServer
 from tests.conftest import make_config, make_settings
@@ -48,7 +53,7 @@ def server() -> Iterator[SandboxServer]:
 def realize(server: SandboxServer) -> Run:
     def run(program: Callable[[], None]) -> tuple[Plan, RealizingMocks]:
         mocks = RealizingMocks(SETTINGS, context_for(server.session(), server.url, SETTINGS))
-        plan = engine.run(SETTINGS, make_config("local"), mocks=mocks, program=program)
+        plan = realize_program(SETTINGS, make_config("local"), mocks, program)
         return plan, mocks
 
     return run
@@ -87,7 +92,7 @@ def test_every_realizer_is_exercised_and_nothing_failed(platform):
     assert mocks.failed == []
     assert {t for t, _, _ in mocks.realized} == set(REALIZERS) == set(READERS)
     custom = [r for r in plan.resources if r.custom]
-    assert len(mocks.realized) + len(mocks.not_emulated) == len(custom) == 79
+    assert len(mocks.realized) + len(mocks.not_emulated) == len(custom) == 80
     assert mocks.verify() == []
 
 
@@ -115,8 +120,21 @@ def test_components_are_recorded_but_not_realized(platform):
 def test_dropped_fields_are_noted(platform):
     _, mocks = platform
     notes = {(t.rsplit(":", 1)[-1], n): x for t, n, x in mocks.notes}
+    assert notes[("BucketPolicy", "lake-raw-policy")] == (
+        "conditioned Deny statement(s) DenyInsecureTransport not stored in moto: moto ignores "
+        "a statement's Condition and would deny every object request (the sandbox's loopback "
+        "HTTP stands in for TLS; its writers send SSE-KMS with the lake key)"
+    )
+    logging_notes = [x for t, n, x in mocks.notes if n == "lake-raw-logging"]
+    assert len(logging_notes) == 2
+    assert "targetObjectKeyFormat is sent, but moto neither stores" in logging_notes[0]
+    assert "moto's PutBucketLogging check cannot read it" in logging_notes[1]
     assert "enableNetworkIsolation dropped" in notes[("Model", "churn-model")]
     assert "deploymentConfig" in notes[("Endpoint", "churn-endpoint")]
+    assert (
+        "moto's PutBucketLogging check cannot read it"
+        in notes[("BucketLogging", "lake-raw-logging")]
+    )
 
 
 def test_outputs_carry_the_real_ids(platform, aws_client):
@@ -156,12 +174,16 @@ def test_bucket_and_its_split_resources(platform, aws_client):
     }
     ownership = s3.get_bucket_ownership_controls(Bucket=bucket)["OwnershipControls"]
     assert ownership["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
-    [statement] = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]
-    assert statement["Sid"] == "DenyInsecureTransport"
-    assert statement["Resource"] == [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]
+    # the policy's only statement is a conditioned Deny, which moto would apply to everything:
+    # not stored (noted), so objects can be read and written
+    with pytest.raises(ClientError, match="NoSuchBucketPolicy"):
+        s3.get_bucket_policy(Bucket=bucket)
     logging = s3.get_bucket_logging(Bucket=bucket)["LoggingEnabled"]
     assert logging["TargetBucket"] == ident(plan, "lake-access-logs")
     assert logging["TargetPrefix"] == "raw/"
+    # the target keeps its policy (the scoped delivery grant; the TLS-only Deny is not stored)
+    logs_policy = json.loads(s3.get_bucket_policy(Bucket=ident(plan, "lake-access-logs"))["Policy"])
+    assert [st["Sid"] for st in logs_policy["Statement"]] == ["S3ServerAccessLogDelivery"]
     lock = s3.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]
     assert lock["ObjectLockEnabled"] == "Enabled"
     assert lock["Rule"]["DefaultRetention"]["Mode"] == "GOVERNANCE"
@@ -447,9 +469,15 @@ def test_security_groups_hold_exactly_the_declared_rules(platform, aws_client):
         ("-1", None),
         ("tcp", 8443),
     ]
-    assert [(p["IpProtocol"], p["FromPort"]) for p in workers["IpPermissionsEgress"]] == [
-        ("tcp", 443)
-    ]
+    # egress to the VPC and to S3's prefix list (the gateway endpoint's, as the provider reads it)
+    [egress] = workers["IpPermissionsEgress"]
+    assert (egress["IpProtocol"], egress["FromPort"], egress["ToPort"]) == ("tcp", 443, 443)
+    assert [r["CidrIp"] for r in egress["IpRanges"]] == [VPC_CIDR]
+    [s3_list] = ec2.describe_prefix_lists(
+        Filters=[{"Name": "prefix-list-name", "Values": ["com.amazonaws.us-east-1.s3"]}]
+    )["PrefixLists"]
+    assert state(plan, "net-s3", "prefixListId") == s3_list["PrefixListId"]
+    assert [p["PrefixListId"] for p in egress["PrefixListIds"]] == [s3_list["PrefixListId"]]
     rule = ec2.describe_security_group_rules(
         SecurityGroupRuleIds=[ident(plan, "net-workers-self")]
     )["SecurityGroupRules"][0]
@@ -665,7 +693,7 @@ def test_a_serverless_variant_is_realized_without_instances(realize, aws_client)
     assert "InstanceType" not in variant and "InitialInstanceCount" not in variant
 
 
-def test_logging_moto_refuses_is_listed_not_emulated(realize):
+def test_logging_without_a_delivery_grant_is_listed_not_emulated(realize):
     def program() -> None:
         logs = aws.s3.Bucket("strict-logs", force_destroy=True)
         source = aws.s3.Bucket("strict-source", force_destroy=True)
@@ -674,10 +702,11 @@ def test_logging_moto_refuses_is_listed_not_emulated(realize):
         )
 
     _, mocks = realize(program)
-    assert mocks.failed == []
+    assert mocks.failed == [] and mocks.realized[-1][1] != "strict-logging"
     [(type_, name, reason)] = mocks.not_emulated
     assert (type_, name) == ("aws:s3/bucketLogging:BucketLogging", "strict-logging")
-    assert "more strictly than S3" in reason and "source/*" in reason
+    assert "has no policy letting logging.s3.amazonaws.com write" in reason
+    assert "S3 would accept it and deliver nothing" in reason
 
     def star_principal() -> None:
         logs = aws.s3.Bucket("star-logs", force_destroy=True)
@@ -713,7 +742,91 @@ def test_logging_moto_refuses_is_listed_not_emulated(realize):
     _, mocks = realize(star_principal)
     assert mocks.failed == []
     [(_, name, reason)] = mocks.not_emulated
-    assert name == "star-logging" and "a moto bug" in reason
+    assert name == "star-logging"
+    assert "no statement of star-logs-" in reason and "allows logging.s3.amazonaws.com" in reason
+
+
+def _logs_policy(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+DELIVERY = {
+    "Effect": "Allow",
+    "Principal": {"Service": "logging.s3.amazonaws.com"},
+    "Action": "s3:PutObject",
+    "Resource": ["arn:aws:s3:::logs/raw/*"],
+    "Condition": {
+        "ArnLike": {"aws:SourceArn": ["arn:aws:s3:::raw-*"]},
+        "StringEquals": {"aws:SourceAccount": "123456789012"},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("statements", "prefix", "source", "refusal"),
+    [
+        ([DELIVERY], "raw/", "raw-1", None),
+        ([{**DELIVERY, "Condition": {}}], "raw/", "other", None),
+        ([DELIVERY], "curated/", "raw-1", "no statement of logs's policy allows"),
+        ([DELIVERY], "raw/", "curated-1", "no statement of logs's policy allows"),
+        (
+            [{**DELIVERY, "Condition": {"StringEquals": {"aws:SourceAccount": "999999999999"}}}],
+            "raw/",
+            "raw-1",
+            "no statement of logs's policy allows",
+        ),
+        (
+            [
+                DELIVERY,
+                {
+                    "Sid": "NoLogs",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": "arn:aws:s3:::logs/*",
+                },
+            ],
+            "raw/",
+            "raw-1",
+            "statement 'NoLogs' of logs's policy denies it",
+        ),
+        (  # a condition the sandbox cannot evaluate: the Allow does not count
+            [{**DELIVERY, "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}],
+            "raw/",
+            "raw-1",
+            "no statement of logs's policy allows",
+        ),
+    ],
+)
+def test_log_delivery_is_judged_like_s3(statements, prefix, source, refusal):
+    found = log_delivery_refusal(_logs_policy(*statements), "logs", prefix, source, "123456789012")
+    if refusal is None:
+        assert found is None
+    else:
+        assert found is not None and found.startswith(refusal)
+
+
+def test_moto_keeps_every_statement_but_conditioned_denies():
+    allow = {"Sid": "Read", "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "s3:GetObject"}
+    deny = {"Sid": "Plain", "Effect": "Deny", "Principal": "*", "Action": "s3:DeleteObject"}
+    tls = {**deny, "Sid": "Tls", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+    sse = {
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:PutObject",
+        "Condition": {"Null": {"s3:x-amz-server-side-encryption": "true"}},
+    }
+    kept, dropped = moto_effective_policy(_logs_policy(allow, deny, tls, sse))
+    assert kept is not None and json.loads(kept)["Statement"] == [allow, deny]
+    assert dropped == ["Tls", "#3"]
+    assert moto_effective_policy(_logs_policy(allow)) == (_logs_policy(allow), [])
+    assert moto_effective_policy(_logs_policy(tls)) == (None, ["Tls"])
+
+
+def test_no_target_policy_refuses_log_delivery():
+    assert log_delivery_refusal(None, "logs", "raw/", "raw-1", "123456789012") == (
+        "the target bucket logs has no policy letting logging.s3.amazonaws.com write"
+    )
 
 
 # --- shaping helpers (no server)

@@ -51,31 +51,6 @@ def project_with(tmp_path: Path, **overrides: Any) -> Path:
     return tmp_path
 
 
-def test_sandbox_realizes_the_local_stack_and_writes_the_report(cli, tmp_path):
-    report_path = tmp_path / "report.json"
-    result = CliRunner().invoke(
-        cli, ["sandbox", "--json", str(report_path), "--project-dir", str(ROOT)]
-    )
-    assert result.exit_code == 0, result.output
-    report = json.loads(report_path.read_text())
-    assert [(s["name"], s["status"]) for s in report["steps"]] == [(s.name, "ok") for s in STEPS]
-    assert all(s["seconds"] > 0 for s in report["steps"])
-    assert report["ok"] is True and report["stack"] == "local"
-    assert report["serverUrl"].startswith("http://127.0.0.1:")
-    resources = report["resources"]
-    assert resources["failed"] == []
-    assert resources["realizedCount"] == sum(resources["realized"].values()) > 0
-    # every resource is accounted for: realized or listed with its reason
-    assert all(item["reason"] for item in resources["notEmulated"])
-    assert sum(resources["notEmulatedByType"].values()) == len(resources["notEmulated"])
-    outputs = report["outputs"]
-    assert outputs["stack"] == "local" and outputs["account_id"] == "123456789012"
-    # the ML slots are there, empty until the lifecycle steps land
-    assert report["modelVersion"] is None and report["predictionsServed"] is None
-    assert report["metrics"] == {} and report["alarmStates"] == {}
-    assert report["notifications"] == [] and report["drift"] == {}
-
-
 def test_account_mismatch_fails_the_first_step_and_skips_the_rest(cli, tmp_path):
     root = project_with(tmp_path, accountId="210987654321")
     report_path = tmp_path / "report.json"
@@ -106,45 +81,6 @@ def test_missing_report_directory_exits_2(cli, tmp_path):
     )
     assert result.exit_code == 2
     assert "does not exist" in result.output
-
-
-def test_keep_prints_the_environment_and_serves_until_interrupted(cli, monkeypatch):
-    seen: dict[str, Any] = {}
-    real_print = sandbox_command._print_environment
-
-    def capture(env: dict[str, str], scratch: Path) -> None:
-        seen["env"], seen["scratch"] = env, scratch
-        real_print(env, scratch)
-
-    def wait() -> None:  # what a user does in another shell while the server is kept
-        env = seen["env"]
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=env["AWS_ENDPOINT_URL"],
-            region_name=env["AWS_DEFAULT_REGION"],
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        )
-        seen["buckets"] = [b["Name"] for b in s3.list_buckets()["Buckets"]]
-
-    monkeypatch.setattr(sandbox_command, "_print_environment", capture)
-    monkeypatch.setattr(sandbox_command, "wait_until_interrupted", wait)
-    result = CliRunner().invoke(cli, ["sandbox", "--keep", "--project-dir", str(ROOT)])
-    assert result.exit_code == 0, result.output
-    env = seen["env"]
-    assert set(env) == {
-        "AWS_ENDPOINT_URL",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_DEFAULT_REGION",
-    }
-    assert env["AWS_DEFAULT_REGION"] == "us-east-1"
-    for key, value in env.items():
-        assert f"export {key}={value}" in result.output
-    assert f"sandbox running at {env['AWS_ENDPOINT_URL']}" in result.output
-    assert seen["buckets"]  # the realized platform was reachable while kept
-    assert (seen["scratch"] / "outputs.json").is_file()  # the scratch dir is kept too
-    shutil.rmtree(seen["scratch"])
 
 
 # --- the step runner
@@ -203,14 +139,51 @@ def test_step_names_must_be_unique(tmp_path):
 def test_the_step_list_is_platform_then_ml():
     assert [s.name for s in PLATFORM_STEPS] == [
         "start-server",
+        "prepare-oncall-queues",
         "realize-platform",
         "verify-platform",
+        "allow-oncall-delivery",
+    ]
+    assert [s.name for s in ML_STEPS] == [
+        "generate-data",
+        "ingest",
+        "curate",
+        "features",
+        "train",
+        "evaluate",
+        "package",
+        "upload",
+        "register",
+        "approve",
+        "deploy",
+        "send-traffic",
+        "capture",
+        "least-privilege",
+        "drift",
+        "alarms",
+        "notifications",
+        "prediction-logs",
     ]
     assert (*PLATFORM_STEPS, *ML_STEPS) == STEPS
 
 
+def test_an_ml_step_without_its_platform_says_what_is_missing(tmp_path):
+    steps = {s.name: s for s in ML_STEPS}
+    report = run_steps(_context(tmp_path), [steps["curate"], steps["features"]])
+    assert [(s.name, s.status) for s in report.steps] == [
+        ("curate", "failed"),
+        ("features", "not-run"),
+    ]
+    assert report.steps[0].error == "no platform outputs (did realize-platform run?)"
+    ctx = _context(tmp_path)
+    ctx.outputs = {"alarm_topic_arn": "arn:aws:sns:us-east-1:123456789012:t"}
+    report = run_steps(ctx, [steps["train"]])
+    assert "lack" in report.steps[0].error and "raw_bucket" in report.steps[0].error
+
+
 def test_steps_that_need_the_server_say_so(tmp_path):
-    report = run_steps(_context(tmp_path), [PLATFORM_STEPS[2]])
+    verify = next(s for s in PLATFORM_STEPS if s.name == "verify-platform")
+    report = run_steps(_context(tmp_path), [verify])
     assert report.steps[0].error == "nothing was realized (did realize-platform run?)"
     with pytest.raises(StepFailed, match="server is not running"):
         _ = _context(tmp_path).url
@@ -227,7 +200,8 @@ def test_a_program_is_realized_and_outputs_reach_the_context(tmp_path):
     ctx = _context(tmp_path)
     ctx.program = program
     try:
-        report = run_steps(ctx, PLATFORM_STEPS)
+        # the program exports no on-call topic: everything up to reading it back
+        report = run_steps(ctx, PLATFORM_STEPS[:4])
         assert report.ok, [s.error for s in report.steps]
         assert ctx.outputs["raw_bucket"].startswith("ctx-bucket-")
         assert json.loads((tmp_path / "outputs.json").read_text()) == ctx.outputs
@@ -259,3 +233,11 @@ def test_server_picks_a_free_port_and_stops():
         first.stop()
         second.stop()
     assert not first.running
+
+
+def test_every_server_starts_empty():
+    # moto keeps one set of backends per process: a new sandbox must not see an old one's
+    with SandboxServer("us-east-1") as first:
+        first.client("s3").create_bucket(Bucket="left-over")
+    with SandboxServer("us-east-1") as second:
+        assert second.client("s3").list_buckets()["Buckets"] == []
