@@ -1,5 +1,5 @@
 # Two commands work on a fresh machine with only Python >= 3.11:
-#   make demo   sets up and runs the main job
+#   make demo   sets up and runs the main job: the whole platform and ML lifecycle in the sandbox
 #   make test   sets up and runs the whole check (ruff, mypy, pytest)
 SHELL := /bin/bash
 export PATH := $(HOME)/.local/bin:$(PATH)
@@ -15,9 +15,10 @@ sync: uv
 	uv sync --frozen
 
 demo: sync
-	uv run mlplat preview --stack $(STACK) --json plan-$(STACK).json
+	uv run mlplat sandbox --json sandbox-report.json
 
-preview: demo
+preview: sync
+	uv run mlplat preview --stack $(STACK) --json plan-$(STACK).json
 
 lint: sync
 	uv run ruff check .
