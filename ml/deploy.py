@@ -254,6 +254,53 @@ def _next_seq(versions: list[dict[str, Any]], stack: str) -> int:
     )
 
 
+def publish_baseline(
+    model_package_arn: str,
+    bucket: str,
+    key: str,
+    kms_key_arn: str | None,
+    *,
+    session: boto3.Session | None = None,
+) -> str:
+    """Copy the version's registered baseline (`ModelDataQuality` statistics) to `bucket/key`.
+
+    The scheduled drift job compares traffic with the baseline at that key, so every deploy and
+    rollback must publish the baseline of the version it serves. Returns the new S3 URI.
+    """
+    import boto3
+    from botocore.exceptions import ClientError
+
+    package = _describe(_client(session), model_package_arn)
+    source = (
+        package.get("ModelMetrics", {})
+        .get("ModelDataQuality", {})
+        .get("Statistics", {})
+        .get("S3Uri")
+    )
+    if not source or not str(source).startswith("s3://"):
+        raise DeployError(
+            f"{model_package_arn} was registered without a baseline (ModelMetrics."
+            "ModelDataQuality.Statistics): register it with `baseline_s3_uri`"
+        )
+    source_bucket, source_key = str(source).removeprefix("s3://").split("/", 1)
+    encryption = (
+        {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_arn} if kms_key_arn else {}
+    )
+    try:
+        (session or boto3.Session()).client("s3").copy_object(
+            Bucket=bucket,
+            Key=key,
+            CopySource={"Bucket": source_bucket, "Key": source_key},
+            **encryption,
+        )
+    except ClientError as exc:
+        message = exc.response.get("Error", {}).get("Message", str(exc))
+        raise DeployError(
+            f"cannot publish the baseline {source} to s3://{bucket}/{key}: {message}"
+        ) from exc
+    return f"s3://{bucket}/{key}"
+
+
 def pulumi_apply(stack: str, model_package_arn: str, cwd: Path | None = None) -> None:
     """Set the stack's model setting and `pulumi up` it (needs the Pulumi CLI)."""
     commands = [

@@ -29,6 +29,7 @@ import itertools
 import json
 import math
 import os
+import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -47,6 +48,13 @@ REPORT_PREFIX = "drift-reports"
 
 BASELINE_FORMAT = "mlplat-baseline/1"  # ml.baseline.FORMAT (checked equal by a test)
 BASELINE_FILE = "baseline.json"  # ml.train.BASELINE_FILE
+
+
+def baseline_key_for(model_key: str) -> str:
+    """Where the drift job reads the served model's baseline: beside the served artifact."""
+    return posixpath.join(posixpath.dirname(model_key), BASELINE_FILE)
+
+
 OTHER = "__other__"  # ml.baseline.OTHER
 PSI_EPS = 1e-4
 

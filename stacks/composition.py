@@ -7,7 +7,6 @@ Component logical names ("lake", "ingest", ...) are API: renaming one replaces i
 
 from __future__ import annotations
 
-import posixpath
 import re
 from typing import Any
 
@@ -30,6 +29,7 @@ from components.training_cluster import (
     TrainingJobRole,
     TrainingJobRoleArgs,
 )
+from ml.drift import baseline_key_for
 from ml.features import FEATURE_NAMES
 from ml.schema import CUSTOMERS_RAW
 from stacks.settings import Settings
@@ -210,7 +210,7 @@ def build(settings: Settings) -> dict[str, Any]:
                 predictions_bucket_arn=lake.bucket_arns["predictions"],
                 models_bucket_name=lake.bucket_names["models"],
                 models_bucket_arn=lake.bucket_arns["models"],
-                baseline_key=posixpath.join(posixpath.dirname(settings.model_key), "baseline.json"),
+                baseline_key=baseline_key_for(settings.model_key),
                 kms_key_arn=lake.key_arn,
                 topic_arn=on_call.topic_arn,
                 drift_psi_threshold=settings.drift_psi_threshold,

@@ -64,11 +64,27 @@ def serve(
 
 
 def _apply_for(project_dir: Path | None) -> Callable[[str, str], None]:
-    """The Pulumi CLI apply step: `pulumi config set` the model, then `pulumi up`."""
-    from ml.deploy import pulumi_apply
+    """The Pulumi CLI apply step: set the stack's model, `pulumi up`, publish its baseline."""
+    from ml.deploy import publish_baseline, pulumi_apply
+    from ml.drift import baseline_key_for
+    from ml.outputs import OutputsError, PlatformOutputs
+    from stacks.preview import find_project_dir, load_stack
 
     def apply(stack: str, model_package_arn: str) -> None:
         pulumi_apply(stack, model_package_arn, cwd=project_dir)
+        settings, _ = load_stack(stack, project_dir or find_project_dir())
+        try:
+            platform = PlatformOutputs.from_pulumi(stack, cwd=project_dir)
+        except OutputsError as exc:
+            from ml.deploy import DeployError
+
+            raise DeployError(str(exc)) from exc
+        publish_baseline(
+            model_package_arn,
+            platform.models_bucket,
+            baseline_key_for(settings.model_key),
+            platform.lake_kms_key_arn,
+        )
 
     return apply
 
@@ -132,39 +148,16 @@ def rollback(
     _print(result)
 
 
-GROUP_OUTPUT = "model_package_group_name"
-
-
 def _group_from_outputs(stack: str, outputs: Path | None, project_dir: Path | None) -> str:
-    import subprocess
-
     from ml.deploy import DeployError
+    from ml.outputs import OutputsError, PlatformOutputs
 
-    if outputs is not None:
-        try:
-            data = json.loads(outputs.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DeployError(f"cannot read platform outputs from {outputs}: {exc}") from exc
-    else:
-        try:
-            done = subprocess.run(
-                ["pulumi", "stack", "output", "--json", "-s", stack],
-                cwd=project_dir,
-                capture_output=True,
-                text=True,
-                check=True,
-                timeout=120,
-            )
-        except FileNotFoundError as exc:
-            raise DeployError(
-                "the Pulumi CLI is not installed: pass --group or --outputs FILE"
-            ) from exc
-        except subprocess.CalledProcessError as exc:
-            raise DeployError(
-                f"pulumi stack output -s {stack} failed: {exc.stderr.strip()}"
-            ) from exc
-        data = json.loads(done.stdout)
-    value = data.get(GROUP_OUTPUT) if isinstance(data, dict) else None
-    if not isinstance(value, str) or not value:
-        raise DeployError(f"the platform outputs have no {GROUP_OUTPUT}: pass --group")
-    return value
+    try:
+        platform = (
+            PlatformOutputs.from_json_file(outputs)
+            if outputs is not None
+            else PlatformOutputs.from_pulumi(stack, cwd=project_dir)
+        )
+    except OutputsError as exc:
+        raise DeployError(str(exc)) from exc
+    return platform.model_package_group_name

@@ -509,27 +509,22 @@ def sandbox_apply(ctx: SandboxContext) -> Callable[[str, str], None]:
 
 
 def _publish_baseline(ctx: SandboxContext, package: Mapping[str, Any]) -> str:
-    """The deployed version's drift baseline (its registered `ModelDataQuality` statistics)
-    copied to the key the drift job reads (`MLPLAT_DRIFT_BASELINE_KEY` in its environment)."""
+    """The deployed version's drift baseline, published where the drift job reads it
+    (`MLPLAT_DRIFT_BASELINE_KEY` in its environment) exactly as `mlplat deploy` does."""
+    from ml.deploy import DeployError, publish_baseline
     from ml.drift import DriftJobConfig
 
-    source = (
-        package.get("ModelMetrics", {})
-        .get("ModelDataQuality", {})
-        .get("Statistics", {})
-        .get("S3Uri")
-    )
-    if not source:
-        raise StepFailed(f"{package['ModelPackageArn']} was registered without a baseline")
     config = DriftJobConfig.from_env(_drift_environment(ctx))
-    bucket, key = str(source).removeprefix("s3://").split("/", 1)
-    _s3(ctx).copy_object(
-        Bucket=config.models_bucket,
-        Key=config.baseline_key,
-        CopySource={"Bucket": bucket, "Key": key},
-        **_sse(_outputs(ctx)),
-    )
-    return f"s3://{config.models_bucket}/{config.baseline_key}"
+    try:
+        return publish_baseline(
+            str(package["ModelPackageArn"]),
+            config.models_bucket,
+            config.baseline_key,
+            _outputs(ctx).lake_kms_key_arn,
+            session=ctx.session,
+        )
+    except DeployError as exc:
+        raise StepFailed(str(exc)) from exc
 
 
 def deploy(ctx: SandboxContext) -> str:

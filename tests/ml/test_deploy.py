@@ -22,6 +22,7 @@ from ml.deploy import (
     pulumi_apply,
     rollback,
 )
+from tests.conftest import make_outputs
 
 GROUP = "ml-platform-prod-churn"
 WHO = "arn:aws:iam::123456789012:user/release-bot"
@@ -323,6 +324,41 @@ def test_pulumi_apply_failure_and_missing_cli_are_clear(monkeypatch):
         pulumi_apply("prod", "arn")
 
 
+def test_publish_baseline_copies_the_versions_baseline_where_the_drift_job_reads(session, group):
+    from ml.deploy import publish_baseline
+
+    s3 = session.client("s3")
+    s3.create_bucket(Bucket="models")
+    s3.put_object(Bucket="models", Key=f"models/{group}/v/baseline.json", Body=b'{"b": 1}')
+    sm = session.client("sagemaker")
+    arn = sm.create_model_package(
+        ModelPackageGroupName=group,
+        ModelApprovalStatus="Approved",
+        InferenceSpecification={
+            "Containers": [{"Image": "image", "ModelDataUrl": "s3://models/m.tar.gz"}],
+            "SupportedContentTypes": ["application/json"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+        ModelMetrics={
+            "ModelDataQuality": {
+                "Statistics": {
+                    "ContentType": "application/json",
+                    "S3Uri": f"s3://models/models/{group}/v/baseline.json",
+                }
+            }
+        },
+    )["ModelPackageArn"]
+    key = "arn:aws:kms:us-east-1:123456789012:key/k"
+    uri = publish_baseline(arn, "models", "churn/current/baseline.json", key, session=session)
+    assert uri == "s3://models/churn/current/baseline.json"
+    copied = s3.get_object(Bucket="models", Key="churn/current/baseline.json")
+    assert copied["Body"].read() == b'{"b": 1}'
+    assert copied["ServerSideEncryption"] == "aws:kms"
+    without = add_version(session, group)
+    with pytest.raises(DeployError, match="was registered without a baseline"):
+        publish_baseline(without, "models", "churn/current/baseline.json", key, session=session)
+
+
 # --- the commands -------------------------------------------------------------------------
 
 
@@ -346,7 +382,7 @@ def test_cli_deploy_and_rollback(session, group, cli, tmp_path):
         assert result.exit_code == 0, result.output
     assert json.loads(result.output)["model_package_arn"] == v2
     outputs = tmp_path / "outputs.json"
-    outputs.write_text(json.dumps({"model_package_group_name": group}))
+    outputs.write_text(json.dumps(make_outputs(model_package_group_name=group).to_json()))
     result = runner.invoke(app, ["rollback", "--stack", "prod", "--outputs", str(outputs)])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["model_package_arn"] == v1
@@ -368,4 +404,4 @@ def test_cli_rollback_without_a_group_source_is_clear(session, group, cli, tmp_p
     outputs.write_text(json.dumps({"stack": "prod"}))
     result = CliRunner().invoke(app, ["rollback", "--stack", "prod", "--outputs", str(outputs)])
     assert result.exit_code == 2
-    assert "no model_package_group_name: pass --group" in result.output
+    assert "platform outputs lack" in result.output and "model_package_group_name" in result.output
