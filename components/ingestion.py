@@ -19,33 +19,9 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import Statement, assume_role_policy, policy_document, prefix_arn
+from components.limits import LOG_RETENTION_DAYS
 from ml.schema import DATASETS, PARTITION_KEY
 
-# CloudWatch Logs accepts only these retention periods (days).
-LOG_RETENTION_DAYS = (
-    1,
-    3,
-    5,
-    7,
-    14,
-    30,
-    60,
-    90,
-    120,
-    150,
-    180,
-    365,
-    400,
-    545,
-    731,
-    1096,
-    1827,
-    2192,
-    2557,
-    2922,
-    3288,
-    3653,
-)
 ERRORS_ROOT = "errors"
 LOG_STREAM_NAME = "S3Delivery"
 

@@ -19,35 +19,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
+from components.limits import LOG_RETENTION_DAYS
+
 PROJECT = "ml-platform"
 ENVIRONMENTS = ("dev", "staging", "prod", "local")
 Environment = Literal["dev", "staging", "prod", "local"]
 
-# CloudWatch Logs accepts only these retention periods (days).
-LOG_RETENTION_DAYS = (
-    1,
-    3,
-    5,
-    7,
-    14,
-    30,
-    60,
-    90,
-    120,
-    150,
-    180,
-    365,
-    400,
-    545,
-    731,
-    1096,
-    1827,
-    2192,
-    2557,
-    2922,
-    3288,
-    3653,
-)
 # GPU instance families a node group or training job may use.
 DEFAULT_GPU_FAMILIES = ("g4dn", "g5", "g6", "g6e", "p4d", "p5")
 DEPLOYMENT_STRATEGIES = ("canary", "linear", "all-at-once")
