@@ -358,7 +358,7 @@ class TrainingCluster(pulumi.ComponentResource):
                 arn,
                 "AmazonEKSClusterAdminPolicy",
             )
-        # Who submits training Jobs (`mlplat train-remote --on eks`): edit rights in the training
+        # Who submits training Jobs (`mlplat train --on eks`): edit rights in the training
         # namespace only, and DescribeCluster to build a kubeconfig.
         submitter = aws.iam.Role(
             f"{name}-submitter",

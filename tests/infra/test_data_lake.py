@@ -30,7 +30,7 @@ BUCKETS = (*ZONES, LOG_BUCKET)
 
 
 def lake_args(settings: Settings, **overrides: Any) -> DataLakeArgs:
-    """The args `stacks/platform.py` builds from settings (the wiring in the report)."""
+    """The args `stacks/composition.py` builds from settings."""
     values: dict[str, Any] = {
         "database_name": re.sub(r"[^a-z0-9_]", "_", f"ml_platform_{settings.stack}".lower()),
         "kms_deletion_window_days": settings.kms_deletion_window_days,

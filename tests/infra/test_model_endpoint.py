@@ -41,7 +41,7 @@ T_POLICY = "aws:appautoscaling/policy:Policy"
 
 
 def args_from(settings: Settings, **overrides) -> ModelEndpointArgs:
-    """The args `stacks/platform.py` builds from settings (the wiring snippet in the report)."""
+    """The args `stacks/composition.py` builds from settings."""
     args = ModelEndpointArgs(
         endpoint_name=f"ml-platform-{settings.stack}",
         models_bucket_name="models-bucket",
