@@ -40,6 +40,8 @@ SageMakerClient = Any
 
 APPROVED = "Approved"
 CONFIG_KEY = "ml-platform:modelPackageArn"
+# The first model of a stack turns its endpoint on (a new stack may start without one).
+ENABLED_KEY = "ml-platform:endpointEnabled"
 PACKAGE_ARN_PATTERN = (
     r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/(?P<group>[A-Za-z0-9-]+)/(?P<v>\d+)"
 )
@@ -305,6 +307,7 @@ def pulumi_apply(stack: str, model_package_arn: str, cwd: Path | None = None) ->
     """Set the stack's model setting and `pulumi up` it (needs the Pulumi CLI)."""
     commands = [
         ["pulumi", "config", "set", CONFIG_KEY, model_package_arn, "-s", stack],
+        ["pulumi", "config", "set", ENABLED_KEY, "true", "-s", stack],
         ["pulumi", "up", "-s", stack, "--yes"],
     ]
     for command in commands:

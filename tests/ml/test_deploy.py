@@ -301,6 +301,10 @@ def test_pulumi_apply_sets_the_model_and_runs_up(monkeypatch, tmp_path):
     pulumi_apply("prod", arn, cwd=tmp_path)
     assert seen == [
         (["pulumi", "config", "set", CONFIG_KEY, arn, "-s", "prod"], tmp_path),
+        (
+            ["pulumi", "config", "set", "ml-platform:endpointEnabled", "true", "-s", "prod"],
+            tmp_path,
+        ),
         (["pulumi", "up", "-s", "prod", "--yes"], tmp_path),
     ]
     assert CONFIG_KEY == "ml-platform:modelPackageArn"
