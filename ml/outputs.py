@@ -95,6 +95,17 @@ class PlatformOutputs:
             ) from exc
         return cls.from_mapping(json.loads(done.stdout))
 
+    @classmethod
+    def load(
+        cls, stack: str | None, outputs_file: str | Path | None, cwd: str | Path | None = None
+    ) -> PlatformOutputs:
+        """From `outputs_file` when given, else from `pulumi stack output` of `stack`."""
+        if outputs_file is not None:
+            return cls.from_json_file(outputs_file)
+        if stack is None:
+            raise OutputsError("name the platform: --stack NAME or --outputs FILE")
+        return cls.from_pulumi(stack, cwd=cwd)
+
     def to_json(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 

@@ -51,10 +51,7 @@ def _outputs(outputs: Path | None, stack: str | None) -> PlatformOutputs:
     if (outputs is None) == (stack is None):
         raise _fail("error: pass exactly one of --outputs FILE or --stack NAME")
     try:
-        if outputs is not None:
-            return PlatformOutputs.from_json_file(outputs)
-        assert stack is not None
-        return PlatformOutputs.from_pulumi(stack)
+        return PlatformOutputs.load(stack, outputs)
     except OutputsError as exc:
         raise _fail(f"error: {exc}") from None
 

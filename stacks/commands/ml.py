@@ -301,11 +301,7 @@ def _group_and_region(
     from ml.outputs import OutputsError, PlatformOutputs
 
     try:
-        platform = (
-            PlatformOutputs.from_json_file(outputs)
-            if outputs is not None
-            else PlatformOutputs.from_pulumi(str(stack))
-        )
+        platform = PlatformOutputs.load(stack, outputs)
     except OutputsError as exc:
         _fail(str(exc))
     return platform.model_package_group_name, region or platform.region

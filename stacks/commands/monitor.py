@@ -93,11 +93,7 @@ def drift_command(
     if (outputs is None) == (stack is None):
         raise _fail("error: pass exactly one of --outputs FILE or --stack NAME")
     try:
-        platform = (
-            PlatformOutputs.from_json_file(outputs)
-            if outputs is not None
-            else PlatformOutputs.from_pulumi(str(stack))
-        )
+        platform = PlatformOutputs.load(stack, outputs)
     except OutputsError as exc:
         raise _fail(f"error: {exc}") from None
     endpoint_name = endpoint or platform.endpoint_name

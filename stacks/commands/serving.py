@@ -153,11 +153,7 @@ def _group_from_outputs(stack: str, outputs: Path | None, project_dir: Path | No
     from ml.outputs import OutputsError, PlatformOutputs
 
     try:
-        platform = (
-            PlatformOutputs.from_json_file(outputs)
-            if outputs is not None
-            else PlatformOutputs.from_pulumi(stack, cwd=project_dir)
-        )
+        platform = PlatformOutputs.load(stack, outputs, cwd=project_dir)
     except OutputsError as exc:
         raise DeployError(str(exc)) from exc
     return platform.model_package_group_name

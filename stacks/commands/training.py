@@ -22,9 +22,7 @@ def default_job_name(now: datetime | None = None) -> str:
 def _outputs_mapping(outputs_file: Path | None, stack: str) -> Mapping[str, Any]:
     from ml.outputs import PlatformOutputs
 
-    if outputs_file is not None:
-        return PlatformOutputs.from_json_file(outputs_file).to_json()
-    return PlatformOutputs.from_pulumi(stack).to_json()
+    return PlatformOutputs.load(stack, outputs_file).to_json()
 
 
 def train_remote(
