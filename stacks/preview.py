@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stacks.settings import Settings, parse_settings, read_stack_file, stack_file
+from stacks.pulumi_project import load_stack_config
+from stacks.settings import Settings, parse_settings
 
 if TYPE_CHECKING:
     from stacks.engine import Plan
@@ -23,10 +24,17 @@ def find_project_dir(start: str | Path | None = None) -> Path:
     return Path(__file__).resolve().parent.parent
 
 
-def load_stack(stack: str, project_dir: str | Path) -> tuple[Settings, dict[str, Any]]:
-    """Read and validate `Pulumi.<stack>.yaml`; raises `SettingsError` with every problem."""
-    config, secret = read_stack_file(stack_file(str(project_dir), stack), stack)
-    return parse_settings(stack, config, secret), config
+def load_stack(stack: str, project_dir: str | Path) -> tuple[Settings, dict[str, str]]:
+    """The stack's settings and the config the program receives, as under `pulumi preview`.
+
+    First the Pulumi CLI's rules (`stacks.pulumi_project`): `Pulumi.yaml` is validated,
+    `Pulumi.<stack>.yaml` read, the declared defaults applied and the declared keys checked; a
+    broken rule raises `PulumiConfigError` with the CLI's message, where the CLI would stop. Then
+    `parse_settings` parses the merged config (strings, as the engine hands them to the program)
+    and raises `SettingsError` with every problem it finds.
+    """
+    merged = load_stack_config(project_dir, stack)
+    return parse_settings(stack, merged.config, merged.secret_keys), merged.config
 
 
 def make_plan(stack: str, project_dir: str | Path) -> Plan:

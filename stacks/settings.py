@@ -6,7 +6,10 @@ in, settings or a `SettingsError` listing *every* problem out. `load()` is the o
 `pulumi.Config`-land.
 
 Config keys are camelCase; Python fields are snake_case; `SPEC` is the single table that maps one to
-the other, and that the README table and the `Pulumi.yaml` config schema are checked against.
+the other, and that the README table and the `Pulumi.yaml` config schema are generated from
+(`stacks.project_schema`). The Pulumi CLI applies that schema before the program runs (required
+keys, declared defaults, types); `stacks.pulumi_project` applies it the same way offline, and the
+parser keeps every rule the schema cannot say (ranges, choices, patterns, cross-field rules).
 """
 
 from __future__ import annotations
@@ -1032,38 +1035,57 @@ def stack_file(project_dir: str, stack: str) -> str:
     return os.path.join(project_dir, f"Pulumi.{stack}.yaml")
 
 
-def read_stack_file(path: str, stack: str) -> tuple[dict[str, Any], list[str]]:
-    """Read `Pulumi.<stack>.yaml` as the CLI does: the `config:` map with full keys.
+def read_stack_document(
+    path: str, stack: str, load: Callable[[str], Any] | None = None
+) -> dict[Any, Any]:
+    """The `config:` mapping of `Pulumi.<stack>.yaml` as `load` (`yaml.safe_load`) builds it.
 
-    Secure values (`{secure: v1:...}`) are not decrypted: they come back as a placeholder and their
-    keys are listed as secret.
+    A missing file, invalid YAML or a document of the wrong shape is a `SettingsError` naming the
+    file. `stacks.pulumi_project` passes its own `load` to read the file as the Pulumi CLI does.
     """
     import os
 
     import yaml
 
+    name = os.path.basename(path)
     if not os.path.exists(path):
         raise SettingsError(
             stack,
             [
-                f"no stack file {os.path.basename(path)} (stacks: "
-                f"{', '.join(ENVIRONMENTS)}; create one with "
+                f"no stack file {name} (stacks: {', '.join(ENVIRONMENTS)}; create one with "
                 f"`pulumi stack init {stack}`)"
             ],
         )
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
     try:
-        with open(path, encoding="utf-8") as f:
-            document = yaml.safe_load(f) or {}
+        document = (load or yaml.safe_load)(text) or {}
     except yaml.YAMLError as exc:
-        raise SettingsError(stack, [f"{os.path.basename(path)} is not valid YAML: {exc}"]) from exc
+        raise SettingsError(stack, [not_valid_yaml(path, exc)]) from exc
     if not isinstance(document, dict):
-        raise SettingsError(stack, [f"{os.path.basename(path)}: expected a mapping at the top"])
+        raise SettingsError(stack, [f"{name}: expected a mapping at the top"])
     raw = document.get("config") or {}
     if not isinstance(raw, dict):
-        raise SettingsError(stack, [f"{os.path.basename(path)}: `config` must be a mapping"])
+        raise SettingsError(stack, [f"{name}: `config` must be a mapping"])
+    return raw
+
+
+def not_valid_yaml(path: str, exc: Exception) -> str:
+    import os
+
+    return f"{os.path.basename(path)} is not valid YAML: {exc}"
+
+
+def read_stack_file(path: str, stack: str) -> tuple[dict[str, Any], list[str]]:
+    """The `config:` map of `Pulumi.<stack>.yaml` with full keys and YAML-typed values.
+
+    Secure values (`{secure: v1:...}`) are not decrypted: they come back as a placeholder and their
+    keys are listed as secret. This is the stack file alone: `stacks.pulumi_project` reads it as
+    the Pulumi CLI does (scalars as text) and applies the defaults declared in `Pulumi.yaml`.
+    """
     config: dict[str, Any] = {}
     secret: list[str] = []
-    for key, value in raw.items():
+    for key, value in read_stack_document(path, stack).items():
         full = key if ":" in str(key) else f"{PROJECT}:{key}"
         if isinstance(value, dict) and set(value) == {"secure"}:
             config[full] = SECRET_PLACEHOLDER

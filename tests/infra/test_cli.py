@@ -47,11 +47,17 @@ def preview(project: Path, stack: str, out: Path) -> object:
     [
         ("qa", {}, "no stack file Pulumi.qa.yaml"),
         ("dev", {"rawIADays": 40}, "did you mean 'ml-platform:rawIaDays'?"),
-        ("dev", {"rawIaDays": "later"}, "ml-platform:rawIaDays: 'later' is not allowed"),
+        # the CLI's own type check runs first, with its message
+        (
+            "dev",
+            {"rawIaDays": "later"},
+            "Stack 'dev' with configuration key 'rawIaDays' must be of type 'integer'",
+        ),
+        # the program receives config as text, as from the Pulumi CLI
         (
             "dev",
             {"noncurrentVersionDays": 0},
-            "ml-platform:noncurrentVersionDays: 0 is not allowed (too small)",
+            "ml-platform:noncurrentVersionDays: '0' is not allowed (too small)",
         ),
         ("dev", {"endpointMinInstances": 3, "endpointMaxInstances": 1}, "min must be <= max"),
         ("prod", {"forceDestroy": True}, "ml-platform:forceDestroy: true is not allowed in prod"),

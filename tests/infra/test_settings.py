@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stacks.project_schema import config_schema, settings_table
+from stacks.project_schema import config_schema, config_section, settings_table, undeclared
 from stacks.settings import (
     SECRET_PLACEHOLDER,
     SPEC,
@@ -194,9 +194,21 @@ def test_pulumi_yaml_declares_the_settings_schema():
     assert project["runtime"] == {"name": "python", "options": {"toolchain": "uv"}}
     assert project["main"] == "stacks/"
     assert project["config"] == config_schema()
-    declared = set(project["config"])
-    structured = {s.key for s in SPEC if s.kind in ("gpugroups", "subscriptions", "float")}
-    assert declared | structured == {s.key for s in SPEC if ":" not in s.key}
+    assert (ROOT / "Pulumi.yaml").read_text().endswith(config_section()), "run `make docs`"
+    declared, left_out = set(project["config"]), set(undeclared())
+    assert declared.isdisjoint(left_out)
+    assert declared | left_out == {s.key for s in SPEC if ":" not in s.key}
+    assert left_out == {
+        s.key
+        for s in SPEC
+        if ":" not in s.key
+        and not s.required
+        and (
+            s.kind in ("gpugroups", "subscriptions", "float")
+            or s.default is None
+            or callable(s.default)
+        )
+    }
 
 
 def test_shipped_stack_files_parse():
