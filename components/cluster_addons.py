@@ -1,29 +1,31 @@
-"""What runs inside the training cluster, applied with pulumi-kubernetes.
+"""What runs inside the training cluster: the Kubernetes objects, and the IAM roles they use.
 
-Every object here is a typed pulumi-kubernetes resource, so each is a registration the engine
-records (and the tests validate against the cluster version's OpenAPI schema):
+The objects are plain manifests (what `kubectl apply` would take), built here from the cluster's
+facts and validated by the tests against the cluster version's OpenAPI schema. They are applied
+from inside the VPC by the cluster gateway's deployer (`components.cluster_gateway`), because the
+API endpoint is private and `pulumi up` runs outside the VPC:
 
-* the NVIDIA device plugin DaemonSet (pinned image), only on GPU nodes and tolerating their taint,
-  so that `nvidia.com/gpu` becomes a schedulable resource;
 * the `training` namespace with a GPU `ResourceQuota` (what the GPU node groups can hold at most)
   and a `LimitRange` (defaults for containers that state no requests);
 * the `trainer` service account, bound through IRSA to a role that may read the features zone and
   write the training prefix of the models bucket (with the lake key);
 * the cluster autoscaler (IRSA role, service account, RBAC, Deployment on the system nodes) that
-  scales the GPU node groups from zero when a Job asks for a GPU and back to zero when idle.
+  scales the GPU node groups from zero when a Job asks for a GPU and back to zero when idle. Its
+  image comes through the account's ECR pull-through cache of registry.k8s.io, because the
+  private nodes have no route to the internet.
 
-The Kubernetes provider comes from the parent (`TrainingCluster`) through `providers`.
+The NVIDIA device plugin is not among them: the GPU nodes run Bottlerocket's NVIDIA variant, whose
+image ships the device plugin (no image to pull from nvcr.io, which ECR cannot cache).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_kubernetes as k8s
 
 from components.iam import (
     Statement,
@@ -32,10 +34,12 @@ from components.iam import (
     training_data_statements,
 )
 
-DEVICE_PLUGIN_IMAGE = "nvcr.io/nvidia/k8s-device-plugin:v0.17.0"
-# The cluster autoscaler's minor version must match the cluster's Kubernetes minor version.
+# The registry the cluster autoscaler is published to; the stack caches it in its own ECR.
+K8S_REGISTRY = "registry.k8s.io"
+# The cluster autoscaler's minor version must match the cluster's Kubernetes minor version. Paths
+# and tags in registry.k8s.io; pulled as `<ECR pull-through prefix>/<path>`.
 CLUSTER_AUTOSCALER_IMAGES: Mapping[str, str] = {
-    "1.33": "registry.k8s.io/autoscaling/cluster-autoscaler:v1.33.0",
+    "1.33": "autoscaling/cluster-autoscaler:v1.33.0",
 }
 # Node labels and the GPU taint (the Job builder in `ml.remote_training` uses the same values).
 NODE_ROLE_LABEL = "mlplatform.io/node-role"
@@ -46,18 +50,7 @@ GPU_TAINT_KEY = "nvidia.com/gpu"
 GPU_TAINT_VALUE = "true"
 AUTOSCALER_NAMESPACE = "kube-system"
 AUTOSCALER_NAME = "cluster-autoscaler"
-
-
-_R = TypeVar("_R")
-
-
-def _k8s(kind: Callable[..., _R], name: str, **fields: Any) -> _R:
-    """A typed pulumi-kubernetes resource from manifest-shaped (camelCase) dicts.
-
-    The manifests are plain dicts (what `kubectl` would take), so the SDK's TypedDicts do not
-    apply; the tests validate every one against the cluster version's OpenAPI schema instead.
-    """
-    return kind(name, **fields)
+PART_OF = {"app.kubernetes.io/part-of": "ml-platform"}
 
 
 class ClusterAddonsError(ValueError):
@@ -65,6 +58,7 @@ class ClusterAddonsError(ValueError):
 
 
 def cluster_autoscaler_image(eks_version: str) -> str:
+    """The autoscaler's image path and tag in registry.k8s.io for a Kubernetes minor version."""
     try:
         return CLUSTER_AUTOSCALER_IMAGES[eks_version]
     except KeyError:
@@ -105,6 +99,8 @@ class ClusterAddonsArgs:
     lake_kms_key_arn: pulumi.Input[str]
     features_bucket_arn: pulumi.Input[str]
     models_bucket_arn: pulumi.Input[str]
+    # `<account>.dkr.ecr.<region>.amazonaws.com/<prefix>`: registry.k8s.io through the ECR cache
+    k8s_image_registry: pulumi.Input[str]
     gpu_quota: int  # GPUs all training pods may request together
     max_gpus_per_pod: int
     models_prefix: str = "training"
@@ -113,8 +109,187 @@ class ClusterAddonsArgs:
     tags: Mapping[str, str] | None = None
 
 
+# --- the manifests (pure: Pulumi inputs in, manifest dicts out) ----------------------------------
+
+
+def training_namespace_objects(
+    namespace: str,
+    service_account: str,
+    trainer_role_arn: pulumi.Input[str],
+    gpu_quota: int,
+    max_gpus_per_pod: int,
+) -> list[dict[str, Any]]:
+    """The training namespace, its GPU quota and container defaults, and the IRSA trainer."""
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {
+                "name": namespace,
+                "labels": {**PART_OF, "pod-security.kubernetes.io/enforce": "baseline"},
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ResourceQuota",
+            "metadata": {"name": "gpu-quota", "namespace": namespace, "labels": PART_OF},
+            "spec": {"hard": {f"requests.{GPU_RESOURCE}": str(gpu_quota)}},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "LimitRange",
+            "metadata": {"name": "container-defaults", "namespace": namespace, "labels": PART_OF},
+            "spec": {
+                "limits": [
+                    {
+                        "type": "Container",
+                        "defaultRequest": {"cpu": "500m", "memory": "1Gi"},
+                        "default": {"cpu": "2", "memory": "4Gi"},
+                        "max": {GPU_RESOURCE: str(max_gpus_per_pod)},
+                    }
+                ]
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {
+                "name": service_account,
+                "namespace": namespace,
+                "labels": PART_OF,
+                "annotations": {"eks.amazonaws.com/role-arn": trainer_role_arn},
+            },
+        },
+    ]
+
+
+def autoscaler_objects(
+    cluster_name: str,
+    image: pulumi.Input[str],
+    role_arn: pulumi.Input[str],
+    region: pulumi.Input[str],
+) -> list[dict[str, Any]]:
+    """The cluster autoscaler: service account (IRSA), RBAC and its Deployment on system nodes."""
+    ca_labels = {"app.kubernetes.io/name": AUTOSCALER_NAME}
+    labels = {**PART_OF, **ca_labels}
+    meta: dict[str, Any] = {
+        "name": AUTOSCALER_NAME,
+        "namespace": AUTOSCALER_NAMESPACE,
+        "labels": labels,
+    }
+    subject = {"kind": "ServiceAccount", "name": AUTOSCALER_NAME, "namespace": AUTOSCALER_NAMESPACE}
+    rbac = "rbac.authorization.k8s.io"
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {**meta, "annotations": {"eks.amazonaws.com/role-arn": role_arn}},
+        },
+        {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": AUTOSCALER_NAME, "labels": labels},
+            "rules": _AUTOSCALER_CLUSTER_RULES,
+        },
+        {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": AUTOSCALER_NAME, "labels": labels},
+            "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": AUTOSCALER_NAME},
+            "subjects": [subject],
+        },
+        {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "Role",
+            "metadata": meta,
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["configmaps"],
+                    "verbs": ["create", "list", "watch"],
+                },
+                {
+                    "apiGroups": [""],
+                    "resources": ["configmaps"],
+                    "resourceNames": [
+                        "cluster-autoscaler-status",
+                        "cluster-autoscaler-priority-expander",
+                    ],
+                    "verbs": ["delete", "get", "update", "watch"],
+                },
+            ],
+        },
+        {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "RoleBinding",
+            "metadata": meta,
+            "roleRef": {"apiGroup": rbac, "kind": "Role", "name": AUTOSCALER_NAME},
+            "subjects": [subject],
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": meta,
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": ca_labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "serviceAccountName": AUTOSCALER_NAME,
+                        "priorityClassName": "system-cluster-critical",
+                        "nodeSelector": {NODE_ROLE_LABEL: "system"},
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "runAsUser": 65534,
+                            "fsGroup": 65534,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                        "containers": [
+                            {
+                                "name": AUTOSCALER_NAME,
+                                "image": image,
+                                "imagePullPolicy": "IfNotPresent",
+                                "command": [
+                                    "./cluster-autoscaler",
+                                    "--cloud-provider=aws",
+                                    f"--namespace={AUTOSCALER_NAMESPACE}",
+                                    "--node-group-auto-discovery=asg:tag="
+                                    "k8s.io/cluster-autoscaler/enabled,"
+                                    f"k8s.io/cluster-autoscaler/{cluster_name}",
+                                    "--balance-similar-node-groups",
+                                    "--expander=least-waste",
+                                    "--skip-nodes-with-system-pods=false",
+                                    "--scale-down-unneeded-time=10m",
+                                    "--scale-down-delay-after-add=5m",
+                                ],
+                                "env": [{"name": "AWS_REGION", "value": region}],
+                                "resources": {
+                                    "requests": {"cpu": "100m", "memory": "600Mi"},
+                                    "limits": {"memory": "600Mi"},
+                                },
+                                "securityContext": {
+                                    "allowPrivilegeEscalation": False,
+                                    "readOnlyRootFilesystem": True,
+                                    "capabilities": {"drop": ["ALL"]},
+                                },
+                            }
+                        ],
+                    },
+                },
+            },
+        },
+    ]
+
+
+# --- the component: IRSA roles plus the objects that use them -------------------------------------
+
+
 class ClusterAddons(pulumi.ComponentResource):
+    """The IRSA roles of the in-cluster workloads and the objects (`objects`) to apply."""
+
     trainer_role_arn: pulumi.Output[str]
+    objects: list[dict[str, Any]]
 
     def __init__(
         self, name: str, args: ClusterAddonsArgs, opts: pulumi.ResourceOptions | None = None
@@ -125,159 +300,77 @@ class ClusterAddons(pulumi.ComponentResource):
                 f"gpu_quota ({args.gpu_quota}) and max_gpus_per_pod ({args.max_gpus_per_pod}) "
                 "must be at least 1"
             )
-        autoscaler_image = cluster_autoscaler_image(args.eks_version)
-        tags = dict(args.tags or {})
+        image_path = cluster_autoscaler_image(args.eks_version)
+        self._tags = dict(args.tags or {})
+        trainer_role = self._trainer_role(name, args)
+        autoscaler_role = self._autoscaler_role(name, args)
+        region = aws.get_region_output().region
+        self.objects = [
+            *training_namespace_objects(
+                args.namespace,
+                args.service_account,
+                trainer_role.arn,
+                args.gpu_quota,
+                args.max_gpus_per_pod,
+            ),
+            *autoscaler_objects(
+                args.cluster_name,
+                pulumi.Output.concat(args.k8s_image_registry, "/", image_path),
+                autoscaler_role.arn,
+                region,
+            ),
+        ]
+        self.trainer_role_arn = trainer_role.arn
+        self.namespace = args.namespace
+        self.service_account = args.service_account
+        self.register_outputs({"trainer_role_arn": self.trainer_role_arn})
+
+    def _trainer_role(self, name: str, args: ClusterAddonsArgs) -> aws.iam.Role:
+        """Training pods: read the features zone, write the training prefix (IRSA)."""
         child = pulumi.ResourceOptions(parent=self)
-        partition = aws.get_partition_output()
-        region = aws.get_region_output()
-        account = aws.get_caller_identity_output()
-        labels = {"app.kubernetes.io/part-of": "ml-platform"}
-
-        # --- NVIDIA device plugin -------------------------------------------------------------
-        plugin_labels = {"app.kubernetes.io/name": "nvidia-device-plugin"}
-        _k8s(
-            k8s.apps.v1.DaemonSet,
-            f"{name}-nvidia-device-plugin",
-            metadata={
-                "name": "nvidia-device-plugin",
-                "namespace": "kube-system",
-                "labels": {**labels, **plugin_labels},
-            },
-            spec={
-                "selector": {"matchLabels": plugin_labels},
-                "updateStrategy": {"type": "RollingUpdate"},
-                "template": {
-                    "metadata": {"labels": {**labels, **plugin_labels}},
-                    "spec": {
-                        "priorityClassName": "system-node-critical",
-                        "nodeSelector": {GPU_LABEL: "true"},
-                        "tolerations": [
-                            {"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
-                        ],
-                        "containers": [
-                            {
-                                "name": "nvidia-device-plugin",
-                                "image": DEVICE_PLUGIN_IMAGE,
-                                "imagePullPolicy": "IfNotPresent",
-                                "env": [{"name": "FAIL_ON_INIT_ERROR", "value": "false"}],
-                                "securityContext": {
-                                    "allowPrivilegeEscalation": False,
-                                    "capabilities": {"drop": ["ALL"]},
-                                },
-                                "resources": {
-                                    "requests": {"cpu": "50m", "memory": "64Mi"},
-                                    "limits": {"memory": "256Mi"},
-                                },
-                                "volumeMounts": [
-                                    {
-                                        "name": "device-plugin",
-                                        "mountPath": "/var/lib/kubelet/device-plugins",
-                                    }
-                                ],
-                            }
-                        ],
-                        "volumes": [
-                            {
-                                "name": "device-plugin",
-                                "hostPath": {
-                                    "path": "/var/lib/kubelet/device-plugins",
-                                    "type": "Directory",
-                                },
-                            }
-                        ],
-                    },
-                },
-            },
-            opts=child,
-        )
-
-        # --- the training namespace -----------------------------------------------------------
-        ns = _k8s(
-            k8s.core.v1.Namespace,
-            f"{name}-namespace",
-            metadata={
-                "name": args.namespace,
-                "labels": {**labels, "pod-security.kubernetes.io/enforce": "baseline"},
-            },
-            opts=child,
-        )
-        in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns])
-        _k8s(
-            k8s.core.v1.ResourceQuota,
-            f"{name}-gpu-quota",
-            metadata={"name": "gpu-quota", "namespace": args.namespace, "labels": labels},
-            spec={"hard": {f"requests.{GPU_RESOURCE}": str(args.gpu_quota)}},
-            opts=in_ns,
-        )
-        _k8s(
-            k8s.core.v1.LimitRange,
-            f"{name}-limits",
-            metadata={"name": "container-defaults", "namespace": args.namespace, "labels": labels},
-            spec={
-                "limits": [
-                    {
-                        "type": "Container",
-                        "defaultRequest": {"cpu": "500m", "memory": "1Gi"},
-                        "default": {"cpu": "2", "memory": "4Gi"},
-                        "max": {GPU_RESOURCE: str(args.max_gpus_per_pod)},
-                    }
-                ]
-            },
-            opts=in_ns,
-        )
-
-        # --- the trainer service account (IRSA) -----------------------------------------------
-        trainer_role = aws.iam.Role(
+        role = aws.iam.Role(
             f"{name}-trainer",
             assume_role_policy=irsa_trust_policy(
                 args.oidc_provider_arn, args.oidc_issuer_url, args.namespace, args.service_account
             ),
             description="Training pods: read the features zone, write the training prefix",
-            tags=tags,
+            tags=self._tags,
             opts=child,
         )
-        prefix = args.models_prefix.strip("/")
         aws.iam.RolePolicy(
             f"{name}-trainer",
-            role=trainer_role.id,
+            role=role.id,
             policy=policy_document(
-                [
-                    *training_data_statements(
-                        args.features_bucket_arn,
-                        args.models_bucket_arn,
-                        prefix,
-                        args.lake_kms_key_arn,
-                    ),
-                ]
+                training_data_statements(
+                    args.features_bucket_arn,
+                    args.models_bucket_arn,
+                    args.models_prefix.strip("/"),
+                    args.lake_kms_key_arn,
+                )
             ),
             opts=child,
         )
-        _k8s(
-            k8s.core.v1.ServiceAccount,
-            f"{name}-trainer",
-            metadata={
-                "name": args.service_account,
-                "namespace": args.namespace,
-                "labels": labels,
-                "annotations": {"eks.amazonaws.com/role-arn": trainer_role.arn},
-            },
-            opts=in_ns,
-        )
+        return role
 
-        # --- cluster autoscaler -----------------------------------------------------------------
+    def _autoscaler_role(self, name: str, args: ClusterAddonsArgs) -> aws.iam.Role:
+        """The cluster autoscaler: scale this cluster's node groups, read what it needs (IRSA)."""
+        child = pulumi.ResourceOptions(parent=self)
+        partition = aws.get_partition_output()
+        region = aws.get_region_output()
+        account = aws.get_caller_identity_output()
         cluster_tag_condition = f"aws:ResourceTag/k8s.io/cluster-autoscaler/{args.cluster_name}"
-        ca_role = aws.iam.Role(
+        role = aws.iam.Role(
             f"{name}-autoscaler",
             assume_role_policy=irsa_trust_policy(
                 args.oidc_provider_arn, args.oidc_issuer_url, AUTOSCALER_NAMESPACE, AUTOSCALER_NAME
             ),
             description="Cluster autoscaler: scale this cluster's node groups",
-            tags=tags,
+            tags=self._tags,
             opts=child,
         )
         aws.iam.RolePolicy(
             f"{name}-autoscaler",
-            role=ca_role.id,
+            role=role.id,
             policy=policy_document(
                 [
                     Statement(
@@ -323,142 +416,7 @@ class ClusterAddons(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        ca_labels = {"app.kubernetes.io/name": AUTOSCALER_NAME}
-        ca_meta: dict[str, Any] = {
-            "name": AUTOSCALER_NAME,
-            "namespace": AUTOSCALER_NAMESPACE,
-            "labels": {**labels, **ca_labels},
-        }
-        ca_sa = _k8s(
-            k8s.core.v1.ServiceAccount,
-            f"{name}-autoscaler",
-            metadata={**ca_meta, "annotations": {"eks.amazonaws.com/role-arn": ca_role.arn}},
-            opts=child,
-        )
-        cluster_role = _k8s(
-            k8s.rbac.v1.ClusterRole,
-            f"{name}-autoscaler",
-            metadata={"name": AUTOSCALER_NAME, "labels": {**labels, **ca_labels}},
-            rules=_AUTOSCALER_CLUSTER_RULES,
-            opts=child,
-        )
-        _k8s(
-            k8s.rbac.v1.ClusterRoleBinding,
-            f"{name}-autoscaler",
-            metadata={"name": AUTOSCALER_NAME, "labels": {**labels, **ca_labels}},
-            role_ref={
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": cluster_role.metadata.name,
-            },
-            subjects=[
-                {
-                    "kind": "ServiceAccount",
-                    "name": AUTOSCALER_NAME,
-                    "namespace": AUTOSCALER_NAMESPACE,
-                }
-            ],
-            opts=child,
-        )
-        role = _k8s(
-            k8s.rbac.v1.Role,
-            f"{name}-autoscaler",
-            metadata=ca_meta,
-            rules=[
-                {
-                    "apiGroups": [""],
-                    "resources": ["configmaps"],
-                    "verbs": ["create", "list", "watch"],
-                },
-                {
-                    "apiGroups": [""],
-                    "resources": ["configmaps"],
-                    "resourceNames": [
-                        "cluster-autoscaler-status",
-                        "cluster-autoscaler-priority-expander",
-                    ],
-                    "verbs": ["delete", "get", "update", "watch"],
-                },
-            ],
-            opts=child,
-        )
-        _k8s(
-            k8s.rbac.v1.RoleBinding,
-            f"{name}-autoscaler",
-            metadata=ca_meta,
-            role_ref={
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "Role",
-                "name": role.metadata.name,
-            },
-            subjects=[
-                {
-                    "kind": "ServiceAccount",
-                    "name": AUTOSCALER_NAME,
-                    "namespace": AUTOSCALER_NAMESPACE,
-                }
-            ],
-            opts=child,
-        )
-        _k8s(
-            k8s.apps.v1.Deployment,
-            f"{name}-autoscaler",
-            metadata=ca_meta,
-            spec={
-                "replicas": 1,
-                "selector": {"matchLabels": ca_labels},
-                "template": {
-                    "metadata": {"labels": {**labels, **ca_labels}},
-                    "spec": {
-                        "serviceAccountName": AUTOSCALER_NAME,
-                        "priorityClassName": "system-cluster-critical",
-                        "nodeSelector": {NODE_ROLE_LABEL: "system"},
-                        "securityContext": {
-                            "runAsNonRoot": True,
-                            "runAsUser": 65534,
-                            "fsGroup": 65534,
-                            "seccompProfile": {"type": "RuntimeDefault"},
-                        },
-                        "containers": [
-                            {
-                                "name": AUTOSCALER_NAME,
-                                "image": autoscaler_image,
-                                "imagePullPolicy": "IfNotPresent",
-                                "command": [
-                                    "./cluster-autoscaler",
-                                    "--cloud-provider=aws",
-                                    f"--namespace={AUTOSCALER_NAMESPACE}",
-                                    "--node-group-auto-discovery=asg:tag="
-                                    "k8s.io/cluster-autoscaler/enabled,"
-                                    f"k8s.io/cluster-autoscaler/{args.cluster_name}",
-                                    "--balance-similar-node-groups",
-                                    "--expander=least-waste",
-                                    "--skip-nodes-with-system-pods=false",
-                                    "--scale-down-unneeded-time=10m",
-                                    "--scale-down-delay-after-add=5m",
-                                ],
-                                "env": [{"name": "AWS_REGION", "value": region.region}],
-                                "resources": {
-                                    "requests": {"cpu": "100m", "memory": "600Mi"},
-                                    "limits": {"memory": "600Mi"},
-                                },
-                                "securityContext": {
-                                    "allowPrivilegeEscalation": False,
-                                    "readOnlyRootFilesystem": True,
-                                    "capabilities": {"drop": ["ALL"]},
-                                },
-                            }
-                        ],
-                    },
-                },
-            },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[ca_sa]),
-        )
-
-        self.trainer_role_arn = trainer_role.arn
-        self.namespace = args.namespace
-        self.service_account = args.service_account
-        self.register_outputs({"trainer_role_arn": self.trainer_role_arn})
+        return role
 
 
 # The upstream cluster-autoscaler RBAC (autodiscover example), as data.

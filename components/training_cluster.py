@@ -7,18 +7,18 @@ invisible to the offline engines and to policies), and the SageMaker training jo
   envelope-encrypted with the cluster's own KMS key (rotation on), every control-plane log type
   into a log group created first so it carries a retention and the lake key;
 * access: authentication mode `API`; access entries (`AccessEntry` + `AccessPolicyAssociation`)
-  for the admin roles given and for a `submitter` role that may run Jobs in the training
-  namespace only. The identity running `pulumi up` also gets cluster admin
-  (`bootstrap_cluster_creator_admin_permissions`): the Kubernetes provider authenticates as it to
-  apply the in-cluster objects;
+  for the admin roles given and for the cluster gateway's two functions;
+* the cluster gateway (`components.cluster_gateway`): Lambda functions in the private subnets that
+  apply the in-cluster objects (`components.cluster_addons`) on every `pulumi up` and submit
+  training Jobs for the `submitter` role, so nothing outside the VPC needs a route to the API;
 * IRSA: an IAM OIDC provider from the cluster's issuer;
-* managed node groups: a small CPU system group (autoscaler, CoreDNS) and one group per
-  `gpu_node_groups` entry on the `AL2023_x86_64_NVIDIA` AMI, ON_DEMAND or SPOT, min 0 / desired 0,
-  tainted `nvidia.com/gpu=true:NoSchedule`. Launch templates require IMDSv2 (hop limit 2, so pods
-  behind the node's network namespace still reach it) and encrypt gp3 root volumes with the
-  cluster key;
-* in-cluster objects (`ClusterAddons`, through a Kubernetes provider built from the cluster's
-  outputs with `aws eks get-token` exec auth).
+* images without internet: registry.k8s.io is cached in the account's ECR (a pull-through cache
+  rule), which the nodes reach through the VPC endpoints;
+* managed node groups: a small CPU system group (autoscaler, CoreDNS) on AL2023, and one group per
+  `gpu_node_groups` entry on Bottlerocket's NVIDIA variant (its image carries the NVIDIA driver
+  and device plugin), ON_DEMAND or SPOT, min 0 / desired 0, tainted
+  `nvidia.com/gpu=true:NoSchedule`. Launch templates require IMDSv2 (hop limit 2, so pods behind
+  the node's network namespace still reach it) and encrypt every gp3 volume with the cluster key.
 
 GPU scale from zero: the **cluster autoscaler**, not Karpenter. It drives the managed node groups
 as they are (one Auto Scaling group each), needs no extra controller CRDs or node IAM plumbing, and
@@ -41,18 +41,19 @@ from typing import Protocol
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_kubernetes as k8s
 
 from components.cluster_addons import (
     GPU_LABEL,
     GPU_TAINT_KEY,
     GPU_TAINT_VALUE,
+    K8S_REGISTRY,
     NODE_GROUP_LABEL,
     NODE_ROLE_LABEL,
     ClusterAddons,
     ClusterAddonsArgs,
     cluster_autoscaler_image,
 )
+from components.cluster_gateway import ClusterGateway, ClusterGatewayArgs
 from components.iam import (
     Statement,
     assume_role_policy,
@@ -61,8 +62,17 @@ from components.iam import (
 )
 
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
-GPU_AMI_TYPE = "AL2023_x86_64_NVIDIA"
+# Bottlerocket's NVIDIA variant ships the driver and the Kubernetes device plugin in its image.
+GPU_AMI_TYPE = "BOTTLEROCKET_x86_64_NVIDIA"
 SYSTEM_AMI_TYPE = "AL2023_x86_64_STANDARD"
+AL2023_ROOT_DEVICE = "/dev/xvda"
+# Bottlerocket boots from a small OS volume; images and pods live on the data volume.
+BOTTLEROCKET_OS_DEVICE, BOTTLEROCKET_OS_GB = "/dev/xvda", 4
+BOTTLEROCKET_DATA_DEVICE = "/dev/xvdb"
+# The label the cluster gateway puts on every object it applies (and prunes by).
+APPLY_SET = "training-cluster"
+# ECR repository name prefixes (the pull-through cache rule's `ecrRepositoryPrefix`).
+_ECR_PREFIX = r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*"
 CAPACITY_TYPES = ("ON_DEMAND", "SPOT")
 # IAM no longer validates the thumbprint of OIDC providers whose issuer is served with a certificate
 # from a trusted root CA, which EKS issuers are ("thumbprint not used" in the IAM docs for EKS);
@@ -163,6 +173,7 @@ def gpu_capacity(groups: Sequence[GpuNodeGroupSpec]) -> tuple[int, int]:
 @dataclass(frozen=True, slots=True)
 class TrainingClusterArgs:
     cluster_name: str  # physical name: the control-plane log group is named after it
+    vpc_id: pulumi.Input[str]
     subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]  # private subnets
     node_security_group_id: pulumi.Input[str]  # the network's compute group
     lake_kms_key_arn: pulumi.Input[str]
@@ -170,6 +181,8 @@ class TrainingClusterArgs:
     models_bucket_arn: pulumi.Input[str]
     gpu_node_groups: Sequence[GpuNodeGroupSpec]
     gpu_instance_families: Sequence[str]
+    # ECR pull-through cache prefix for registry.k8s.io; a registry-wide name, so one per stack
+    image_cache_prefix: str
     eks_version: str = "1.33"
     public_access_cidrs: Sequence[str] = ()
     system_node_instance_type: str = "m6i.large"
@@ -183,6 +196,29 @@ class TrainingClusterArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
     protect: bool = False
 
+    def __post_init__(self) -> None:
+        problems = []
+        if not re.fullmatch(r"[0-9A-Za-z][A-Za-z0-9_-]{0,99}", self.cluster_name):
+            problems.append(
+                f"cluster_name {self.cluster_name!r}: letters, digits, '-' and '_', 1-100 chars, "
+                "starting with a letter or digit"
+            )
+        # (its length, 2 to 30, is checked with every other AWS name by the policy pack)
+        if not re.fullmatch(_ECR_PREFIX, self.image_cache_prefix):
+            problems.append(
+                f"image_cache_prefix {self.image_cache_prefix!r}: lowercase letters, digits, "
+                "'.', '_', '-' and '/' (an ECR pull-through cache prefix)"
+            )
+        for cidr in self.public_access_cidrs:
+            if cidr in ("0.0.0.0/0", "::/0"):
+                problems.append(
+                    f"public_access_cidrs: {cidr} opens the cluster API to the internet"
+                )
+        if problems:
+            raise TrainingClusterError("; ".join(problems))
+        check_gpu_groups(self.gpu_node_groups, self.gpu_instance_families)
+        cluster_autoscaler_image(self.eks_version)  # refuse an unpinned version before any work
+
 
 def _managed_policy(partition: pulumi.Output[str], name: str) -> pulumi.Output[str]:
     return pulumi.Output.concat("arn:", partition, ":iam::aws:policy/", name)
@@ -193,39 +229,97 @@ class TrainingCluster(pulumi.ComponentResource):
     oidc_provider_arn: pulumi.Output[str]
     trainer_role_arn: pulumi.Output[str]
     submitter_role_arn: pulumi.Output[str]
+    jobs_function_name: pulumi.Output[str]
 
     def __init__(
         self, name: str, args: TrainingClusterArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("mlplatform:training:TrainingCluster", name, None, opts)
-        if not re.fullmatch(r"[0-9A-Za-z][A-Za-z0-9_-]{0,99}", args.cluster_name):
-            raise TrainingClusterError(
-                f"cluster_name {args.cluster_name!r}: letters, digits, '-' and '_', 1-100 chars, "
-                "starting with a letter or digit"
-            )
-        check_gpu_groups(args.gpu_node_groups, args.gpu_instance_families)
-        cluster_autoscaler_image(args.eks_version)  # refuse an unpinned version before any work
-        for cidr in args.public_access_cidrs:
-            if cidr in ("0.0.0.0/0", "::/0"):
-                raise TrainingClusterError(
-                    f"public_access_cidrs: {cidr} opens the cluster API to the internet"
-                )
+        self._tags = dict(args.tags)
+        self._partition = aws.get_partition_output().partition
+        self._region = aws.get_region_output().region
+        self._account = aws.get_caller_identity_output().account_id
+        key, volume_grant = self._cluster_key(name, args)
+        cluster = self._control_plane(name, args, key)
+        oidc, issuer = self._oidc_provider(name, cluster)
+        self._admin_access(name, args, cluster)
+        node_role = self._node_role(name, args)
+        image_registry = self._image_cache(name, args, node_role)
+        self._node_groups(name, args, cluster, key, node_role, volume_grant)
         gpu_quota, max_gpus = gpu_capacity(args.gpu_node_groups)
-        tags = dict(args.tags)
-        child = pulumi.ResourceOptions(parent=self)
-        stateful = pulumi.ResourceOptions(parent=self, protect=args.protect)
-        partition = aws.get_partition_output().partition
-        region = aws.get_region_output().region
-        account = aws.get_caller_identity_output().account_id
+        addons = ClusterAddons(
+            f"{name}-addons",
+            ClusterAddonsArgs(
+                cluster_name=args.cluster_name,
+                eks_version=args.eks_version,
+                oidc_provider_arn=oidc.arn,
+                oidc_issuer_url=issuer,
+                lake_kms_key_arn=args.lake_kms_key_arn,
+                features_bucket_arn=args.features_bucket_arn,
+                models_bucket_arn=args.models_bucket_arn,
+                k8s_image_registry=image_registry,
+                gpu_quota=gpu_quota,
+                max_gpus_per_pod=max_gpus,
+                models_prefix=args.models_prefix,
+                namespace=args.namespace,
+                service_account=args.service_account,
+                tags=self._tags,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        gateway = ClusterGateway(
+            f"{name}-gateway",
+            ClusterGatewayArgs(
+                cluster_name=cluster.name,
+                cluster_endpoint=cluster.endpoint,
+                cluster_ca_data=cluster.certificate_authority.data,
+                cluster_security_group_id=cluster.vpc_config.cluster_security_group_id,
+                vpc_id=args.vpc_id,
+                subnet_ids=args.subnet_ids,
+                objects=addons.objects,
+                apply_set=APPLY_SET,
+                jobs_namespace=args.namespace,
+                log_kms_key_arn=args.lake_kms_key_arn,
+                env_kms_key_arn=key.arn,
+                log_retention_days=args.log_retention_days,
+                tags=self._tags,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        submitter = self._submitter(name, args, gateway)
 
-        # --- keys, roles, logs ------------------------------------------------------------------
+        self.cluster_name = cluster.name
+        self.cluster_arn = cluster.arn
+        self.oidc_provider_arn = oidc.arn
+        self.trainer_role_arn = addons.trainer_role_arn
+        self.submitter_role_arn = submitter.arn
+        self.jobs_function_name = gateway.jobs_function_name
+        self.namespace = args.namespace
+        self.service_account = args.service_account
+        self.register_outputs(
+            {
+                "cluster_name": self.cluster_name,
+                "oidc_provider_arn": self.oidc_provider_arn,
+                "trainer_role_arn": self.trainer_role_arn,
+                "submitter_role_arn": self.submitter_role_arn,
+                "jobs_function_name": self.jobs_function_name,
+            }
+        )
+
+    # --- builders -------------------------------------------------------------------------------
+
+    def _cluster_key(
+        self, name: str, args: TrainingClusterArgs
+    ) -> tuple[aws.kms.Key, aws.kms.Grant]:
+        """The cluster's key (secrets, node volumes, the gateway's environment) and the grant
+        Auto Scaling needs to launch nodes with encrypted volumes."""
         key = aws.kms.Key(
             f"{name}-key",
             description=f"EKS {args.cluster_name}: secrets envelope encryption and node volumes",
             enable_key_rotation=True,
             deletion_window_in_days=args.kms_deletion_window_days,
-            tags=tags,
-            opts=stateful,
+            tags=self._tags,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         # Auto Scaling launches the nodes: its service-linked role must use the key for the
         # encrypted volumes (a grant, so the default key policy stays).
@@ -235,8 +329,8 @@ class TrainingCluster(pulumi.ComponentResource):
             grantee_principal=pulumi.Output.format(
                 "arn:{0}:iam::{1}:role/aws-service-role/autoscaling.amazonaws.com/"
                 "AWSServiceRoleForAutoScaling",
-                partition,
-                account,
+                self._partition,
+                self._account,
             ),
             operations=[
                 "Encrypt",
@@ -248,28 +342,37 @@ class TrainingCluster(pulumi.ComponentResource):
                 "DescribeKey",
                 "CreateGrant",
             ],
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
+        return key, volume_grant
+
+    def _control_plane(
+        self, name: str, args: TrainingClusterArgs, key: aws.kms.Key
+    ) -> aws.eks.Cluster:
+        """Role, log group and the cluster: private API, envelope encryption, every log type."""
+        child = pulumi.ResourceOptions(parent=self)
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-control-plane",
             # EKS writes to exactly this name; creating it first sets retention and encryption.
             name=f"/aws/eks/{args.cluster_name}/cluster",
             retention_in_days=args.log_retention_days,
             kms_key_id=args.lake_kms_key_arn,
-            tags=tags,
-            opts=stateful,
+            tags=self._tags,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         cluster_role = aws.iam.Role(
             f"{name}-cluster",
-            assume_role_policy=assume_role_policy("eks.amazonaws.com", source_account=account),
+            assume_role_policy=assume_role_policy(
+                "eks.amazonaws.com", source_account=self._account
+            ),
             description=f"EKS control plane of {args.cluster_name}",
-            tags=tags,
+            tags=self._tags,
             opts=child,
         )
         cluster_policy = aws.iam.RolePolicyAttachment(
             f"{name}-cluster",
             role=cluster_role.name,
-            policy_arn=_managed_policy(partition, "AmazonEKSClusterPolicy"),
+            policy_arn=_managed_policy(self._partition, "AmazonEKSClusterPolicy"),
             opts=child,
         )
         cluster_key_policy = aws.iam.RolePolicy(
@@ -286,10 +389,8 @@ class TrainingCluster(pulumi.ComponentResource):
             ),
             opts=child,
         )
-
-        # --- the control plane ------------------------------------------------------------------
         public = bool(args.public_access_cidrs)
-        cluster = aws.eks.Cluster(
+        return aws.eks.Cluster(
             f"{name}-cluster",
             name=args.cluster_name,
             version=args.eks_version,
@@ -307,59 +408,75 @@ class TrainingCluster(pulumi.ComponentResource):
             enabled_cluster_log_types=list(CONTROL_PLANE_LOG_TYPES),
             access_config=aws.eks.ClusterAccessConfigArgs(
                 authentication_mode="API",
+                # Nothing in the program authenticates as the deployer any more (the cluster
+                # gateway applies the in-cluster objects), but changing this replaces the cluster.
                 bootstrap_cluster_creator_admin_permissions=True,
             ),
-            tags=tags,
+            tags=self._tags,
             opts=pulumi.ResourceOptions(
                 parent=self,
                 protect=args.protect,
                 depends_on=[log_group, cluster_policy, cluster_key_policy],
             ),
         )
+
+    def _oidc_provider(
+        self, name: str, cluster: aws.eks.Cluster
+    ) -> tuple[aws.iam.OpenIdConnectProvider, pulumi.Output[str]]:
         issuer = cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer)  # type: ignore[index]
         oidc = aws.iam.OpenIdConnectProvider(
             f"{name}-oidc",
             url=issuer,
             client_id_lists=["sts.amazonaws.com"],
             thumbprint_lists=[EKS_OIDC_THUMBPRINT],
-            tags=tags,
+            tags=self._tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return oidc, issuer
+
+    def _access(
+        self,
+        logical: str,
+        cluster: aws.eks.Cluster,
+        principal: pulumi.Input[str],
+        policy: str,
+        namespaces: Sequence[str] = (),
+    ) -> aws.eks.AccessPolicyAssociation:
+        child = pulumi.ResourceOptions(parent=self)
+        entry = aws.eks.AccessEntry(
+            logical,
+            cluster_name=cluster.name,
+            principal_arn=principal,
+            type="STANDARD",
+            tags=self._tags,
+            opts=child,
+        )
+        return aws.eks.AccessPolicyAssociation(
+            logical,
+            cluster_name=cluster.name,
+            principal_arn=entry.principal_arn,
+            policy_arn=pulumi.Output.concat(
+                "arn:", self._partition, ":eks::aws:cluster-access-policy/", policy
+            ),
+            access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(
+                type="namespace" if namespaces else "cluster",
+                namespaces=list(namespaces) if namespaces else None,
+            ),
             opts=child,
         )
 
-        # --- access entries ----------------------------------------------------------------------
-        def access(
-            role: str, principal: pulumi.Input[str], policy: str, namespaces: Sequence[str] = ()
-        ) -> aws.eks.AccessPolicyAssociation:
-            entry = aws.eks.AccessEntry(
-                f"{name}-{role}",
-                cluster_name=cluster.name,
-                principal_arn=principal,
-                type="STANDARD",
-                tags=tags,
-                opts=child,
-            )
-            return aws.eks.AccessPolicyAssociation(
-                f"{name}-{role}",
-                cluster_name=cluster.name,
-                principal_arn=entry.principal_arn,
-                policy_arn=pulumi.Output.concat(
-                    "arn:", partition, ":eks::aws:cluster-access-policy/", policy
-                ),
-                access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(
-                    type="namespace" if namespaces else "cluster",
-                    namespaces=list(namespaces) if namespaces else None,
-                ),
-                opts=child,
-            )
-
+    def _admin_access(self, name: str, args: TrainingClusterArgs, cluster: aws.eks.Cluster) -> None:
+        """Cluster admins named in the arguments (they reach the API through the VPC)."""
         for arn in args.admin_role_arns:
-            access(
-                f"admin-{hashlib.sha256(arn.encode()).hexdigest()[:8]}",
-                arn,
-                "AmazonEKSClusterAdminPolicy",
-            )
-        # Who submits training Jobs (`mlplat train --on eks`): edit rights in the training
-        # namespace only, and DescribeCluster to build a kubeconfig.
+            digest = hashlib.sha256(arn.encode()).hexdigest()[:8]
+            self._access(f"{name}-admin-{digest}", cluster, arn, "AmazonEKSClusterAdminPolicy")
+
+    def _submitter(
+        self, name: str, args: TrainingClusterArgs, gateway: ClusterGateway
+    ) -> aws.iam.Role:
+        """Who submits training Jobs (`mlplat train --on eks`): invokes the jobs gateway, which
+        holds edit rights in the training namespace only."""
+        child = pulumi.ResourceOptions(parent=self)
         submitter = aws.iam.Role(
             f"{name}-submitter",
             assume_role_policy=pulumi.Output.json_dumps(
@@ -370,7 +487,7 @@ class TrainingCluster(pulumi.ComponentResource):
                             "Effect": "Allow",
                             "Principal": {
                                 "AWS": pulumi.Output.format(
-                                    "arn:{0}:iam::{1}:root", partition, account
+                                    "arn:{0}:iam::{1}:root", self._partition, self._account
                                 )
                             },
                             "Action": "sts:AssumeRole",
@@ -379,7 +496,7 @@ class TrainingCluster(pulumi.ComponentResource):
                 }
             ),
             description=f"Submit training Jobs to the {args.namespace} namespace",
-            tags=tags,
+            tags=self._tags,
             opts=child,
         )
         aws.iam.RolePolicy(
@@ -387,26 +504,29 @@ class TrainingCluster(pulumi.ComponentResource):
             role=submitter.id,
             policy=policy_document(
                 [
-                    Statement(["eks:DescribeCluster"], [cluster.arn], sid="Kubeconfig"),
+                    Statement(
+                        ["lambda:InvokeFunction"], [gateway.jobs_function_arn], sid="JobsGateway"
+                    ),
                 ]
             ),
             opts=child,
         )
-        access("submitter", submitter.arn, "AmazonEKSEditPolicy", namespaces=[args.namespace])
+        return submitter
 
-        # --- nodes ------------------------------------------------------------------------------
+    def _node_role(self, name: str, args: TrainingClusterArgs) -> aws.iam.Role:
+        child = pulumi.ResourceOptions(parent=self)
         node_role = aws.iam.Role(
             f"{name}-node",
             assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
             description=f"EKS nodes of {args.cluster_name}",
-            tags=tags,
+            tags=self._tags,
             opts=child,
         )
-        node_policies = [
+        self._node_policies = [
             aws.iam.RolePolicyAttachment(
                 f"{name}-node-{suffix}",
                 role=node_role.name,
-                policy_arn=_managed_policy(partition, policy),
+                policy_arn=_managed_policy(self._partition, policy),
                 opts=child,
             )
             for suffix, policy in (
@@ -415,43 +535,112 @@ class TrainingCluster(pulumi.ComponentResource):
                 ("ecr", "AmazonEC2ContainerRegistryPullOnly"),
             )
         ]
-        node_sgs = [cluster.vpc_config.cluster_security_group_id, args.node_security_group_id]
+        return node_role
 
-        def launch_template(role: str, disk_gb: int) -> aws.ec2.LaunchTemplate:
-            return aws.ec2.LaunchTemplate(
-                f"{name}-{role}",
-                description=f"{args.cluster_name} {role} nodes: IMDSv2, encrypted gp3 root",
-                update_default_version=True,
-                metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
-                    http_endpoint="enabled",
-                    http_tokens="required",
-                    http_put_response_hop_limit=2,
-                ),
-                block_device_mappings=[
-                    aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
-                        device_name="/dev/xvda",
-                        ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
-                            volume_size=disk_gb,
-                            volume_type="gp3",
-                            encrypted="true",
-                            kms_key_id=key.arn,
-                            delete_on_termination="true",
-                        ),
+    def _image_cache(
+        self, name: str, args: TrainingClusterArgs, node_role: aws.iam.Role
+    ) -> pulumi.Output[str]:
+        """registry.k8s.io through the account's ECR: the private nodes have no internet route.
+
+        Returns `<account>.dkr.ecr.<region>.amazonaws.com/<prefix>`. The first pull of an image
+        creates its repository under the prefix and imports it, which the node role may do there
+        only.
+        """
+        child = pulumi.ResourceOptions(parent=self)
+        rule = aws.ecr.PullThroughCacheRule(
+            f"{name}-k8s-cache",
+            ecr_repository_prefix=args.image_cache_prefix,
+            upstream_registry_url=K8S_REGISTRY,
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-node-image-cache",
+            role=node_role.id,
+            policy=policy_document(
+                [
+                    Statement(
+                        ["ecr:BatchImportUpstreamImage", "ecr:CreateRepository"],
+                        [
+                            pulumi.Output.format(
+                                "arn:{0}:ecr:{1}:{2}:repository/{3}/*",
+                                self._partition,
+                                self._region,
+                                self._account,
+                                rule.ecr_repository_prefix,
+                            )
+                        ],
+                        sid="PullThroughCache",
                     )
-                ],
-                # with groups in the template EKS adds none: the cluster group is listed here
-                vpc_security_group_ids=node_sgs,
-                tag_specifications=[
-                    aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=tags)
-                    for kind in ("instance", "volume")
-                ],
-                tags=tags,
-                opts=child,
-            )
+                ]
+            ),
+            opts=child,
+        )
+        return pulumi.Output.format(
+            "{0}.dkr.ecr.{1}.amazonaws.com/{2}",
+            self._account,
+            self._region,
+            rule.ecr_repository_prefix,
+        )
 
-        node_deps: list[pulumi.Resource] = [*node_policies, volume_grant]
-        system_lt = launch_template("system", 50)
-        system = aws.eks.NodeGroup(
+    def _launch_template(
+        self,
+        name: str,
+        role: str,
+        args: TrainingClusterArgs,
+        key: aws.kms.Key,
+        security_groups: Sequence[pulumi.Input[str]],
+        volumes: Sequence[tuple[str, int]],
+    ) -> aws.ec2.LaunchTemplate:
+        """IMDSv2 only, every volume gp3 and encrypted with the cluster key."""
+        what = "root" if len(volumes) == 1 else "volumes"
+        return aws.ec2.LaunchTemplate(
+            f"{name}-{role}",
+            description=f"{args.cluster_name} {role} nodes: IMDSv2, encrypted gp3 {what}",
+            update_default_version=True,
+            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                http_endpoint="enabled",
+                http_tokens="required",
+                http_put_response_hop_limit=2,
+            ),
+            block_device_mappings=[
+                aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                    device_name=device,
+                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                        volume_size=size_gb,
+                        volume_type="gp3",
+                        encrypted="true",
+                        kms_key_id=key.arn,
+                        delete_on_termination="true",
+                    ),
+                )
+                for device, size_gb in volumes
+            ],
+            # with groups in the template EKS adds none: the cluster group is listed here
+            vpc_security_group_ids=list(security_groups),
+            tag_specifications=[
+                aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=self._tags)
+                for kind in ("instance", "volume")
+            ],
+            tags=self._tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _node_groups(
+        self,
+        name: str,
+        args: TrainingClusterArgs,
+        cluster: aws.eks.Cluster,
+        key: aws.kms.Key,
+        node_role: aws.iam.Role,
+        volume_grant: aws.kms.Grant,
+    ) -> None:
+        """A small CPU system group, and GPU groups that scale from and to zero."""
+        node_sgs = [cluster.vpc_config.cluster_security_group_id, args.node_security_group_id]
+        node_deps: list[pulumi.Resource] = [*self._node_policies, volume_grant]
+        system_lt = self._launch_template(
+            name, "system", args, key, node_sgs, [(AL2023_ROOT_DEVICE, 50)]
+        )
+        aws.eks.NodeGroup(
             f"{name}-system",
             cluster_name=cluster.name,
             node_role_arn=node_role.arn,
@@ -469,141 +658,61 @@ class TrainingCluster(pulumi.ComponentResource):
             ),
             labels={NODE_ROLE_LABEL: "system"},
             update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
-            tags=tags,
+            tags=self._tags,
             opts=pulumi.ResourceOptions(
                 parent=self, depends_on=node_deps, ignore_changes=["scalingConfig.desiredSize"]
             ),
         )
-        gpu_groups: list[aws.eks.NodeGroup] = []
+        template = "k8s.io/cluster-autoscaler/node-template"
         for g in args.gpu_node_groups:
             gpu_labels = {NODE_ROLE_LABEL: "gpu", NODE_GROUP_LABEL: g.name, GPU_LABEL: "true"}
-            template = "k8s.io/cluster-autoscaler/node-template"
-            lt = launch_template(f"gpu-{g.name}", g.disk_gb)
-            gpu_groups.append(
-                aws.eks.NodeGroup(
-                    f"{name}-gpu-{g.name}",
-                    cluster_name=cluster.name,
-                    node_role_arn=node_role.arn,
-                    subnet_ids=args.subnet_ids,
-                    ami_type=GPU_AMI_TYPE,
-                    capacity_type=g.capacity_type,
-                    instance_types=list(g.instance_types),
-                    scaling_config=aws.eks.NodeGroupScalingConfigArgs(
-                        min_size=0, desired_size=0, max_size=g.max_size
-                    ),
-                    launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
-                        id=lt.id, version=lt.latest_version.apply(str)
-                    ),
-                    labels=gpu_labels,
-                    taints=[
-                        aws.eks.NodeGroupTaintArgs(
-                            key=GPU_TAINT_KEY, value=GPU_TAINT_VALUE, effect="NO_SCHEDULE"
-                        )
-                    ],
-                    update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
-                    tags={
-                        **tags,
-                        "k8s.io/cluster-autoscaler/enabled": "true",
-                        f"k8s.io/cluster-autoscaler/{args.cluster_name}": "owned",
-                        **{f"{template}/label/{k}": v for k, v in gpu_labels.items()},
-                        f"{template}/taint/{GPU_TAINT_KEY}": f"{GPU_TAINT_VALUE}:NoSchedule",
-                    },
-                    # the autoscaler owns the size: a later `pulumi up` must not reset it to 0
-                    opts=pulumi.ResourceOptions(
-                        parent=self,
-                        depends_on=node_deps,
-                        ignore_changes=["scalingConfig.desiredSize"],
-                    ),
-                )
+            lt = self._launch_template(
+                name,
+                f"gpu-{g.name}",
+                args,
+                key,
+                node_sgs,
+                # Bottlerocket: a small OS volume, and the data volume images and pods live on
+                [
+                    (BOTTLEROCKET_OS_DEVICE, BOTTLEROCKET_OS_GB),
+                    (BOTTLEROCKET_DATA_DEVICE, g.disk_gb),
+                ],
             )
-
-        # --- in-cluster objects -----------------------------------------------------------------
-        kubeconfig = pulumi.Output.json_dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {
-                        "name": args.cluster_name,
-                        "cluster": {
-                            "server": cluster.endpoint,
-                            "certificate-authority-data": cluster.certificate_authority.data,
-                        },
-                    }
+            aws.eks.NodeGroup(
+                f"{name}-gpu-{g.name}",
+                cluster_name=cluster.name,
+                node_role_arn=node_role.arn,
+                subnet_ids=args.subnet_ids,
+                ami_type=GPU_AMI_TYPE,
+                capacity_type=g.capacity_type,
+                instance_types=list(g.instance_types),
+                scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+                    min_size=0, desired_size=0, max_size=g.max_size
+                ),
+                launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
+                    id=lt.id, version=lt.latest_version.apply(str)
+                ),
+                labels=gpu_labels,
+                taints=[
+                    aws.eks.NodeGroupTaintArgs(
+                        key=GPU_TAINT_KEY, value=GPU_TAINT_VALUE, effect="NO_SCHEDULE"
+                    )
                 ],
-                "contexts": [
-                    {
-                        "name": args.cluster_name,
-                        "context": {"cluster": args.cluster_name, "user": args.cluster_name},
-                    }
-                ],
-                "current-context": args.cluster_name,
-                "users": [
-                    {
-                        "name": args.cluster_name,
-                        "user": {
-                            "exec": {
-                                "apiVersion": "client.authentication.k8s.io/v1beta1",
-                                "command": "aws",
-                                "args": [
-                                    "eks",
-                                    "get-token",
-                                    "--cluster-name",
-                                    cluster.name,
-                                    "--region",
-                                    region,
-                                    "--output",
-                                    "json",
-                                ],
-                                "interactiveMode": "Never",
-                            }
-                        },
-                    }
-                ],
-            }
-        )
-        provider = k8s.Provider(
-            f"{name}-k8s",
-            kubeconfig=kubeconfig,
-            # in-cluster objects need the system nodes (the autoscaler's Deployment runs there)
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[system]),
-        )
-        addons = ClusterAddons(
-            f"{name}-addons",
-            ClusterAddonsArgs(
-                cluster_name=args.cluster_name,
-                eks_version=args.eks_version,
-                oidc_provider_arn=oidc.arn,
-                oidc_issuer_url=issuer,
-                lake_kms_key_arn=args.lake_kms_key_arn,
-                features_bucket_arn=args.features_bucket_arn,
-                models_bucket_arn=args.models_bucket_arn,
-                gpu_quota=gpu_quota,
-                max_gpus_per_pod=max_gpus,
-                models_prefix=args.models_prefix,
-                namespace=args.namespace,
-                service_account=args.service_account,
-                tags=tags,
-            ),
-            opts=pulumi.ResourceOptions(parent=self, providers={"kubernetes": provider}),
-        )
-
-        self.cluster_name = cluster.name
-        self.cluster_arn = cluster.arn
-        self.oidc_provider_arn = oidc.arn
-        self.trainer_role_arn = addons.trainer_role_arn
-        self.submitter_role_arn = submitter.arn
-        self.namespace = args.namespace
-        self.service_account = args.service_account
-        self.gpu_node_group_names = [ng.node_group_name for ng in gpu_groups]
-        self.register_outputs(
-            {
-                "cluster_name": self.cluster_name,
-                "oidc_provider_arn": self.oidc_provider_arn,
-                "trainer_role_arn": self.trainer_role_arn,
-                "submitter_role_arn": self.submitter_role_arn,
-            }
-        )
+                update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
+                tags={
+                    **self._tags,
+                    "k8s.io/cluster-autoscaler/enabled": "true",
+                    f"k8s.io/cluster-autoscaler/{args.cluster_name}": "owned",
+                    **{f"{template}/label/{k}": v for k, v in gpu_labels.items()},
+                    f"{template}/taint/{GPU_TAINT_KEY}": f"{GPU_TAINT_VALUE}:NoSchedule",
+                },
+                # the autoscaler owns the size: a later `pulumi up` must not reset it to 0
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    depends_on=node_deps,
+                    ignore_changes=["scalingConfig.desiredSize"],
+                ),
+            )
 
 
 # --- the SageMaker training job role ------------------------------------------------------------

@@ -43,6 +43,7 @@ class PlatformOutputs:
     training_namespace: str | None
     training_service_account: str | None
     training_submitter_role_arn: str | None
+    training_jobs_function_name: str | None
     platform_image_uri: str
     # registry and serving (issue 5)
     model_package_group_name: str

@@ -15,7 +15,9 @@ cluster. Both run the same code bundle, `ml.train`'s container entry point.
   requested, the GPU taint tolerated, GPU nodes selected, the IRSA service account, bounded
   retries and run time, cleaned up after a day. Its container fetches the same bundle and runs
   `run_pod_training`, which mirrors the SageMaker contract (features in, `model.tar.gz` out).
-  `apply_kubernetes_job` creates it with the kubernetes client; `job_yaml` prints it (`--dry-run`).
+  `submit_kubernetes_job` hands it to the stack's jobs gateway, a Lambda function inside the VPC
+  (the cluster API is private), which creates it; `kubernetes_job_status` follows it; `job_yaml`
+  prints it (`--dry-run`).
 
 Infrastructure comes from the platform outputs (`TrainingTarget.from_mapping`). No pulumi here.
 """
@@ -32,7 +34,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from ml import images
 
@@ -63,6 +65,10 @@ class RemoteTrainingError(ValueError):
     """A training request cannot be built or sent as asked."""
 
 
+class TrainingRunFailed(RuntimeError):
+    """A followed training run ended without a model."""
+
+
 # --- what the platform outputs tell ------------------------------------------------------------
 
 
@@ -78,6 +84,7 @@ class TrainingTarget:
     training_subnet_ids: tuple[str, ...]
     training_security_group_ids: tuple[str, ...]
     training_cluster_name: str | None = None
+    training_jobs_function_name: str | None = None
     training_namespace: str = TRAINING_NAMESPACE
     training_service_account: str = TRAINING_SERVICE_ACCOUNT
 
@@ -114,6 +121,7 @@ class TrainingTarget:
             training_subnet_ids=tuple(data["training_subnet_ids"]),
             training_security_group_ids=tuple(data["training_security_group_ids"]),
             training_cluster_name=data.get("training_cluster_name") or None,
+            training_jobs_function_name=data.get("training_jobs_function_name") or None,
             training_namespace=str(data.get("training_namespace") or TRAINING_NAMESPACE),
             training_service_account=str(
                 data.get("training_service_account") or TRAINING_SERVICE_ACCOUNT
@@ -456,16 +464,38 @@ def job_yaml(job: Mapping[str, Any]) -> str:
     return yaml.safe_dump(dict(job), sort_keys=False, width=100)
 
 
-def apply_kubernetes_job(job: Mapping[str, Any], api_client: Any) -> dict[str, Any]:
-    """Create the Job through the cluster API (a `kubernetes.client.ApiClient`)."""
-    from kubernetes import client as k8s_client
-
-    batch = k8s_client.BatchV1Api(api_client)
-    created = batch.create_namespaced_job(
-        namespace=job["metadata"]["namespace"], body=cast(Any, dict(job))
+def invoke_jobs_gateway(
+    function_name: str, payload: Mapping[str, Any], lambda_client: Any
+) -> dict[str, Any]:
+    """One request to the jobs gateway; its refusals become `RemoteTrainingError`."""
+    response = lambda_client.invoke(
+        FunctionName=function_name, Payload=json.dumps(dict(payload)).encode()
     )
-    result: dict[str, Any] = api_client.sanitize_for_serialization(created)
-    return result
+    raw = response["Payload"].read()
+    try:
+        body: dict[str, Any] = json.loads(raw or b"{}")
+    except json.JSONDecodeError as exc:
+        raise RemoteTrainingError(f"jobs gateway {function_name}: not JSON: {raw[:200]!r}") from exc
+    if response.get("FunctionError"):
+        reason = body.get("errorMessage") if isinstance(body, dict) else body
+        raise RemoteTrainingError(f"jobs gateway {function_name} refused: {reason}")
+    return body
+
+
+def submit_kubernetes_job(
+    job: Mapping[str, Any], function_name: str, lambda_client: Any
+) -> dict[str, Any]:
+    """Create the Job through the jobs gateway; returns its summary (name, uid, state)."""
+    result = invoke_jobs_gateway(
+        function_name, {"action": "submit", "job": dict(job)}, lambda_client
+    )
+    summary: dict[str, Any] = result["job"]
+    return summary
+
+
+def kubernetes_job_status(name: str, function_name: str, lambda_client: Any) -> dict[str, Any]:
+    """The Job's state and its pods' phases, through the jobs gateway."""
+    return invoke_jobs_gateway(function_name, {"action": "status", "name": name}, lambda_client)
 
 
 def _split_s3(uri: str) -> tuple[str, str]:

@@ -393,14 +393,19 @@ def resolve(
 
 
 def from_plan(resource: Mapping[str, Any]) -> Resource:
-    """A plan JSON resource (`stacks.engine.RecordedResource.to_json`) as a policy `Resource`."""
+    """A plan JSON resource (`stacks.engine.RecordedResource.to_json`) as a policy `Resource`.
+
+    The name the provider generates for an auto-named resource (`autonamed`) is merged into the
+    properties: under the CLI, analyzers see the provider-checked inputs, which hold it too.
+    """
     options = resource.get("options") or {}
     protect = options.get("protect") if isinstance(options, Mapping) else None
+    autonamed = resource.get("autonamed") or {}
     return Resource(
         type=str(resource["type"]),
         name=str(resource["name"]),
         urn=str(resource["urn"]),
-        props=normalize(resource.get("inputs") or {}),
+        props=normalize({**(resource.get("inputs") or {}), **autonamed}),
         id=normalize(resource.get("id")) or None,
         parent=resource.get("parent") or None,
         protect=bool(protect) if isinstance(protect, bool) else None,

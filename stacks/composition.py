@@ -106,6 +106,7 @@ def build(settings: Settings) -> dict[str, Any]:
             "gpu",
             TrainingClusterArgs(
                 cluster_name=f"ml-platform-{settings.stack}-training",
+                vpc_id=network.vpc_id,
                 subnet_ids=network.private_subnet_ids,
                 node_security_group_id=network.compute_security_group_id,
                 lake_kms_key_arn=lake.key_arn,
@@ -113,6 +114,7 @@ def build(settings: Settings) -> dict[str, Any]:
                 models_bucket_arn=lake.bucket_arns["models"],
                 gpu_node_groups=settings.gpu_node_groups,
                 gpu_instance_families=settings.gpu_instance_families,
+                image_cache_prefix=f"ml-platform-{settings.stack}/k8s",
                 eks_version=settings.eks_version,
                 public_access_cidrs=settings.eks_public_access_cidrs,
                 system_node_instance_type=settings.system_node_instance_type,
@@ -277,6 +279,7 @@ def build(settings: Settings) -> dict[str, Any]:
         "training_namespace": cluster.namespace if cluster else None,
         "training_service_account": cluster.service_account if cluster else None,
         "training_submitter_role_arn": cluster.submitter_role_arn if cluster else None,
+        "training_jobs_function_name": cluster.jobs_function_name if cluster else None,
         "platform_image_uri": image.image_uri,
         "model_package_group_name": registry.group_name,
         "model_artifacts_prefix": registry.artifacts_prefix,

@@ -28,6 +28,7 @@ from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_pulumi_func, wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
+from policies import names
 from stacks.settings import PROJECT, Settings
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -49,9 +50,12 @@ class RecordedResource:
     inputs: dict[str, Any]
     state: dict[str, Any]
     options: dict[str, Any]
+    # The name property pulumi-aws fills in its Check when the program left it unset (the name
+    # the resource will get); kept apart from `inputs`, which are what the program registered.
+    autonamed: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "urn": self.urn,
             "id": self.id,
             "type": self.type,
@@ -61,6 +65,9 @@ class RecordedResource:
             "inputs": self.inputs,
             "options": self.options,
         }
+        if self.autonamed:
+            out["autonamed"] = self.autonamed
+        return out
 
 
 @dataclass(slots=True)
@@ -94,6 +101,11 @@ class Plan:
 
 
 # --- fake but realistic ids and ARNs ---------------------------------------------------------
+#
+# One faker per type token (a service-wide one for EC2 and IAM), each given the resource's
+# physical name: the one the program set, else the one pulumi-aws would generate
+# (`policies.names`), else `<logical>-<7 hex>`. The random part of a generated name is derived
+# from the type and logical name, so ids are stable from run to run.
 
 
 def _digest(text: str, n: int = 8) -> str:
@@ -105,154 +117,312 @@ def _service(type_: str) -> str:
     return type_.split(":")[1].split("/")[0] if ":" in type_ else "unknown"
 
 
+def name_seed(type_: str, name: str) -> str:
+    """What a fake random part is derived from (the sandbox derives its names the same way)."""
+    return f"{type_}::{name}"
+
+
+def autonamed(type_: str, name: str, inputs: Mapping[str, Any]) -> dict[str, str]:
+    """`{<name property>: <name>}` when pulumi-aws would auto-name the resource in its Check.
+
+    Empty when the program set the name, the provider does not auto-name the type, or it would
+    refuse (the logical name is too long: the `aws-names-within-limits` policy says so).
+    """
+    try:
+        generated = names.provider_autoname(type_, name, inputs, name_seed(type_, name))
+    except names.AutonameError:
+        return {}
+    rule = names.rule_for(type_)
+    return {rule.prop: generated} if rule is not None and generated is not None else {}
+
+
+def physical_name(type_: str, name: str, urn: str, inputs: Mapping[str, Any]) -> str:
+    """The resource's name: set by the program, auto-named as pulumi-aws would, made from its
+    `<prop>Prefix` as the upstream provider does, or (types without a name property, and names
+    the provider would refuse) `<logical>-<7 hex>`."""
+    rule = names.rule_for(type_)
+    if rule is not None:
+        explicit = inputs.get(rule.prop)
+        if isinstance(explicit, str) and explicit:
+            return explicit
+        prefix = inputs.get(rule.prefix_prop)
+        if isinstance(prefix, str) and prefix:
+            return names.prefixed_unique_id(prefix, urn)
+        generated = autonamed(type_, name, inputs).get(rule.prop)
+        if generated:
+            return generated
+    return f"{name}-{_digest(urn, 7)}"[:63].lower()
+
+
+@dataclass(frozen=True, slots=True)
+class _Fake:
+    """One registration as a fake provider sees it."""
+
+    type: str
+    kind: str  # "Bucket"
+    urn: str
+    inputs: Mapping[str, Any]
+    physical: str  # `physical_name`
+    account: str
+    region: str
+
+    def digest(self, n: int, salt: str = "") -> str:
+        return _digest(self.urn + salt, n)
+
+    def arn(self, service: str, resource: str) -> str:
+        return f"arn:aws:{service}:{self.region}:{self.account}:{resource}"
+
+
+Outputs = tuple[str, dict[str, Any]]
+_FAKERS: dict[str, Callable[[_Fake], Outputs]] = {}
+
+
+def _fakes(*tokens: str) -> Callable[[Callable[[_Fake], Outputs]], Callable[[_Fake], Outputs]]:
+    def register(fn: Callable[[_Fake], Outputs]) -> Callable[[_Fake], Outputs]:
+        for token in tokens:
+            _FAKERS[token] = fn
+        return fn
+
+    return register
+
+
+@_fakes("aws:s3/bucket:Bucket")
+def _bucket(f: _Fake) -> Outputs:
+    bucket = f.physical
+    return bucket, {
+        "bucket": bucket,
+        "arn": f"arn:aws:s3:::{bucket}",
+        "bucketDomainName": f"{bucket}.s3.amazonaws.com",
+        "bucketRegionalDomainName": f"{bucket}.s3.{f.region}.amazonaws.com",
+        "region": f.region,
+    }
+
+
+@_fakes("aws:kms/key:Key")
+def _kms_key(f: _Fake) -> Outputs:
+    key_id = (
+        f"{f.digest(8)}-{f.digest(4, '1')}-{f.digest(4, '2')}-{f.digest(4, '3')}-"
+        f"{f.digest(12, '4')}"
+    )
+    return key_id, {"keyId": key_id, "arn": f.arn("kms", f"key/{key_id}")}
+
+
+@_fakes("aws:kms/alias:Alias")
+def _kms_alias(f: _Fake) -> Outputs:
+    return f.physical, {"arn": f.arn("kms", f.physical)}
+
+
+_IAM_NOUNS = {
+    "Role": "role",
+    "Policy": "policy",
+    "User": "user",
+    "InstanceProfile": "instance-profile",
+}
+
+
+@_fakes(*(f"aws:iam/{kind[0].lower()}{kind[1:]}:{kind}" for kind in _IAM_NOUNS))
+def _iam_identity(f: _Fake) -> Outputs:
+    path = f.inputs.get("path") or "/"
+    arn = f"arn:aws:iam::{f.account}:{_IAM_NOUNS[f.kind]}{path}{f.physical}"
+    ident = arn if f.kind == "Policy" else f.physical
+    return ident, {"name": f.physical, "arn": arn, "uniqueId": f"AROA{f.digest(16).upper()}"}
+
+
+@_fakes("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+def _oidc_provider(f: _Fake) -> Outputs:
+    url = str(f.inputs.get("url", "oidc.example")).removeprefix("https://")
+    arn = f"arn:aws:iam::{f.account}:oidc-provider/{url}"
+    return arn, {"arn": arn}
+
+
+def _iam_other(f: _Fake) -> Outputs:
+    return f.physical, {}
+
+
+_SAGEMAKER_NOUNS = {
+    "ModelPackageGroup": "model-package-group",
+    "Model": "model",
+    "EndpointConfiguration": "endpoint-config",
+    "Endpoint": "endpoint",
+}
+
+
+@_fakes(*(f"aws:sagemaker/{kind[0].lower()}{kind[1:]}:{kind}" for kind in _SAGEMAKER_NOUNS))
+def _sagemaker(f: _Fake) -> Outputs:
+    arn = f.arn("sagemaker", f"{_SAGEMAKER_NOUNS[f.kind]}/{f.physical}").lower()
+    out: dict[str, Any] = {"arn": arn, "name": f.physical}
+    if f.kind == "ModelPackageGroup":
+        out["modelPackageGroupName"] = f.physical
+    return f.physical, out
+
+
+@_fakes("aws:sns/topic:Topic")
+def _topic(f: _Fake) -> Outputs:
+    arn = f.arn("sns", f.physical)
+    return arn, {"arn": arn, "name": f.physical}
+
+
+@_fakes("aws:sqs/queue:Queue")
+def _queue(f: _Fake) -> Outputs:
+    url = f"https://sqs.{f.region}.amazonaws.com/{f.account}/{f.physical}"
+    return url, {"arn": f.arn("sqs", f.physical), "name": f.physical, "url": url}
+
+
+@_fakes("aws:cloudwatch/logGroup:LogGroup")
+def _log_group(f: _Fake) -> Outputs:
+    return f.physical, {"name": f.physical, "arn": f.arn("logs", f"log-group:{f.physical}")}
+
+
+_EC2_PREFIXES = {
+    "Vpc": "vpc",
+    "Subnet": "subnet",
+    "SecurityGroup": "sg",
+    "RouteTable": "rtb",
+    "InternetGateway": "igw",
+    "NatGateway": "nat",
+    "Eip": "eipalloc",
+    "VpcEndpoint": "vpce",
+    "LaunchTemplate": "lt",
+    "FlowLog": "fl",
+}
+
+
+def _ec2(f: _Fake) -> Outputs:
+    prefix = _EC2_PREFIXES.get(f.kind, f.kind.lower())
+    ident = f"{prefix}-{f.digest(17)}"
+    out: dict[str, Any] = {"arn": f.arn("ec2", f"{prefix}/{ident}")}
+    if f.kind == "LaunchTemplate":
+        out["latestVersion"] = 1
+    if f.kind == "Vpc":
+        out["defaultSecurityGroupId"] = f"sg-{f.digest(17, 'sg')}"
+        out["mainRouteTableId"] = f"rtb-{f.digest(17, 'rt')}"
+    return ident, out
+
+
+@_fakes("aws:eks/cluster:Cluster")
+def _eks_cluster(f: _Fake) -> Outputs:
+    oidc = f"https://oidc.eks.{f.region}.amazonaws.com/id/{f.digest(32).upper()}"
+    vpc_config = f.inputs.get("vpcConfig")
+    return f.physical, {
+        # EKS creates a security group for the control plane's network interfaces
+        "vpcConfig": {
+            **(vpc_config if isinstance(vpc_config, Mapping) else {}),
+            "clusterSecurityGroupId": f"sg-{f.digest(17, 'cluster-sg')}",
+        },
+        "name": f.physical,
+        "arn": f.arn("eks", f"cluster/{f.physical}"),
+        "endpoint": f"https://{f.digest(32).upper()}.gr7.{f.region}.eks.amazonaws.com",
+        "certificateAuthority": {"data": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t"},
+        "identities": [{"oidcs": [{"issuer": oidc}]}],
+        "version": f.inputs.get("version", "1.33"),
+    }
+
+
+@_fakes("aws:glue/catalogDatabase:CatalogDatabase")
+def _glue_database(f: _Fake) -> Outputs:
+    return f"{f.account}:{f.physical}", {
+        "name": f.physical,
+        "arn": f.arn("glue", f"database/{f.physical}"),
+    }
+
+
+@_fakes("aws:glue/catalogTable:CatalogTable")
+def _glue_table(f: _Fake) -> Outputs:
+    db = f.inputs.get("databaseName", "db")
+    return f"{f.account}:{db}:{f.physical}", {
+        "name": f.physical,
+        "arn": f.arn("glue", f"table/{db}/{f.physical}"),
+    }
+
+
+@_fakes("aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream")
+def _firehose(f: _Fake) -> Outputs:
+    arn = f.arn("firehose", f"deliverystream/{f.physical}")
+    return arn, {"name": f.physical, "arn": arn}
+
+
+@_fakes("aws:athena/workgroup:Workgroup")
+def _workgroup(f: _Fake) -> Outputs:
+    return f.physical, {"name": f.physical, "arn": f.arn("athena", f"workgroup/{f.physical}")}
+
+
+@_fakes("aws:ecr/repository:Repository")
+def _repository(f: _Fake) -> Outputs:
+    return f.physical, {
+        "name": f.physical,
+        "arn": f.arn("ecr", f"repository/{f.physical}"),
+        "repositoryUrl": f"{f.account}.dkr.ecr.{f.region}.amazonaws.com/{f.physical}",
+    }
+
+
+@_fakes("aws:cloudtrail/trail:Trail")
+def _trail(f: _Fake) -> Outputs:
+    arn = f.arn("cloudtrail", f"trail/{f.physical}")
+    return arn, {"name": f.physical, "arn": arn}
+
+
+@_fakes("aws:cloudwatch/eventRule:EventRule")
+def _event_rule(f: _Fake) -> Outputs:
+    return f.physical, {"name": f.physical, "arn": f.arn("events", f"rule/{f.physical}")}
+
+
+@_fakes("aws:cloudwatch/metricAlarm:MetricAlarm")
+def _alarm(f: _Fake) -> Outputs:
+    return f.physical, {
+        "name": f.physical,
+        "arn": f.arn("cloudwatch", f"alarm:{f.physical}"),
+    }
+
+
+@_fakes("aws:lambda/function:Function")
+def _lambda_function(f: _Fake) -> Outputs:
+    arn = f.arn("lambda", f"function:{f.physical}")
+    return f.physical, {
+        "name": f.physical,
+        "arn": arn,
+        "qualifiedArn": f"{arn}:$LATEST",
+        "invokeArn": f"arn:aws:apigateway:{f.region}:lambda:path/2015-03-31/functions/{arn}"
+        "/invocations",
+        "version": "$LATEST",
+    }
+
+
+@_fakes("aws:lambda/invocation:Invocation")
+def _lambda_invocation(f: _Fake) -> Outputs:
+    # the function's answer is only known once it ran; an empty JSON object stands in for it
+    return f"{f.inputs.get('functionName')}_$LATEST_{f.digest(32)}", {"result": "{}"}
+
+
+def _generic(f: _Fake) -> Outputs:
+    if not f.type.startswith("aws:"):
+        return f.physical, {}
+    return f.physical, {"arn": f.arn(_service(f.type), f"{f.kind.lower()}/{f.physical}")}
+
+
+_SERVICE_FAKERS: dict[str, Callable[[_Fake], Outputs]] = {"ec2": _ec2, "iam": _iam_other}
+
+
 def fake_physical(
     type_: str, name: str, urn: str, inputs: Mapping[str, Any], s: Settings
 ) -> tuple[str, dict[str, Any]]:
-    """An id and the computed outputs a provider would return, derived from the URN (stable)."""
-    service = _service(type_)
-    suffix = _digest(urn, 7)
-    physical = f"{name}-{suffix}"[:63].lower()
-    account, region = s.account_id, s.region
-    computed: dict[str, Any] = {}
-    kind = type_.rsplit(":", 1)[-1]
-    if service == "s3" and kind == "Bucket":
-        bucket = inputs.get("bucket") or physical
-        computed = {
-            "bucket": bucket,
-            "arn": f"arn:aws:s3:::{bucket}",
-            "bucketDomainName": f"{bucket}.s3.amazonaws.com",
-            "bucketRegionalDomainName": f"{bucket}.s3.{region}.amazonaws.com",
-            "region": region,
-        }
-        return bucket, computed
-    if service == "kms" and kind == "Key":
-        key_id = (
-            f"{_digest(urn, 8)}-{_digest(urn + '1', 4)}-{_digest(urn + '2', 4)}-"
-            f"{_digest(urn + '3', 4)}-{_digest(urn + '4', 12)}"
-        )
-        return key_id, {"keyId": key_id, "arn": f"arn:aws:kms:{region}:{account}:key/{key_id}"}
-    if service == "kms" and kind == "Alias":
-        alias = inputs.get("name") or f"alias/{physical}"
-        return alias, {"arn": f"arn:aws:kms:{region}:{account}:{alias}"}
-    if service == "iam":
-        if kind in ("Role", "Policy", "User", "InstanceProfile"):
-            iam_name = inputs.get("name") or physical
-            path = inputs.get("path") or "/"
-            noun = {
-                "Role": "role",
-                "Policy": "policy",
-                "User": "user",
-                "InstanceProfile": "instance-profile",
-            }[kind]
-            arn = f"arn:aws:iam::{account}:{noun}{path}{iam_name}"
-            ident = arn if kind == "Policy" else iam_name
-            return ident, {
-                "name": iam_name,
-                "arn": arn,
-                "uniqueId": f"AROA{_digest(urn, 16).upper()}",
-            }
-        if kind == "OpenIdConnectProvider":
-            url = str(inputs.get("url", "oidc.example")).removeprefix("https://")
-            arn = f"arn:aws:iam::{account}:oidc-provider/{url}"
-            return arn, {"arn": arn}
-        return f"{physical}", {}
-    if service == "sagemaker":
-        nouns = {
-            "ModelPackageGroup": "model-package-group",
-            "Model": "model",
-            "EndpointConfiguration": "endpoint-config",
-            "Endpoint": "endpoint",
-        }
-        if kind in nouns:
-            sm_name = inputs.get("name") or inputs.get("modelPackageGroupName") or physical
-            arn = f"arn:aws:sagemaker:{region}:{account}:{nouns[kind]}/{sm_name}".lower()
-            out: dict[str, Any] = {"arn": arn, "name": sm_name}
-            if kind == "ModelPackageGroup":
-                out["modelPackageGroupName"] = sm_name
-            return sm_name, out
-    if service == "sns" and kind == "Topic":
-        topic = inputs.get("name") or physical
-        arn = f"arn:aws:sns:{region}:{account}:{topic}"
-        return arn, {"arn": arn, "name": topic}
-    if service == "sqs" and kind == "Queue":
-        queue = inputs.get("name") or physical
-        url = f"https://sqs.{region}.amazonaws.com/{account}/{queue}"
-        return url, {"arn": f"arn:aws:sqs:{region}:{account}:{queue}", "name": queue, "url": url}
-    if service == "cloudwatch" and kind == "LogGroup":
-        group = inputs.get("name") or f"/{PROJECT}/{physical}"
-        return group, {"name": group, "arn": f"arn:aws:logs:{region}:{account}:log-group:{group}"}
-    if service == "ec2":
-        prefixes = {
-            "Vpc": "vpc",
-            "Subnet": "subnet",
-            "SecurityGroup": "sg",
-            "RouteTable": "rtb",
-            "InternetGateway": "igw",
-            "NatGateway": "nat",
-            "Eip": "eipalloc",
-            "VpcEndpoint": "vpce",
-            "LaunchTemplate": "lt",
-            "FlowLog": "fl",
-        }
-        ident = f"{prefixes.get(kind, kind.lower())}-{_digest(urn, 17)}"
-        arn = f"arn:aws:ec2:{region}:{account}:{prefixes.get(kind, kind.lower())}/{ident}"
-        out = {"arn": arn}
-        if kind == "LaunchTemplate":
-            out["latestVersion"] = 1
-        if kind == "Vpc":
-            out["defaultSecurityGroupId"] = f"sg-{_digest(urn + 'sg', 17)}"
-            out["mainRouteTableId"] = f"rtb-{_digest(urn + 'rt', 17)}"
-        return ident, out
-    if service == "eks" and kind == "Cluster":
-        cluster = inputs.get("name") or physical
-        oidc = f"https://oidc.eks.{region}.amazonaws.com/id/{_digest(urn, 32).upper()}"
-        return cluster, {
-            "name": cluster,
-            "arn": f"arn:aws:eks:{region}:{account}:cluster/{cluster}",
-            "endpoint": f"https://{_digest(urn, 32).upper()}.gr7.{region}.eks.amazonaws.com",
-            "certificateAuthority": {"data": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t"},
-            "identities": [{"oidcs": [{"issuer": oidc}]}],
-            "version": inputs.get("version", "1.33"),
-        }
-    if service == "glue" and kind == "CatalogDatabase":
-        db = inputs.get("name") or physical.replace("-", "_")
-        return f"{account}:{db}", {
-            "name": db,
-            "arn": f"arn:aws:glue:{region}:{account}:database/{db}",
-        }
-    if service == "glue" and kind == "CatalogTable":
-        table = inputs.get("name") or physical.replace("-", "_")
-        db = inputs.get("databaseName", "db")
-        return f"{account}:{db}:{table}", {
-            "name": table,
-            "arn": f"arn:aws:glue:{region}:{account}:table/{db}/{table}",
-        }
-    if service == "kinesis" and kind == "FirehoseDeliveryStream":
-        stream = inputs.get("name") or physical
-        arn = f"arn:aws:firehose:{region}:{account}:deliverystream/{stream}"
-        return arn, {"name": stream, "arn": arn}
-    if service == "athena" and kind == "Workgroup":
-        wg = inputs.get("name") or physical
-        return wg, {"name": wg, "arn": f"arn:aws:athena:{region}:{account}:workgroup/{wg}"}
-    if service == "ecr" and kind == "Repository":
-        repo = inputs.get("name") or physical
-        return repo, {
-            "name": repo,
-            "arn": f"arn:aws:ecr:{region}:{account}:repository/{repo}",
-            "repositoryUrl": f"{account}.dkr.ecr.{region}.amazonaws.com/{repo}",
-        }
-    if service == "cloudtrail" and kind == "Trail":
-        trail = inputs.get("name") or physical
-        arn = f"arn:aws:cloudtrail:{region}:{account}:trail/{trail}"
-        return arn, {"name": trail, "arn": arn}
-    if service == "cloudwatch" and kind == "EventRule":
-        rule = inputs.get("name") or physical
-        return rule, {"name": rule, "arn": f"arn:aws:events:{region}:{account}:rule/{rule}"}
-    if service == "cloudwatch" and kind == "MetricAlarm":
-        alarm = inputs.get("name") or physical
-        return alarm, {"name": alarm, "arn": f"arn:aws:cloudwatch:{region}:{account}:alarm:{alarm}"}
-    arn = f"arn:aws:{service}:{region}:{account}:{kind.lower()}/{physical}"
-    return physical, {"arn": arn} if type_.startswith("aws:") else {}
+    """An id and the computed outputs a provider would return, derived from the URN (stable).
+
+    An auto-named resource's outputs carry the name pulumi-aws would generate, as its state does.
+    """
+    fake = _Fake(
+        type=type_,
+        kind=type_.rsplit(":", 1)[-1],
+        urn=urn,
+        inputs=inputs,
+        physical=physical_name(type_, name, urn, inputs),
+        account=s.account_id,
+        region=s.region,
+    )
+    faker = _FAKERS.get(type_) or _SERVICE_FAKERS.get(_service(type_)) or _generic
+    ident, computed = faker(fake)
+    for prop, generated in autonamed(type_, name, inputs).items():
+        computed.setdefault(prop, generated)
+    return ident, computed
 
 
 # --- the mocks ------------------------------------------------------------------------------
@@ -327,7 +497,7 @@ class PlanMocks(pulumi.runtime.Mocks):
     ) -> tuple[str | None, dict[str, Any]]:
         if not args.custom:
             return None, {}
-        urn = f"{args.typ}::{args.name}"
+        urn = name_seed(args.typ, args.name)
         ident, computed = fake_physical(args.typ, args.name, urn, args.inputs, self.settings)
         state = {**dict(args.inputs), **computed}
         if "tags" in args.inputs and "tagsAll" not in state:
@@ -379,6 +549,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             inputs=_plain(inputs),
             state=_plain(registration.state),
             options=options,
+            autonamed=autonamed(request.type, request.name, inputs) if request.custom else {},
         )
         return response
 
@@ -401,6 +572,8 @@ def _plain(value: Any) -> Any:
         return {"unknown": True}
     if isinstance(value, pulumi.Resource):
         return {"resource": True}
+    if isinstance(value, pulumi.Asset | pulumi.Archive):
+        return _asset(value)
     if isinstance(value, float) and value.is_integer():
         # The wire format (protobuf Struct) carries every number as a double; show whole ones
         # as integers, as they were written in the program.
@@ -408,6 +581,25 @@ def _plain(value: Any) -> Any:
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     return str(value)
+
+
+def _asset(value: pulumi.Asset | pulumi.Archive) -> dict[str, Any]:
+    """An asset or archive as the plan shows it: what it holds, with a content hash for files."""
+    if isinstance(value, pulumi.AssetArchive):
+        return {"archive": {name: _plain(item) for name, item in sorted(value.assets.items())}}
+    if isinstance(value, pulumi.FileAsset | pulumi.FileArchive):
+        path = os.path.abspath(str(value.path))
+        shown = os.path.relpath(path, PROJECT_DIR) if path.startswith(PROJECT_DIR) else path
+        entry: dict[str, Any] = {"path": shown}
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                entry["sha256"] = hashlib.sha256(f.read()).hexdigest()
+        return {"asset" if isinstance(value, pulumi.FileAsset) else "archive": entry}
+    if isinstance(value, pulumi.StringAsset):
+        return {"asset": {"sha256": hashlib.sha256(value.text.encode()).hexdigest()}}
+    if isinstance(value, pulumi.RemoteAsset | pulumi.RemoteArchive):
+        return {"asset" if isinstance(value, pulumi.RemoteAsset) else "archive": {"uri": value.uri}}
+    return {"asset": {"kind": type(value).__name__}}
 
 
 # --- running the program -----------------------------------------------------------------------

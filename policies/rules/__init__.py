@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from policies.core import PolicySpec
-from policies.rules import compute, governance, iam, observability, s3, sagemaker
+from policies.rules import compute, governance, iam, naming, network, observability, s3, sagemaker
 
 POLICIES: tuple[PolicySpec, ...] = (
     *s3.POLICIES,
     *iam.POLICIES,
     *compute.POLICIES,
+    *network.POLICIES,
     *sagemaker.POLICIES,
     *observability.POLICIES,
     *governance.POLICIES,
+    *naming.POLICIES,
 )
 
 BY_NAME: dict[str, PolicySpec] = {p.name: p for p in POLICIES}

@@ -159,18 +159,23 @@ def train(
         str | None, typer.Option("--image", help="EKS: training image (default: sklearn 1.9-0).")
     ] = None,
     gpus: Annotated[int, typer.Option("--gpus", help="EKS: GPUs the Job requests.")] = 1,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", help="EKS: follow the Job until it ends (exit 1 if it fails)."),
+    ] = False,
 ) -> None:
     """Train a churn model: locally (gated, writes DIR/model.tar.gz), on SageMaker or on EKS.
 
     `--on sagemaker` runs the bundled entry point in the scikit-learn 1.9-0 training image
     (managed spot with checkpoints, in the VPC, KMS); `--on eks` renders a Kubernetes Job for the
-    GPU cluster and applies it (`--dry-run` prints it). Exit 1: the gate refused the model.
+    GPU cluster and hands it to the stack's jobs gateway inside the VPC (`--dry-run` prints it;
+    `--wait` follows it). Exit 1: the gate refused the model, or the followed Job failed.
     """
     target = "local" if local else on
     if target not in ("local", "sagemaker", "eks"):
         _fail(f"--on {target!r}: expected one of local, sagemaker, eks")
     if target != "local":
-        _train_remote(target, stack, outputs, dry_run, job_name, instance_type, image, gpus)
+        _train_remote(target, stack, outputs, dry_run, job_name, instance_type, image, gpus, wait)
         return
     if output is None:
         _fail("--output DIR is required to train locally")
@@ -214,9 +219,10 @@ def _train_remote(
     instance_type: str | None,
     image: str | None,
     gpus: int,
+    wait: bool,
 ) -> None:
     from ml.outputs import OutputsError
-    from ml.remote_training import RemoteTrainingError
+    from ml.remote_training import RemoteTrainingError, TrainingRunFailed
     from stacks.commands.training import train_remote
     from stacks.settings import SettingsError
 
@@ -232,8 +238,12 @@ def _train_remote(
             instance_type=instance_type,
             image=image,
             gpus=gpus,
+            wait=wait,
             echo=typer.echo,
         )
+    except TrainingRunFailed as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
     except (RemoteTrainingError, OutputsError, SettingsError) as exc:
         _fail(str(exc))
 

@@ -40,7 +40,9 @@ def train_remote(
     echo: Callable[[str], None] = print,
     sagemaker_client: Any = None,
     s3_client: Any = None,
-    kube_api_client: Any = None,
+    lambda_client: Any = None,
+    wait: bool = False,
+    poll_seconds: float = 15.0,
 ) -> dict[str, Any]:
     """Build (and unless `dry_run`, send) one remote training run; returns the request or Job.
 
@@ -76,10 +78,10 @@ def train_remote(
         echo(f"submitted {arn} (code {code})")
         return request
 
-    if not target.training_cluster_name:
+    if not target.training_cluster_name or not target.training_jobs_function_name:
         raise rt.RemoteTrainingError(
             f"stack {stack!r} has no training cluster (eksEnabled is false, or its outputs lack "
-            "training_cluster_name); use --on sagemaker"
+            "training_cluster_name and training_jobs_function_name); use --on sagemaker"
         )
     job = rt.kubernetes_training_job(
         target,
@@ -92,13 +94,49 @@ def train_remote(
         echo(rt.job_yaml(job))
         return job
     rt.upload_source(target, name, s3_client=s3_client)
-    api = kube_api_client
-    if api is None:
-        from kubernetes import client, config
+    if lambda_client is None:
+        import boto3
 
-        # the kubeconfig of `aws eks update-kubeconfig --name <training_cluster_name>`
-        config.load_kube_config()  # type: ignore[no-untyped-call]
-        api = client.ApiClient()
-    rt.apply_kubernetes_job(job, api)
-    echo(f"created job {target.training_namespace}/{name} on {target.training_cluster_name}")
+        # the cluster API is private: the jobs gateway inside the VPC creates the Job (invoking it
+        # needs lambda:InvokeFunction on it, which the stack's submitter role has)
+        lambda_client = boto3.client("lambda", region_name=target.region)
+    function = target.training_jobs_function_name
+    summary = rt.submit_kubernetes_job(job, function, lambda_client)
+    where = f"{target.training_namespace}/{summary['name']}"
+    echo(f"created job {where} on {target.training_cluster_name} ({summary['state']})")
+    if wait:
+        state = follow_kubernetes_job(
+            summary["name"], function, lambda_client, echo=echo, poll_seconds=poll_seconds
+        )
+        if state != "Complete":
+            raise rt.TrainingRunFailed(f"job {where} ended {state}")
     return job
+
+
+def follow_kubernetes_job(
+    name: str,
+    function_name: str,
+    lambda_client: Any,
+    *,
+    echo: Callable[[str], None] = print,
+    poll_seconds: float = 15.0,
+    sleep: Callable[[float], None] | None = None,
+) -> str:
+    """Poll the Job through the jobs gateway until it completes or fails; report each change."""
+    import time
+
+    from ml import remote_training as rt
+
+    pause = sleep or time.sleep
+    last = None
+    while True:
+        status = rt.kubernetes_job_status(name, function_name, lambda_client)
+        state = status["job"]["state"]
+        pods = ", ".join(f"{p['name']} {p['phase']}" for p in status["pods"]) or "no pod yet"
+        line = f"{name}: {state} ({pods})"
+        if line != last:
+            echo(line)
+            last = line
+        if state in ("Complete", "Failed"):
+            return str(state)
+        pause(poll_seconds)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
+
 import pulumi
 import pulumi_aws as aws
 import pytest
@@ -109,3 +112,110 @@ def test_runs_do_not_leak_into_each_other(record):
     second = record(lambda: None)
     assert [r.name for r in first.resources] == ["only-here"]
     assert second.resources == []
+
+
+# --- autonaming as pulumi-aws does it -----------------------------------------------------------
+
+
+def hex7(type_: str, name: str) -> str:
+    """The stand-in for the provider's 7 random hex chars: derived from type and logical name."""
+    return hashlib.sha256(f"{type_}::{name}".encode()).hexdigest()[:7]
+
+
+BUCKET = "aws:s3/bucket:Bucket"
+ROLE = "aws:iam/role:Role"
+QUEUE = "aws:sqs/queue:Queue"
+TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
+TRUST = '{"Version": "2012-10-17", "Statement": []}'
+
+
+def test_autonamed_resources_get_the_name_pulumi_aws_gives(record):
+    def program() -> None:
+        aws.s3.Bucket("Lake-Raw")  # S3 lower-cases the logical name first
+        aws.iam.Role("svc-exec", assume_role_policy=TRUST)
+        aws.sqs.Queue("jobs", fifo_queue=True)  # post-transform: ".fifo"
+        aws.lb.TargetGroup("api", port=80, protocol="HTTP", vpc_id="vpc-1")
+        aws.kms.Alias("lake-key", target_key_id="key-1")  # post-transform: "alias/"
+        aws.glue.CatalogDatabase("Lake-DB")  # "_" and 8 random lower-case letters
+        aws.rds.Instance(  # no separator; SQL Server: 3 random chars
+            "orders",
+            engine="sqlserver-ex",
+            instance_class="db.t3.micro",
+            allocated_storage=20,
+        )
+
+    plan = record(program)
+    bucket = plan.named("Lake-Raw")
+    assert bucket.autonamed == {"bucket": f"lake-raw-{hex7(BUCKET, 'Lake-Raw')}"}
+    assert "bucket" not in bucket.inputs  # the program left it to autonaming
+    assert bucket.id == bucket.state["bucket"] == bucket.autonamed["bucket"]
+    assert bucket.state["arn"] == f"arn:aws:s3:::{bucket.id}"
+
+    role = plan.named("svc-exec")
+    expected = f"svc-exec-{hex7(ROLE, 'svc-exec')}"
+    assert role.autonamed == {"name": expected} and "name" not in role.inputs
+    assert role.id == role.state["name"] == expected
+    assert role.state["arn"] == f"arn:aws:iam::123456789012:role/{expected}"
+
+    queue = plan.named("jobs")
+    assert queue.autonamed == {"name": f"jobs-{hex7(QUEUE, 'jobs')}.fifo"}
+    assert queue.id.endswith(f"/jobs-{hex7(QUEUE, 'jobs')}.fifo")
+
+    group = plan.named("api")
+    assert group.autonamed == {"name": f"api-{hex7(TARGET_GROUP, 'api')}"}
+    alias = plan.named("lake-key")
+    assert alias.autonamed["name"] == f"alias/lake-key-{hex7('aws:kms/alias:Alias', 'lake-key')}"
+    assert alias.id == alias.autonamed["name"]
+    database = plan.named("Lake-DB")
+    assert re.fullmatch(r"lake-db_[a-z]{8}", database.autonamed["name"])
+    assert database.state["name"] == database.autonamed["name"]
+    instance = plan.named("orders")
+    assert instance.autonamed == {
+        "identifier": f"orders{hex7('aws:rds/instance:Instance', 'orders')[:3]}"
+    }
+
+    # the generated name travels in the plan JSON next to the inputs, never inside them
+    as_json = role.to_json()
+    assert as_json["autonamed"] == {"name": expected} and "name" not in as_json["inputs"]
+
+
+def test_a_name_the_program_sets_or_prefixes_is_not_autonamed(record):
+    def program() -> None:
+        aws.iam.Role("named", name="ml-platform-exec", assume_role_policy=TRUST)
+        aws.s3.Bucket("logs", bucket_prefix="logs-")  # the upstream provider names it at create
+
+    plan = record(program)
+    named, prefixed = plan.named("named"), plan.named("logs")
+    assert named.autonamed == {} and "autonamed" not in named.to_json()
+    assert named.id == named.state["name"] == "ml-platform-exec"
+    assert prefixed.autonamed == {}
+    # terraform-plugin-sdk's id.PrefixedUniqueId: prefix + 26 characters
+    assert re.fullmatch(r"logs-\d{18}[0-9a-f]{8}", prefixed.id)
+
+
+def test_generated_names_hold_the_provider_maxlen_and_refusals_get_no_name(record):
+    fits, too_long = "r" * (64 - 8), "r" * (64 - 7)  # IAM roles: maxlen 64, "-" + 7 hex
+    bucket_fits, bucket_too_long = "B" * (63 - 8), "B" * (63 - 7)  # S3: maxlen 63
+
+    def program() -> None:
+        aws.iam.Role(fits, assume_role_policy=TRUST)
+        aws.iam.Role(too_long, assume_role_policy=TRUST)
+        aws.s3.Bucket(bucket_fits)
+        aws.s3.Bucket(bucket_too_long)
+        aws.lb.TargetGroup("t" * 24, port=80, protocol="HTTP", vpc_id="vpc-1")  # 32 exactly
+        aws.lb.TargetGroup("t" * 25, port=80, protocol="HTTP", vpc_id="vpc-1")
+        aws.sqs.Queue("q" * 72)  # 80 exactly
+        aws.sqs.Queue("q" * 73)
+
+    plan = record(program)
+    assert len(plan.named(fits).autonamed["name"]) == 64
+    assert len(plan.named(bucket_fits).autonamed["bucket"]) == 63
+    assert plan.named(bucket_fits).autonamed["bucket"].startswith("b" * 55 + "-")
+    assert len(plan.named("t" * 24).autonamed["name"]) == 32
+    assert len(plan.named("q" * 72).autonamed["name"]) == 80
+    # pulumi-aws would fail preview on these: no generated name is recorded (the
+    # aws-names-within-limits policy reports the provider's message), the id is a stand-in
+    for refused in (too_long, bucket_too_long, "t" * 25, "q" * 73):
+        resource = plan.named(refused)
+        assert resource.autonamed == {} and "autonamed" not in resource.to_json()
+        assert resource.id

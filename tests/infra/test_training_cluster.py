@@ -10,11 +10,8 @@ import pytest
 from kubernetes_validate.utils import all_versions
 
 from components import cluster_addons
-from components.cluster_addons import (
-    DEVICE_PLUGIN_IMAGE,
-    ClusterAddonsError,
-    cluster_autoscaler_image,
-)
+from components.cluster_addons import ClusterAddonsError, cluster_autoscaler_image
+from components.cluster_gateway import TALKS_TO_TAG, handler_source_hash
 from components.network import Network, NetworkArgs
 from components.training_cluster import (
     CONTROL_PLANE_LOG_TYPES,
@@ -36,6 +33,8 @@ FEATURES = "arn:aws:s3:::lake-features"
 MODELS = "arn:aws:s3:::lake-models"
 ADMIN = "arn:aws:iam::123456789012:role/platform-admin"
 CLUSTER = "ml-platform-prod-training"
+CACHE_PREFIX = "ml-platform-prod/k8s"
+REGISTRY = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 
 
 def build(settings, **overrides):
@@ -55,6 +54,7 @@ def build(settings, **overrides):
         )
         args = TrainingClusterArgs(
             cluster_name=CLUSTER,
+            vpc_id=net.vpc_id,
             subnet_ids=net.private_subnet_ids,
             node_security_group_id=net.compute_security_group_id,
             lake_kms_key_arn=LAKE_KEY,
@@ -62,6 +62,7 @@ def build(settings, **overrides):
             models_bucket_arn=MODELS,
             gpu_node_groups=settings.gpu_node_groups,
             gpu_instance_families=settings.gpu_instance_families,
+            image_cache_prefix=CACHE_PREFIX,
             eks_version=settings.eks_version,
             public_access_cidrs=settings.eks_public_access_cidrs,
             system_node_instance_type=settings.system_node_instance_type,
@@ -168,17 +169,23 @@ def test_access_entries(plan):
         r.name: r.inputs
         for r in plan.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
     }
-    assert set(entries) == set(assocs) and len(entries) == 2
+    assert set(entries) == set(assocs) and len(entries) == 3
     admin = next(n for n, e in entries.items() if e["principalArn"] == ADMIN)
     assert (
         assocs[admin]["policyArn"]
         == "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
     )
     assert assocs[admin]["accessScope"] == {"type": "cluster"}
-    submitter_role = one(plan, "aws:iam/role:Role", "gpu-submitter")
-    assert entries["gpu-submitter"]["principalArn"] == submitter_role.state["arn"]
-    assert assocs["gpu-submitter"]["policyArn"].endswith("/AmazonEKSEditPolicy")
-    assert assocs["gpu-submitter"]["accessScope"] == {
+    deployer = one(plan, "aws:iam/role:Role", "gpu-gateway-deployer-role")
+    jobs = one(plan, "aws:iam/role:Role", "gpu-gateway-jobs-role")
+    assert entries["gpu-gateway-deployer-access"]["principalArn"] == deployer.state["arn"]
+    assert assocs["gpu-gateway-deployer-access"]["policyArn"].endswith(
+        "/AmazonEKSClusterAdminPolicy"
+    )
+    assert assocs["gpu-gateway-deployer-access"]["accessScope"] == {"type": "cluster"}
+    assert entries["gpu-gateway-jobs-access"]["principalArn"] == jobs.state["arn"]
+    assert assocs["gpu-gateway-jobs-access"]["policyArn"].endswith("/AmazonEKSEditPolicy")
+    assert assocs["gpu-gateway-jobs-access"]["accessScope"] == {
         "type": "namespace",
         "namespaces": ["training"],
     }
@@ -187,11 +194,12 @@ def test_access_entries(plan):
 # --- nodes -----------------------------------------------------------------------------------
 
 
-def test_gpu_node_group_scales_from_zero_on_nvidia_ami(plan, prod):
+def test_gpu_node_group_scales_from_zero_on_bottlerocket_nvidia(plan, prod):
     (group_settings,) = prod.gpu_node_groups
     ng = one(plan, "aws:eks/nodeGroup:NodeGroup", f"gpu-gpu-{group_settings.name}")
     inputs = ng.inputs
-    assert inputs["amiType"] == "AL2023_x86_64_NVIDIA"
+    # the variant whose image carries the NVIDIA driver and device plugin: no nvcr.io pull
+    assert inputs["amiType"] == "BOTTLEROCKET_x86_64_NVIDIA"
     assert inputs["capacityType"] == group_settings.capacity_type == "SPOT"
     assert inputs["instanceTypes"] == list(group_settings.instance_types)
     assert inputs["scalingConfig"] == {
@@ -231,18 +239,22 @@ def test_launch_templates_require_imdsv2_and_encrypt_volumes(plan, prod):
             "httpTokens": "required",
             "httpPutResponseHopLimit": 2,
         }
-        (device,) = lt.inputs["blockDeviceMappings"]
-        ebs = device["ebs"]
-        assert (ebs["encrypted"], ebs["volumeType"], ebs["kmsKeyId"]) == (
-            "true",
-            "gp3",
-            key.state["arn"],
-        )
+        for device in lt.inputs["blockDeviceMappings"]:
+            ebs = device["ebs"]
+            assert (ebs["encrypted"], ebs["volumeType"], ebs["kmsKeyId"]) == (
+                "true",
+                "gp3",
+                key.state["arn"],
+            )
         assert plan.named("net-compute-sg").id in lt.inputs["vpcSecurityGroupIds"]
-    assert (
-        templates["gpu-gpu-gpu"].inputs["blockDeviceMappings"][0]["ebs"]["volumeSize"]
-        == prod.gpu_node_groups[0].disk_gb
-    )
+    volumes = {
+        d["deviceName"]: d["ebs"]["volumeSize"]
+        for d in templates["gpu-gpu-gpu"].inputs["blockDeviceMappings"]
+    }
+    # Bottlerocket: a small OS volume, the data volume sized as the node group says
+    assert volumes == {"/dev/xvda": 4, "/dev/xvdb": prod.gpu_node_groups[0].disk_gb}
+    (root,) = templates["gpu-system"].inputs["blockDeviceMappings"]
+    assert (root["deviceName"], root["ebs"]["volumeSize"]) == ("/dev/xvda", 50)
     for ng in plan.of_type("aws:eks/nodeGroup:NodeGroup"):
         lt = templates[ng.name]
         assert ng.inputs["launchTemplate"] == {"id": lt.id, "version": "1"}
@@ -269,7 +281,7 @@ def test_capacity_types_and_several_groups(record, settings_for):
     groups = {r.name: r.inputs for r in plan.of_type("aws:eks/nodeGroup:NodeGroup")}
     assert groups["gpu-gpu-a10"]["capacityType"] == "ON_DEMAND"
     assert groups["gpu-gpu-l4"]["capacityType"] == "ON_DEMAND"
-    quota = one(plan, "kubernetes:core/v1:ResourceQuota", "gpu-addons-gpu-quota").inputs
+    quota = k8s_object(plan, "ResourceQuota", "gpu-quota")
     assert quota["spec"]["hard"] == {"requests.nvidia.com/gpu": str(4 * 2 + 1 * 3)}
 
 
@@ -277,49 +289,119 @@ def test_capacity_types_and_several_groups(record, settings_for):
 
 
 def k8s_objects(plan):
-    return [
-        r
-        for r in plan.resources
-        if r.type.startswith("kubernetes:") and not r.type.startswith("pulumi:providers")
-    ]
+    """The objects the cluster gateway's deployer is handed (its Invocation's input)."""
+    (invocation,) = plan.of_type("aws:lambda/invocation:Invocation")
+    payload = json.loads(invocation.inputs["input"])
+    assert payload["applySet"] == "training-cluster"
+    return payload["objects"]
 
 
-def test_in_cluster_objects_use_the_cluster_provider(plan):
-    (provider,) = plan.of_type("pulumi:providers:kubernetes")
-    objects = k8s_objects(plan)
-    assert sorted(r.type for r in objects) == sorted(
+def k8s_object(plan, kind, name):
+    (found,) = [o for o in k8s_objects(plan) if (o["kind"], o["metadata"]["name"]) == (kind, name)]
+    return found
+
+
+def test_in_cluster_objects_are_applied_from_inside_the_vpc(plan):
+    # nothing in the program talks to the private API itself: no Kubernetes provider, no
+    # kubernetes:* resources; the deployer function gets the objects
+    assert [
+        r for r in plan.resources if r.type.startswith(("kubernetes:", "pulumi:providers:k"))
+    ] == []
+    assert sorted((o["kind"], o["metadata"]["name"]) for o in k8s_objects(plan)) == sorted(
         [
-            "kubernetes:apps/v1:DaemonSet",
-            "kubernetes:core/v1:Namespace",
-            "kubernetes:core/v1:ResourceQuota",
-            "kubernetes:core/v1:LimitRange",
-            "kubernetes:core/v1:ServiceAccount",
-            "kubernetes:core/v1:ServiceAccount",
-            "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole",
-            "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding",
-            "kubernetes:rbac.authorization.k8s.io/v1:Role",
-            "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding",
-            "kubernetes:apps/v1:Deployment",
+            ("Namespace", "training"),
+            ("ResourceQuota", "gpu-quota"),
+            ("LimitRange", "container-defaults"),
+            ("ServiceAccount", "trainer"),
+            ("ServiceAccount", "cluster-autoscaler"),
+            ("ClusterRole", "cluster-autoscaler"),
+            ("ClusterRoleBinding", "cluster-autoscaler"),
+            ("Role", "cluster-autoscaler"),
+            ("RoleBinding", "cluster-autoscaler"),
+            ("Deployment", "cluster-autoscaler"),
         ]
     )
-    for r in objects:
-        assert r.options["provider"].startswith(provider.urn + "::"), r.name
-    kubeconfig = json.loads(provider.inputs["kubeconfig"])
+    (invocation,) = plan.of_type("aws:lambda/invocation:Invocation")
+    deployer = one(plan, "aws:lambda/function:Function", "gpu-gateway-deployer-fn")
+    assert invocation.inputs["functionName"] == deployer.state["name"]
+    assert invocation.inputs["lifecycleScope"] == "CRUD"
+    assert invocation.inputs["triggers"] == {"handler": handler_source_hash()}
+    access = one(
+        plan,
+        "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",
+        "gpu-gateway-deployer-access",
+    )
+    assert access.urn in invocation.options["dependsOn"]
+
+
+def test_gateway_functions_run_in_the_private_subnets(plan):
     (cluster,) = plan.of_type("aws:eks/cluster:Cluster")
-    (user,) = kubeconfig["users"]
-    assert user["user"]["exec"]["command"] == "aws"
-    assert user["user"]["exec"]["args"][:4] == ["eks", "get-token", "--cluster-name", CLUSTER]
-    assert kubeconfig["clusters"][0]["cluster"]["server"] == cluster.state["endpoint"]
-    system = one(plan, "aws:eks/nodeGroup:NodeGroup", "gpu-system")
-    assert system.urn in provider.options["dependsOn"]
+    key = one(plan, "aws:kms/key:Key", "gpu-key")
+    sg = one(plan, "aws:ec2/securityGroup:SecurityGroup", "gpu-gateway-sg")
+    for role in ("deployer", "jobs"):
+        fn = one(plan, "aws:lambda/function:Function", f"gpu-gateway-{role}-fn")
+        inputs = fn.inputs
+        assert inputs["runtime"] == "python3.13"
+        assert inputs["handler"] == "cluster_gateway.handler"
+        assert inputs["vpcConfig"] == {
+            "subnetIds": cluster.inputs["vpcConfig"]["subnetIds"],
+            "securityGroupIds": [sg.id],
+        }
+        assert inputs["kmsKeyArn"] == key.state["arn"]
+        env = inputs["environment"]["variables"]
+        assert env["GATEWAY_ROLE"] == role and env["CLUSTER_NAME"] == CLUSTER
+        assert env["CLUSTER_ENDPOINT"] == cluster.state["endpoint"]
+        assert env["JOBS_NAMESPACE"] == "training"
+        assert inputs["tags"][TALKS_TO_TAG] == f"eks-api:{CLUSTER}"
+        logs = one(plan, "aws:cloudwatch/logGroup:LogGroup", f"gpu-gateway-{role}-logs")
+        assert inputs["loggingConfig"]["logGroup"] == logs.state["name"]
+        assert logs.inputs["kmsKeyId"] == LAKE_KEY and logs.inputs["retentionInDays"] == 365
+        policy = json.loads(
+            one(plan, "aws:iam/rolePolicy:RolePolicy", f"gpu-gateway-{role}-policy").inputs[
+                "policy"
+            ]
+        )
+        by_sid = {s["Sid"]: s for s in policy["Statement"]}
+        assert by_sid["OwnLogGroup"]["Resource"] == [logs.state["arn"] + ":*"]
+        assert by_sid["DecryptEnvironment"]["Resource"] == [key.state["arn"]]
+        assert "Condition" in by_sid["FunctionNetworkInterfaces"]
+    out = one(
+        plan, "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule", "gpu-gateway-api-out"
+    )
+    into = one(
+        plan, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "gpu-gateway-api-in"
+    )
+    assert (out.inputs["securityGroupId"], out.inputs["fromPort"], out.inputs["toPort"]) == (
+        sg.id,
+        443,
+        443,
+    )
+    assert into.inputs["referencedSecurityGroupId"] == sg.id
+    assert (into.inputs["fromPort"], into.inputs["toPort"]) == (443, 443)
+    cluster_sg = cluster.state["vpcConfig"]["clusterSecurityGroupId"]
+    assert into.inputs["securityGroupId"] == cluster_sg == out.inputs["referencedSecurityGroupId"]
+
+
+def test_submitter_may_only_invoke_the_jobs_gateway(plan):
+    jobs = one(plan, "aws:lambda/function:Function", "gpu-gateway-jobs-fn")
+    policy = json.loads(
+        one(plan, "aws:iam/rolePolicy:RolePolicy", "gpu-submitter").inputs["policy"]
+    )
+    assert policy["Statement"] == [
+        {
+            "Effect": "Allow",
+            "Action": ["lambda:InvokeFunction"],
+            "Resource": [jobs.state["arn"]],
+            "Sid": "JobsGateway",
+        }
+    ]
 
 
 def test_every_kubernetes_object_validates_against_the_cluster_schema(plan, prod):
     version = closest_schema_version(prod.eks_version)
     assert version == "1.33.0"
-    for r in k8s_objects(plan):
-        manifest = dict(r.inputs)
-        assert manifest["apiVersion"] and manifest["kind"], r.name
+    for manifest in k8s_objects(plan):
+        assert manifest["apiVersion"] and manifest["kind"], manifest
         kubernetes_validate.validate(manifest, version, strict=True)
 
 
@@ -332,32 +414,48 @@ def closest_schema_version(eks_version: str) -> str:
     return min(shipped, key=lambda v: abs(int(v.split(".")[1]) - minor))
 
 
-def test_device_plugin_runs_on_gpu_nodes_only(plan):
-    ds = one(plan, "kubernetes:apps/v1:DaemonSet", "gpu-addons-nvidia-device-plugin").inputs
-    pod = ds["spec"]["template"]["spec"]
-    assert ds["metadata"]["namespace"] == "kube-system"
-    assert pod["nodeSelector"] == {"nvidia.com/gpu": "true"}
-    assert pod["tolerations"] == [
-        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+def test_no_image_comes_from_the_internet(plan):
+    # the device plugin ships on the Bottlerocket NVIDIA image; the autoscaler comes through ECR
+    kinds = {o["kind"] for o in k8s_objects(plan)}
+    assert "DaemonSet" not in kinds
+    images = [
+        c["image"]
+        for o in k8s_objects(plan)
+        if o["kind"] == "Deployment"
+        for c in o["spec"]["template"]["spec"]["containers"]
     ]
-    (container,) = pod["containers"]
-    assert container["image"] == DEVICE_PLUGIN_IMAGE
-    assert DEVICE_PLUGIN_IMAGE.startswith("nvcr.io/nvidia/k8s-device-plugin:v0.17.")
+    assert images and all(i.startswith(f"{REGISTRY}/{CACHE_PREFIX}/") for i in images)
+
+
+def test_registry_k8s_io_is_cached_in_the_account(plan):
+    (rule,) = plan.of_type("aws:ecr/pullThroughCacheRule:PullThroughCacheRule")
+    assert rule.inputs == {
+        "ecrRepositoryPrefix": CACHE_PREFIX,
+        "upstreamRegistryUrl": "registry.k8s.io",
+    }
+    node = one(plan, "aws:iam/role:Role", "gpu-node")
+    cache = one(plan, "aws:iam/rolePolicy:RolePolicy", "gpu-node-image-cache")
+    assert cache.inputs["role"] == node.id
+    (statement,) = json.loads(cache.inputs["policy"])["Statement"]
+    assert statement["Action"] == ["ecr:BatchImportUpstreamImage", "ecr:CreateRepository"]
+    assert statement["Resource"] == [
+        f"arn:aws:ecr:us-east-1:123456789012:repository/{CACHE_PREFIX}/*"
+    ]
 
 
 def test_training_namespace_quota_and_limits(plan):
-    ns = one(plan, "kubernetes:core/v1:Namespace", "gpu-addons-namespace").inputs
-    assert ns["metadata"]["name"] == "training"
-    quota = one(plan, "kubernetes:core/v1:ResourceQuota", "gpu-addons-gpu-quota").inputs
+    ns = k8s_object(plan, "Namespace", "training")
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
+    quota = k8s_object(plan, "ResourceQuota", "gpu-quota")
     assert quota["metadata"]["namespace"] == "training"
     assert quota["spec"]["hard"] == {"requests.nvidia.com/gpu": "2"}  # 2 x g5.(2)xlarge
-    limits = one(plan, "kubernetes:core/v1:LimitRange", "gpu-addons-limits").inputs
+    limits = k8s_object(plan, "LimitRange", "container-defaults")
     assert limits["metadata"]["namespace"] == "training"
     assert limits["spec"]["limits"][0]["max"] == {"nvidia.com/gpu": "1"}
 
 
 def test_trainer_service_account_bound_through_irsa(plan):
-    sa = one(plan, "kubernetes:core/v1:ServiceAccount", "gpu-addons-trainer").inputs
+    sa = k8s_object(plan, "ServiceAccount", "trainer")
     role = one(plan, "aws:iam/role:Role", "gpu-addons-trainer")
     assert sa["metadata"]["namespace"] == "training" and sa["metadata"]["name"] == "trainer"
     assert sa["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": role.state["arn"]}
@@ -383,7 +481,7 @@ def test_trainer_service_account_bound_through_irsa(plan):
 
 
 def test_cluster_autoscaler(plan, prod):
-    sa = one(plan, "kubernetes:core/v1:ServiceAccount", "gpu-addons-autoscaler").inputs
+    sa = k8s_object(plan, "ServiceAccount", "cluster-autoscaler")
     role = one(plan, "aws:iam/role:Role", "gpu-addons-autoscaler")
     assert sa["metadata"] == {
         **sa["metadata"],
@@ -404,10 +502,11 @@ def test_cluster_autoscaler(plan, prod):
         "StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{CLUSTER}": "owned"}
     }
     assert scale["Sid"].startswith("WildcardOnly")
-    deployment = one(plan, "kubernetes:apps/v1:Deployment", "gpu-addons-autoscaler").inputs
+    deployment = k8s_object(plan, "Deployment", "cluster-autoscaler")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    assert container["image"] == cluster_autoscaler_image(prod.eks_version)
-    assert container["image"].startswith("registry.k8s.io/autoscaling/cluster-autoscaler:v1.33.")
+    path = cluster_autoscaler_image(prod.eks_version)
+    assert container["image"] == f"{REGISTRY}/{CACHE_PREFIX}/{path}"
+    assert path.startswith("autoscaling/cluster-autoscaler:v1.33.")
     assert (
         "--node-group-auto-discovery=asg:tag=k8s.io/cluster-autoscaler/enabled,"
         f"k8s.io/cluster-autoscaler/{CLUSTER}"
@@ -440,7 +539,10 @@ def test_training_job_role(plan):
     assert by_sid["VolumeKeyGrant"]["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
 
 
-def test_shared_constants_match_the_job_builder():
+def test_shared_constants_match_the_job_builder_and_the_policy_pack():
+    from policies.rules.network import TALKS_TO
+
+    assert TALKS_TO_TAG == TALKS_TO
     assert cluster_addons.GPU_LABEL == remote_training.GPU_LABEL
     assert cluster_addons.GPU_TAINT_KEY == remote_training.GPU_TAINT_KEY
     assert cluster_addons.GPU_RESOURCE == remote_training.GPU_RESOURCE

@@ -8,8 +8,6 @@ import json
 import subprocess
 import sys
 import tarfile
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import boto3
 import kubernetes_validate
@@ -31,6 +29,7 @@ OUTPUTS = make_outputs(
     training_subnet_ids=["subnet-0a", "subnet-0b"],
     training_security_group_ids=["sg-0c"],
     training_cluster_name="ml-platform-dev-training",
+    training_jobs_function_name="gpu-gateway-jobs-fn-1a2b3c4",
     training_namespace="training",
     training_service_account="trainer",
 ).to_json()
@@ -297,39 +296,91 @@ def test_job_refuses_bad_input(target, override, message):
         rt.kubernetes_training_job(target, **args)
 
 
-def test_apply_job_posts_to_the_cluster_api(target):
-    from kubernetes import client
+class GatewayLambda:
+    """`lambda.invoke` of the stack's jobs gateway, run in-process: the real handler, the
+    response shape boto3 returns (`Payload`, `FunctionError` on an uncaught error)."""
 
-    seen: list[tuple[str, dict]] = []
+    def __init__(self, api_client, monkeypatch) -> None:
+        self.api = api_client
+        self.calls: list[dict] = []
+        monkeypatch.setenv("GATEWAY_ROLE", "jobs")
+        monkeypatch.setenv("JOBS_NAMESPACE", "training")
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            seen.append((self.path, body))
-            payload = json.dumps({**body, "status": {}}).encode()
-            self.send_response(201)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+    def invoke(self, FunctionName: str, Payload: bytes) -> dict:
+        from components.lambdas import cluster_gateway as gw
 
-        def log_message(self, *args):
-            pass
+        event = json.loads(Payload)
+        self.calls.append({"function": FunctionName, **event})
+        try:
+            body, error = gw.handler(event, api=self.api), None
+        except gw.GatewayError as exc:
+            body, error = {"errorMessage": str(exc), "errorType": "GatewayError"}, "Unhandled"
+        response = {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(body).encode())}
+        if error:
+            response["FunctionError"] = error
+        return response
 
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.handle_request, daemon=True)
-    thread.start()
-    try:
-        config = client.Configuration(host=f"http://127.0.0.1:{server.server_port}")
-        job = rt.kubernetes_training_job(target, job_name="churn-1", image=SKLEARN_US_EAST_1)
-        created = rt.apply_kubernetes_job(job, client.ApiClient(config))
-    finally:
-        thread.join(timeout=5)
-        server.server_close()
-    ((path, body),) = seen
-    assert path == "/apis/batch/v1/namespaces/training/jobs"
-    assert body == job
-    assert created["metadata"]["name"] == "churn-1"
+
+@pytest.fixture
+def gateway(tmp_path, monkeypatch):
+    from components.lambdas import cluster_gateway as gw
+    from tests.fake_k8s import TOKEN, running_api
+
+    with running_api(tmp_path) as (api, endpoint, ca):
+        yield api, GatewayLambda(gw.ClusterApi(endpoint, ca, lambda: TOKEN, timeout=5), monkeypatch)
+
+
+def test_submit_goes_through_the_jobs_gateway(target, gateway):
+    api, client = gateway
+    job = rt.kubernetes_training_job(target, job_name="churn-1", image=SKLEARN_US_EAST_1)
+    summary = rt.submit_kubernetes_job(job, "gpu-gateway-jobs-fn-1a2b3c4", client)
+    assert summary["name"] == "churn-1" and summary["state"] == "Running"
+    (call,) = client.calls
+    assert call == {"function": "gpu-gateway-jobs-fn-1a2b3c4", "action": "submit", "job": job}
+    created = api.requests[-1]
+    assert (created["method"], created["path"]) == (
+        "POST",
+        "/apis/batch/v1/namespaces/training/jobs",
+    )
+    assert created["body"] == job
+
+
+def test_gateway_refusals_become_clear_errors(target, gateway):
+    _, client = gateway
+    job = rt.kubernetes_training_job(target, job_name="churn-1", image=SKLEARN_US_EAST_1)
+    elsewhere = {**job, "metadata": {**job["metadata"], "namespace": "kube-system"}}
+    with pytest.raises(rt.RemoteTrainingError, match="refused: job: namespace 'kube-system'"):
+        rt.submit_kubernetes_job(elsewhere, "fn", client)
+
+
+def test_follow_reports_each_change_until_the_job_ends(target, gateway):
+    from stacks.commands.training import follow_kubernetes_job
+
+    api, client = gateway
+    job = rt.kubernetes_training_job(target, job_name="churn-2", image=SKLEARN_US_EAST_1)
+    rt.submit_kubernetes_job(job, "fn", client)
+    stored = api.objects["/apis/batch/v1/namespaces/training/jobs/churn-2"]
+    pod = {"metadata": {"name": "churn-2-x"}, "spec": {}, "status": {"phase": "Pending"}}
+    api.pods["churn-2"] = [pod]
+    ticks = iter(
+        [
+            lambda: None,  # still pending
+            lambda: pod["status"].update(phase="Running"),
+            lambda: stored.update(
+                status={"failed": 1, "conditions": [{"type": "Failed", "status": "True"}]}
+            ),
+        ]
+    )
+    printed: list[str] = []
+    state = follow_kubernetes_job(
+        "churn-2", "fn", client, echo=printed.append, poll_seconds=0, sleep=lambda _: next(ticks)()
+    )
+    assert state == "Failed"
+    assert printed == [
+        "churn-2: Running (churn-2-x Pending)",
+        "churn-2: Running (churn-2-x Running)",
+        "churn-2: Failed (churn-2-x Running)",
+    ]
 
 
 # --- in the pod ------------------------------------------------------------------------------
@@ -461,6 +512,29 @@ def test_train_remote_submits_to_sagemaker(outputs_file):
     assert sm.describe_training_job(TrainingJobName="churn-8")["TrainingJobStatus"]
     assert s3.head_object(Bucket="lake-models", Key="training/code/churn-8/sourcedir.tar.gz")
     assert printed[0].startswith("submitted arn:aws:sagemaker:us-east-1:123456789012:")
+
+
+def test_train_remote_submits_to_eks_through_the_gateway(outputs_file, gateway):
+    from stacks.commands.training import train_remote
+
+    api, client = gateway
+    printed: list[str] = []
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket="lake-models")
+        job = train_remote(
+            "eks",
+            outputs_file,
+            "dev",
+            False,
+            job_name="churn-11",
+            echo=printed.append,
+            s3_client=s3,
+            lambda_client=client,
+        )
+        assert s3.head_object(Bucket="lake-models", Key="training/code/churn-11/sourcedir.tar.gz")
+    assert api.objects["/apis/batch/v1/namespaces/training/jobs/churn-11"]["spec"] == job["spec"]
+    assert printed == ["created job training/churn-11 on ml-platform-dev-training (Running)"]
 
 
 def test_command_errors_exit_2(outputs_file, tmp_path):

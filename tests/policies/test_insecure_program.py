@@ -145,6 +145,16 @@ def insecure(tags: dict[str, str] | None = None) -> None:
     )
     aws.cloudwatch.LogGroup("logs", tags=tags)
     aws.sns.Topic("oncall", tags=tags)
+    # a name the provider refuses (64 at most for a rule)
+    aws.cloudwatch.EventRule("r" * 57, schedule_expression="rate(1 day)", tags=tags)
+    # declares it applies objects through the training cluster's API, from outside the VPC
+    aws.lambda_.Function(
+        "deployer",
+        role=role.arn,
+        runtime="python3.13",
+        handler="deploy.handler",
+        tags={**tags, "mlplatform.io/talks-to": "eks-api:training"},
+    )
 
 
 def violated(plan_json: dict[str, Any]) -> set[str]:

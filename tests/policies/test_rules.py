@@ -32,6 +32,50 @@ ROLE_ARN = "arn:aws:iam::123456789012:role/ml-platform-sagemaker-exec"
 SUBNETS = ["subnet-0aaa", "subnet-0bbb"]
 
 
+def gateway_to_cluster(in_vpc: bool) -> list[Resource]:
+    """A function that declares it talks to a private cluster's API, in its VPC or not."""
+    fn_vpc = {"subnetIds": ["subnet-0aaa"], "securityGroupIds": ["sg-0fn"]}
+    return [
+        res("aws:ec2/subnet:Subnet", "a", {"vpcId": "vpc-01"}, ident="subnet-0aaa"),
+        res(
+            "aws:eks/cluster:Cluster",
+            "training",
+            {
+                "name": "training",
+                "vpcConfig": {
+                    "subnetIds": ["subnet-0aaa"],
+                    "endpointPrivateAccess": True,
+                    "endpointPublicAccess": False,
+                },
+            },
+        ),
+        res(
+            "aws:lambda/function:Function",
+            "deployer",
+            {
+                "tags": {**TAGS, "mlplatform.io/talks-to": "eks-api:training"},
+                **({"vpcConfig": fn_vpc} if in_vpc else {}),
+            },
+        ),
+        res(
+            "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
+            "out",
+            {"securityGroupId": "sg-0fn", "ipProtocol": "tcp", "fromPort": 443, "toPort": 443},
+        ),
+        res(
+            "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+            "in",
+            {
+                "securityGroupId": "sg-0cluster",
+                "referencedSecurityGroupId": "sg-0fn",
+                "ipProtocol": "tcp",
+                "fromPort": 443,
+                "toPort": 443,
+            },
+        ),
+    ]
+
+
 def s3(skip: tuple[str, ...] = (), **kw: Any) -> list[Resource]:
     return [*bucket_set("data", skip=skip, **kw), *log_bucket()]
 
@@ -399,6 +443,16 @@ CASES: dict[str, tuple[Callable[[], list[Resource]], Callable[[], list[Resource]
         lambda: [res("aws:sqs/queue:Queue", "dlq", {"tags": {"owner": "ml-team"}})],
         "lacks required tag(s): environment, cost-center",
     ),
+    "aws-names-within-limits": (
+        lambda: [res("aws:iam/role:Role", "exec", {"name": "ml-platform-exec"})],
+        lambda: [res("aws:iam/role:Role", "exec", {"name": "r" * 65})],
+        "is 65 characters; AWS allows at most 64",
+    ),
+    "vpc-network-paths-reachable": (
+        lambda: gateway_to_cluster(in_vpc=True),
+        lambda: gateway_to_cluster(in_vpc=False),
+        "runs outside the VPC, so it cannot reach the private API of cluster 'training'",
+    ),
     "aws-stateful-protected": (
         lambda: [
             res(BUCKET, "raw", {"tags": PROD_TAGS}, protect=True),
@@ -442,6 +496,7 @@ def test_metadata_is_complete_and_named_by_service_resource_rule() -> None:
         "s3-bucket-lifecycle",
         "sagemaker-endpoint-autoscaling",
         "sagemaker-endpoint-alarms",
+        "vpc-network-paths-reachable",
     }
 
 
