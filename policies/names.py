@@ -454,6 +454,16 @@ RULES: Mapping[str, NameRule] = MappingProxyType(
             min_len=2,
             autoname=AutoName(255, _DEFAULT),
         ),
+        "aws:ecr/pullThroughCacheRule:PullThroughCacheRule": _rule(
+            "ecrRepositoryPrefix",
+            30,
+            r"[a-z0-9._/-]",
+            "lower-case letters and digits, separated by '.', '_' or '-' and grouped by '/'",
+            f"{_DOCS}/AmazonECR/latest/APIReference/API_CreatePullThroughCacheRule.html",
+            pattern=r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*",
+            min_len=2,
+            note="required input; a registry-wide prefix, one rule per prefix and account",
+        ),
         # --- keys, audit, secrets
         "aws:kms/alias:Alias": _rule(
             "name",

@@ -114,7 +114,7 @@ def build(settings: Settings) -> dict[str, Any]:
                 models_bucket_arn=lake.bucket_arns["models"],
                 gpu_node_groups=settings.gpu_node_groups,
                 gpu_instance_families=settings.gpu_instance_families,
-                image_cache_prefix=f"ml-platform-{settings.stack}/k8s",
+                image_cache_prefix=f"mlp-{settings.stack}/k8s",
                 eks_version=settings.eks_version,
                 public_access_cidrs=settings.eks_public_access_cidrs,
                 system_node_instance_type=settings.system_node_instance_type,

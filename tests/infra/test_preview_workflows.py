@@ -94,3 +94,31 @@ def test_policy_config_snippet_writes_a_config_for_every_policy() -> None:
     )
     config = json.loads(out.stdout)
     assert config == {p.name: {"environment": "prod"} for p in POLICIES}
+
+
+def test_every_deploy_checks_the_gateway_reaches_the_cluster_api() -> None:
+    for name, job in load("deploy.yml")["jobs"].items():
+        found = steps(job)
+        up = next(i for i, s in enumerate(found) if s.get("uses", "").startswith("pulumi/actions"))
+        check = [s.get("name") for s in found].index("The cluster gateway reaches the cluster API")
+        assert check > up, name
+    script = next(
+        s["run"]
+        for s in steps(load("deploy.yml")["jobs"]["prod"])
+        if s.get("name") == "The cluster gateway reaches the cluster API"
+    )
+    assert '"action": "list"' in script and "FunctionError" in script
+    snippet = re.search(r"python3 -c '(.*?)'", script, re.DOTALL)
+    assert snippet is not None
+    for outputs, expected in (
+        ({"training_jobs_function_name": "gpu-gateway-jobs-fn-1"}, "gpu-gateway-jobs-fn-1"),
+        ({"training_jobs_function_name": None}, ""),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", snippet.group(1)],
+            input=json.dumps(outputs),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert done.stdout.strip() == expected

@@ -243,6 +243,29 @@ def test_the_real_program_with_a_stack_name_aws_refuses_fails_preview(record) ->
     ]
 
 
+def test_mlplat_preview_of_a_long_stack_name_exits_1_naming_resource_and_limit(tmp_path) -> None:
+    """The real program and CLI: a stack file named so that the registry cache prefix, which
+    carries the stack name, outgrows ECR's 30 characters."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from stacks.cli import app
+    from tests.conftest import ROOT
+
+    stack = "team-experiments-gpu-west"
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    shutil.copy(ROOT / "Pulumi.staging.yaml", tmp_path / f"Pulumi.{stack}.yaml")
+    result = CliRunner().invoke(app, ["preview", "--stack", stack, "--project-dir", str(tmp_path)])
+    assert result.exit_code == 1, result.output
+    assert "mandatory policies violated: aws-names-within-limits" in result.stderr
+    printed = " ".join(result.stdout.split())  # the console wraps long lines
+    assert (
+        "aws:ecr/pullThroughCacheRule:PullThroughCacheRule 'gpu-k8s-cache': ecrRepositoryPrefix "
+        f"'mlp-{stack}/k8s' is 33 characters; AWS allows at most 30"
+    ) in printed
+
+
 def test_every_shipped_stack_passes(shipped_plans) -> None:
     for stack, plan in shipped_plans.items():
         environment = "dev" if stack == "local" else stack
