@@ -11,7 +11,7 @@ COPY stacks stacks
 COPY components components
 COPY ml ml
 COPY policies policies
-COPY bench bench
+COPY mlplat mlplat
 RUN uv sync --frozen --no-dev
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1
 USER 65534

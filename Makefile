@@ -37,4 +37,4 @@ bench: sync
 
 # Regenerate the Pulumi.yaml config schema and the README settings table from stacks/settings.py.
 docs: sync
-	uv run python -m stacks.project_schema --write .
+	uv run python -m mlplat.plan.project_schema --write .

@@ -30,7 +30,7 @@ ENVIRONMENTS = ("dev", "staging", "prod", "local")
 DEFAULT_GPU_FAMILIES = ("g4dn", "g5", "g6", "g6e", "p4d", "p5")
 NAME_PATTERN = re.compile(r"^[a-z0-9]+-[a-z0-9]+-[a-z0-9]+(-[a-z0-9]+)*$")
 
-# Resource types whose deletion loses data or a long-lived identity. Shared with `stacks.diff`.
+# Resource types whose deletion loses data or a long-lived identity. Shared with `mlplat.plan.diff`.
 STATEFUL_TYPES: frozenset[str] = frozenset(
     {
         "aws:s3/bucket:Bucket",
@@ -393,7 +393,7 @@ def resolve(
 
 
 def from_plan(resource: Mapping[str, Any]) -> Resource:
-    """A plan JSON resource (`stacks.engine.RecordedResource.to_json`) as a policy `Resource`.
+    """A plan JSON resource (`mlplat.plan.engine.RecordedResource.to_json`) as a policy `Resource`.
 
     The name the provider generates for an auto-named resource (`autonamed`) is merged into the
     properties: under the CLI, analyzers see the provider-checked inputs, which hold it too.

@@ -1,7 +1,7 @@
 """Physical names per AWS type: what pulumi-aws auto-names, and what AWS accepts.
 
 One table (`RULES`) keyed by type token, pure data plus the provider's naming rule. The plan
-engine (`stacks.engine`) reads it to give an auto-named resource exactly the name the provider
+engine (`mlplat.plan.engine`) reads it to give an auto-named resource exactly the name the provider
 would, and the `aws-names-within-limits` policy reads it to hold every name to its AWS limit.
 
 Autonaming, as pulumi-aws does it (a Terraform-bridged provider; pulumi-terraform-bridge

@@ -7,9 +7,10 @@ in, settings or a `SettingsError` listing *every* problem out. `load()` is the o
 
 Config keys are camelCase; Python fields are snake_case; `SPEC` is the single table that maps one to
 the other, and that the README table and the `Pulumi.yaml` config schema are generated from
-(`stacks.project_schema`). The Pulumi CLI applies that schema before the program runs (required
-keys, declared defaults, types); `stacks.pulumi_project` applies it the same way offline, and the
-parser keeps every rule the schema cannot say (ranges, choices, patterns, cross-field rules).
+(`mlplat.plan.project_schema`). The Pulumi CLI applies that schema before the program runs
+(required keys, declared defaults, types); `mlplat.plan.project_config` applies it the same way
+offline, and the parser keeps every rule the schema cannot say (ranges, choices, patterns,
+cross-field rules).
 """
 
 from __future__ import annotations
@@ -1041,7 +1042,8 @@ def read_stack_document(
     """The `config:` mapping of `Pulumi.<stack>.yaml` as `load` (`yaml.safe_load`) builds it.
 
     A missing file, invalid YAML or a document of the wrong shape is a `SettingsError` naming the
-    file. `stacks.pulumi_project` passes its own `load` to read the file as the Pulumi CLI does.
+    file. `mlplat.plan.project_config` passes its own `load` to read the file as the Pulumi CLI
+    does.
     """
     import os
 
@@ -1080,8 +1082,8 @@ def read_stack_file(path: str, stack: str) -> tuple[dict[str, Any], list[str]]:
     """The `config:` map of `Pulumi.<stack>.yaml` with full keys and YAML-typed values.
 
     Secure values (`{secure: v1:...}`) are not decrypted: they come back as a placeholder and their
-    keys are listed as secret. This is the stack file alone: `stacks.pulumi_project` reads it as
-    the Pulumi CLI does (scalars as text) and applies the defaults declared in `Pulumi.yaml`.
+    keys are listed as secret. This is the stack file alone: `mlplat.plan.project_config` reads it
+    as the Pulumi CLI does (scalars as text) and applies the defaults declared in `Pulumi.yaml`.
     """
     config: dict[str, Any] = {}
     secret: list[str] = []

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from stacks.engine import Plan, PlanMocks
+from mlplat.plan.engine import Plan, PlanMocks
 from stacks.settings import Settings, parse_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,7 +57,7 @@ def record() -> Callable[..., Plan]:
     Without a program it runs the stack's real `__main__`. Every call gets a fresh event loop and
     Pulumi runtime. Invokes the settings cannot answer raise.
     """
-    from stacks import engine
+    from mlplat.plan import engine
 
     def run(
         program: Callable[[], None] | None = None,
@@ -79,7 +79,7 @@ def _config_of(settings: Settings) -> dict[str, Any]:
 
 
 def stack_plan(stack: str) -> Plan:
-    from stacks.preview import make_plan
+    from mlplat.plan.preview import make_plan
 
     return make_plan(stack, ROOT)
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-import bench
+from mlplat import bench
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_every_bench_module_is_registered():
-    on_disk = {f"bench.{p.stem}" for p in (ROOT / "bench").glob("*.py") if p.stem != "__init__"}
+    here = ROOT / "mlplat" / "bench"
+    on_disk = {f"mlplat.bench.{p.stem}" for p in here.glob("*.py") if p.stem != "__init__"}
     assert set(bench.MODULES) == on_disk
     for name in bench.MODULES:
         assert callable(importlib.import_module(name).run)

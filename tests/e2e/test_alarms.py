@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from stacks.sandbox.alarms import (
+from mlplat.sandbox.alarms import (
     AlarmEvaluationError,
     evaluate_alarm,
     evaluate_in_moto,

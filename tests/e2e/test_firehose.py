@@ -14,7 +14,7 @@ import pytest
 from moto import mock_aws
 
 from ml.stream import send_records
-from stacks.sandbox.firehose import (
+from mlplat.sandbox.firehose import (
     FirehoseEmulationError,
     convert,
     deliver,

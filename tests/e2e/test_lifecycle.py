@@ -25,8 +25,8 @@ from botocore.config import Config
 from typer.testing import CliRunner
 
 from ml.capture import parse_capture_file
-from stacks.commands import sandbox as sandbox_command
-from stacks.sandbox.lifecycle import STEPS
+from mlplat.cli.commands import sandbox as sandbox_command
+from mlplat.sandbox.lifecycle import STEPS
 from tests.conftest import ROOT
 
 GROUP = "ml-platform-local-churn"

@@ -11,8 +11,8 @@ import pulumi_aws as aws
 import pytest
 from botocore.exceptions import ClientError
 
-from stacks.engine import Plan
-from stacks.sandbox.realize import (
+from mlplat.plan.engine import Plan
+from mlplat.sandbox.realize import (
     READERS,
     REALIZERS,
     SANDBOX_TAG,
@@ -25,10 +25,10 @@ from stacks.sandbox.realize import (
     pascal,
     plain,
 )
-from stacks.sandbox.realize import (
+from mlplat.sandbox.realize import (
     realize as realize_program,
 )
-from stacks.sandbox.server import SandboxServer
+from mlplat.sandbox.server import SandboxServer
 from tests.conftest import make_config, make_settings
 from tests.e2e.programs import (
     DASHBOARD,

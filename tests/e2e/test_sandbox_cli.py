@@ -14,8 +14,8 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from stacks.commands import sandbox as sandbox_command
-from stacks.sandbox.lifecycle import (
+from mlplat.cli.commands import sandbox as sandbox_command
+from mlplat.sandbox.lifecycle import (
     ML_STEPS,
     PLATFORM_STEPS,
     STEPS,
@@ -25,7 +25,7 @@ from stacks.sandbox.lifecycle import (
     StepFailed,
     run_steps,
 )
-from stacks.sandbox.server import SandboxServer, environment_for
+from mlplat.sandbox.server import SandboxServer, environment_for
 from tests.conftest import ROOT, make_config, make_settings
 
 

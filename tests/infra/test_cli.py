@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from ml.outputs import OUTPUT_KEYS, PlatformOutputs
-from stacks.cli import app
+from mlplat.cli.app import app
 from tests.conftest import ROOT
 
 runner = CliRunner()
@@ -122,7 +122,7 @@ def test_every_command_module_is_registered():
 
     names = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
     for path in sorted((ROOT / "stacks" / "commands").glob("*.py")):
-        module = importlib.import_module(f"stacks.commands.{path.stem}")
+        module = importlib.import_module(f"mlplat.cli.commands.{path.stem}")
         if not hasattr(module, "register"):
             continue
         probe = typer.Typer()

@@ -22,7 +22,7 @@ from components.data_lake import (
 )
 from components.s3 import ABORT_MULTIPART_DAYS
 from ml.schema import DATASETS, Dataset
-from stacks.engine import Plan, RecordedResource
+from mlplat.plan.engine import Plan, RecordedResource
 from stacks.settings import Settings
 
 NAME = "lake"

@@ -9,7 +9,7 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
-from stacks.engine import UnmockedInvokeError
+from mlplat.plan.engine import UnmockedInvokeError
 
 
 def test_registration_records_type_name_inputs_and_options(record):

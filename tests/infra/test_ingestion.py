@@ -10,7 +10,7 @@ import pytest
 
 from components.data_lake import DataLake
 from components.ingestion import LOG_STREAM_NAME, Ingestion, IngestionArgs
-from stacks.engine import Plan, RecordedResource
+from mlplat.plan.engine import Plan, RecordedResource
 from stacks.settings import Settings
 from tests.infra.test_data_lake import lake_args
 

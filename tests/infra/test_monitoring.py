@@ -20,7 +20,7 @@ from ml.drift import (
     PREDICTION_PSI_METRIC,
 )
 from ml.features import FEATURE_NAMES
-from stacks.engine import Plan, RecordedResource
+from mlplat.plan.engine import Plan, RecordedResource
 from stacks.settings import Settings, Subscription
 from tests.conftest import make_config, make_settings
 
@@ -113,7 +113,7 @@ def prod() -> Settings:
 @pytest.fixture(scope="module")
 def plan(prod: Settings) -> Plan:
     """The prod plan, recorded once for the module (tests only read it)."""
-    from stacks import engine
+    from mlplat.plan import engine
 
     return engine.run(prod, make_config("prod"), program=platform(prod))
 

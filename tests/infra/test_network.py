@@ -52,7 +52,7 @@ def prod():
 @pytest.fixture(scope="module")
 def prod_plan(prod):
     # One recording for the read-only assertions (each run gets a fresh event loop and runtime).
-    from stacks import engine
+    from mlplat.plan import engine
     from tests.conftest import make_config
 
     return engine.run(prod, make_config("prod"), program=build(prod))

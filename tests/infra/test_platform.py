@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from mlplat.plan.preview import load_stack, policy_config
 from policies.core import STATEFUL_TYPES, evaluate_plan
-from stacks.preview import load_stack, policy_config
 from tests.conftest import ROOT
 
 STACKS = ("dev", "staging", "prod", "local")

@@ -8,7 +8,7 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
-from stacks.cost import PRICES, CostError, Usage, estimate, load_prices
+from mlplat.plan.cost import PRICES, CostError, Usage, estimate, load_prices
 
 USAGE = Usage(
     endpoint_hours=100, endpoint_instances=2, gpu_node_hours=40, storage_gb=100, stream_gb=10
@@ -179,7 +179,8 @@ def test_unpriced_instance_and_region_are_reported_not_guessed() -> None:
     item = estimate(plan, "us-east-1", USAGE).items[0]
     assert item.monthly_usd == 0.0 and item.unit_usd is None
     assert (
-        item.note == "no list price for x9z.large in us-east-1; add it to stacks/data/prices.json"
+        item.note
+        == "no list price for x9z.large in us-east-1; add it to mlplat/plan/data/prices.json"
     )
     elsewhere = estimate(tiny_plan(), "ap-south-1", USAGE)
     assert elsewhere.items == () and elsewhere.monthly_usd == 0.0

@@ -10,9 +10,9 @@ import pulumi_aws as aws
 import pytest
 from typer.testing import CliRunner
 
-from stacks.cli import app
-from stacks.diff import DiffError, diff_plans, flatten, load_plan_json, render_markdown
-from stacks.preview import analyse
+from mlplat.cli.app import app
+from mlplat.plan.diff import DiffError, diff_plans, flatten, load_plan_json, render_markdown
+from mlplat.plan.preview import analyse
 from tests.conftest import ROOT
 
 TAGS = {"owner": "ml-team", "environment": "dev", "cost-center": "ml-1234"}

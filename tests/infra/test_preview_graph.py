@@ -12,8 +12,8 @@ import pulumi_aws as aws
 import pytest
 from typer.testing import CliRunner
 
-from stacks.cli import app
-from stacks.graph import GraphError, edges, format_for, render, short_type, to_dot, to_mermaid
+from mlplat.cli.app import app
+from mlplat.plan.graph import GraphError, edges, format_for, render, short_type, to_dot, to_mermaid
 from tests.conftest import ROOT
 
 
@@ -131,9 +131,10 @@ def test_cli_bad_graph_extension_exits_2_before_running(tmp_path) -> None:
 
 def test_command_modules_import_lazily() -> None:
     code = (
-        "import sys, stacks.commands.plan, stacks.commands.policy; "
+        "import sys, mlplat.cli.commands.plan, mlplat.cli.commands.policy; "
         "heavy = [m for m in ('pulumi', 'pulumi_aws', 'pulumi_policy', 'policies.rules', "
-        "'stacks.engine', 'stacks.diff', 'stacks.graph', 'stacks.cost', 'rich') "
+        "'mlplat.plan.engine', 'mlplat.plan.diff', 'mlplat.plan.graph', 'mlplat.plan.cost', "
+        "'rich') "
         "if m in sys.modules]; print(heavy)"
     )
     out = subprocess.run(

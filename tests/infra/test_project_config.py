@@ -1,4 +1,4 @@
-"""The Pulumi CLI's project and stack config rules, applied offline (`stacks.pulumi_project`).
+"""The Pulumi CLI's project and stack config rules, applied offline (`mlplat.plan.project_config`).
 
 The messages are the CLI's own (sdk/go/common/workspace/project.go and config.go): asserted
 verbatim.
@@ -13,9 +13,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from stacks.cli import app
-from stacks.project_schema import config_schema, config_section, undeclared, write
-from stacks.pulumi_project import (
+from mlplat.cli.app import app
+from mlplat.plan.project_config import (
     GoYamlLoader,
     MergedConfig,
     Project,
@@ -27,6 +26,7 @@ from stacks.pulumi_project import (
     parse_project,
     read_stack_config,
 )
+from mlplat.plan.project_schema import config_schema, config_section, undeclared, write
 from stacks.settings import (
     ENVIRONMENTS,
     SECRET_PLACEHOLDER,

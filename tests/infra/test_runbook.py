@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from ml.drift import baseline_key_for
 from ml.outputs import OUTPUT_KEYS
-from stacks.cli import app
+from mlplat.cli.app import app
 from tests.conftest import ROOT
 
 MARKER = "<!-- runbook:"
@@ -55,7 +55,7 @@ class Runbook:
         self.ran: list[str] = []
 
     def preview(self, stack: str) -> Any:
-        from stacks.preview import run_preview
+        from mlplat.plan.preview import run_preview
 
         result = run_preview(stack, self.project)
         assert not result.policies.mandatory_failed, [
@@ -99,7 +99,7 @@ class Runbook:
         args = dict(zip(words[1::2], words[2::2], strict=False))
         assert words[0] == "get-service-quota" and args["--service-code"] == "ec2"
         capacity = GPU_QUOTAS[args["--quota-code"]]
-        from stacks.preview import load_stack
+        from mlplat.plan.preview import load_stack
 
         settings, _ = load_stack("staging", self.project)
         assert any(g.capacity_type == capacity for g in settings.gpu_node_groups)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stacks.project_schema import config_schema, config_section, settings_table, undeclared
+from mlplat.plan.project_schema import config_schema, config_section, settings_table, undeclared
 from stacks.settings import (
     SECRET_PLACEHOLDER,
     SPEC,

@@ -95,7 +95,7 @@ def prod():
 
 @pytest.fixture(scope="module")
 def plan(prod):
-    from stacks import engine
+    from mlplat.plan import engine
     from tests.conftest import make_config
 
     return engine.run(prod, make_config("prod"), program=build(prod))

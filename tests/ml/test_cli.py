@@ -13,7 +13,7 @@ import typer
 from moto import mock_aws
 from typer.testing import CliRunner
 
-from stacks.commands import ml as ml_commands
+from mlplat.cli.commands import ml as ml_commands
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from ml import catalog, lake
 from ml.outputs import PlatformOutputs
 from ml.sample_data import generate_customers
 from ml.schema import CUSTOMERS_CURATED, CUSTOMERS_RAW, DATASETS
-from stacks.commands import data as data_commands
+from mlplat.cli.commands import data as data_commands
 from tests.conftest import make_outputs
 
 REGION = "us-east-1"

@@ -368,7 +368,7 @@ def test_publish_baseline_copies_the_versions_baseline_where_the_drift_job_reads
 
 @pytest.fixture
 def cli(monkeypatch) -> tuple[typer.Typer, Recorder]:
-    from stacks.commands import serving
+    from mlplat.cli.commands import serving
 
     apply = Recorder()
     monkeypatch.setattr(serving, "_apply_for", lambda project_dir: apply)

@@ -453,7 +453,7 @@ def test_baseline_inside_the_model_artifact(
 def _cli() -> Any:
     import typer
 
-    from stacks.commands.monitor import register
+    from mlplat.cli.commands.monitor import register
 
     app = typer.Typer()
     register(app)

@@ -354,7 +354,7 @@ def test_gateway_refusals_become_clear_errors(target, gateway):
 
 
 def test_follow_reports_each_change_until_the_job_ends(target, gateway):
-    from stacks.commands.training import follow_kubernetes_job
+    from mlplat.cli.commands.training import follow_kubernetes_job
 
     api, client = gateway
     job = rt.kubernetes_training_job(target, job_name="churn-2", image=SKLEARN_US_EAST_1)
@@ -469,7 +469,7 @@ def outputs_file(tmp_path):
 
 
 def test_train_remote_dry_run_sagemaker(outputs_file):
-    from stacks.commands.training import train_remote
+    from mlplat.cli.commands.training import train_remote
 
     printed: list[str] = []
     req = train_remote(
@@ -481,7 +481,7 @@ def test_train_remote_dry_run_sagemaker(outputs_file):
 
 
 def test_train_remote_dry_run_eks_prints_the_job(outputs_file):
-    from stacks.commands.training import train_remote
+    from mlplat.cli.commands.training import train_remote
 
     printed: list[str] = []
     job = train_remote(
@@ -493,7 +493,7 @@ def test_train_remote_dry_run_eks_prints_the_job(outputs_file):
 
 @mock_aws
 def test_train_remote_submits_to_sagemaker(outputs_file):
-    from stacks.commands.training import train_remote
+    from mlplat.cli.commands.training import train_remote
 
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket="lake-models")
@@ -515,7 +515,7 @@ def test_train_remote_submits_to_sagemaker(outputs_file):
 
 
 def test_train_remote_submits_to_eks_through_the_gateway(outputs_file, gateway):
-    from stacks.commands.training import train_remote
+    from mlplat.cli.commands.training import train_remote
 
     api, client = gateway
     printed: list[str] = []
@@ -540,7 +540,7 @@ def test_train_remote_submits_to_eks_through_the_gateway(outputs_file, gateway):
 def test_command_errors_exit_2(outputs_file, tmp_path):
     from typer.testing import CliRunner
 
-    from stacks.cli import app
+    from mlplat.cli.app import app
 
     runner = CliRunner()
     base = ["train", "-s", "dev", "--outputs", str(outputs_file), "--dry-run"]

@@ -431,7 +431,7 @@ def _plain(value: object) -> object:
 
 
 def _app() -> typer.Typer:
-    from stacks.commands.serving import register
+    from mlplat.cli.commands.serving import register
 
     app = typer.Typer()
     register(app)
@@ -446,7 +446,7 @@ def test_cli_refuses_a_missing_model(tmp_path):
 
 def test_cli_serves_on_port_zero_and_stops_on_sigterm(artifact):
     code = (
-        "import typer, sys; from stacks.commands.serving import register; "
+        "import typer, sys; from mlplat.cli.commands.serving import register; "
         "app = typer.Typer(); register(app); app()"
     )
     process = subprocess.Popen(

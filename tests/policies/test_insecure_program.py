@@ -11,9 +11,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from mlplat.cli.commands import plan as plan_commands
 from policies.core import evaluate_plan
 from policies.rules import POLICIES
-from stacks.commands import plan as plan_commands
 
 ROOT = Path(__file__).resolve().parents[2]
 WILD = json.dumps(

@@ -9,9 +9,9 @@ import pulumi_aws as aws
 import typer
 from typer.testing import CliRunner
 
+from mlplat.cli.commands import policy as policy_commands
 from policies.rules import POLICIES
 from policies.taggable import derive, is_taggable, taggable_types
-from stacks.commands import policy as policy_commands
 
 runner = CliRunner()
 

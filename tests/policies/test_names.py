@@ -250,7 +250,7 @@ def test_mlplat_preview_of_a_long_stack_name_exits_1_naming_resource_and_limit(t
 
     from typer.testing import CliRunner
 
-    from stacks.cli import app
+    from mlplat.cli.app import app
     from tests.conftest import ROOT
 
     stack = "team-experiments-gpu-west"

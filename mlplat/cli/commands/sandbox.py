@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from stacks.sandbox.lifecycle import SandboxReport
+    from mlplat.sandbox.lifecycle import SandboxReport
 
 STACK = "local"
 
@@ -61,9 +61,9 @@ def sandbox(
     from rich.console import Console
     from rich.table import Table
 
-    from stacks.preview import find_project_dir, load_stack
-    from stacks.sandbox.lifecycle import SandboxContext, SandboxReport, run_steps
-    from stacks.sandbox.server import SandboxError
+    from mlplat.plan.preview import find_project_dir, load_stack
+    from mlplat.sandbox.lifecycle import SandboxContext, SandboxReport, run_steps
+    from mlplat.sandbox.server import SandboxError
     from stacks.settings import SettingsError
 
     root = project_dir or find_project_dir()
@@ -131,7 +131,7 @@ def _print_summary(console: object, report: SandboxReport, table_type: type) -> 
         for (type_, note), names in sorted(grouped.items()):
             notes.add_row(type_.rsplit(":", 1)[-1], ", ".join(sorted(names)), note)
         console.print(notes)
-    from stacks.sandbox.ml_lifecycle import summary_rows
+    from mlplat.sandbox.ml_lifecycle import summary_rows
 
     rows = summary_rows(report.to_json())
     if rows:

@@ -68,7 +68,7 @@ def _apply_for(project_dir: Path | None) -> Callable[[str, str], None]:
     from ml.deploy import publish_baseline, pulumi_apply
     from ml.drift import baseline_key_for
     from ml.outputs import OutputsError, PlatformOutputs
-    from stacks.preview import find_project_dir, load_stack
+    from mlplat.plan.preview import find_project_dir, load_stack
 
     def apply(stack: str, model_package_arn: str) -> None:
         pulumi_apply(stack, model_package_arn, cwd=project_dir)

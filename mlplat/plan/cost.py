@@ -1,6 +1,6 @@
 """An estimated monthly cost of a stack, from its plan and a dated price table.
 
-Prices: `stacks/data/prices.json` (on-demand list prices per region, with their sources and the
+Prices: `mlplat/plan/data/prices.json` (on-demand list prices per region, with their sources and the
 date they were published; verify before relying on a figure). Usage comes from the stack settings:
 
 - endpoint instances: `endpoint_min_instances` per instance-backed production variant of every
@@ -173,7 +173,7 @@ def estimate(
             (),
             (
                 f"no prices for region {region} in the price table (regions: {known}); "
-                "add them to stacks/data/prices.json",
+                "add them to mlplat/plan/data/prices.json",
             ),
         )
     components = top_components(resources)
@@ -191,7 +191,7 @@ def estimate(
         note = (
             ""
             if unit_usd is not None
-            else (f"no list price for {what} in {region}; add it to stacks/data/prices.json")
+            else (f"no list price for {what} in {region}; add it to mlplat/plan/data/prices.json")
         )
         items.append(
             CostItem(

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stacks.pulumi_project import load_stack_config
+from mlplat.plan.project_config import load_stack_config
 from stacks.settings import Settings, parse_settings
 
 if TYPE_CHECKING:
-    from stacks.engine import Plan
+    from mlplat.plan.engine import Plan
 
 
 def find_project_dir(start: str | Path | None = None) -> Path:
@@ -21,13 +21,13 @@ def find_project_dir(start: str | Path | None = None) -> Path:
     for candidate in (here, *here.parents):
         if (candidate / "Pulumi.yaml").is_file():
             return candidate
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]
 
 
 def load_stack(stack: str, project_dir: str | Path) -> tuple[Settings, dict[str, str]]:
     """The stack's settings and the config the program receives, as under `pulumi preview`.
 
-    First the Pulumi CLI's rules (`stacks.pulumi_project`): `Pulumi.yaml` is validated,
+    First the Pulumi CLI's rules (`mlplat.plan.project_config`): `Pulumi.yaml` is validated,
     `Pulumi.<stack>.yaml` read, the declared defaults applied and the declared keys checked; a
     broken rule raises `PulumiConfigError` with the CLI's message, where the CLI would stop. Then
     `parse_settings` parses the merged config (strings, as the engine hands them to the program)
@@ -38,7 +38,7 @@ def load_stack(stack: str, project_dir: str | Path) -> tuple[Settings, dict[str,
 
 
 def make_plan(stack: str, project_dir: str | Path) -> Plan:
-    from stacks import engine
+    from mlplat.plan import engine
 
     settings, config = load_stack(stack, project_dir)
     return engine.run(settings, config)
@@ -65,8 +65,8 @@ def counts(plan: Plan) -> Counter[tuple[str, str]]:
 # --- policies and cost over the plan -------------------------------------------------------------
 
 if TYPE_CHECKING:
+    from mlplat.plan.cost import CostReport
     from policies.core import PolicyReport
-    from stacks.cost import CostReport
 
 
 @dataclass(slots=True)
@@ -92,8 +92,8 @@ def policy_config(settings: Settings) -> dict[str, Any]:
 
 def analyse(plan: Plan, settings: Settings) -> PreviewResult:
     """Run the policy pack and the cost estimate over a recorded plan (and attach both to it)."""
+    from mlplat.plan.cost import Usage, estimate
     from policies.core import evaluate_plan
-    from stacks.cost import Usage, estimate
 
     resources = [r.to_json() for r in plan.resources]
     report = evaluate_plan(resources, policy_config(settings))
@@ -104,7 +104,7 @@ def analyse(plan: Plan, settings: Settings) -> PreviewResult:
 
 def run_preview(stack: str, project_dir: str | Path) -> PreviewResult:
     """`make_plan` plus policies and cost; raises `SettingsError` on bad configuration."""
-    from stacks import engine
+    from mlplat.plan import engine
 
     settings, config = load_stack(stack, project_dir)
     return analyse(engine.run(settings, config), settings)

@@ -18,10 +18,10 @@ from pathlib import Path
 
 CLIENTS = 8
 _LAUNCH = (
-    "import typer; from stacks.commands.serving import register; "
+    "import typer; from mlplat.cli.commands.serving import register; "
     "app = typer.Typer(); register(app); app()"
 )
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _artifact(workdir: Path) -> Path:

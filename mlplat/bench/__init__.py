@@ -5,8 +5,8 @@ under the names the issues give them (e.g. `features_batch_rows_per_s`).
 """
 
 MODULES: tuple[str, ...] = (
-    "bench.ml",
-    "bench.serving",
-    "bench.drift",
-    "bench.sandbox",
+    "mlplat.bench.ml",
+    "mlplat.bench.serving",
+    "mlplat.bench.drift",
+    "mlplat.bench.sandbox",
 )

@@ -223,7 +223,7 @@ def _train_remote(
 ) -> None:
     from ml.outputs import OutputsError
     from ml.remote_training import RemoteTrainingError, TrainingRunFailed
-    from stacks.commands.training import train_remote
+    from mlplat.cli.commands.training import train_remote
     from stacks.settings import SettingsError
 
     if stack is None:

@@ -4,9 +4,9 @@ Every step finds the infrastructure through the platform outputs the program exp
 (`ml.outputs.PlatformOutputs`) or through what the program realized in moto (the endpoint's capture
 configuration, the drift job's environment in its state machine, the alarms), and runs the `ml/`
 code a real deployment runs. What AWS would do by itself and moto does not is done by the sandbox,
-in the open, in one place each: Firehose's delivery (`stacks.sandbox.firehose`), the endpoint's
+in the open, in one place each: Firehose's delivery (`mlplat.sandbox.firehose`), the endpoint's
 serving, data capture and metrics (here: `ml.serve.ModelServer` answers on loopback, the sandbox
-writes what SageMaker writes), CloudWatch's alarm evaluation (`stacks.sandbox.alarms`).
+writes what SageMaker writes), CloudWatch's alarm evaluation (`mlplat.sandbox.alarms`).
 
 The clock: the endpoint's traffic is stamped over the two hours before the current hour, `[H-2h,
 H-1h)` without drift and `[H-1h, H)` with drift injected (`generate_customers(drift=...)`), so
@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stacks.sandbox.context import SandboxContext, Step, StepFailed
+from mlplat.sandbox.context import SandboxContext, Step, StepFailed
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -182,7 +182,7 @@ def ingest(ctx: SandboxContext) -> str:
     from ml.lake import write_dataset
     from ml.schema import CUSTOMERS_RAW
     from ml.stream import frame_records, send_records
-    from stacks.sandbox.firehose import deliver
+    from mlplat.sandbox.firehose import deliver
 
     outputs = _outputs(ctx)
     customers: pd.DataFrame = ctx.need("customers", "generate-data")
@@ -905,7 +905,7 @@ def alarms(ctx: SandboxContext) -> str:
     """The stack's alarms evaluated by CloudWatch's rules against what moto holds, on the sandbox's
     clock: 30 s after the clean hour, then 30 s after the drifted hour. State changes are set in
     moto and published to the alarms' SNS actions."""
-    from stacks.sandbox.alarms import AlarmEvaluationError, evaluate_in_moto
+    from mlplat.sandbox.alarms import AlarmEvaluationError, evaluate_in_moto
 
     hour = _clock(ctx)
     cloudwatch, sns = ctx.client("cloudwatch"), ctx.client("sns")

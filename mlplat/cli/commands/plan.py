@@ -12,8 +12,8 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from stacks.diff import PlanDiff
-    from stacks.preview import PreviewResult
+    from mlplat.plan.diff import PlanDiff
+    from mlplat.plan.preview import PreviewResult
 
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan"}
 
@@ -63,19 +63,19 @@ def preview(
     """
     from rich.console import Console
 
-    from stacks.preview import find_project_dir, run_preview
+    from mlplat.plan.preview import find_project_dir, run_preview
     from stacks.settings import SettingsError
 
     baseline: dict[str, Any] | None = None
     if graph_path is not None:
-        from stacks.graph import GraphError, format_for
+        from mlplat.plan.graph import GraphError, format_for
 
         try:
             format_for(graph_path)
         except GraphError as exc:
             raise _fail(f"error: {exc}") from None
     if diff_path is not None:
-        from stacks.diff import DiffError, load_plan_json
+        from mlplat.plan.diff import DiffError, load_plan_json
 
         try:
             baseline = load_plan_json(diff_path)
@@ -95,12 +95,12 @@ def preview(
     current = result.to_json()
     diff = None
     if baseline is not None:
-        from stacks.diff import diff_plans
+        from mlplat.plan.diff import diff_plans
 
         diff = diff_plans(baseline, current)
         _print_diff(console, diff)
     if graph_path is not None:
-        from stacks.graph import write_graph
+        from mlplat.plan.graph import write_graph
 
         fmt = write_graph(current, graph_path)
         console.print(f"graph ({fmt}) written to {graph_path}")
@@ -108,7 +108,7 @@ def preview(
         json_path.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
         console.print(f"plan written to {json_path}")
     if markdown_path is not None:
-        from stacks.diff import render_markdown
+        from mlplat.plan.diff import render_markdown
 
         markdown_path.write_text(render_markdown(stack, current, diff), encoding="utf-8")
         console.print(f"summary written to {markdown_path}")
@@ -122,7 +122,7 @@ def preview(
 def _print_plan(console: Console, result: PreviewResult) -> None:
     from rich.table import Table
 
-    from stacks.preview import counts
+    from mlplat.plan.preview import counts
 
     plan = result.plan
     table = Table(
@@ -186,7 +186,7 @@ def _print_cost(console: Console, result: PreviewResult) -> None:
 def _print_diff(console: Console, diff: PlanDiff) -> None:
     from rich.markup import escape
 
-    from stacks.diff import render_text
+    from mlplat.plan.diff import render_text
 
     for line in render_text(diff):
         console.print(escape(line))

@@ -51,7 +51,7 @@ def train_remote(
     `RemoteTrainingError`, `OutputsError` or `SettingsError` with a clear message.
     """
     from ml import remote_training as rt
-    from stacks.preview import find_project_dir, load_stack
+    from mlplat.plan.preview import find_project_dir, load_stack
 
     if on not in TARGETS:
         raise rt.RemoteTrainingError(f"--on {on!r}: expected one of {', '.join(TARGETS)}")

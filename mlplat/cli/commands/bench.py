@@ -30,7 +30,7 @@ def bench(
     from rich.console import Console
     from rich.table import Table
 
-    import bench as bench_pkg
+    import mlplat.bench as bench_pkg
 
     console = Console()
     figures: dict[str, float] = {}

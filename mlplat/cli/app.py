@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import typer
 
-from stacks.commands import bench as bench_commands
-from stacks.commands import data as data_commands
-from stacks.commands import ml as ml_commands
-from stacks.commands import monitor as monitor_commands
-from stacks.commands import plan as plan_commands
-from stacks.commands import policy as policy_commands
-from stacks.commands import sandbox as sandbox_commands
-from stacks.commands import serving as serving_commands
+from mlplat.cli.commands import bench as bench_commands
+from mlplat.cli.commands import data as data_commands
+from mlplat.cli.commands import ml as ml_commands
+from mlplat.cli.commands import monitor as monitor_commands
+from mlplat.cli.commands import plan as plan_commands
+from mlplat.cli.commands import policy as policy_commands
+from mlplat.cli.commands import sandbox as sandbox_commands
+from mlplat.cli.commands import serving as serving_commands
 
 app = typer.Typer(
     name="mlplat",

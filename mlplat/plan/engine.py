@@ -31,7 +31,7 @@ from pulumi.runtime.sync_await import _sync_await
 from policies import names
 from stacks.settings import PROJECT, Settings
 
-PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MAIN = os.path.join(PROJECT_DIR, "stacks", "__main__.py")
 
 

@@ -1,7 +1,8 @@
 """The `config:` section of `Pulumi.yaml`, generated from `stacks.settings.SPEC`.
 
-`python -m stacks.project_schema` prints it; `--write DIR` rewrites `DIR/Pulumi.yaml`'s section and
-the README's settings table (`make docs`). A test keeps both equal to what this module generates.
+`python -m mlplat.plan.project_schema` prints it; `--write DIR` rewrites `DIR/Pulumi.yaml`'s
+section and the README's settings table (`make docs`). A test keeps both equal to what this module
+generates.
 
 The Pulumi CLI reads this section before the program runs: a project key declared without a
 `default` is required (the CLI stops with "Stack 'dev' is missing configuration value ..."), a
@@ -21,7 +22,7 @@ declared `default` is handed to every stack that does not set the key, and a dec
 
 `aws:region` is the AWS provider's key: stack files set it, and the CLI refuses a type or default
 on a key outside the project's namespace. The parser keeps every rule the schema cannot say
-(ranges, choices, patterns, cross-field rules); `stacks.pulumi_project` applies the CLI's rules
+(ranges, choices, patterns, cross-field rules); `mlplat.plan.project_config` applies the CLI's rules
 offline.
 """
 

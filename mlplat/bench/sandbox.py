@@ -21,8 +21,8 @@ from pathlib import Path
 def run(quick: bool) -> dict[str, float]:
     from rich.console import Console
 
-    from stacks.preview import find_project_dir, load_stack
-    from stacks.sandbox.lifecycle import (
+    from mlplat.plan.preview import find_project_dir, load_stack
+    from mlplat.sandbox.lifecycle import (
         ML_STEPS,
         STEPS,
         SandboxContext,

@@ -1,12 +1,12 @@
 """The sandbox's step runner and its steps.
 
-A step is a name and a function of the `SandboxContext` (`stacks.sandbox.context`); steps run in
+A step is a name and a function of the `SandboxContext` (`mlplat.sandbox.context`); steps run in
 order under a rich progress display, the first failure stops the run (its reason is recorded, later
 steps are `not-run`), and each step's status and seconds go into the `SandboxReport`.
 
 `PLATFORM_STEPS` start moto, create what the stack expects to exist outside it (the on-call
 queues), realize the program, read it back and open the queues to the realized topic;
-`ML_STEPS` (`stacks.sandbox.ml_lifecycle`) run the ML lifecycle on the realized platform. Adding
+`ML_STEPS` (`mlplat.sandbox.ml_lifecycle`) run the ML lifecycle on the realized platform. Adding
 a step is one function `def my_step(ctx: SandboxContext) -> str` (the returned text is the
 step's one-line detail; raise `StepFailed` or any exception to fail it) and one entry in a step
 tuple.
@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from stacks.sandbox.context import (
+from mlplat.sandbox.context import (
     SandboxContext,
     SandboxReport,
     Status,
@@ -27,7 +27,7 @@ from stacks.sandbox.context import (
     StepFailed,
     StepResult,
 )
-from stacks.sandbox.ml_lifecycle import ML_STEPS
+from mlplat.sandbox.ml_lifecycle import ML_STEPS
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -50,7 +50,7 @@ __all__ = [
 
 
 def start_server(ctx: SandboxContext) -> str:
-    from stacks.sandbox.server import SandboxServer
+    from mlplat.sandbox.server import SandboxServer
 
     if ctx.server is None or not ctx.server.running:
         ctx.server = SandboxServer(ctx.settings.region).start()
@@ -66,7 +66,7 @@ def start_server(ctx: SandboxContext) -> str:
 
 
 def realize_platform(ctx: SandboxContext) -> str:
-    from stacks.sandbox.realize import RealizingMocks, context_for, realize
+    from mlplat.sandbox.realize import RealizingMocks, context_for, realize
 
     mocks = RealizingMocks(ctx.settings, context_for(ctx.session, ctx.url, ctx.settings))
     ctx.mocks = mocks

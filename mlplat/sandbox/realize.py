@@ -39,7 +39,7 @@ import boto3
 import pulumi
 from botocore.config import Config
 
-from stacks.engine import Plan, PlanMocks
+from mlplat.plan.engine import Plan, PlanMocks
 from stacks.settings import Settings
 
 SANDBOX_TAG = "mlplat:sandbox-name"
@@ -2780,7 +2780,7 @@ def realize(
     program: Callable[[], None] | None = None,
 ) -> Plan:
     """Run the program under `mocks`, then the deferred actions; returns the recorder's `Plan`."""
-    from stacks import engine
+    from mlplat.plan import engine
 
     plan = engine.run(settings, config, mocks=mocks, program=program)
     mocks.finish()

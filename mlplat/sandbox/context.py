@@ -19,8 +19,8 @@ from stacks.settings import Settings
 if TYPE_CHECKING:
     import boto3
 
-    from stacks.sandbox.realize import RealizingMocks
-    from stacks.sandbox.server import SandboxServer
+    from mlplat.sandbox.realize import RealizingMocks
+    from mlplat.sandbox.server import SandboxServer
 
 Status = Literal["ok", "failed", "not-run"]
 
@@ -185,7 +185,7 @@ class SandboxContext:
     @contextmanager
     def aws_environment(self) -> Iterator[None]:
         """Point code that makes its own boto3 clients (`ml/`) at the sandbox while inside."""
-        from stacks.sandbox.server import environment_for, pointed_at
+        from mlplat.sandbox.server import environment_for, pointed_at
 
         with pointed_at(environment_for(self.url, self.settings.region)):
             yield
