@@ -27,8 +27,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import Statement, assume_role_policy, policy_document, prefix_arn
-from ml.capture import CAPTURE_ROOT
-from ml.drift import DRIFT_NAMESPACE, ENV_PREFIX, REPORT_PREFIX
+from ml.contracts import CAPTURE_ROOT, DRIFT_NAMESPACE, REPORT_PREFIX
+from ml.contracts import DRIFT_ENV_PREFIX as ENV_PREFIX
 from ml.schema import PREDICTIONS
 
 JOB_NAME_PREFIX = "drift-"

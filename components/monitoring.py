@@ -38,7 +38,7 @@ from typing import Any, Literal
 import pulumi
 import pulumi_aws as aws
 
-from ml.drift import (
+from ml.contracts import (
     DRIFT_NAMESPACE,
     ENDPOINT_DIMENSION,
     FEATURE_DIMENSION,

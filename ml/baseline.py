@@ -29,12 +29,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml.contracts import BASELINE_FORMAT as FORMAT
+from ml.contracts import OTHER_CATEGORY as OTHER
 from ml.features import FEATURES
 
-FORMAT = "mlplat-baseline/1"
 QUANTILES: tuple[float, ...] = tuple(i / 100 for i in range(101))
 SCORE_EDGES: tuple[float, ...] = tuple(round(i / 20, 2) for i in range(1, 20))
-OTHER = "__other__"
 
 
 def compute_baseline(

@@ -46,7 +46,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-CAPTURE_ROOT = "capture"
+from ml.contracts import CAPTURE_ROOT
+
 ENCODINGS: tuple[str, ...] = ("JSON", "CSV", "BASE64")
 EVENT_VERSION = "0"
 JSON_CONTENT_TYPE = "application/json"

@@ -18,8 +18,8 @@ feature and for the scores:
 It is one `searchsorted` + `bincount` per column (categoricals: one pyarrow hash count), so
 1,000,000 rows x 20 features take well under a second (`bench/drift.py`).
 
-The metric names, namespace and dimensions below are defined ONCE here; the monitoring component
-imports them for its alarms, so what the job puts is what the alarms watch.
+The metric names, namespace and dimensions are defined once, in `ml.contracts`; the monitoring
+component imports them from there for its alarms, so what the job puts is what the alarms watch.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import itertools
 import json
 import math
 import os
-import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -37,25 +36,21 @@ from typing import Any, Literal
 
 import numpy as np
 
-# --- the contract with the alarms (components/monitoring.py imports these) --------------------
-DRIFT_NAMESPACE = "MLPlatform/Drift"
-FEATURE_PSI_METRIC = "FeaturePSI"
-PREDICTION_PSI_METRIC = "PredictionPSI"
-SCORED_ROWS_METRIC = "ScoredRows"
-ENDPOINT_DIMENSION = "EndpointName"
-FEATURE_DIMENSION = "Feature"
-REPORT_PREFIX = "drift-reports"
+# The contract with the alarms and the stack: names in `ml.contracts` (what components import).
+from ml.contracts import (
+    BASELINE_FILE,
+    BASELINE_FORMAT,
+    DRIFT_NAMESPACE,
+    ENDPOINT_DIMENSION,
+    FEATURE_DIMENSION,
+    FEATURE_PSI_METRIC,
+    PREDICTION_PSI_METRIC,
+    REPORT_PREFIX,
+    SCORED_ROWS_METRIC,
+)
+from ml.contracts import DRIFT_ENV_PREFIX as ENV_PREFIX
+from ml.contracts import OTHER_CATEGORY as OTHER
 
-BASELINE_FORMAT = "mlplat-baseline/1"  # ml.baseline.FORMAT (checked equal by a test)
-BASELINE_FILE = "baseline.json"  # ml.train.BASELINE_FILE
-
-
-def baseline_key_for(model_key: str) -> str:
-    """Where the drift job reads the served model's baseline: beside the served artifact."""
-    return posixpath.join(posixpath.dirname(model_key), BASELINE_FILE)
-
-
-OTHER = "__other__"  # ml.baseline.OTHER
 PSI_EPS = 1e-4
 
 
@@ -663,7 +658,6 @@ def write_report(
 # The job: capture -> prediction logs -> features -> drift -> report + metrics
 # ---------------------------------------------------------------------------------------------
 
-ENV_PREFIX = "MLPLAT_DRIFT_"
 _ENV_FIELDS = (
     "predictions_bucket",
     "models_bucket",

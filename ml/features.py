@@ -39,6 +39,9 @@ import pandas as pd
 from ml.schema import (
     CUSTOMER_FEATURES,
     CUSTOMERS_RAW,
+    FEATURE_COLUMNS,
+    FEATURE_NAMES,
+    KEY_COLUMNS,
     LABEL,
     MISSING_CATEGORY,
     Column,
@@ -61,8 +64,7 @@ INPUTS: tuple[Column, ...] = tuple(
 )
 INPUT_NAMES: tuple[str, ...] = tuple(c.name for c in INPUTS)
 
-# Passed through from the raw frame into the feature table when present.
-KEY_COLUMNS: tuple[str, ...] = ("customer_id", "event_time")
+# `KEY_COLUMNS` are passed through from the raw frame into the feature table when present.
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +85,8 @@ def _feature(column: Column) -> Feature:
 
 
 # Matrix column order: numeric features first, then categorical codes. Declared once, in the schema.
-FEATURES: tuple[Feature, ...] = tuple(
-    sorted(
-        (_feature(c) for c in CUSTOMER_FEATURES.columns if c.name not in (*KEY_COLUMNS, LABEL)),
-        key=lambda f: f.kind != "numeric",
-    )
-)
-FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
+FEATURES: tuple[Feature, ...] = tuple(_feature(c) for c in FEATURE_COLUMNS)
+assert tuple(f.name for f in FEATURES) == FEATURE_NAMES
 NUMERIC_FEATURES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.kind == "numeric")
 CATEGORICAL_FEATURES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.kind == "categorical")
 VOCABULARIES: dict[str, tuple[str, ...]] = {

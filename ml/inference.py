@@ -37,10 +37,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ml.contracts import MODEL_FILE
 from ml.features import INPUT_NAMES, INPUTS, FeatureValidationError, records_to_matrix
 from ml.schema import CUSTOMERS_RAW
 
-MODEL_FILE = "model.joblib"
 JSON = "application/json"
 CSV = "text/csv"
 MAX_RECORDS = 10_000

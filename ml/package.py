@@ -8,6 +8,7 @@ model.tar.gz
     ├── inference.py        SAGEMAKER_PROGRAM: re-exports the four handler functions
     └── ml/
         ├── __init__.py     empty: no import of the rest of the package
+        ├── contracts.py    file names (standard library only)
         ├── schema.py
         ├── features.py
         └── inference.py
@@ -26,10 +27,10 @@ import io
 import tarfile
 from pathlib import Path
 
+from ml.contracts import COMPANION_FILES, MODEL_FILE
+
 PROGRAM = "inference.py"
-SHIPPED_MODULES: tuple[str, ...] = ("schema.py", "features.py", "inference.py")
-COMPANION_FILES: tuple[str, ...] = ("metrics.json", "baseline.json", "lineage.json", "gate.json")
-MODEL_FILE = "model.joblib"
+SHIPPED_MODULES: tuple[str, ...] = ("contracts.py", "schema.py", "features.py", "inference.py")
 
 _ENTRY = '''"""SageMaker entry point (SAGEMAKER_PROGRAM=inference.py); the handler: ml.inference."""
 

@@ -266,3 +266,15 @@ CUSTOMER_FEATURES = Dataset(
 )
 
 DATASETS[CUSTOMER_FEATURES.name] = CUSTOMER_FEATURES
+
+# Columns of the features table that identify a row rather than feed the model.
+KEY_COLUMNS: tuple[str, ...] = ("customer_id", "event_time")
+# The model's features, in matrix order: numeric first, then categorical (`ml.features` derives
+# them; the stack makes one drift alarm per name).
+FEATURE_COLUMNS: tuple[Column, ...] = tuple(
+    sorted(
+        (c for c in CUSTOMER_FEATURES.columns if c.name not in (*KEY_COLUMNS, LABEL)),
+        key=lambda c: c.type == "string",
+    )
+)
+FEATURE_NAMES: tuple[str, ...] = tuple(c.name for c in FEATURE_COLUMNS)

@@ -36,17 +36,14 @@ import numpy as np
 import pandas as pd
 
 from ml.baseline import compute_baseline
+from ml.contracts import BASELINE_FILE, GATE_FILE, LINEAGE_FILE, METRICS_FILE, MODEL_FILE
 from ml.evaluate import EvaluationReport, Metrics, evaluate, fit_baselines, labels
-from ml.features import FEATURE_NAMES, MATRIX_COLUMNS, NUMERIC_FEATURES, feature_matrix
-from ml.schema import CUSTOMER_FEATURES
+from ml.features import MATRIX_COLUMNS, NUMERIC_FEATURES, feature_matrix
+from ml.schema import CUSTOMER_FEATURES, FEATURE_NAMES
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
-MODEL_FILE = "model.joblib"
-METRICS_FILE = "metrics.json"
-BASELINE_FILE = "baseline.json"
-LINEAGE_FILE = "lineage.json"
 MODEL_NAME = "customer-churn"
 
 Estimator = Literal["logistic_regression", "hist_gradient_boosting"]
@@ -381,7 +378,7 @@ def run_training_job(
         result = train(features, hp, validation=validation, data_uri=str(train_dir))
         gate = enforce_gate(result.evaluation, approved=approved)
         write_outputs(result, paths.model_dir)
-        _write_json(paths.model_dir / "gate.json", gate.to_dict())
+        _write_json(paths.model_dir / GATE_FILE, gate.to_dict())
         return result
     except (GateFailed, ValueError, FileNotFoundError) as err:
         paths.output_dir.mkdir(parents=True, exist_ok=True)

@@ -29,9 +29,8 @@ from components.training_cluster import (
     TrainingJobRole,
     TrainingJobRoleArgs,
 )
-from ml.drift import baseline_key_for
-from ml.features import FEATURE_NAMES
-from ml.schema import CUSTOMERS_RAW
+from ml.contracts import baseline_key_for
+from ml.schema import CUSTOMERS_RAW, FEATURE_NAMES
 from stacks.settings import Settings
 
 LAKE_ZONES = ("raw", "curated", "features", "models", "predictions")

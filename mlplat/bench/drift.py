@@ -30,7 +30,8 @@ def _frame(n: int, rng: np.random.Generator, shift: float) -> tuple[pd.DataFrame
 
 
 def _baseline(frame: pd.DataFrame, scores: np.ndarray) -> dict[str, Any]:
-    from ml.baseline import FORMAT, SCORE_EDGES, _categorical, _numeric, _quantile_edges
+    from ml.baseline import SCORE_EDGES, _categorical, _numeric, _quantile_edges
+    from ml.contracts import BASELINE_FORMAT as FORMAT
 
     features: dict[str, Any] = {}
     for name in frame.columns:

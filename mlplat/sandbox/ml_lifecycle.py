@@ -354,7 +354,7 @@ def package(ctx: SandboxContext) -> str:
 
 def upload(ctx: SandboxContext) -> str:
     """The artifact and its reports into the registry's prefix, as the training role."""
-    from ml.train import BASELINE_FILE, METRICS_FILE
+    from ml.contracts import BASELINE_FILE, METRICS_FILE
 
     outputs = _outputs(ctx)
     tarball: Path = ctx.need("tarball", "package")

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from ml.drift import baseline_key_for
+from ml.contracts import baseline_key_for
 from ml.outputs import OUTPUT_KEYS
 from mlplat.cli.app import app
 from tests.conftest import ROOT

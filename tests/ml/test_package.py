@@ -32,6 +32,7 @@ def test_layout_is_what_the_sklearn_container_loads(tarball: Path) -> None:
         "lineage.json",
         "code/inference.py",
         "code/ml/__init__.py",
+        "code/ml/contracts.py",
         "code/ml/schema.py",
         "code/ml/features.py",
         "code/ml/inference.py",
@@ -117,6 +118,12 @@ def test_handler_loads_and_predicts_from_code_alone(
         scores = [p["score"] for p in run["out"]["predictions"]]
         assert scores == pytest.approx(expected.tolist(), rel=1e-12)
         assert run["status"] == 400
-        assert run["modules"] == ["ml", "ml.features", "ml.inference", "ml.schema"]
+        assert run["modules"] == [
+            "ml",
+            "ml.contracts",
+            "ml.features",
+            "ml.inference",
+            "ml.schema",
+        ]
     assert fallback["toolkit"] == "ml.inference"
     assert container["toolkit"] == "sagemaker_inference.errors"

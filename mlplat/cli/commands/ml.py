@@ -69,7 +69,7 @@ def _load_model(path: Path) -> Any:
 
     import joblib
 
-    from ml.train import MODEL_FILE
+    from ml.contracts import MODEL_FILE
 
     if path.is_dir():
         path = path / MODEL_FILE

@@ -65,8 +65,8 @@ def serve(
 
 def _apply_for(project_dir: Path | None) -> Callable[[str, str], None]:
     """The Pulumi CLI apply step: set the stack's model, `pulumi up`, publish its baseline."""
+    from ml.contracts import baseline_key_for
     from ml.deploy import publish_baseline, pulumi_apply
-    from ml.drift import baseline_key_for
     from ml.outputs import OutputsError, PlatformOutputs
     from mlplat.plan.preview import find_project_dir, load_stack
 
