@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from stacks.settings import Settings
 
 PRICES = Path(__file__).resolve().parent / "data" / "prices.json"
+PRICES_HINT = "mlplat/plan/data/prices.json"
 GPU_FAMILY_PREFIXES = ("g", "p")
 
 
@@ -162,7 +163,6 @@ def estimate(
 ) -> CostReport:
     """The monthly cost items of a plan's resources in `region`."""
     table = prices if prices is not None else load_prices()
-    hours = float(table["hoursPerMonth"])
     regional = table["regions"].get(region)
     published = str(table["published"])
     if regional is None:
@@ -173,13 +173,37 @@ def estimate(
             (),
             (
                 f"no prices for region {region} in the price table (regions: {known}); "
-                "add them to mlplat/plan/data/prices.json",
+                f"add them to {PRICES_HINT}",
             ),
         )
-    components = top_components(resources)
-    items: list[CostItem] = []
+    pricer = _Pricer(resources, region, regional, float(table["hoursPerMonth"]), usage)
+    for price in (pricer.endpoints, pricer.eks, pricer.network, pricer.storage, pricer.fixed):
+        price()
+    items = sorted(pricer.items, key=lambda i: (i.component, i.type, i.name, i.description))
+    return CostReport(region, published, tuple(items))
+
+
+class _Pricer:
+    """Cost items of one plan, one method per group of resource types."""
+
+    def __init__(
+        self,
+        resources: Sequence[Mapping[str, Any]],
+        region: str,
+        regional: Mapping[str, Any],
+        hours: float,
+        usage: Usage,
+    ) -> None:
+        self.resources = resources
+        self.region = region
+        self.regional = regional
+        self.hours = hours
+        self.usage = usage
+        self.components = top_components(resources)
+        self.items: list[CostItem] = []
 
     def add(
+        self,
         res: Mapping[str, Any],
         description: str,
         quantity: float,
@@ -191,11 +215,11 @@ def estimate(
         note = (
             ""
             if unit_usd is not None
-            else (f"no list price for {what} in {region}; add it to mlplat/plan/data/prices.json")
+            else f"no list price for {what} in {self.region}; add it to {PRICES_HINT}"
         )
-        items.append(
+        self.items.append(
             CostItem(
-                components.get(str(res["urn"]), "-"),
+                self.components.get(str(res["urn"]), "-"),
                 str(res["name"]),
                 str(res["type"]),
                 str(res["urn"]),
@@ -208,136 +232,148 @@ def estimate(
             )
         )
 
-    def of_type(token: str) -> list[Mapping[str, Any]]:
-        return [r for r in resources if r.get("type") == token]
+    def of_type(self, token: str) -> list[Mapping[str, Any]]:
+        return [r for r in self.resources if r.get("type") == token]
 
-    # --- SageMaker endpoints: configurations an endpoint uses
-    used_configs = {
-        _inputs(e).get("endpointConfigName") for e in of_type("aws:sagemaker/endpoint:Endpoint")
-    }
-    hosting = regional.get("sagemakerHostingHour", {})
-    for config in of_type("aws:sagemaker/endpointConfiguration:EndpointConfiguration"):
-        inputs = _inputs(config)
-        if not ({config.get("id"), inputs.get("name")} & (used_configs - {None})):
-            continue
-        for variant in inputs.get("productionVariants") or []:
-            vname = variant.get("variantName") or "variant"
-            serverless = variant.get("serverlessConfig")
-            if isinstance(serverless, dict):
-                gb = float(serverless.get("memorySizeInMb") or 0) / 1024
-                add(
-                    config,
-                    f"serverless variant {vname} ({gb:g} GB) busy {usage.endpoint_hours} h",
-                    gb * 3600 * usage.endpoint_hours,
-                    "GB-second",
-                    regional.get("sagemakerServerlessGbSecond"),
-                    "serverless inference",
-                )
+    def endpoints(self) -> None:
+        """SageMaker endpoints: the configurations an endpoint uses."""
+        usage, regional = self.usage, self.regional
+        used_configs = {
+            _inputs(e).get("endpointConfigName")
+            for e in self.of_type("aws:sagemaker/endpoint:Endpoint")
+        }
+        hosting = regional.get("sagemakerHostingHour", {})
+        for config in self.of_type("aws:sagemaker/endpointConfiguration:EndpointConfiguration"):
+            inputs = _inputs(config)
+            if not ({config.get("id"), inputs.get("name")} & (used_configs - {None})):
                 continue
-            instance = str(variant.get("instanceType") or "")
-            add(
-                config,
-                f"variant {vname}: {usage.endpoint_instances} x {instance} for "
-                f"{usage.endpoint_hours} h",
-                float(usage.endpoint_instances * usage.endpoint_hours),
-                "instance-hour",
-                hosting.get(instance),
-                instance,
+            for variant in inputs.get("productionVariants") or []:
+                vname = variant.get("variantName") or "variant"
+                serverless = variant.get("serverlessConfig")
+                if isinstance(serverless, dict):
+                    gb = float(serverless.get("memorySizeInMb") or 0) / 1024
+                    self.add(
+                        config,
+                        f"serverless variant {vname} ({gb:g} GB) busy {usage.endpoint_hours} h",
+                        gb * 3600 * usage.endpoint_hours,
+                        "GB-second",
+                        regional.get("sagemakerServerlessGbSecond"),
+                        "serverless inference",
+                    )
+                    continue
+                instance = str(variant.get("instanceType") or "")
+                self.add(
+                    config,
+                    f"variant {vname}: {usage.endpoint_instances} x {instance} for "
+                    f"{usage.endpoint_hours} h",
+                    float(usage.endpoint_instances * usage.endpoint_hours),
+                    "instance-hour",
+                    hosting.get(instance),
+                    instance,
+                )
+
+    def eks(self) -> None:
+        """The control plane, always-on system nodes, and GPU node-hours from the usage."""
+        for cluster in self.of_type("aws:eks/cluster:Cluster"):
+            self.add(
+                cluster,
+                "EKS control plane",
+                self.hours,
+                "cluster-hour",
+                self.regional.get("eksClusterHour"),
+                "EKS",
+            )
+        groups = self.of_type("aws:eks/nodeGroup:NodeGroup")
+        ec2 = self.regional.get("ec2Hour", {})
+
+        def group_type(group: Mapping[str, Any]) -> str:
+            types = _inputs(group).get("instanceTypes") or ["t3.medium"]  # the EKS default
+            return str(types[0])
+
+        gpu_groups = [g for g in groups if _is_gpu(group_type(g))]
+        for group in groups:
+            instance = group_type(group)
+            if group in gpu_groups:
+                node_hours = self.usage.gpu_node_hours / len(gpu_groups)
+                description = f"GPU nodes {instance}: {node_hours:g} node-hours (on-demand price)"
+            else:
+                desired = (_inputs(group).get("scalingConfig") or {}).get("desiredSize") or 0
+                node_hours = float(desired) * self.hours
+                description = f"{desired} x {instance} all month"
+            self.add(group, description, node_hours, "node-hour", ec2.get(instance), instance)
+
+    def network(self) -> None:
+        """NAT gateways and interface endpoints (per zone); gateway endpoints are free."""
+        for nat in self.of_type("aws:ec2/natGateway:NatGateway"):
+            self.add(
+                nat,
+                "NAT gateway",
+                self.hours,
+                "gateway-hour",
+                self.regional.get("natGatewayHour"),
+                "NAT",
+            )
+        for endpoint in self.of_type("aws:ec2/vpcEndpoint:VpcEndpoint"):
+            inputs = _inputs(endpoint)
+            if inputs.get("vpcEndpointType") != "Interface":
+                continue  # gateway endpoints (S3, DynamoDB) are free
+            zones = len(inputs.get("subnetIds") or [])
+            self.add(
+                endpoint,
+                f"interface endpoint in {zones} zone(s)",
+                zones * self.hours,
+                "endpoint-zone-hour",
+                self.regional.get("interfaceEndpointAzHour"),
+                "interface endpoints",
             )
 
-    # --- EKS
-    for cluster in of_type("aws:eks/cluster:Cluster"):
-        add(
-            cluster,
-            "EKS control plane",
-            hours,
-            "cluster-hour",
-            regional.get("eksClusterHour"),
-            "EKS",
-        )
-    groups = of_type("aws:eks/nodeGroup:NodeGroup")
-    ec2 = regional.get("ec2Hour", {})
+    def storage(self) -> None:
+        """Storage and streams: the usage split evenly over the buckets and streams."""
+        usage, regional = self.usage, self.regional
+        buckets = self.of_type("aws:s3/bucket:Bucket")
+        for bucket in buckets:
+            self.add(
+                bucket,
+                f"S3 Standard share of {usage.storage_gb} GB",
+                usage.storage_gb / len(buckets),
+                "GB-month",
+                regional.get("s3StandardGbMonth"),
+                "S3 Standard",
+            )
+        streams = self.of_type("aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream")
+        for stream in streams:
+            inputs = _inputs(stream)
+            per_gb = regional.get("firehoseIngestGb")
+            conversion = (inputs.get("extendedS3Configuration") or {}).get(
+                "dataFormatConversionConfiguration"
+            )
+            converting = isinstance(conversion, dict) and conversion.get("enabled") is not False
+            if converting and per_gb is not None:
+                extra = regional.get("firehoseFormatConversionGb")
+                per_gb = None if extra is None else per_gb + extra
+            self.add(
+                stream,
+                f"Firehose share of {usage.stream_gb} GB"
+                + (" with format conversion" if converting else ""),
+                usage.stream_gb / len(streams),
+                "GB",
+                per_gb,
+                "Firehose",
+            )
 
-    def group_type(group: Mapping[str, Any]) -> str:
-        types = _inputs(group).get("instanceTypes") or ["t3.medium"]  # the EKS default
-        return str(types[0])
-
-    gpu_groups = [g for g in groups if _is_gpu(group_type(g))]
-    for group in groups:
-        instance = group_type(group)
-        if group in gpu_groups:
-            node_hours = usage.gpu_node_hours / len(gpu_groups)
-            description = f"GPU nodes {instance}: {node_hours:g} node-hours (on-demand price)"
-        else:
-            desired = (_inputs(group).get("scalingConfig") or {}).get("desiredSize") or 0
-            node_hours = float(desired) * hours
-            description = f"{desired} x {instance} all month"
-        add(group, description, node_hours, "node-hour", ec2.get(instance), instance)
-
-    # --- network
-    for nat in of_type("aws:ec2/natGateway:NatGateway"):
-        add(nat, "NAT gateway", hours, "gateway-hour", regional.get("natGatewayHour"), "NAT")
-    for endpoint in of_type("aws:ec2/vpcEndpoint:VpcEndpoint"):
-        inputs = _inputs(endpoint)
-        if inputs.get("vpcEndpointType") != "Interface":
-            continue  # gateway endpoints (S3, DynamoDB) are free
-        zones = len(inputs.get("subnetIds") or [])
-        add(
-            endpoint,
-            f"interface endpoint in {zones} zone(s)",
-            zones * hours,
-            "endpoint-zone-hour",
-            regional.get("interfaceEndpointAzHour"),
-            "interface endpoints",
-        )
-
-    # --- storage and streams (usage split evenly)
-    buckets = of_type("aws:s3/bucket:Bucket")
-    for bucket in buckets:
-        add(
-            bucket,
-            f"S3 Standard share of {usage.storage_gb} GB",
-            usage.storage_gb / len(buckets),
-            "GB-month",
-            regional.get("s3StandardGbMonth"),
-            "S3 Standard",
-        )
-    streams = of_type("aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream")
-    for stream in streams:
-        inputs = _inputs(stream)
-        per_gb = regional.get("firehoseIngestGb")
-        conversion = (inputs.get("extendedS3Configuration") or {}).get(
-            "dataFormatConversionConfiguration"
-        )
-        converting = isinstance(conversion, dict) and conversion.get("enabled") is not False
-        if converting and per_gb is not None:
-            extra = regional.get("firehoseFormatConversionGb")
-            per_gb = None if extra is None else per_gb + extra
-        add(
-            stream,
-            f"Firehose share of {usage.stream_gb} GB"
-            + (" with format conversion" if converting else ""),
-            usage.stream_gb / len(streams),
-            "GB",
-            per_gb,
-            "Firehose",
-        )
-
-    # --- fixed monthly
-    for key in of_type("aws:kms/key:Key"):
-        add(key, "KMS key", 1, "key-month", regional.get("kmsKeyMonth"), "KMS")
-    for alarm in of_type("aws:cloudwatch/metricAlarm:MetricAlarm"):
-        add(
-            alarm,
-            "CloudWatch alarm",
-            1,
-            "alarm-month",
-            regional.get("cloudwatchAlarmMonth"),
-            "alarms",
-        )
-
-    items.sort(key=lambda i: (i.component, i.type, i.name, i.description))
-    return CostReport(region, published, tuple(items))
+    def fixed(self) -> None:
+        """Fixed monthly prices: keys and alarms."""
+        for key in self.of_type("aws:kms/key:Key"):
+            self.add(key, "KMS key", 1, "key-month", self.regional.get("kmsKeyMonth"), "KMS")
+        for alarm in self.of_type("aws:cloudwatch/metricAlarm:MetricAlarm"):
+            self.add(
+                alarm,
+                "CloudWatch alarm",
+                1,
+                "alarm-month",
+                self.regional.get("cloudwatchAlarmMonth"),
+                "alarms",
+            )
 
 
 def estimate_plan(plan_json: Mapping[str, Any], settings: Settings) -> CostReport:

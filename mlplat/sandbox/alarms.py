@@ -114,6 +114,177 @@ def _aligned(ts: datetime, period: int) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % period, UTC)
 
 
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    """What one alarm checks, validated: statistic, comparison, M of N, missing-data treatment."""
+
+    name: str
+    stat: str
+    compare: Callable[[float, float], bool]
+    words: str
+    threshold: float
+    period: int
+    n: int
+    m: int
+    treat: str
+    current: State
+    ignore_low: bool
+
+    @classmethod
+    def of(cls, alarm: Mapping[str, Any]) -> _Rule:
+        name = alarm.get("AlarmName", "?")
+        stat = statistic_of(alarm)
+        operator = str(alarm.get("ComparisonOperator", ""))
+        if operator not in COMPARISONS:
+            raise AlarmEvaluationError(
+                f"alarm {name!r}: comparison {operator!r} is not evaluated by the sandbox (anomaly "
+                f"detection bands need a model); expected one of {', '.join(COMPARISONS)}"
+            )
+        if "Threshold" not in alarm:
+            raise AlarmEvaluationError(f"alarm {name!r} has no static Threshold")
+        compare, words = COMPARISONS[operator]
+        period = int(alarm.get("Period") or 0)
+        n = int(alarm.get("EvaluationPeriods") or 0)
+        m = int(alarm.get("DatapointsToAlarm") or n)
+        if period <= 0 or n <= 0 or not 0 < m <= n:
+            raise AlarmEvaluationError(
+                f"alarm {name!r}: needs Period > 0 and 0 < DatapointsToAlarm <= EvaluationPeriods "
+                f"(got Period={period}, EvaluationPeriods={n}, DatapointsToAlarm={m})"
+            )
+        treat: str = str(alarm.get("TreatMissingData") or "missing")
+        if treat not in TREATMENTS:
+            raise AlarmEvaluationError(
+                f"alarm {name!r}: TreatMissingData {treat!r}; expected one of "
+                f"{', '.join(TREATMENTS)}"
+            )
+        ignore_low = (
+            _percentile(stat) is not None
+            and alarm.get("EvaluateLowSampleCountPercentile") == "ignore"
+        )
+        return cls(
+            name,
+            stat,
+            compare,
+            words,
+            float(alarm["Threshold"]),
+            period,
+            n,
+            m,
+            treat,
+            alarm.get("StateValue") or "INSUFFICIENT_DATA",
+            ignore_low,
+        )
+
+    def breaches(self, value: float) -> bool:
+        return bool(self.compare(value, self.threshold))
+
+
+def _bucketed(
+    rule: _Rule, datapoints: Iterable[Mapping[str, Any]], slots: Sequence[datetime]
+) -> tuple[dict[datetime, float], set[datetime]]:
+    """Each period's value, and the periods with too few samples for a percentile."""
+    values: dict[datetime, float] = {}
+    low_sample: set[datetime] = set()
+    for point in datapoints:
+        start = _aligned(point["Timestamp"], rule.period)
+        if start not in slots:
+            continue
+        value = (
+            (point.get("ExtendedStatistics") or {}).get(rule.stat)
+            if _percentile(rule.stat) is not None
+            else point.get(rule.stat)
+        )
+        if value is None:
+            continue
+        values[start] = float(value)
+        count = point.get("SampleCount")
+        if rule.ignore_low and count is not None and float(count) < _low_sample_floor(rule.stat):
+            low_sample.add(start)
+    return values, low_sample
+
+
+@dataclass(frozen=True, slots=True)
+class _Decision:
+    state: State
+    evaluated: list[tuple[datetime, float]]
+    breaching: int
+    filled: int
+    real: int
+
+
+def _decide(
+    rule: _Rule,
+    slots: Sequence[datetime],
+    values: Mapping[datetime, float],
+    low_sample: set[datetime],
+) -> _Decision:
+    """The state: M of the last N real datapoints, missing ones treated as the alarm says."""
+    n, m, treat = rule.n, rule.m, rule.treat
+    real = [(s, values[s]) for s in slots if s in values]
+    recent = slots[-n:]
+    filled = 0
+    premature = False
+    if len(real) >= n:
+        evaluated = real[-n:]
+        breaching = sum(rule.breaches(v) for _, v in evaluated)
+        state: State = "ALARM" if breaching >= m else "OK"
+    else:
+        evaluated = real
+        filled = n - len(real)
+        breaching = sum(rule.breaches(v) for _, v in real)
+        if treat == "breaching":
+            breaching += filled
+        # the premature-alarm rule: the oldest breaching point of the last N periods is at least
+        # M periods old, every newer one is breaching or missing, and no real point disagrees
+        # (the docs' M-of-N table: `0 - X - -` stays OK, `- - - X -` goes to ALARM)
+        ages = [(n - i, values.get(s)) for i, s in enumerate(recent)]  # age n .. 1
+        oldest = next((age for age, v in ages if v is not None and rule.breaches(v)), None)
+        if (
+            treat in ("missing", "ignore")
+            and breaching < m
+            and oldest is not None
+            and oldest >= m
+            and all(rule.breaches(v) for _, v in real)
+            and all(v is None or rule.breaches(v) for age, v in ages if age < oldest)
+        ):
+            premature = True
+        if breaching >= m or premature:
+            state = "ALARM"
+        elif treat == "breaching" or treat == "notBreaching" or real:
+            state = "OK"
+        else:
+            state = "INSUFFICIENT_DATA"
+        if treat == "ignore" and (not real or premature):
+            state = rule.current
+    if low_sample & {s for s, _ in evaluated}:
+        state = rule.current
+    return _Decision(state, evaluated, breaching, filled, len(real))
+
+
+def _reason(rule: _Rule, decision: _Decision, extra_periods: int, low_sample: bool) -> str:
+    """CloudWatch's StateReason wording for the decision."""
+    n, m = rule.n, rule.m
+    if decision.state == "INSUFFICIENT_DATA":
+        return (
+            f"Insufficient Data: {decision.real} datapoints were unknown."
+            if decision.real
+            else f"Insufficient Data: no datapoints in the last {n + extra_periods} periods."
+        )
+    if decision.state == rule.current and (rule.treat == "ignore" or low_sample):
+        return "Unchecked: state kept (missing data ignored or too few samples)"
+    shown = ", ".join(f"{v:g} ({s:%d/%m/%y %H:%M:%S})" for s, v in reversed(decision.evaluated))
+    verb = "were" if decision.state == "ALARM" else "were not"
+    reason = (
+        f"Threshold Crossed: {decision.breaching} out of the last {n} datapoints [{shown}] "
+        f"{verb} {rule.words} the threshold ({rule.threshold:g}) (minimum {m} datapoint"
+        f"{'s' if m > 1 else ''} for OK -> ALARM transition)."
+    )
+    if decision.filled:
+        filled = decision.filled
+        reason += f" {filled} missing datapoint{'s' if filled > 1 else ''} treated as {rule.treat}."
+    return reason
+
+
 def evaluate_alarm(
     alarm: Mapping[str, Any],
     datapoints: Iterable[Mapping[str, Any]],
@@ -124,128 +295,28 @@ def evaluate_alarm(
     """The state CloudWatch would give `alarm` (a `describe_alarms` MetricAlarm) given `datapoints`
     (`get_metric_statistics` Datapoints: `Timestamp`, the statistic's key or `ExtendedStatistics`,
     optionally `SampleCount`) at time `now`. Datapoints outside the evaluation range are ignored."""
-    name = alarm.get("AlarmName", "?")
-    stat = statistic_of(alarm)
-    operator = str(alarm.get("ComparisonOperator", ""))
-    if operator not in COMPARISONS:
-        raise AlarmEvaluationError(
-            f"alarm {name!r}: comparison {operator!r} is not evaluated by the sandbox (anomaly "
-            f"detection bands need a model); expected one of {', '.join(COMPARISONS)}"
-        )
-    if "Threshold" not in alarm:
-        raise AlarmEvaluationError(f"alarm {name!r} has no static Threshold")
-    compare, words = COMPARISONS[operator]
-    threshold = float(alarm["Threshold"])
-    period = int(alarm.get("Period") or 0)
-    n = int(alarm.get("EvaluationPeriods") or 0)
-    m = int(alarm.get("DatapointsToAlarm") or n)
-    if period <= 0 or n <= 0 or not 0 < m <= n:
-        raise AlarmEvaluationError(
-            f"alarm {name!r}: needs Period > 0 and 0 < DatapointsToAlarm <= EvaluationPeriods "
-            f"(got Period={period}, EvaluationPeriods={n}, DatapointsToAlarm={m})"
-        )
-    treat: str = str(alarm.get("TreatMissingData") or "missing")
-    if treat not in TREATMENTS:
-        raise AlarmEvaluationError(
-            f"alarm {name!r}: TreatMissingData {treat!r}; expected one of {', '.join(TREATMENTS)}"
-        )
-    current: State = alarm.get("StateValue") or "INSUFFICIENT_DATA"
-    ignore_low = (
-        _percentile(stat) is not None and alarm.get("EvaluateLowSampleCountPercentile") == "ignore"
+    rule = _Rule.of(alarm)
+    last = _aligned(now, rule.period)
+    slots = [last - timedelta(seconds=rule.period * k) for k in range(rule.n + extra_periods)]
+    slots.reverse()
+    values, low_sample = _bucketed(rule, datapoints, slots)
+    decision = _decide(rule, slots, values, low_sample)
+    periods = tuple(
+        (s, values.get(s), rule.breaches(values[s]) if s in values else None) for s in slots
     )
-
-    last = _aligned(now, period)
-    slots = [last - timedelta(seconds=period * k) for k in range(n + extra_periods)][::-1]
-    values: dict[datetime, float] = {}
-    low_sample: set[datetime] = set()
-    for point in datapoints:
-        start = _aligned(point["Timestamp"], period)
-        if start not in slots:
-            continue
-        value = (
-            (point.get("ExtendedStatistics") or {}).get(stat)
-            if _percentile(stat) is not None
-            else point.get(stat)
-        )
-        if value is None:
-            continue
-        values[start] = float(value)
-        count = point.get("SampleCount")
-        if ignore_low and count is not None and float(count) < _low_sample_floor(stat):
-            low_sample.add(start)
-
-    def breaches(v: float) -> bool:
-        return bool(compare(v, threshold))
-
-    real = [(s, values[s]) for s in slots if s in values]
-    recent = slots[-n:]
-    filled = 0
-    premature = False
-    if len(real) >= n:
-        evaluated = real[-n:]
-        breaching = sum(breaches(v) for _, v in evaluated)
-        state: State = "ALARM" if breaching >= m else "OK"
-    else:
-        evaluated = real
-        filled = n - len(real)
-        breaching = sum(breaches(v) for _, v in real)
-        if treat == "breaching":
-            breaching += filled
-        # the premature-alarm rule: the oldest breaching point of the last N periods is at least
-        # M periods old, every newer one is breaching or missing, and no real point disagrees
-        # (the docs' M-of-N table: `0 - X - -` stays OK, `- - - X -` goes to ALARM)
-        ages = [(n - i, values.get(s)) for i, s in enumerate(recent)]  # age n .. 1
-        oldest = next((age for age, v in ages if v is not None and breaches(v)), None)
-        if (
-            treat in ("missing", "ignore")
-            and breaching < m
-            and oldest is not None
-            and oldest >= m
-            and all(breaches(v) for _, v in real)
-            and all(v is None or breaches(v) for age, v in ages if age < oldest)
-        ):
-            premature = True
-        if breaching >= m or premature:
-            state = "ALARM"
-        elif treat == "breaching" or treat == "notBreaching" or real:
-            state = "OK"
-        else:
-            state = "INSUFFICIENT_DATA"
-        if treat == "ignore" and (not real or premature):
-            state = current
-    if low_sample & {s for s, _ in evaluated}:
-        state = current
-
-    periods = tuple((s, values.get(s), breaches(values[s]) if s in values else None) for s in slots)
-    shown = ", ".join(f"{v:g} ({s:%d/%m/%y %H:%M:%S})" for s, v in reversed(evaluated))
-    if state == "INSUFFICIENT_DATA":
-        reason = (
-            f"Insufficient Data: {len(real)} datapoints were unknown."
-            if real
-            else f"Insufficient Data: no datapoints in the last {n + extra_periods} periods."
-        )
-    elif state == current and (treat == "ignore" or low_sample):
-        reason = "Unchecked: state kept (missing data ignored or too few samples)"
-    else:
-        verb = "were" if state == "ALARM" else "were not"
-        reason = (
-            f"Threshold Crossed: {breaching} out of the last {n} datapoints [{shown}] "
-            f"{verb} {words} the threshold ({threshold:g}) (minimum {m} datapoint"
-            f"{'s' if m > 1 else ''} for OK -> ALARM transition)."
-        )
-        if filled:
-            reason += f" {filled} missing datapoint{'s' if filled > 1 else ''} treated as {treat}."
+    evaluated = decision.evaluated
     reason_data = {
         "version": "1.0",
         "queryDate": _iso(now),
         "startDate": _iso(evaluated[0][0]) if evaluated else _iso(slots[0]),
-        "statistic" if _percentile(stat) is None else "extendedStatistic": stat,
-        "period": period,
+        "statistic" if _percentile(rule.stat) is None else "extendedStatistic": rule.stat,
+        "period": rule.period,
         "recentDatapoints": [v for _, v in evaluated],
-        "threshold": threshold,
+        "threshold": rule.threshold,
         "evaluatedDatapoints": [{"timestamp": _iso(s), "value": v} for s, v in evaluated],
     }
-    return Evaluation(state, reason, reason_data, periods)
+    reason = _reason(rule, decision, extra_periods, bool(low_sample))
+    return Evaluation(decision.state, reason, reason_data, periods)
 
 
 def _iso(ts: datetime) -> str:

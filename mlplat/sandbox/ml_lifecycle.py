@@ -512,7 +512,7 @@ def _publish_baseline(ctx: SandboxContext, package: Mapping[str, Any]) -> str:
     """The deployed version's drift baseline, published where the drift job reads it
     (`MLPLAT_DRIFT_BASELINE_KEY` in its environment) exactly as `mlplat deploy` does."""
     from ml.deploy import DeployError, publish_baseline
-    from ml.drift import DriftJobConfig
+    from ml.drift.job import DriftJobConfig
 
     config = DriftJobConfig.from_env(_drift_environment(ctx))
     try:
@@ -850,7 +850,7 @@ def _drift_environment(ctx: SandboxContext) -> dict[str, str]:
 def drift(ctx: SandboxContext) -> str:
     """The scheduled drift job, once per hourly window of the traffic: capture -> prediction
     logs -> features -> drift against the training baseline -> report + CloudWatch metrics."""
-    from ml.drift import DriftJobConfig, run_drift_job
+    from ml.drift.job import DriftJobConfig, run_drift_job
 
     config = DriftJobConfig.from_env(_drift_environment(ctx))
     hour = _clock(ctx)

@@ -26,15 +26,13 @@ from ml.drift import (
     SCORED_ROWS_METRIC,
     Baseline,
     DriftError,
-    DriftJobConfig,
     compute_drift,
-    main,
     metric_data,
     psi,
     put_metrics,
-    run_drift_job,
     write_report,
 )
+from ml.drift.job import DriftJobConfig, main, run_drift_job
 from ml.features import FEATURE_NAMES, build_features
 from ml.sample_data import generate_customers, true_churn_probability
 

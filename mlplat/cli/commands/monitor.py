@@ -1,6 +1,6 @@
 """`mlplat monitor drift`: run the drift job once, here, against a stack's lake and CloudWatch.
 
-The same code the scheduled processing job runs (`ml.drift.run_drift_job`): read the window's
+The same code the scheduled processing job runs (`ml.drift.job.run_drift_job`): read the window's
 data capture, log predictions to the lake, compare with the training baseline, write the report to
 `drift-reports/` and put the PSI metrics the alarms watch. The platform outputs come from
 `--outputs FILE` (a `pulumi stack output --json` dump) or `--stack S` (the Pulumi CLI);
@@ -87,7 +87,8 @@ def drift_command(
     """
     import boto3
 
-    from ml.drift import DriftError, DriftJobConfig, run_drift_job
+    from ml.drift import DriftError
+    from ml.drift.job import DriftJobConfig, run_drift_job
     from ml.outputs import OutputsError, PlatformOutputs
 
     if (outputs is None) == (stack is None):
