@@ -17,20 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from policies.core import STATEFUL_TYPES
+from mlplat.aws import REGISTRY
 
-# Inputs that force a replacement of stateful resources (create-only in the AWS provider).
-FORCE_NEW: dict[str, frozenset[str]] = {
-    "aws:s3/bucket:Bucket": frozenset({"bucket", "bucketPrefix", "objectLockEnabled"}),
-    "aws:kms/key:Key": frozenset({"customerMasterKeySpec", "keyUsage", "multiRegion"}),
-    "aws:glue/catalogDatabase:CatalogDatabase": frozenset({"name", "catalogId"}),
-    "aws:glue/catalogTable:CatalogTable": frozenset({"name", "databaseName", "catalogId"}),
-    "aws:eks/cluster:Cluster": frozenset({"name"}),
-    "aws:sagemaker/endpoint:Endpoint": frozenset({"name"}),
-    "aws:sagemaker/modelPackageGroup:ModelPackageGroup": frozenset({"modelPackageGroupName"}),
-    "aws:ecr/repository:Repository": frozenset({"name"}),
-    "aws:dynamodb/table:Table": frozenset({"name"}),
-}
 MISSING = "<absent>"
 
 
@@ -158,18 +146,17 @@ def diff_plans(baseline: Mapping[str, Any], current: Mapping[str, Any]) -> PlanD
             continue
         resource = new[urn]
         changed.append(Changed(urn, str(resource["type"]), str(resource["name"]), tuple(changes)))
-        forcing = sorted(
-            {_top_key(c.path) for c in changes} & FORCE_NEW.get(resource["type"], set())
-        )
-        if resource["type"] in STATEFUL_TYPES and forcing:
+        # inputs that force a replacement (create-only in the AWS provider): see `mlplat.aws`
+        forcing = sorted({_top_key(c.path) for c in changes} & REGISTRY.force_new(resource["type"]))
+        if REGISTRY.stateful(resource["type"]) and forcing:
             warnings.append(
                 f"REPLACE {resource['type']} {resource['name']!r}: "
                 f"{', '.join(forcing)} changed and cannot be updated in place; the "
                 "resource and its data would be deleted and recreated"
             )
-    unclaimed = [r for r in added if r["type"] in STATEFUL_TYPES]
+    unclaimed = [r for r in added if REGISTRY.stateful(r["type"])]
     for gone in removed:
-        if gone["type"] not in STATEFUL_TYPES:
+        if not REGISTRY.stateful(gone["type"]):
             continue
         candidates = [r for r in unclaimed if r["type"] == gone["type"]]
         if candidates:

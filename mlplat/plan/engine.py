@@ -28,6 +28,8 @@ from pulumi.runtime.config import set_all_config
 from pulumi.runtime.stack import run_pulumi_func, wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
+from mlplat.aws import REGISTRY
+from mlplat.aws.registry import Fake, digest, name_seed
 from policies import names
 from stacks.settings import PROJECT, Settings
 
@@ -102,24 +104,11 @@ class Plan:
 
 # --- fake but realistic ids and ARNs ---------------------------------------------------------
 #
-# One faker per type token (a service-wide one for EC2 and IAM), each given the resource's
-# physical name: the one the program set, else the one pulumi-aws would generate
-# (`policies.names`), else `<logical>-<7 hex>`. The random part of a generated name is derived
-# from the type and logical name, so ids are stable from run to run.
-
-
-def _digest(text: str, n: int = 8) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:n]
-
-
-def _service(type_: str) -> str:
-    # "aws:s3/bucket:Bucket" -> "s3"
-    return type_.split(":")[1].split("/")[0] if ":" in type_ else "unknown"
-
-
-def name_seed(type_: str, name: str) -> str:
-    """What a fake random part is derived from (the sandbox derives its names the same way)."""
-    return f"{type_}::{name}"
+# Each type's fake sits with the rest of what is known about it, in its service's module of
+# `mlplat.aws` (types it does not know get `generic_fake`). A fake is given the resource's physical
+# name: the one the program set, else the one pulumi-aws would generate (`policies.names`), else
+# `<logical>-<7 hex>`. The random part of a generated name is derived from the type and logical
+# name (`name_seed`), so ids are stable from run to run.
 
 
 def autonamed(type_: str, name: str, inputs: Mapping[str, Any]) -> dict[str, str]:
@@ -151,255 +140,7 @@ def physical_name(type_: str, name: str, urn: str, inputs: Mapping[str, Any]) ->
         generated = autonamed(type_, name, inputs).get(rule.prop)
         if generated:
             return generated
-    return f"{name}-{_digest(urn, 7)}"[:63].lower()
-
-
-@dataclass(frozen=True, slots=True)
-class _Fake:
-    """One registration as a fake provider sees it."""
-
-    type: str
-    kind: str  # "Bucket"
-    urn: str
-    inputs: Mapping[str, Any]
-    physical: str  # `physical_name`
-    account: str
-    region: str
-
-    def digest(self, n: int, salt: str = "") -> str:
-        return _digest(self.urn + salt, n)
-
-    def arn(self, service: str, resource: str) -> str:
-        return f"arn:aws:{service}:{self.region}:{self.account}:{resource}"
-
-
-Outputs = tuple[str, dict[str, Any]]
-_FAKERS: dict[str, Callable[[_Fake], Outputs]] = {}
-
-
-def _fakes(*tokens: str) -> Callable[[Callable[[_Fake], Outputs]], Callable[[_Fake], Outputs]]:
-    def register(fn: Callable[[_Fake], Outputs]) -> Callable[[_Fake], Outputs]:
-        for token in tokens:
-            _FAKERS[token] = fn
-        return fn
-
-    return register
-
-
-@_fakes("aws:s3/bucket:Bucket")
-def _bucket(f: _Fake) -> Outputs:
-    bucket = f.physical
-    return bucket, {
-        "bucket": bucket,
-        "arn": f"arn:aws:s3:::{bucket}",
-        "bucketDomainName": f"{bucket}.s3.amazonaws.com",
-        "bucketRegionalDomainName": f"{bucket}.s3.{f.region}.amazonaws.com",
-        "region": f.region,
-    }
-
-
-@_fakes("aws:kms/key:Key")
-def _kms_key(f: _Fake) -> Outputs:
-    key_id = (
-        f"{f.digest(8)}-{f.digest(4, '1')}-{f.digest(4, '2')}-{f.digest(4, '3')}-"
-        f"{f.digest(12, '4')}"
-    )
-    return key_id, {"keyId": key_id, "arn": f.arn("kms", f"key/{key_id}")}
-
-
-@_fakes("aws:kms/alias:Alias")
-def _kms_alias(f: _Fake) -> Outputs:
-    return f.physical, {"arn": f.arn("kms", f.physical)}
-
-
-_IAM_NOUNS = {
-    "Role": "role",
-    "Policy": "policy",
-    "User": "user",
-    "InstanceProfile": "instance-profile",
-}
-
-
-@_fakes(*(f"aws:iam/{kind[0].lower()}{kind[1:]}:{kind}" for kind in _IAM_NOUNS))
-def _iam_identity(f: _Fake) -> Outputs:
-    path = f.inputs.get("path") or "/"
-    arn = f"arn:aws:iam::{f.account}:{_IAM_NOUNS[f.kind]}{path}{f.physical}"
-    ident = arn if f.kind == "Policy" else f.physical
-    return ident, {"name": f.physical, "arn": arn, "uniqueId": f"AROA{f.digest(16).upper()}"}
-
-
-@_fakes("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
-def _oidc_provider(f: _Fake) -> Outputs:
-    url = str(f.inputs.get("url", "oidc.example")).removeprefix("https://")
-    arn = f"arn:aws:iam::{f.account}:oidc-provider/{url}"
-    return arn, {"arn": arn}
-
-
-def _iam_other(f: _Fake) -> Outputs:
-    return f.physical, {}
-
-
-_SAGEMAKER_NOUNS = {
-    "ModelPackageGroup": "model-package-group",
-    "Model": "model",
-    "EndpointConfiguration": "endpoint-config",
-    "Endpoint": "endpoint",
-}
-
-
-@_fakes(*(f"aws:sagemaker/{kind[0].lower()}{kind[1:]}:{kind}" for kind in _SAGEMAKER_NOUNS))
-def _sagemaker(f: _Fake) -> Outputs:
-    arn = f.arn("sagemaker", f"{_SAGEMAKER_NOUNS[f.kind]}/{f.physical}").lower()
-    out: dict[str, Any] = {"arn": arn, "name": f.physical}
-    if f.kind == "ModelPackageGroup":
-        out["modelPackageGroupName"] = f.physical
-    return f.physical, out
-
-
-@_fakes("aws:sns/topic:Topic")
-def _topic(f: _Fake) -> Outputs:
-    arn = f.arn("sns", f.physical)
-    return arn, {"arn": arn, "name": f.physical}
-
-
-@_fakes("aws:sqs/queue:Queue")
-def _queue(f: _Fake) -> Outputs:
-    url = f"https://sqs.{f.region}.amazonaws.com/{f.account}/{f.physical}"
-    return url, {"arn": f.arn("sqs", f.physical), "name": f.physical, "url": url}
-
-
-@_fakes("aws:cloudwatch/logGroup:LogGroup")
-def _log_group(f: _Fake) -> Outputs:
-    return f.physical, {"name": f.physical, "arn": f.arn("logs", f"log-group:{f.physical}")}
-
-
-_EC2_PREFIXES = {
-    "Vpc": "vpc",
-    "Subnet": "subnet",
-    "SecurityGroup": "sg",
-    "RouteTable": "rtb",
-    "InternetGateway": "igw",
-    "NatGateway": "nat",
-    "Eip": "eipalloc",
-    "VpcEndpoint": "vpce",
-    "LaunchTemplate": "lt",
-    "FlowLog": "fl",
-}
-
-
-def _ec2(f: _Fake) -> Outputs:
-    prefix = _EC2_PREFIXES.get(f.kind, f.kind.lower())
-    ident = f"{prefix}-{f.digest(17)}"
-    out: dict[str, Any] = {"arn": f.arn("ec2", f"{prefix}/{ident}")}
-    if f.kind == "LaunchTemplate":
-        out["latestVersion"] = 1
-    if f.kind == "Vpc":
-        out["defaultSecurityGroupId"] = f"sg-{f.digest(17, 'sg')}"
-        out["mainRouteTableId"] = f"rtb-{f.digest(17, 'rt')}"
-    return ident, out
-
-
-@_fakes("aws:eks/cluster:Cluster")
-def _eks_cluster(f: _Fake) -> Outputs:
-    oidc = f"https://oidc.eks.{f.region}.amazonaws.com/id/{f.digest(32).upper()}"
-    vpc_config = f.inputs.get("vpcConfig")
-    return f.physical, {
-        # EKS creates a security group for the control plane's network interfaces
-        "vpcConfig": {
-            **(vpc_config if isinstance(vpc_config, Mapping) else {}),
-            "clusterSecurityGroupId": f"sg-{f.digest(17, 'cluster-sg')}",
-        },
-        "name": f.physical,
-        "arn": f.arn("eks", f"cluster/{f.physical}"),
-        "endpoint": f"https://{f.digest(32).upper()}.gr7.{f.region}.eks.amazonaws.com",
-        "certificateAuthority": {"data": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t"},
-        "identities": [{"oidcs": [{"issuer": oidc}]}],
-        "version": f.inputs.get("version", "1.33"),
-    }
-
-
-@_fakes("aws:glue/catalogDatabase:CatalogDatabase")
-def _glue_database(f: _Fake) -> Outputs:
-    return f"{f.account}:{f.physical}", {
-        "name": f.physical,
-        "arn": f.arn("glue", f"database/{f.physical}"),
-    }
-
-
-@_fakes("aws:glue/catalogTable:CatalogTable")
-def _glue_table(f: _Fake) -> Outputs:
-    db = f.inputs.get("databaseName", "db")
-    return f"{f.account}:{db}:{f.physical}", {
-        "name": f.physical,
-        "arn": f.arn("glue", f"table/{db}/{f.physical}"),
-    }
-
-
-@_fakes("aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream")
-def _firehose(f: _Fake) -> Outputs:
-    arn = f.arn("firehose", f"deliverystream/{f.physical}")
-    return arn, {"name": f.physical, "arn": arn}
-
-
-@_fakes("aws:athena/workgroup:Workgroup")
-def _workgroup(f: _Fake) -> Outputs:
-    return f.physical, {"name": f.physical, "arn": f.arn("athena", f"workgroup/{f.physical}")}
-
-
-@_fakes("aws:ecr/repository:Repository")
-def _repository(f: _Fake) -> Outputs:
-    return f.physical, {
-        "name": f.physical,
-        "arn": f.arn("ecr", f"repository/{f.physical}"),
-        "repositoryUrl": f"{f.account}.dkr.ecr.{f.region}.amazonaws.com/{f.physical}",
-    }
-
-
-@_fakes("aws:cloudtrail/trail:Trail")
-def _trail(f: _Fake) -> Outputs:
-    arn = f.arn("cloudtrail", f"trail/{f.physical}")
-    return arn, {"name": f.physical, "arn": arn}
-
-
-@_fakes("aws:cloudwatch/eventRule:EventRule")
-def _event_rule(f: _Fake) -> Outputs:
-    return f.physical, {"name": f.physical, "arn": f.arn("events", f"rule/{f.physical}")}
-
-
-@_fakes("aws:cloudwatch/metricAlarm:MetricAlarm")
-def _alarm(f: _Fake) -> Outputs:
-    return f.physical, {
-        "name": f.physical,
-        "arn": f.arn("cloudwatch", f"alarm:{f.physical}"),
-    }
-
-
-@_fakes("aws:lambda/function:Function")
-def _lambda_function(f: _Fake) -> Outputs:
-    arn = f.arn("lambda", f"function:{f.physical}")
-    return f.physical, {
-        "name": f.physical,
-        "arn": arn,
-        "qualifiedArn": f"{arn}:$LATEST",
-        "invokeArn": f"arn:aws:apigateway:{f.region}:lambda:path/2015-03-31/functions/{arn}"
-        "/invocations",
-        "version": "$LATEST",
-    }
-
-
-@_fakes("aws:lambda/invocation:Invocation")
-def _lambda_invocation(f: _Fake) -> Outputs:
-    # the function's answer is only known once it ran; an empty JSON object stands in for it
-    return f"{f.inputs.get('functionName')}_$LATEST_{f.digest(32)}", {"result": "{}"}
-
-
-def _generic(f: _Fake) -> Outputs:
-    if not f.type.startswith("aws:"):
-        return f.physical, {}
-    return f.physical, {"arn": f.arn(_service(f.type), f"{f.kind.lower()}/{f.physical}")}
-
-
-_SERVICE_FAKERS: dict[str, Callable[[_Fake], Outputs]] = {"ec2": _ec2, "iam": _iam_other}
+    return f"{name}-{digest(urn, 7)}"[:63].lower()
 
 
 def fake_physical(
@@ -409,7 +150,7 @@ def fake_physical(
 
     An auto-named resource's outputs carry the name pulumi-aws would generate, as its state does.
     """
-    fake = _Fake(
+    fake = Fake(
         type=type_,
         kind=type_.rsplit(":", 1)[-1],
         urn=urn,
@@ -418,8 +159,7 @@ def fake_physical(
         account=s.account_id,
         region=s.region,
     )
-    faker = _FAKERS.get(type_) or _SERVICE_FAKERS.get(_service(type_)) or _generic
-    ident, computed = faker(fake)
+    ident, computed = REGISTRY.fake_for(type_)(fake)
     for prop, generated in autonamed(type_, name, inputs).items():
         computed.setdefault(prop, generated)
     return ident, computed

@@ -11,6 +11,8 @@ import pulumi_aws as aws
 import pytest
 from botocore.exceptions import ClientError
 
+from mlplat.aws.realizing import pascal, plain
+from mlplat.aws.s3 import log_delivery_refusal, moto_effective_policy
 from mlplat.plan.engine import Plan
 from mlplat.sandbox.realize import (
     READERS,
@@ -20,10 +22,6 @@ from mlplat.sandbox.realize import (
     RealizingMocks,
     Registration,
     context_for,
-    log_delivery_refusal,
-    moto_effective_policy,
-    pascal,
-    plain,
 )
 from mlplat.sandbox.realize import (
     realize as realize_program,
