@@ -35,6 +35,6 @@ test: lint typecheck unit
 bench: sync
 	uv run mlplat bench --json bench.json
 
-# Regenerate the Pulumi.yaml config schema and the README settings table from stacks/settings.py.
+# Regenerate the Pulumi.yaml config schema and the README settings table from stacks/settings/spec.py.
 docs: sync
 	uv run python -m mlplat.plan.project_schema --write .

@@ -26,8 +26,11 @@ import pulumi_aws as aws
 
 from components.data_lake import KEY_ADMIN_ACTIONS, KEY_POLICY_WILDCARD
 from components.iam import Statement, prefix_arn
+from components.limits import kms_deletion_window_problems
 from components.on_call import document, with_principal
 from components.s3 import bucket_controls, deny_insecure_transport, housekeeping_rule
+
+CLOUDTRAIL = {"Service": "cloudtrail.amazonaws.com"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +49,7 @@ class AuditTrailArgs:
     protect: bool = False
 
     def __post_init__(self) -> None:
-        problems = []
+        problems: list[str] = []
         name = self.trail_name
         if not (
             3 <= len(name) <= 128
@@ -60,10 +63,7 @@ class AuditTrailArgs:
             )
         if self.data_events and not self.lake_bucket_arns:
             problems.append("data_events is on but lake_bucket_arns is empty")
-        if not 7 <= self.kms_deletion_window_days <= 30:
-            problems.append(
-                f"kms_deletion_window_days {self.kms_deletion_window_days}: KMS accepts 7 to 30"
-            )
+        problems += kms_deletion_window_problems(self.kms_deletion_window_days)
         if self.noncurrent_version_days < 1 or self.access_log_days < 1:
             problems.append("noncurrent_version_days and access_log_days must be >= 1")
         if self.protect and self.force_destroy:
@@ -86,118 +86,150 @@ class AuditTrail(pulumi.ComponentResource):
         self._name = name
         self._args = args
         self._tags = dict(args.tags)
-        child = pulumi.ResourceOptions(parent=self)
+        self._account = aws.get_caller_identity_output().account_id
+        self._region = aws.get_region_output().region
+        self._partition_info = aws.get_partition_output()
+        partition = self._partition_info.partition
+        self._trail_arn = pulumi.Output.concat(
+            "arn:",
+            partition,
+            ":cloudtrail:",
+            self._region,
+            ":",
+            self._account,
+            ":trail/",
+            args.trail_name,
+        )
+        key = self._key()
         stateful = pulumi.ResourceOptions(
             parent=self, protect=args.protect, retain_on_delete=args.protect
         )
-        account = aws.get_caller_identity_output().account_id
-        region = aws.get_region_output().region
-        partition_info = aws.get_partition_output()
-        partition = partition_info.partition
-        root = pulumi.Output.concat("arn:", partition, ":iam::", account, ":root")
-        trail_arn = pulumi.Output.concat(
-            "arn:", partition, ":cloudtrail:", region, ":", account, ":trail/", args.trail_name
-        )
-        trails_of_account = pulumi.Output.concat(
-            "arn:", partition, ":cloudtrail:*:", account, ":trail/*"
-        )
-        cloudtrail = {"Service": "cloudtrail.amazonaws.com"}
-
-        key = aws.kms.Key(
-            f"{name}-key",
-            description="ml-platform audit trail (CloudTrail log files)",
-            enable_key_rotation=True,
-            deletion_window_in_days=args.kms_deletion_window_days,
-            policy=document(
-                [
-                    with_principal(
-                        Statement(
-                            KEY_ADMIN_ACTIONS,
-                            ["*"],
-                            sid="KeyAdministration",
-                            wildcard_reason=KEY_POLICY_WILDCARD,
-                        ),
-                        {"AWS": root},
-                    ),
-                    with_principal(
-                        Statement(
-                            ["kms:GenerateDataKey"],
-                            ["*"],
-                            sid="CloudTrailEncryptsThisTrail",
-                            wildcard_reason=KEY_POLICY_WILDCARD,
-                            conditions={
-                                "StringEquals": {"aws:SourceArn": trail_arn},
-                                "StringLike": {
-                                    "kms:EncryptionContext:aws:cloudtrail:arn": trails_of_account
-                                },
-                            },
-                        ),
-                        cloudtrail,
-                    ),
-                    with_principal(
-                        Statement(
-                            ["kms:DescribeKey"],
-                            ["*"],
-                            sid="CloudTrailDescribesKey",
-                            wildcard_reason=KEY_POLICY_WILDCARD,
-                            conditions={"StringEquals": {"aws:SourceArn": trail_arn}},
-                        ),
-                        cloudtrail,
-                    ),
-                    # Auditors of this account (with IAM permission) read the log files.
-                    with_principal(
-                        Statement(
-                            ["kms:Decrypt", "kms:ReEncryptFrom"],
-                            ["*"],
-                            sid="AccountReadsLogFiles",
-                            wildcard_reason=KEY_POLICY_WILDCARD,
-                            conditions={
-                                "StringEquals": {"kms:CallerAccount": account},
-                                "StringLike": {
-                                    "kms:EncryptionContext:aws:cloudtrail:arn": trails_of_account
-                                },
-                            },
-                        ),
-                        {"AWS": root},
-                    ),
-                    # S3 uses the key for the bucket's default encryption (bucket key).
-                    with_principal(
-                        Statement(
-                            ["kms:Decrypt", "kms:GenerateDataKey"],
-                            ["*"],
-                            sid="ThroughS3",
-                            wildcard_reason=KEY_POLICY_WILDCARD,
-                            conditions={
-                                "StringEquals": {
-                                    "kms:CallerAccount": account,
-                                    "kms:ViaService": pulumi.Output.concat(
-                                        "s3.", region, ".", partition_info.dns_suffix
-                                    ),
-                                }
-                            },
-                        ),
-                        {"AWS": root},
-                    ),
-                ]
-            ),
-            tags=self._tags,
-            opts=stateful,
-        )
-        aws.kms.Alias(
-            f"{name}-key-alias",
-            name_prefix="alias/mlplatform-audit-",
-            target_key_id=key.key_id,
-            opts=child,
-        )
-
         access_logs = aws.s3.Bucket(
             f"{name}-access-logs", force_destroy=args.force_destroy, tags=self._tags, opts=stateful
         )
         trail_bucket = aws.s3.Bucket(
             f"{name}-bucket", force_destroy=args.force_destroy, tags=self._tags, opts=stateful
         )
+        self._access_log_bucket(access_logs, trail_bucket)
+        bucket_policy = self._trail_bucket(trail_bucket, access_logs, key)
+        trail = self._trail(trail_bucket, key, bucket_policy)
 
-        # The access-log bucket: SSE-S3 (the only encryption log delivery supports).
+        self.trail_arn = trail.arn
+        self.bucket_name = trail_bucket.bucket
+        self.key_arn = key.arn
+        self.register_outputs(
+            {"trail_arn": self.trail_arn, "bucket_name": self.bucket_name, "key_arn": self.key_arn}
+        )
+
+    # --- builders -------------------------------------------------------------------------------
+
+    def _key(self) -> aws.kms.Key:
+        """The audit key (rotation on) and its alias."""
+        name, args = self._name, self._args
+        key = aws.kms.Key(
+            f"{name}-key",
+            description="ml-platform audit trail (CloudTrail log files)",
+            enable_key_rotation=True,
+            deletion_window_in_days=args.kms_deletion_window_days,
+            policy=self._key_policy(),
+            tags=self._tags,
+            opts=pulumi.ResourceOptions(
+                parent=self, protect=args.protect, retain_on_delete=args.protect
+            ),
+        )
+        aws.kms.Alias(
+            f"{name}-key-alias",
+            name_prefix="alias/mlplatform-audit-",
+            target_key_id=key.key_id,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return key
+
+    def _key_policy(self) -> pulumi.Output[str]:
+        """CloudTrail encrypts this trail's files; this account's principals read them."""
+        account, region = self._account, self._region
+        root = pulumi.Output.concat(
+            "arn:", self._partition_info.partition, ":iam::", account, ":root"
+        )
+        trails_of_account = pulumi.Output.concat(
+            "arn:", self._partition_info.partition, ":cloudtrail:*:", account, ":trail/*"
+        )
+        return document(
+            [
+                with_principal(
+                    Statement(
+                        KEY_ADMIN_ACTIONS,
+                        ["*"],
+                        sid="KeyAdministration",
+                        wildcard_reason=KEY_POLICY_WILDCARD,
+                    ),
+                    {"AWS": root},
+                ),
+                with_principal(
+                    Statement(
+                        ["kms:GenerateDataKey"],
+                        ["*"],
+                        sid="CloudTrailEncryptsThisTrail",
+                        wildcard_reason=KEY_POLICY_WILDCARD,
+                        conditions={
+                            "StringEquals": {"aws:SourceArn": self._trail_arn},
+                            "StringLike": {
+                                "kms:EncryptionContext:aws:cloudtrail:arn": trails_of_account
+                            },
+                        },
+                    ),
+                    CLOUDTRAIL,
+                ),
+                with_principal(
+                    Statement(
+                        ["kms:DescribeKey"],
+                        ["*"],
+                        sid="CloudTrailDescribesKey",
+                        wildcard_reason=KEY_POLICY_WILDCARD,
+                        conditions={"StringEquals": {"aws:SourceArn": self._trail_arn}},
+                    ),
+                    CLOUDTRAIL,
+                ),
+                # Auditors of this account (with IAM permission) read the log files.
+                with_principal(
+                    Statement(
+                        ["kms:Decrypt", "kms:ReEncryptFrom"],
+                        ["*"],
+                        sid="AccountReadsLogFiles",
+                        wildcard_reason=KEY_POLICY_WILDCARD,
+                        conditions={
+                            "StringEquals": {"kms:CallerAccount": account},
+                            "StringLike": {
+                                "kms:EncryptionContext:aws:cloudtrail:arn": trails_of_account
+                            },
+                        },
+                    ),
+                    {"AWS": root},
+                ),
+                # S3 uses the key for the bucket's default encryption (bucket key).
+                with_principal(
+                    Statement(
+                        ["kms:Decrypt", "kms:GenerateDataKey"],
+                        ["*"],
+                        sid="ThroughS3",
+                        wildcard_reason=KEY_POLICY_WILDCARD,
+                        conditions={
+                            "StringEquals": {
+                                "kms:CallerAccount": account,
+                                "kms:ViaService": pulumi.Output.concat(
+                                    "s3.", region, ".", self._partition_info.dns_suffix
+                                ),
+                            }
+                        },
+                    ),
+                    {"AWS": root},
+                ),
+            ]
+        )
+
+    def _access_log_bucket(self, access_logs: aws.s3.Bucket, trail_bucket: aws.s3.Bucket) -> None:
+        """SSE-S3 (the only encryption log delivery supports); only the trail bucket's logs."""
+        name, child = self._name, pulumi.ResourceOptions(parent=self)
         aws.s3.BucketServerSideEncryptionConfiguration(
             f"{name}-access-logs-encryption",
             bucket=access_logs.id,
@@ -224,7 +256,7 @@ class AuditTrail(pulumi.ComponentResource):
                             sid="S3ServerAccessLogDelivery",
                             conditions={
                                 "ArnLike": {"aws:SourceArn": trail_bucket.arn},
-                                "StringEquals": {"aws:SourceAccount": account},
+                                "StringEquals": {"aws:SourceAccount": self._account},
                             },
                         ),
                         {"Service": "logging.s3.amazonaws.com"},
@@ -236,11 +268,17 @@ class AuditTrail(pulumi.ComponentResource):
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-access-logs-lifecycle",
             bucket=access_logs.id,
-            rules=[housekeeping_rule(args.noncurrent_version_days, args.access_log_days)],
+            rules=[
+                housekeeping_rule(self._args.noncurrent_version_days, self._args.access_log_days)
+            ],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[logs_versioning]),
         )
 
-        # The trail bucket.
+    def _trail_bucket(
+        self, trail_bucket: aws.s3.Bucket, access_logs: aws.s3.Bucket, key: aws.kms.Key
+    ) -> aws.s3.BucketPolicy:
+        """SSE-KMS with the audit key, logged, and written by CloudTrail for this trail only."""
+        name, child = self._name, pulumi.ResourceOptions(parent=self)
         aws.s3.BucketServerSideEncryptionConfiguration(
             f"{name}-bucket-encryption",
             bucket=trail_bucket.id,
@@ -265,10 +303,10 @@ class AuditTrail(pulumi.ComponentResource):
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-bucket-lifecycle",
             bucket=trail_bucket.id,
-            rules=[housekeeping_rule(args.noncurrent_version_days)],
+            rules=[housekeeping_rule(self._args.noncurrent_version_days)],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
         )
-        bucket_policy = aws.s3.BucketPolicy(
+        return aws.s3.BucketPolicy(
             f"{name}-bucket-policy",
             bucket=trail_bucket.id,
             policy=document(
@@ -279,29 +317,38 @@ class AuditTrail(pulumi.ComponentResource):
                             ["s3:GetBucketAcl"],
                             [trail_bucket.arn],
                             sid="CloudTrailAclCheck",
-                            conditions={"StringEquals": {"aws:SourceArn": trail_arn}},
+                            conditions={"StringEquals": {"aws:SourceArn": self._trail_arn}},
                         ),
-                        cloudtrail,
+                        CLOUDTRAIL,
                     ),
                     with_principal(
                         Statement(
                             ["s3:PutObject"],
-                            [pulumi.Output.concat(trail_bucket.arn, "/AWSLogs/", account, "/*")],
+                            [
+                                pulumi.Output.concat(
+                                    trail_bucket.arn, "/AWSLogs/", self._account, "/*"
+                                )
+                            ],
                             sid="CloudTrailWrite",
                             conditions={
                                 "StringEquals": {
-                                    "aws:SourceArn": trail_arn,
+                                    "aws:SourceArn": self._trail_arn,
                                     "s3:x-amz-acl": "bucket-owner-full-control",
                                 }
                             },
                         ),
-                        cloudtrail,
+                        CLOUDTRAIL,
                     ),
                 ]
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[block]),
         )
 
+    def _trail(
+        self, trail_bucket: aws.s3.Bucket, key: aws.kms.Key, bucket_policy: aws.s3.BucketPolicy
+    ) -> aws.cloudtrail.Trail:
+        """Management events always; object-level events of the lake buckets on request."""
+        args = self._args
         selectors = [
             aws.cloudtrail.TrailAdvancedEventSelectorArgs(
                 name="Management events",
@@ -332,8 +379,8 @@ class AuditTrail(pulumi.ComponentResource):
                     ],
                 )
             )
-        trail = aws.cloudtrail.Trail(
-            f"{name}-trail",
+        return aws.cloudtrail.Trail(
+            f"{self._name}-trail",
             name=args.trail_name,
             s3_bucket_name=trail_bucket.bucket,
             kms_key_id=key.arn,
@@ -344,11 +391,4 @@ class AuditTrail(pulumi.ComponentResource):
             advanced_event_selectors=selectors,
             tags=self._tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[bucket_policy, key]),
-        )
-
-        self.trail_arn = trail.arn
-        self.bucket_name = trail_bucket.bucket
-        self.key_arn = key.arn
-        self.register_outputs(
-            {"trail_arn": self.trail_arn, "bucket_name": self.bucket_name, "key_arn": self.key_arn}
         )

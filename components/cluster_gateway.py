@@ -166,15 +166,58 @@ class ClusterGateway(pulumi.ComponentResource):
         namespace_scoped: bool,
         timeout: int,
     ) -> tuple[aws.lambda_.Function, aws.eks.AccessPolicyAssociation]:
-        child = pulumi.ResourceOptions(parent=self)
         prefix = f"{name}-{role_name}"
         logs = aws.cloudwatch.LogGroup(
             f"{prefix}-logs",
             retention_in_days=args.log_retention_days,
             kms_key_id=args.log_kms_key_arn,
             tags=self._tags,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
+        role, role_policy = self._function_role(prefix, args, sg, role_name, logs)
+        access = self._cluster_access(prefix, args, role, access_policy, namespace_scoped)
+        variables: dict[str, pulumi.Input[str]] = {
+            "GATEWAY_ROLE": role_name,
+            "CLUSTER_NAME": args.cluster_name,
+            "CLUSTER_ENDPOINT": args.cluster_endpoint,
+            "CLUSTER_CA": args.cluster_ca_data,
+            "JOBS_NAMESPACE": args.jobs_namespace,
+        }
+        function = aws.lambda_.Function(
+            f"{prefix}-fn",
+            description=f"ml-platform cluster gateway ({role_name})",
+            role=role.arn,
+            runtime=RUNTIME,
+            handler=HANDLER,
+            code=pulumi.AssetArchive({HANDLER_FILE.name: pulumi.FileAsset(str(HANDLER_FILE))}),
+            timeout=timeout,
+            # no reserved concurrency: a new account may not reserve any (its unreserved pool
+            # has a floor), and Pulumi's stack lock already serialises the deployer's applies
+            memory_size=256,
+            vpc_config=aws.lambda_.FunctionVpcConfigArgs(
+                subnet_ids=args.subnet_ids, security_group_ids=[sg.id]
+            ),
+            environment=aws.lambda_.FunctionEnvironmentArgs(variables=variables),
+            kms_key_arn=args.env_kms_key_arn,
+            logging_config=aws.lambda_.FunctionLoggingConfigArgs(
+                log_format="JSON", log_group=logs.name
+            ),
+            tags={**self._tags, TALKS_TO_TAG: pulumi.Output.concat("eks-api:", args.cluster_name)},
+            # the role must be able to create the function's network interfaces first
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
+        )
+        return function, access
+
+    def _function_role(
+        self,
+        prefix: str,
+        args: ClusterGatewayArgs,
+        sg: aws.ec2.SecurityGroup,
+        role_name: str,
+        logs: aws.cloudwatch.LogGroup,
+    ) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+        """Its own log group, its environment key, its network interfaces in the VPC."""
+        child = pulumi.ResourceOptions(parent=self)
         role = aws.iam.Role(
             f"{prefix}-role",
             assume_role_policy=assume_role_policy(
@@ -226,6 +269,18 @@ class ClusterGateway(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        return role, role_policy
+
+    def _cluster_access(
+        self,
+        prefix: str,
+        args: ClusterGatewayArgs,
+        role: aws.iam.Role,
+        access_policy: str,
+        namespace_scoped: bool,
+    ) -> aws.eks.AccessPolicyAssociation:
+        """The function's role in the cluster: an access entry and its one access policy."""
+        child = pulumi.ResourceOptions(parent=self)
         entry = aws.eks.AccessEntry(
             f"{prefix}-access",
             cluster_name=args.cluster_name,
@@ -234,7 +289,7 @@ class ClusterGateway(pulumi.ComponentResource):
             tags=self._tags,
             opts=child,
         )
-        access = aws.eks.AccessPolicyAssociation(
+        return aws.eks.AccessPolicyAssociation(
             f"{prefix}-access",
             cluster_name=args.cluster_name,
             principal_arn=entry.principal_arn,
@@ -247,34 +302,3 @@ class ClusterGateway(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        variables: dict[str, pulumi.Input[str]] = {
-            "GATEWAY_ROLE": role_name,
-            "CLUSTER_NAME": args.cluster_name,
-            "CLUSTER_ENDPOINT": args.cluster_endpoint,
-            "CLUSTER_CA": args.cluster_ca_data,
-            "JOBS_NAMESPACE": args.jobs_namespace,
-        }
-        function = aws.lambda_.Function(
-            f"{prefix}-fn",
-            description=f"ml-platform cluster gateway ({role_name})",
-            role=role.arn,
-            runtime=RUNTIME,
-            handler=HANDLER,
-            code=pulumi.AssetArchive({HANDLER_FILE.name: pulumi.FileAsset(str(HANDLER_FILE))}),
-            timeout=timeout,
-            # no reserved concurrency: a new account may not reserve any (its unreserved pool
-            # has a floor), and Pulumi's stack lock already serialises the deployer's applies
-            memory_size=256,
-            vpc_config=aws.lambda_.FunctionVpcConfigArgs(
-                subnet_ids=args.subnet_ids, security_group_ids=[sg.id]
-            ),
-            environment=aws.lambda_.FunctionEnvironmentArgs(variables=variables),
-            kms_key_arn=args.env_kms_key_arn,
-            logging_config=aws.lambda_.FunctionLoggingConfigArgs(
-                log_format="JSON", log_group=logs.name
-            ),
-            tags={**self._tags, TALKS_TO_TAG: pulumi.Output.concat("eks-api:", args.cluster_name)},
-            # the role must be able to create the function's network interfaces first
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
-        )
-        return function, access

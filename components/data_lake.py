@@ -29,6 +29,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import Statement, prefix_arn
+from components.limits import kms_deletion_window_problems
+from components.problems import raw_tiering_problems
 from components.s3 import (
     bucket_controls,
     deny_insecure_transport,
@@ -125,22 +127,13 @@ class DataLakeArgs:
                 f"database_name {self.database_name!r}: use lowercase letters, digits "
                 "and '_' (Athena needs no quoting then), at most 255 characters"
             )
-        if not 7 <= self.kms_deletion_window_days <= 30:
-            problems.append(
-                f"kms_deletion_window_days {self.kms_deletion_window_days}: KMS "
-                "accepts 7 to 30 days"
-            )
+        problems += kms_deletion_window_problems(self.kms_deletion_window_days)
         if self.raw_ia_days < 30:
             problems.append(
                 f"raw_ia_days {self.raw_ia_days}: S3 moves objects to Standard-IA "
                 "after 30 days at the earliest"
             )
-        if self.raw_archive_days < self.raw_ia_days + 30:
-            problems.append(
-                f"raw_archive_days {self.raw_archive_days}: must be at least "
-                f"raw_ia_days + 30 = {self.raw_ia_days + 30} (S3 keeps objects in "
-                "Standard-IA for 30 days before archiving)"
-            )
+        problems += raw_tiering_problems(self.raw_ia_days, self.raw_archive_days)
         if self.noncurrent_version_days < 1:
             problems.append(f"noncurrent_version_days {self.noncurrent_version_days}: must be >= 1")
         if self.raw_object_lock_days < 1:

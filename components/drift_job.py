@@ -109,26 +109,65 @@ class DriftJob(pulumi.ComponentResource):
         self, name: str, args: DriftJobArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("mlplatform:monitoring:DriftJob", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        tags = dict(args.tags)
-        account = aws.get_caller_identity_output().account_id
-        region = aws.get_region_output().region
-        partition = aws.get_partition_output().partition
+        self._name = name
+        self._args = args
+        self._tags = dict(args.tags)
+        self._account = aws.get_caller_identity_output().account_id
+        self._region = aws.get_region_output().region
+        self._partition = aws.get_partition_output().partition
+        job_role = self._job_role()
+        machine = self._state_machine(job_role)
+        rule = self._schedule(machine)
+        self._failure_alarm(machine)
 
-        def arn(service: str, resource: str) -> pulumi.Output[str]:
-            return pulumi.Output.concat(
-                "arn:", partition, ":", service, ":", region, ":", account, ":", resource
-            )
-
-        # --- the job's role: read predictions + baseline, write logs/reports, put its metrics ---
-        job_role = aws.iam.Role(
-            f"{name}-job-role",
-            assume_role_policy=assume_role_policy(
-                "sagemaker.amazonaws.com", source_account=account
-            ),
-            tags=tags,
-            opts=child,
+        self.state_machine_arn = machine.arn
+        self.job_role_arn = job_role.arn
+        self.rule_name = rule.name
+        self.register_outputs(
+            {
+                "state_machine_arn": self.state_machine_arn,
+                "job_role_arn": self.job_role_arn,
+                "rule_name": self.rule_name,
+            }
         )
+
+    # --- builders -------------------------------------------------------------------------------
+
+    def _arn(self, service: str, resource: str) -> pulumi.Output[str]:
+        return pulumi.Output.concat(
+            "arn:",
+            self._partition,
+            ":",
+            service,
+            ":",
+            self._region,
+            ":",
+            self._account,
+            ":",
+            resource,
+        )
+
+    def _role(self, role: str, service: str) -> aws.iam.Role:
+        return aws.iam.Role(
+            f"{self._name}-{role}",
+            assume_role_policy=assume_role_policy(service, source_account=self._account),
+            tags=self._tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _job_role(self) -> aws.iam.Role:
+        """Read predictions and the baseline, write logs and reports, put the drift metrics."""
+        job_role = self._role("job-role", "sagemaker.amazonaws.com")
+        aws.iam.RolePolicy(
+            f"{self._name}-job-policy",
+            role=job_role.id,
+            policy=policy_document(self._job_statements()),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return job_role
+
+    def _job_statements(self) -> list[Statement]:
+        args = self._args
         predictions = args.predictions_bucket_arn
         statements = [
             Statement(
@@ -170,12 +209,16 @@ class DriftJob(pulumi.ComponentResource):
             ),
             Statement(
                 ["logs:CreateLogGroup"],
-                [arn("logs", f"log-group:{PROCESSING_LOG_GROUP}")],
+                [self._arn("logs", f"log-group:{PROCESSING_LOG_GROUP}")],
                 sid="ProcessingLogGroup",
             ),
             Statement(
                 ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                [arn("logs", f"log-group:{PROCESSING_LOG_GROUP}:log-stream:{JOB_NAME_PREFIX}*")],
+                [
+                    self._arn(
+                        "logs", f"log-group:{PROCESSING_LOG_GROUP}:log-stream:{JOB_NAME_PREFIX}*"
+                    )
+                ],
                 sid="ProcessingLogStreams",
             ),
         ]
@@ -192,73 +235,84 @@ class DriftJob(pulumi.ComponentResource):
                     wildcard_reason="GetAuthorizationToken has no resource-level permissions",
                 ),
             ]
-        aws.iam.RolePolicy(
-            f"{name}-job-policy", role=job_role.id, policy=policy_document(statements), opts=child
-        )
+        return statements
 
-        # --- the state machine and its role ---
+    def _state_machine(self, job_role: aws.iam.Role) -> aws.sfn.StateMachine:
+        """One state: start the processing job, wait for it, fail when it fails."""
+        name, args, child = self._name, self._args, pulumi.ResourceOptions(parent=self)
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-log-group",
             name_prefix="/aws/vendedlogs/states/mlplatform-drift-",
             retention_in_days=args.log_retention_days,
             kms_key_id=args.kms_key_arn,
-            tags=tags,
+            tags=self._tags,
             opts=child,
         )
-        machine_role = aws.iam.Role(
-            f"{name}-machine-role",
-            assume_role_policy=assume_role_policy("states.amazonaws.com", source_account=account),
-            tags=tags,
-            opts=child,
-        )
+        machine_role = self._role("machine-role", "states.amazonaws.com")
         aws.iam.RolePolicy(
             f"{name}-machine-policy",
             role=machine_role.id,
-            policy=policy_document(
-                [
-                    Statement(
-                        [
-                            "sagemaker:CreateProcessingJob",
-                            "sagemaker:DescribeProcessingJob",
-                            "sagemaker:StopProcessingJob",
-                            "sagemaker:AddTags",
-                        ],
-                        [arn("sagemaker", f"processing-job/{JOB_NAME_PREFIX}*")],
-                        sid="RunDriftProcessingJobs",
-                    ),
-                    Statement(
-                        ["iam:PassRole"],
-                        [job_role.arn],
-                        sid="PassJobRole",
-                        conditions={
-                            "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
-                        },
-                    ),
-                    # `.sync` waits on the job through this managed rule (Step Functions makes it).
-                    Statement(
-                        ["events:PutTargets", "events:PutRule", "events:DescribeRule"],
-                        [arn("events", f"rule/{STEP_FUNCTIONS_RULE}")],
-                        sid="SyncRule",
-                    ),
-                    Statement(
-                        [
-                            "logs:CreateLogDelivery",
-                            "logs:GetLogDelivery",
-                            "logs:UpdateLogDelivery",
-                            "logs:DeleteLogDelivery",
-                            "logs:ListLogDeliveries",
-                            "logs:PutResourcePolicy",
-                            "logs:DescribeResourcePolicies",
-                            "logs:DescribeLogGroups",
-                        ],
-                        ["*"],
-                        wildcard_reason="CloudWatch Logs vended log delivery has no resource-level "
-                        "permissions",
-                    ),
-                ]
-            ),
+            policy=policy_document(self._machine_statements(job_role)),
             opts=child,
         )
+        return aws.sfn.StateMachine(
+            f"{name}-machine",
+            role_arn=machine_role.arn,
+            type="STANDARD",
+            definition=self._definition(job_role),
+            logging_configuration=aws.sfn.StateMachineLoggingConfigurationArgs(
+                level="ERROR",
+                include_execution_data=False,
+                log_destination=pulumi.Output.concat(log_group.arn, ":*"),
+            ),
+            tags=self._tags,
+            opts=child,
+        )
+
+    def _machine_statements(self, job_role: aws.iam.Role) -> list[Statement]:
+        return [
+            Statement(
+                [
+                    "sagemaker:CreateProcessingJob",
+                    "sagemaker:DescribeProcessingJob",
+                    "sagemaker:StopProcessingJob",
+                    "sagemaker:AddTags",
+                ],
+                [self._arn("sagemaker", f"processing-job/{JOB_NAME_PREFIX}*")],
+                sid="RunDriftProcessingJobs",
+            ),
+            Statement(
+                ["iam:PassRole"],
+                [job_role.arn],
+                sid="PassJobRole",
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            ),
+            # `.sync` waits on the job through this managed rule (Step Functions makes it).
+            Statement(
+                ["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                [self._arn("events", f"rule/{STEP_FUNCTIONS_RULE}")],
+                sid="SyncRule",
+            ),
+            Statement(
+                [
+                    "logs:CreateLogDelivery",
+                    "logs:GetLogDelivery",
+                    "logs:UpdateLogDelivery",
+                    "logs:DeleteLogDelivery",
+                    "logs:ListLogDeliveries",
+                    "logs:PutResourcePolicy",
+                    "logs:DescribeResourcePolicies",
+                    "logs:DescribeLogGroups",
+                ],
+                ["*"],
+                wildcard_reason="CloudWatch Logs vended log delivery has no resource-level "
+                "permissions",
+            ),
+        ]
+
+    def _definition(self, job_role: aws.iam.Role) -> pulumi.Output[str]:
+        """The state machine: a processing job named after the execution (a unique job name)."""
+        args = self._args
         config_env = {
             f"{ENV_PREFIX}PREDICTIONS_BUCKET": args.predictions_bucket_name,
             f"{ENV_PREFIX}MODELS_BUCKET": args.models_bucket_name,
@@ -270,7 +324,7 @@ class DriftJob(pulumi.ComponentResource):
             f"{ENV_PREFIX}KMS_KEY_ARN": args.kms_key_arn,
             f"{ENV_PREFIX}CAPTURE_ROOT": CAPTURE_ROOT,
         }
-        definition = pulumi.Output.json_dumps(
+        return pulumi.Output.json_dumps(
             {
                 "Comment": "Drift monitoring: one SageMaker Processing job per scheduled run",
                 "StartAt": "Drift",
@@ -278,7 +332,7 @@ class DriftJob(pulumi.ComponentResource):
                     "Drift": {
                         "Type": "Task",
                         "Resource": pulumi.Output.concat(
-                            "arn:", partition, ":states:::sagemaker:createProcessingJob.sync"
+                            "arn:", self._partition, ":states:::sagemaker:createProcessingJob.sync"
                         ),
                         "Parameters": {
                             "ProcessingJobName.$": f"States.Format('{JOB_NAME_PREFIX}{{}}', "
@@ -299,7 +353,7 @@ class DriftJob(pulumi.ComponentResource):
                             },
                             "StoppingCondition": {"MaxRuntimeInSeconds": args.max_runtime_seconds},
                             "NetworkConfig": {"EnableInterContainerTrafficEncryption": True},
-                            "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())],
+                            "Tags": [{"Key": k, "Value": v} for k, v in sorted(self._tags.items())],
                         },
                         "Retry": [
                             {
@@ -314,27 +368,10 @@ class DriftJob(pulumi.ComponentResource):
                 },
             }
         )
-        machine = aws.sfn.StateMachine(
-            f"{name}-machine",
-            role_arn=machine_role.arn,
-            type="STANDARD",
-            definition=definition,
-            logging_configuration=aws.sfn.StateMachineLoggingConfigurationArgs(
-                level="ERROR",
-                include_execution_data=False,
-                log_destination=pulumi.Output.concat(log_group.arn, ":*"),
-            ),
-            tags=tags,
-            opts=child,
-        )
 
-        # --- the schedule ---
-        events_role = aws.iam.Role(
-            f"{name}-schedule-role",
-            assume_role_policy=assume_role_policy("events.amazonaws.com", source_account=account),
-            tags=tags,
-            opts=child,
-        )
+    def _schedule(self, machine: aws.sfn.StateMachine) -> aws.cloudwatch.EventRule:
+        name, child = self._name, pulumi.ResourceOptions(parent=self)
+        events_role = self._role("schedule-role", "events.amazonaws.com")
         aws.iam.RolePolicy(
             f"{name}-schedule-policy",
             role=events_role.id,
@@ -346,8 +383,8 @@ class DriftJob(pulumi.ComponentResource):
         rule = aws.cloudwatch.EventRule(
             f"{name}-schedule",
             description="Runs the drift job (ml.drift) on the platform's schedule",
-            schedule_expression=args.schedule,
-            tags=tags,
+            schedule_expression=self._args.schedule,
+            tags=self._tags,
             opts=child,
         )
         aws.cloudwatch.EventTarget(
@@ -357,10 +394,13 @@ class DriftJob(pulumi.ComponentResource):
             role_arn=events_role.arn,
             opts=child,
         )
+        return rule
 
-        # --- a run that fails pages: the PSI alarms keep their state while no metrics arrive ---
+    def _failure_alarm(self, machine: aws.sfn.StateMachine) -> None:
+        """A run that fails pages: the PSI alarms keep their state while no metrics arrive."""
+        topic = self._args.topic_arn
         aws.cloudwatch.MetricAlarm(
-            f"{name}-failed",
+            f"{self._name}-failed",
             alarm_description="A drift job run failed. Missing data: notBreaching "
             "(Step Functions publishes the metric only when executions end).",
             namespace="AWS/States",
@@ -373,20 +413,9 @@ class DriftJob(pulumi.ComponentResource):
             threshold=1,
             comparison_operator="GreaterThanOrEqualToThreshold",
             treat_missing_data="notBreaching",
-            alarm_actions=[args.topic_arn],
-            ok_actions=[args.topic_arn],
+            alarm_actions=[topic],
+            ok_actions=[topic],
             actions_enabled=True,
-            tags=tags,
-            opts=child,
-        )
-
-        self.state_machine_arn = machine.arn
-        self.job_role_arn = job_role.arn
-        self.rule_name = rule.name
-        self.register_outputs(
-            {
-                "state_machine_arn": self.state_machine_arn,
-                "job_role_arn": self.job_role_arn,
-                "rule_name": self.rule_name,
-            }
+            tags=self._tags,
+            opts=pulumi.ResourceOptions(parent=self),
         )

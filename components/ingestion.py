@@ -92,44 +92,75 @@ class Ingestion(pulumi.ComponentResource):
         self, name: str, args: IngestionArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("mlplatform:ingestion:Ingestion", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        tags = dict(args.tags)
+        self._name = name
+        self._tags = dict(args.tags)
         invoke = pulumi.InvokeOutputOptions(parent=self)
-        account = aws.get_caller_identity_output(opts=invoke).account_id
-        region = aws.get_region_output(opts=invoke).region
-        partition_info = aws.get_partition_output(opts=invoke)
-        partition = partition_info.partition
+        self._account = aws.get_caller_identity_output(opts=invoke).account_id
+        self._region = aws.get_region_output(opts=invoke).region
+        self._partition_info = aws.get_partition_output(opts=invoke)
 
         # Same layout as the Glue table's partitions (`dt=YYYY-MM-DD`, Firehose arrival time, UTC).
         self.raw_prefix = args.raw_prefix
-        delivery_prefix = f"{args.raw_prefix}/{PARTITION_KEY}=!{{timestamp:yyyy-MM-dd}}/"
         self.error_prefix = (
             f"{args.error_root}/!{{firehose:error-output-type}}/"
             f"{PARTITION_KEY}=!{{timestamp:yyyy-MM-dd}}/"
         )
+        log_group, log_stream = self._delivery_logs(args)
+        role, policy = self._delivery_role(args, log_group, log_stream)
+        stream = self._stream(args, log_group, log_stream, role, policy)
 
+        self.stream_name = stream.name
+        self.stream_arn = stream.arn
+        self.log_group_name = log_group.name
+        self.role_arn = role.arn
+        self.register_outputs(
+            {
+                "stream_name": self.stream_name,
+                "stream_arn": self.stream_arn,
+                "raw_prefix": self.raw_prefix,
+                "error_prefix": self.error_prefix,
+                "log_group_name": self.log_group_name,
+            }
+        )
+
+    # --- builders -------------------------------------------------------------------------------
+
+    def _delivery_logs(
+        self, args: IngestionArgs
+    ) -> tuple[aws.cloudwatch.LogGroup, aws.cloudwatch.LogStream]:
+        child = pulumi.ResourceOptions(parent=self)
         log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
+            f"{self._name}-logs",
             retention_in_days=args.log_retention_days,
             kms_key_id=args.kms_key_arn,
-            tags=tags,
+            tags=self._tags,
             opts=child,
         )
         log_stream = aws.cloudwatch.LogStream(
-            f"{name}-log-stream",
+            f"{self._name}-log-stream",
             log_group_name=log_group.name,
             name=LOG_STREAM_NAME,
             opts=child,
         )
+        return log_group, log_stream
 
+    def _delivery_role(
+        self,
+        args: IngestionArgs,
+        log_group: aws.cloudwatch.LogGroup,
+        log_stream: aws.cloudwatch.LogStream,
+    ) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+        """Write the two prefixes, use the lake key through S3, read the table, log."""
+        name, child = self._name, pulumi.ResourceOptions(parent=self)
+        account, region = self._account, self._region
         role = aws.iam.Role(
             f"{name}-role",
             description=f"{name}: Firehose delivery into the raw zone",
             assume_role_policy=assume_role_policy("firehose.amazonaws.com", source_account=account),
-            tags=tags,
+            tags=self._tags,
             opts=child,
         )
-        arn_prefix = pulumi.Output.concat("arn:", partition, ":")
+        arn_prefix = pulumi.Output.concat("arn:", self._partition_info.partition, ":")
         glue_base = pulumi.Output.concat(arn_prefix, "glue:", region, ":", account, ":")
         log_stream_arn = pulumi.Output.concat(
             arn_prefix,
@@ -146,7 +177,7 @@ class Ingestion(pulumi.ComponentResource):
             prefix_arn(args.raw_bucket_arn, args.raw_prefix),
             prefix_arn(args.raw_bucket_arn, args.error_root),
         ]
-        s3_host = pulumi.Output.concat("s3.", region, ".", partition_info.dns_suffix)
+        s3_host = pulumi.Output.concat("s3.", region, ".", self._partition_info.dns_suffix)
         policy = aws.iam.RolePolicy(
             f"{name}-role-policy",
             role=role.id,
@@ -198,9 +229,19 @@ class Ingestion(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        return role, policy
 
-        stream = aws.kinesis.FirehoseDeliveryStream(
-            f"{name}-stream",
+    def _stream(
+        self,
+        args: IngestionArgs,
+        log_group: aws.cloudwatch.LogGroup,
+        log_stream: aws.cloudwatch.LogStream,
+        role: aws.iam.Role,
+        policy: aws.iam.RolePolicy,
+    ) -> aws.kinesis.FirehoseDeliveryStream:
+        delivery_prefix = f"{args.raw_prefix}/{PARTITION_KEY}=!{{timestamp:yyyy-MM-dd}}/"
+        return aws.kinesis.FirehoseDeliveryStream(
+            f"{self._name}-stream",
             destination="extended_s3",
             server_side_encryption=aws.kinesis.FirehoseDeliveryStreamServerSideEncryptionArgs(
                 enabled=True,
@@ -223,25 +264,12 @@ class Ingestion(pulumi.ComponentResource):
                     log_stream_name=log_stream.name,
                 ),
                 data_format_conversion_configuration=_parquet_conversion(
-                    args.glue_database_name, args.glue_table_name, role.arn, region
+                    args.glue_database_name, args.glue_table_name, role.arn, self._region
                 ),
             ),
-            tags=tags,
+            tags=self._tags,
             # IAM is eventually consistent: the role's policy exists before Firehose assumes it.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
-        )
-        self.stream_name = stream.name
-        self.stream_arn = stream.arn
-        self.log_group_name = log_group.name
-        self.role_arn = role.arn
-        self.register_outputs(
-            {
-                "stream_name": self.stream_name,
-                "stream_arn": self.stream_arn,
-                "raw_prefix": self.raw_prefix,
-                "error_prefix": self.error_prefix,
-                "log_group_name": self.log_group_name,
-            }
         )
 
 

@@ -33,6 +33,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import Statement, assume_role_policy, policy_document, prefix_arn
+from components.problems import instance_count_problems, instance_family, serverless_problems
 from ml.images import (
     SKLEARN_REPOSITORY,
     sklearn_image_uri,
@@ -54,7 +55,7 @@ _LOCAL_STORAGE_FAMILIES = frozenset({"g5", "g6", "g6e", "p5", "p5e", "inf2", "tr
 
 def has_local_storage(instance_type: str) -> bool:
     """`ml.m5d.large` -> True: instance families whose volumes are local NVMe (no KMS key)."""
-    family = instance_type.split(".")[1] if instance_type.count(".") == 2 else instance_type
+    family = instance_family(instance_type)
     return family in _LOCAL_STORAGE_FAMILIES or bool(
         re.fullmatch(r"[a-z]+\d+[a-z]*d[a-z]*", family)
     )
@@ -128,29 +129,21 @@ def _check(name: str, args: ModelEndpointArgs) -> None:
         )
     if args.model_package_arn is None and not args.model_key.endswith(".tar.gz"):
         problems.append(f"model_key {args.model_key!r}: expected the key of a model.tar.gz")
-    if args.serverless:
-        for on, what in (
-            (args.data_capture_enabled, "data capture (data_capture_enabled)"),
-            (args.in_vpc, "VPC config (in_vpc)"),
-            (args.network_isolation, "network isolation (network_isolation)"),
-        ):
-            if on:
-                problems.append(
-                    f"serverless variants support no {what}; turn it off or use "
-                    "instances (serverless=False)"
-                )
-    else:
-        if not 1 <= args.min_instances <= args.max_instances:
-            problems.append(
-                f"min_instances {args.min_instances} / max_instances "
-                f"{args.max_instances}: expected 1 <= min <= max"
-            )
-        if has_local_storage(args.instance_type):
-            problems.append(
-                f"instance_type {args.instance_type!r} has local NVMe storage: "
-                "SageMaker refuses the endpoint config's KMS key for it; choose a "
-                "family without local storage (e.g. ml.m5.large)"
-            )
+    problems += serverless_problems(
+        args.serverless,
+        args.data_capture_enabled,
+        args.in_vpc,
+        args.network_isolation,
+        args.instance_type,
+    )
+    if not args.serverless:
+        problems += instance_count_problems(args.min_instances, args.max_instances)
+    if not args.serverless and has_local_storage(args.instance_type):
+        problems.append(
+            f"instance_type {args.instance_type!r} has local NVMe storage: "
+            "SageMaker refuses the endpoint config's KMS key for it; choose a "
+            "family without local storage (e.g. ml.m5.large)"
+        )
     if args.in_vpc and (
         args.vpc_id is None
         or args.subnet_ids is None
@@ -243,34 +236,75 @@ class ModelEndpoint(pulumi.ComponentResource):
     ) -> None:
         super().__init__("mlplatform:serving:ModelEndpoint", name, None, opts)
         _check(name, args)
-        child = pulumi.ResourceOptions(parent=self)
-        tags = dict(args.tags)
-        endpoint_name = args.endpoint_name
+        self._tags = dict(args.tags)
+        self._region = aws.get_region_output().region
+        self._account = aws.get_caller_identity_output().account_id
+        self._partition_info = aws.get_partition_output()
+        logs = self._log_group(name, args)
+        role, role_policy = self._execution_role(name, args, logs)
+        model = self._model(name, args, role, role_policy)
+        config = self._endpoint_config(name, args, model)
+        errors, latency = self._rollback_alarms(name, args)
+        endpoint = self._endpoint(name, args, config, (errors, latency), logs)
+        if not args.serverless:
+            self._autoscaling(name, args, endpoint)
 
-        region = aws.get_region_output().region
-        account = aws.get_caller_identity_output().account_id
-        partition_info = aws.get_partition_output()
-        partition = partition_info.partition
-
-        log_group_name = f"/aws/sagemaker/Endpoints/{endpoint_name}"
-        logs = aws.cloudwatch.LogGroup(
-            f"{name}-logs",
-            name=log_group_name,
-            retention_in_days=args.log_retention_days,
-            tags=tags,
-            opts=child,
+        self.endpoint_name = endpoint.name
+        self.endpoint_arn = endpoint.arn
+        self.execution_role_arn = role.arn
+        self.model_name = model.name
+        self.variant_name = VARIANT_NAME
+        self.error_alarm_name = errors.name
+        self.latency_alarm_name = latency.name
+        self.register_outputs(
+            {
+                "endpoint_name": self.endpoint_name,
+                "endpoint_arn": self.endpoint_arn,
+                "execution_role_arn": self.execution_role_arn,
+                "model_name": self.model_name,
+                "variant_name": VARIANT_NAME,
+                "error_alarm_name": self.error_alarm_name,
+                "latency_alarm_name": self.latency_alarm_name,
+            }
         )
 
-        # --- the execution role -----------------------------------------------------------
+    # --- builders -------------------------------------------------------------------------------
+
+    def _log_group(self, name: str, args: ModelEndpointArgs) -> aws.cloudwatch.LogGroup:
+        return aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=f"/aws/sagemaker/Endpoints/{args.endpoint_name}",
+            retention_in_days=args.log_retention_days,
+            tags=self._tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _execution_role(
+        self, name: str, args: ModelEndpointArgs, logs: aws.cloudwatch.LogGroup
+    ) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+        child = pulumi.ResourceOptions(parent=self)
         role = aws.iam.Role(
             f"{name}-exec",
-            description=f"SageMaker execution role of endpoint {endpoint_name}",
+            description=f"SageMaker execution role of endpoint {args.endpoint_name}",
             assume_role_policy=assume_role_policy(
-                "sagemaker.amazonaws.com", source_account=account
+                "sagemaker.amazonaws.com", source_account=self._account
             ),
-            tags=tags,
+            tags=self._tags,
             opts=child,
         )
+        statements = self._role_statements(args, logs)
+        if args.in_vpc:
+            statements += self._network_interface_statements(args)
+        role_policy = aws.iam.RolePolicy(
+            f"{name}-exec-policy", role=role.id, policy=policy_document(statements), opts=child
+        )
+        return role, role_policy
+
+    def _role_statements(
+        self, args: ModelEndpointArgs, logs: aws.cloudwatch.LogGroup
+    ) -> list[Statement]:
+        """Read the model, write the capture, use the lake key through S3, log, pull the image."""
+        region, partition = self._region, self._partition_info.partition
         model_objects: list[pulumi.Input[str]] = [
             prefix_arn(args.models_bucket_arn, args.model_prefix)
         ]
@@ -279,7 +313,7 @@ class ModelEndpoint(pulumi.ComponentResource):
         ):
             model_objects.append(pulumi.Output.concat(args.models_bucket_arn, "/", args.model_key))
         image_registry = region.apply(sklearn_registry_account)
-        statements = [
+        return [
             Statement(sid="ReadModel", actions=["s3:GetObject"], resources=model_objects),
             Statement(
                 sid="ListModelPrefix",
@@ -291,7 +325,9 @@ class ModelEndpoint(pulumi.ComponentResource):
                 sid="WriteCapture",
                 actions=["s3:PutObject"],
                 resources=[
-                    prefix_arn(args.predictions_bucket_arn, f"{CAPTURE_PREFIX}/{endpoint_name}")
+                    prefix_arn(
+                        args.predictions_bucket_arn, f"{CAPTURE_PREFIX}/{args.endpoint_name}"
+                    )
                 ],
             ),
             Statement(
@@ -301,7 +337,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                 conditions={
                     "StringEquals": {
                         "kms:ViaService": pulumi.Output.concat(
-                            "s3.", region, ".", partition_info.dns_suffix
+                            "s3.", region, ".", self._partition_info.dns_suffix
                         )
                     }
                 },
@@ -347,49 +383,58 @@ class ModelEndpoint(pulumi.ComponentResource):
                 wildcard_reason="GetAuthorizationToken supports no resource-level permissions",
             ),
         ]
-        if args.in_vpc:
-            ec2_arn = pulumi.Output.concat("arn:", partition, ":ec2:", region, ":", account, ":")
-            statements += [
-                Statement(
-                    sid="EndpointNetworkInterfaces",
-                    actions=[
-                        "ec2:CreateNetworkInterface",
-                        "ec2:CreateNetworkInterfacePermission",
-                        "ec2:DeleteNetworkInterface",
-                        "ec2:DeleteNetworkInterfacePermission",
-                    ],
-                    resources=[
-                        pulumi.Output.concat(ec2_arn, "network-interface/*"),
-                        pulumi.Output.concat(ec2_arn, "subnet/*"),
-                        *(
-                            pulumi.Output.concat(ec2_arn, "security-group/", g)
-                            for g in args.security_group_ids
-                        ),
-                    ],
-                    # ENIs, and the subnets they go in, only inside this VPC.
-                    conditions={
-                        "ArnEquals": {
-                            "ec2:Vpc": pulumi.Output.concat(ec2_arn, "vpc/", args.vpc_id or "")
-                        }
-                    },
-                ),
-                Statement(
-                    actions=[
-                        "ec2:DescribeDhcpOptions",
-                        "ec2:DescribeNetworkInterfaces",
-                        "ec2:DescribeSecurityGroups",
-                        "ec2:DescribeSubnets",
-                        "ec2:DescribeVpcs",
-                    ],
-                    resources=["*"],
-                    wildcard_reason="EC2 Describe actions support no resource-level permissions",
-                ),
-            ]
-        role_policy = aws.iam.RolePolicy(
-            f"{name}-exec-policy", role=role.id, policy=policy_document(statements), opts=child
-        )
 
-        # --- the model ----------------------------------------------------------------------
+    def _network_interface_statements(self, args: ModelEndpointArgs) -> list[Statement]:
+        """In the VPC: the model containers' network interfaces, in this VPC only."""
+        ec2_arn = pulumi.Output.concat(
+            "arn:", self._partition_info.partition, ":ec2:", self._region, ":", self._account, ":"
+        )
+        return [
+            Statement(
+                sid="EndpointNetworkInterfaces",
+                actions=[
+                    "ec2:CreateNetworkInterface",
+                    "ec2:CreateNetworkInterfacePermission",
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:DeleteNetworkInterfacePermission",
+                ],
+                resources=[
+                    pulumi.Output.concat(ec2_arn, "network-interface/*"),
+                    pulumi.Output.concat(ec2_arn, "subnet/*"),
+                    *(
+                        pulumi.Output.concat(ec2_arn, "security-group/", g)
+                        for g in args.security_group_ids
+                    ),
+                ],
+                # ENIs, and the subnets they go in, only inside this VPC.
+                conditions={
+                    "ArnEquals": {
+                        "ec2:Vpc": pulumi.Output.concat(ec2_arn, "vpc/", args.vpc_id or "")
+                    }
+                },
+            ),
+            Statement(
+                actions=[
+                    "ec2:DescribeDhcpOptions",
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DescribeSecurityGroups",
+                    "ec2:DescribeSubnets",
+                    "ec2:DescribeVpcs",
+                ],
+                resources=["*"],
+                wildcard_reason="EC2 Describe actions support no resource-level permissions",
+            ),
+        ]
+
+    def _model(
+        self,
+        name: str,
+        args: ModelEndpointArgs,
+        role: aws.iam.Role,
+        role_policy: aws.iam.RolePolicy,
+    ) -> aws.sagemaker.Model:
+        """The approved package, or the artifact in the scikit-learn container of the region."""
+        region = self._region
         environment: dict[str, pulumi.Input[str]] = {
             "SAGEMAKER_PROGRAM": "inference.py",
             "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
@@ -402,7 +447,7 @@ class ModelEndpoint(pulumi.ComponentResource):
             )
         else:
             container = aws.sagemaker.ModelPrimaryContainerArgs(
-                image=pulumi.Output.all(region, partition_info.dns_suffix).apply(
+                image=pulumi.Output.all(region, self._partition_info.dns_suffix).apply(
                     lambda v: sklearn_image_uri(v[0], v[1])
                 ),
                 model_data_url=pulumi.Output.concat(
@@ -410,7 +455,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                 ),
                 environment=environment,
             )
-        model = aws.sagemaker.Model(
+        return aws.sagemaker.Model(
             f"{name}-model",
             execution_role_arn=role.arn,
             primary_container=container,
@@ -420,12 +465,15 @@ class ModelEndpoint(pulumi.ComponentResource):
             )
             if args.in_vpc
             else None,
-            tags=tags,
+            tags=self._tags,
             # SageMaker checks the role can read the artifact and pull the image on create.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
         )
 
-        # --- the endpoint config (autonamed: replaced create-before-delete) ------------------
+    def _endpoint_config(
+        self, name: str, args: ModelEndpointArgs, model: aws.sagemaker.Model
+    ) -> aws.sagemaker.EndpointConfiguration:
+        """Autonamed: replaced create-before-delete, so the new config is live first."""
         if args.serverless:
             variant = aws.sagemaker.EndpointConfigurationProductionVariantArgs(
                 variant_name=VARIANT_NAME,
@@ -443,40 +491,21 @@ class ModelEndpoint(pulumi.ComponentResource):
                 initial_instance_count=args.min_instances,
                 initial_variant_weight=1.0,
             )
-        capture = (
-            aws.sagemaker.EndpointConfigurationDataCaptureConfigArgs(
-                enable_capture=True,
-                initial_sampling_percentage=args.data_capture_percent,
-                destination_s3_uri=pulumi.Output.concat(
-                    "s3://", args.predictions_bucket_name, f"/{CAPTURE_PREFIX}/"
-                ),
-                kms_key_id=args.kms_key_arn,
-                capture_options=[
-                    aws.sagemaker.EndpointConfigurationDataCaptureConfigCaptureOptionArgs(
-                        capture_mode="Input"
-                    ),
-                    aws.sagemaker.EndpointConfigurationDataCaptureConfigCaptureOptionArgs(
-                        capture_mode="Output"
-                    ),
-                ],
-                capture_content_type_header=aws.sagemaker.EndpointConfigurationDataCaptureConfigCaptureContentTypeHeaderArgs(
-                    json_content_types=list(JSON_CONTENT_TYPES),
-                    csv_content_types=list(CSV_CONTENT_TYPES),
-                ),
-            )
-            if args.data_capture_enabled
-            else None
-        )
-        config = aws.sagemaker.EndpointConfiguration(
+        return aws.sagemaker.EndpointConfiguration(
             f"{name}-config",
             production_variants=[variant],
             kms_key_arn=args.kms_key_arn,
-            data_capture_config=capture,
-            tags=tags,
-            opts=child,
+            data_capture_config=_data_capture(args) if args.data_capture_enabled else None,
+            tags=self._tags,
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
-        # --- the endpoint's own rollback alarms ---------------------------------------------
+    def _rollback_alarms(
+        self, name: str, args: ModelEndpointArgs
+    ) -> tuple[aws.cloudwatch.MetricAlarm, aws.cloudwatch.MetricAlarm]:
+        """The endpoint's own alarms: either one rolls a deployment back."""
+        child = pulumi.ResourceOptions(parent=self)
+        endpoint_name = args.endpoint_name
         dimensions = {"EndpointName": endpoint_name, "VariantName": VARIANT_NAME}
         errors = aws.cloudwatch.MetricAlarm(
             f"{name}-5xx",
@@ -493,7 +522,7 @@ class ModelEndpoint(pulumi.ComponentResource):
             treat_missing_data="notBreaching",
             alarm_actions=[args.alarm_topic_arn],
             ok_actions=[args.alarm_topic_arn],
-            tags=tags,
+            tags=self._tags,
             opts=child,
         )
         latency = aws.cloudwatch.MetricAlarm(
@@ -512,14 +541,23 @@ class ModelEndpoint(pulumi.ComponentResource):
             treat_missing_data="notBreaching",
             alarm_actions=[args.alarm_topic_arn],
             ok_actions=[args.alarm_topic_arn],
-            tags=tags,
+            tags=self._tags,
             opts=child,
         )
+        return errors, latency
 
-        # --- the endpoint -------------------------------------------------------------------
-        endpoint = aws.sagemaker.Endpoint(
+    def _endpoint(
+        self,
+        name: str,
+        args: ModelEndpointArgs,
+        config: aws.sagemaker.EndpointConfiguration,
+        rollback_alarms: Sequence[aws.cloudwatch.MetricAlarm],
+        logs: aws.cloudwatch.LogGroup,
+    ) -> aws.sagemaker.Endpoint:
+        """Blue/green updates that roll back on the endpoint's own alarms."""
+        return aws.sagemaker.Endpoint(
             f"{name}-endpoint",
-            name=endpoint_name,
+            name=args.endpoint_name,
             endpoint_config_name=config.name,
             deployment_config=aws.sagemaker.EndpointDeploymentConfigArgs(
                 blue_green_update_policy=aws.sagemaker.EndpointDeploymentConfigBlueGreenUpdatePolicyArgs(
@@ -530,65 +568,71 @@ class ModelEndpoint(pulumi.ComponentResource):
                 auto_rollback_configuration=aws.sagemaker.EndpointDeploymentConfigAutoRollbackConfigurationArgs(
                     alarms=[
                         aws.sagemaker.EndpointDeploymentConfigAutoRollbackConfigurationAlarmArgs(
-                            alarm_name=errors.name
-                        ),
-                        aws.sagemaker.EndpointDeploymentConfigAutoRollbackConfigurationAlarmArgs(
-                            alarm_name=latency.name
-                        ),
+                            alarm_name=alarm.name
+                        )
+                        for alarm in rollback_alarms
                     ]
                 ),
             ),
-            tags=tags,
+            tags=self._tags,
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect, depends_on=[logs]),
         )
 
-        # --- autoscaling (instances only) ---------------------------------------------------
-        if not args.serverless:
-            resource_id = pulumi.Output.concat(
-                "endpoint/", endpoint.name, f"/variant/{VARIANT_NAME}"
-            )
-            target = aws.appautoscaling.Target(
-                f"{name}-scaling",
-                service_namespace="sagemaker",
-                scalable_dimension="sagemaker:variant:DesiredInstanceCount",
-                resource_id=resource_id,
-                min_capacity=args.min_instances,
-                max_capacity=args.max_instances,
-                tags=tags,
-                opts=child,
-            )
-            aws.appautoscaling.Policy(
-                f"{name}-scaling-policy",
-                policy_type="TargetTrackingScaling",
-                service_namespace=target.service_namespace,
-                scalable_dimension=target.scalable_dimension,
-                resource_id=target.resource_id,
-                target_tracking_scaling_policy_configuration=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
-                    target_value=float(args.autoscaling_target_invocations),
-                    predefined_metric_specification=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs(
-                        predefined_metric_type="SageMakerVariantInvocationsPerInstance"
-                    ),
-                    scale_in_cooldown=args.scale_in_cooldown_seconds,
-                    scale_out_cooldown=args.scale_out_cooldown_seconds,
-                ),
-                opts=child,
-            )
-
-        self.endpoint_name = endpoint.name
-        self.endpoint_arn = endpoint.arn
-        self.execution_role_arn = role.arn
-        self.model_name = model.name
-        self.variant_name = VARIANT_NAME
-        self.error_alarm_name = errors.name
-        self.latency_alarm_name = latency.name
-        self.register_outputs(
-            {
-                "endpoint_name": self.endpoint_name,
-                "endpoint_arn": self.endpoint_arn,
-                "execution_role_arn": self.execution_role_arn,
-                "model_name": self.model_name,
-                "variant_name": VARIANT_NAME,
-                "error_alarm_name": self.error_alarm_name,
-                "latency_alarm_name": self.latency_alarm_name,
-            }
+    def _autoscaling(
+        self, name: str, args: ModelEndpointArgs, endpoint: aws.sagemaker.Endpoint
+    ) -> None:
+        """Instances only: target tracking on invocations per instance."""
+        child = pulumi.ResourceOptions(parent=self)
+        resource_id = pulumi.Output.concat("endpoint/", endpoint.name, f"/variant/{VARIANT_NAME}")
+        target = aws.appautoscaling.Target(
+            f"{name}-scaling",
+            service_namespace="sagemaker",
+            scalable_dimension="sagemaker:variant:DesiredInstanceCount",
+            resource_id=resource_id,
+            min_capacity=args.min_instances,
+            max_capacity=args.max_instances,
+            tags=self._tags,
+            opts=child,
         )
+        aws.appautoscaling.Policy(
+            f"{name}-scaling-policy",
+            policy_type="TargetTrackingScaling",
+            service_namespace=target.service_namespace,
+            scalable_dimension=target.scalable_dimension,
+            resource_id=target.resource_id,
+            target_tracking_scaling_policy_configuration=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
+                target_value=float(args.autoscaling_target_invocations),
+                predefined_metric_specification=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs(
+                    predefined_metric_type="SageMakerVariantInvocationsPerInstance"
+                ),
+                scale_in_cooldown=args.scale_in_cooldown_seconds,
+                scale_out_cooldown=args.scale_out_cooldown_seconds,
+            ),
+            opts=child,
+        )
+
+
+def _data_capture(
+    args: ModelEndpointArgs,
+) -> aws.sagemaker.EndpointConfigurationDataCaptureConfigArgs:
+    """Requests and responses into the predictions zone, under the lake key."""
+    return aws.sagemaker.EndpointConfigurationDataCaptureConfigArgs(
+        enable_capture=True,
+        initial_sampling_percentage=args.data_capture_percent,
+        destination_s3_uri=pulumi.Output.concat(
+            "s3://", args.predictions_bucket_name, f"/{CAPTURE_PREFIX}/"
+        ),
+        kms_key_id=args.kms_key_arn,
+        capture_options=[
+            aws.sagemaker.EndpointConfigurationDataCaptureConfigCaptureOptionArgs(
+                capture_mode="Input"
+            ),
+            aws.sagemaker.EndpointConfigurationDataCaptureConfigCaptureOptionArgs(
+                capture_mode="Output"
+            ),
+        ],
+        capture_content_type_header=aws.sagemaker.EndpointConfigurationDataCaptureConfigCaptureContentTypeHeaderArgs(
+            json_content_types=list(JSON_CONTENT_TYPES),
+            csv_content_types=list(CSV_CONTENT_TYPES),
+        ),
+    )

@@ -365,49 +365,44 @@ class Monitoring(pulumi.ComponentResource):
     # --- dashboard -------------------------------------------------------------------------------
 
     def _widgets(self, region: pulumi.Output[str]) -> list[dict[str, Any]]:
-        a = self._args
         widgets: list[dict[str, Any]] = []
-
-        def add(
-            title: str,
-            metrics: list[list[Any]],
-            *,
-            stat: str = "Sum",
-            period: int = 300,
-            width: int = 12,
-            annotations: dict[str, Any] | None = None,
-        ) -> None:
-            props: dict[str, Any] = {
-                "title": title,
-                "region": region,
-                "metrics": metrics,
-                "stat": stat,
-                "period": period,
-                "view": "timeSeries",
-            }
-            if annotations:
-                props["annotations"] = annotations
-            widgets.append({"type": "metric", "width": width, "height": 6, "properties": props})
-
-        def text(markdown: str) -> None:
+        if self._args.endpoint_name is not None:
+            widgets += self._endpoint_widgets(region, self._args.endpoint_name)
+        widgets += [_text("## Lake"), *self._lake_widgets(region)]
+        widgets += [_text("## Training and jobs"), *self._job_widgets(region)]
+        if self.alarm_arns:
             widgets.append(
-                {"type": "text", "width": 24, "height": 1, "properties": {"markdown": markdown}}
+                {
+                    "type": "alarm",
+                    "width": 24,
+                    "height": 4,
+                    "properties": {
+                        "title": "Alarms",
+                        "alarms": [self.alarm_arns[k] for k in sorted(self.alarm_arns)],
+                    },
+                }
             )
+        return widgets
 
-        if a.endpoint_name is not None:
-            ep = a.endpoint_name
-            dims = [ENDPOINT_DIMENSION, ep, VARIANT_DIMENSION, a.variant_name]
-            text("## Endpoint")
-            add(
+    def _endpoint_widgets(
+        self, region: pulumi.Output[str], ep: pulumi.Input[str]
+    ) -> list[dict[str, Any]]:
+        a = self._args
+        dims = [ENDPOINT_DIMENSION, ep, VARIANT_DIMENSION, a.variant_name]
+        widgets = [
+            _text("## Endpoint"),
+            _metric(
                 "Invocations and errors",
+                region,
                 [
                     [SAGEMAKER_NAMESPACE, "Invocations", *dims],
                     [SAGEMAKER_NAMESPACE, "Invocation4XXErrors", *dims],
                     [SAGEMAKER_NAMESPACE, "Invocation5XXErrors", *dims],
                 ],
-            )
-            add(
+            ),
+            _metric(
                 "Latency p99 (microseconds)",
+                region,
                 [
                     [SAGEMAKER_NAMESPACE, "ModelLatency", *dims],
                     [SAGEMAKER_NAMESPACE, "OverheadLatency", *dims],
@@ -415,21 +410,27 @@ class Monitoring(pulumi.ComponentResource):
                 stat="p99",
                 period=60,
                 annotations={"horizontal": [{"label": "alarm", "value": a.latency_p99_ms * 1000}]},
-            )
-            if not a.serverless:
-                names = ["CPUUtilization", "MemoryUtilization", "DiskUtilization"]
-                if a.gpu:
-                    names += ["GPUUtilization", "GPUMemoryUtilization"]
-                add(
+            ),
+        ]
+        if not a.serverless:
+            names = ["CPUUtilization", "MemoryUtilization", "DiskUtilization"]
+            if a.gpu:
+                names += ["GPUUtilization", "GPUMemoryUtilization"]
+            widgets.append(
+                _metric(
                     "Instances (%)",
+                    region,
                     [[INSTANCE_NAMESPACE, n, *dims] for n in names],
                     stat="Average",
                     width=24,
                 )
-            text("## Drift")
-            psi_line = {"horizontal": [{"label": "PSI threshold", "value": a.drift_psi_threshold}]}
-            add(
+            )
+        psi_line = {"horizontal": [{"label": "PSI threshold", "value": a.drift_psi_threshold}]}
+        widgets += [
+            _text("## Drift"),
+            _metric(
                 "Feature PSI",
+                region,
                 [
                     [
                         DRIFT_NAMESPACE,
@@ -444,9 +445,10 @@ class Monitoring(pulumi.ComponentResource):
                 stat="Maximum",
                 period=a.drift_period_seconds,
                 annotations=psi_line,
-            )
-            add(
+            ),
+            _metric(
                 "Prediction PSI and scored rows",
+                region,
                 [
                     [DRIFT_NAMESPACE, PREDICTION_PSI_METRIC, ENDPOINT_DIMENSION, ep],
                     [
@@ -460,86 +462,121 @@ class Monitoring(pulumi.ComponentResource):
                 stat="Maximum",
                 period=a.drift_period_seconds,
                 annotations=psi_line,
-            )
-        text("## Lake")
+            ),
+        ]
+        return widgets
+
+    def _lake_widgets(self, region: pulumi.Output[str]) -> list[dict[str, Any]]:
+        a = self._args
+        widgets = []
         if a.ingest_stream_name is not None:
             stream = ["DeliveryStreamName", a.ingest_stream_name]
-            add(
-                "Ingestion: records delivered to the raw zone",
-                [
-                    [FIREHOSE_NAMESPACE, "IncomingRecords", *stream],
-                    [FIREHOSE_NAMESPACE, "DeliveryToS3.Records", *stream],
+            widgets.append(
+                _metric(
+                    "Ingestion: records delivered to the raw zone",
+                    region,
                     [
-                        FIREHOSE_NAMESPACE,
-                        "DeliveryToS3.DataFreshness",
-                        *stream,
-                        {"yAxis": "right", "stat": "Maximum"},
+                        [FIREHOSE_NAMESPACE, "IncomingRecords", *stream],
+                        [FIREHOSE_NAMESPACE, "DeliveryToS3.Records", *stream],
+                        [
+                            FIREHOSE_NAMESPACE,
+                            "DeliveryToS3.DataFreshness",
+                            *stream,
+                            {"yAxis": "right", "stat": "Maximum"},
+                        ],
                     ],
-                ],
-                period=3600,
+                    period=3600,
+                )
             )
         if a.lake_bucket_names:
-            add(
-                "Lake size (bytes, daily)",
-                [
-                    [
-                        "AWS/S3",
-                        "BucketSizeBytes",
-                        "BucketName",
-                        bucket,
-                        "StorageType",
-                        "StandardStorage",
-                        {"label": zone},
-                    ]
-                    for zone, bucket in sorted(a.lake_bucket_names.items())
-                ],
-                stat="Average",
-                period=86400,
-            )
-        text("## Training and jobs")
-        add(
-            "Training jobs (CPU / GPU %)",
-            [
-                [
-                    {
-                        "expression": "SEARCH('{/aws/sagemaker/TrainingJobs,Host} "
-                        "MetricName=\"CPUUtilization\"', 'Average', 300)",
-                        "id": "cpu",
-                        "label": "CPU",
-                    }
-                ],
-                [
-                    {
-                        "expression": "SEARCH('{/aws/sagemaker/TrainingJobs,Host} "
-                        "MetricName=\"GPUUtilization\"', 'Average', 300)",
-                        "id": "gpu",
-                        "label": "GPU",
-                    }
-                ],
-            ],
-            stat="Average",
-        )
-        if a.drift_state_machine_arn is not None:
-            sm = ["StateMachineArn", a.drift_state_machine_arn]
-            add(
-                "Drift job runs",
-                [
-                    ["AWS/States", "ExecutionsSucceeded", *sm],
-                    ["AWS/States", "ExecutionsFailed", *sm],
-                    ["AWS/States", "ExecutionsTimedOut", *sm],
-                ],
-                period=3600,
-            )
-        if self.alarm_arns:
             widgets.append(
-                {
-                    "type": "alarm",
-                    "width": 24,
-                    "height": 4,
-                    "properties": {
-                        "title": "Alarms",
-                        "alarms": [self.alarm_arns[k] for k in sorted(self.alarm_arns)],
-                    },
-                }
+                _metric(
+                    "Lake size (bytes, daily)",
+                    region,
+                    [
+                        [
+                            "AWS/S3",
+                            "BucketSizeBytes",
+                            "BucketName",
+                            bucket,
+                            "StorageType",
+                            "StandardStorage",
+                            {"label": zone},
+                        ]
+                        for zone, bucket in sorted(a.lake_bucket_names.items())
+                    ],
+                    stat="Average",
+                    period=86400,
+                )
             )
         return widgets
+
+    def _job_widgets(self, region: pulumi.Output[str]) -> list[dict[str, Any]]:
+        widgets = [
+            _metric(
+                "Training jobs (CPU / GPU %)",
+                region,
+                [
+                    [
+                        {
+                            "expression": "SEARCH('{/aws/sagemaker/TrainingJobs,Host} "
+                            "MetricName=\"CPUUtilization\"', 'Average', 300)",
+                            "id": "cpu",
+                            "label": "CPU",
+                        }
+                    ],
+                    [
+                        {
+                            "expression": "SEARCH('{/aws/sagemaker/TrainingJobs,Host} "
+                            "MetricName=\"GPUUtilization\"', 'Average', 300)",
+                            "id": "gpu",
+                            "label": "GPU",
+                        }
+                    ],
+                ],
+                stat="Average",
+            )
+        ]
+        if self._args.drift_state_machine_arn is not None:
+            sm = ["StateMachineArn", self._args.drift_state_machine_arn]
+            widgets.append(
+                _metric(
+                    "Drift job runs",
+                    region,
+                    [
+                        ["AWS/States", "ExecutionsSucceeded", *sm],
+                        ["AWS/States", "ExecutionsFailed", *sm],
+                        ["AWS/States", "ExecutionsTimedOut", *sm],
+                    ],
+                    period=3600,
+                )
+            )
+        return widgets
+
+
+def _metric(
+    title: str,
+    region: pulumi.Output[str],
+    metrics: list[list[Any]],
+    *,
+    stat: str = "Sum",
+    period: int = 300,
+    width: int = 12,
+    annotations: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A time-series widget of the dashboard."""
+    props: dict[str, Any] = {
+        "title": title,
+        "region": region,
+        "metrics": metrics,
+        "stat": stat,
+        "period": period,
+        "view": "timeSeries",
+    }
+    if annotations:
+        props["annotations"] = annotations
+    return {"type": "metric", "width": width, "height": 6, "properties": props}
+
+
+def _text(markdown: str) -> dict[str, Any]:
+    return {"type": "text", "width": 24, "height": 1, "properties": {"markdown": markdown}}

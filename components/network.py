@@ -20,6 +20,7 @@ Subnet CIDRs are a pure function of the VPC CIDR (`subnet_plan`), so they never 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import Statement, assume_role_policy, policy_document
+from components.problems import MAX_ZONES, MIN_ZONES, vpc_cidr_problems
 
 # Interface endpoints every stack gets (SageMaker training and serving, image pulls, logs, metrics).
 INTERFACE_ENDPOINTS: tuple[str, ...] = (
@@ -42,7 +44,6 @@ INTERFACE_ENDPOINTS: tuple[str, ...] = (
 # What EKS nodes and the cluster autoscaler call besides the above.
 EKS_INTERFACE_ENDPOINTS: tuple[str, ...] = ("ec2", "autoscaling", "eks")
 HTTPS = 443
-MIN_ZONES, MAX_ZONES = 2, 6
 
 
 class NetworkError(ValueError):
@@ -63,16 +64,15 @@ def subnet_plan(vpc_cidr: str, az_count: int) -> SubnetPlan:
     public ones.
     """
     try:
-        net = ipaddress.ip_network(vpc_cidr, strict=True)
+        ipaddress.ip_network(vpc_cidr, strict=True)
     except ValueError as exc:
         raise NetworkError(f"vpc_cidr {vpc_cidr!r} is not a CIDR block: {exc}") from exc
-    if net.version != 4 or not 16 <= net.prefixlen <= 20 or not net.is_private:
-        raise NetworkError(
-            f"vpc_cidr {vpc_cidr!r}: expected a private IPv4 CIDR from /16 to /20, "
-            "e.g. 10.40.0.0/16"
-        )
+    problems = vpc_cidr_problems(vpc_cidr)
     if not MIN_ZONES <= az_count <= MAX_ZONES:
-        raise NetworkError(f"az_count {az_count}: expected {MIN_ZONES} to {MAX_ZONES} zones")
+        problems.append(f"az_count {az_count}: expected {MIN_ZONES} to {MAX_ZONES} zones")
+    if problems:
+        raise NetworkError("; ".join(problems))
+    net = ipaddress.IPv4Network(vpc_cidr)  # the rule above holds it to IPv4
     eighths = list(net.subnets(new_prefix=net.prefixlen + 3))
     public = list(eighths[-1].subnets(new_prefix=net.prefixlen + 6))
     return SubnetPlan(
@@ -113,23 +113,54 @@ class Network(pulumi.ComponentResource):
     ) -> None:
         super().__init__("mlplatform:network:Network", name, None, opts)
         plan = subnet_plan(args.vpc_cidr, args.az_count)
-        tags = dict(args.tags or {})
-        child = pulumi.ResourceOptions(parent=self)
-
-        def named(role: str) -> dict[str, str]:
-            return {**tags, "Name": f"{name}-{role}"}
-
-        partition = aws.get_partition_output()
-        region = aws.get_region_output()
+        self._name = name
+        self._tags = dict(args.tags or {})
+        self._partition = aws.get_partition_output()
+        self._region = aws.get_region_output()
         account = aws.get_caller_identity_output()
         zones = aws.get_availability_zones_output(state="available")
+        zone_names = [
+            zones.names.apply(functools.partial(_zone, index=i, wanted=args.az_count))
+            for i in range(args.az_count)
+        ]
+        vpc = self._vpc(args)
+        private_subnets = self._private_subnets(args, vpc, plan, zone_names)
+        nat_ids = self._nat_gateways(vpc, plan, zone_names) if args.nat_gateway else []
+        private_rts = self._private_routes(vpc, private_subnets, nat_ids)
+        s3_endpoint = self._s3_endpoint(vpc, private_rts)
+        endpoint_sg = self._endpoint_security_group(args, vpc)
+        compute_sg = self._compute_security_group(args, vpc, s3_endpoint)
+        self._interface_endpoints(args, vpc, private_subnets, endpoint_sg)
+        flow_group = self._flow_logs(args, vpc, account.account_id)
 
+        self.vpc_id = vpc.id
+        self.vpc_cidr = args.vpc_cidr
+        self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private_subnets])
+        self.compute_security_group_id = compute_sg.id
+        self.endpoint_security_group_id = endpoint_sg.id
+        self.flow_log_group_name = flow_group.name
+        self.register_outputs(
+            {
+                "vpc_id": self.vpc_id,
+                "private_subnet_ids": self.private_subnet_ids,
+                "compute_security_group_id": self.compute_security_group_id,
+                "endpoint_security_group_id": self.endpoint_security_group_id,
+            }
+        )
+
+    # --- builders -------------------------------------------------------------------------------
+
+    def _named(self, role: str) -> dict[str, str]:
+        return {**self._tags, "Name": f"{self._name}-{role}"}
+
+    def _vpc(self, args: NetworkArgs) -> aws.ec2.Vpc:
+        name, child = self._name, pulumi.ResourceOptions(parent=self)
         vpc = aws.ec2.Vpc(
             f"{name}-vpc",
             cidr_block=args.vpc_cidr,
             enable_dns_support=True,
             enable_dns_hostnames=True,  # private DNS of interface endpoints needs both
-            tags=named("vpc"),
+            tags=self._named("vpc"),
             opts=child,
         )
         # The default security group is managed so that it holds no rules: nothing can use it.
@@ -138,76 +169,96 @@ class Network(pulumi.ComponentResource):
             vpc_id=vpc.id,
             ingress=[],
             egress=[],
-            tags=named("default-sg"),
+            tags=self._named("default-sg"),
             opts=child,
         )
+        return vpc
 
-        def zone_at(index: int) -> pulumi.Output[str]:
-            return zones.names.apply(lambda names: _zone(names, index, args.az_count))
-
-        zone_names = [zone_at(i) for i in range(args.az_count)]
+    def _private_subnets(
+        self,
+        args: NetworkArgs,
+        vpc: aws.ec2.Vpc,
+        plan: SubnetPlan,
+        zone_names: Sequence[pulumi.Output[str]],
+    ) -> list[aws.ec2.Subnet]:
         subnet_tags = {"kubernetes.io/role/internal-elb": "1"} if args.eks_cluster else {}
-        private_subnets = [
+        return [
             aws.ec2.Subnet(
-                f"{name}-private-{i}",
+                f"{self._name}-private-{i}",
                 vpc_id=vpc.id,
                 cidr_block=cidr,
                 availability_zone=zone_names[i],
                 map_public_ip_on_launch=False,
-                tags={**named(f"private-{i}"), "tier": "private", **subnet_tags},
-                opts=child,
+                tags={**self._named(f"private-{i}"), "tier": "private", **subnet_tags},
+                opts=pulumi.ResourceOptions(parent=self),
             )
             for i, cidr in enumerate(plan.private)
         ]
 
+    def _nat_gateways(
+        self, vpc: aws.ec2.Vpc, plan: SubnetPlan, zone_names: Sequence[pulumi.Output[str]]
+    ) -> list[pulumi.Output[str]]:
+        """One public subnet and NAT gateway per zone, behind one internet gateway."""
+        name, child = self._name, pulumi.ResourceOptions(parent=self)
+        igw = aws.ec2.InternetGateway(
+            f"{name}-igw", vpc_id=vpc.id, tags=self._named("igw"), opts=child
+        )
+        public_rt = aws.ec2.RouteTable(
+            f"{name}-public-rt", vpc_id=vpc.id, tags=self._named("public-rt"), opts=child
+        )
+        aws.ec2.Route(
+            f"{name}-public-default",
+            route_table_id=public_rt.id,
+            destination_cidr_block="0.0.0.0/0",
+            gateway_id=igw.id,
+            opts=child,
+        )
         nat_ids: list[pulumi.Output[str]] = []
-        if args.nat_gateway:
-            igw = aws.ec2.InternetGateway(
-                f"{name}-igw", vpc_id=vpc.id, tags=named("igw"), opts=child
-            )
-            public_rt = aws.ec2.RouteTable(
-                f"{name}-public-rt", vpc_id=vpc.id, tags=named("public-rt"), opts=child
-            )
-            aws.ec2.Route(
-                f"{name}-public-default",
-                route_table_id=public_rt.id,
-                destination_cidr_block="0.0.0.0/0",
-                gateway_id=igw.id,
+        for i, cidr in enumerate(plan.public):
+            public = aws.ec2.Subnet(
+                f"{name}-public-{i}",
+                vpc_id=vpc.id,
+                cidr_block=cidr,
+                availability_zone=zone_names[i],
+                map_public_ip_on_launch=False,  # only the NAT's Elastic IP is public
+                tags={**self._named(f"public-{i}"), "tier": "public"},
                 opts=child,
             )
-            for i, cidr in enumerate(plan.public):
-                public = aws.ec2.Subnet(
-                    f"{name}-public-{i}",
-                    vpc_id=vpc.id,
-                    cidr_block=cidr,
-                    availability_zone=zone_names[i],
-                    map_public_ip_on_launch=False,  # only the NAT's Elastic IP is public
-                    tags={**named(f"public-{i}"), "tier": "public"},
-                    opts=child,
-                )
-                aws.ec2.RouteTableAssociation(
-                    f"{name}-public-{i}",
-                    subnet_id=public.id,
-                    route_table_id=public_rt.id,
-                    opts=child,
-                )
-                eip = aws.ec2.Eip(
-                    f"{name}-nat-{i}", domain="vpc", tags=named(f"nat-{i}"), opts=child
-                )
-                nat = aws.ec2.NatGateway(
-                    f"{name}-nat-{i}",
-                    subnet_id=public.id,
-                    allocation_id=eip.id,
-                    connectivity_type="public",
-                    tags=named(f"nat-{i}"),
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
-                )
-                nat_ids.append(nat.id)
+            aws.ec2.RouteTableAssociation(
+                f"{name}-public-{i}",
+                subnet_id=public.id,
+                route_table_id=public_rt.id,
+                opts=child,
+            )
+            eip = aws.ec2.Eip(
+                f"{name}-nat-{i}", domain="vpc", tags=self._named(f"nat-{i}"), opts=child
+            )
+            nat = aws.ec2.NatGateway(
+                f"{name}-nat-{i}",
+                subnet_id=public.id,
+                allocation_id=eip.id,
+                connectivity_type="public",
+                tags=self._named(f"nat-{i}"),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
+            )
+            nat_ids.append(nat.id)
+        return nat_ids
 
+    def _private_routes(
+        self,
+        vpc: aws.ec2.Vpc,
+        private_subnets: Sequence[aws.ec2.Subnet],
+        nat_ids: Sequence[pulumi.Output[str]],
+    ) -> list[aws.ec2.RouteTable]:
+        """A route table per private subnet; a default route only through that zone's NAT."""
+        name, child = self._name, pulumi.ResourceOptions(parent=self)
         private_rts = []
         for i, subnet in enumerate(private_subnets):
             rt = aws.ec2.RouteTable(
-                f"{name}-private-rt-{i}", vpc_id=vpc.id, tags=named(f"private-rt-{i}"), opts=child
+                f"{name}-private-rt-{i}",
+                vpc_id=vpc.id,
+                tags=self._named(f"private-rt-{i}"),
+                opts=child,
             )
             aws.ec2.RouteTableAssociation(
                 f"{name}-private-{i}", subnet_id=subnet.id, route_table_id=rt.id, opts=child
@@ -221,26 +272,36 @@ class Network(pulumi.ComponentResource):
                     opts=child,
                 )
             private_rts.append(rt)
+        return private_rts
 
-        def service(svc: str) -> pulumi.Output[str]:
-            # com.amazonaws.<region>.<service> (the partition's reverse DNS prefix: cn., gov...)
-            return pulumi.Output.concat(partition.reverse_dns_prefix, ".", region.region, ".", svc)
-
-        s3_endpoint = aws.ec2.VpcEndpoint(
-            f"{name}-endpoint-s3",
-            vpc_id=vpc.id,
-            service_name=service("s3"),
-            vpc_endpoint_type="Gateway",
-            route_table_ids=[rt.id for rt in private_rts],
-            tags=named("endpoint-s3"),
-            opts=child,
+    def _service(self, svc: str) -> pulumi.Output[str]:
+        # com.amazonaws.<region>.<service> (the partition's reverse DNS prefix: cn., gov...)
+        return pulumi.Output.concat(
+            self._partition.reverse_dns_prefix, ".", self._region.region, ".", svc
         )
 
+    def _s3_endpoint(
+        self, vpc: aws.ec2.Vpc, private_rts: Sequence[aws.ec2.RouteTable]
+    ) -> aws.ec2.VpcEndpoint:
+        return aws.ec2.VpcEndpoint(
+            f"{self._name}-endpoint-s3",
+            vpc_id=vpc.id,
+            service_name=self._service("s3"),
+            vpc_endpoint_type="Gateway",
+            route_table_ids=[rt.id for rt in private_rts],
+            tags=self._named("endpoint-s3"),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _endpoint_security_group(
+        self, args: NetworkArgs, vpc: aws.ec2.Vpc
+    ) -> aws.ec2.SecurityGroup:
+        name, child = self._name, pulumi.ResourceOptions(parent=self)
         endpoint_sg = aws.ec2.SecurityGroup(
             f"{name}-endpoint-sg",
             vpc_id=vpc.id,
             description="VPC interface endpoints: HTTPS from inside the VPC only",
-            tags=named("endpoint-sg"),
+            tags=self._named("endpoint-sg"),
             opts=child,
         )
         aws.vpc.SecurityGroupIngressRule(
@@ -251,15 +312,21 @@ class Network(pulumi.ComponentResource):
             to_port=HTTPS,
             cidr_ipv4=args.vpc_cidr,
             description="HTTPS from the VPC",
-            tags=tags,
+            tags=self._tags,
             opts=child,
         )
+        return endpoint_sg
 
+    def _compute_security_group(
+        self, args: NetworkArgs, vpc: aws.ec2.Vpc, s3_endpoint: aws.ec2.VpcEndpoint
+    ) -> aws.ec2.SecurityGroup:
+        """Itself, the endpoints and S3; the internet over HTTPS only through a NAT."""
+        name, tags, child = self._name, self._tags, pulumi.ResourceOptions(parent=self)
         compute_sg = aws.ec2.SecurityGroup(
             f"{name}-compute-sg",
             vpc_id=vpc.id,
             description="Training jobs and EKS nodes: each other, the endpoints, S3",
-            tags=named("compute-sg"),
+            tags=self._named("compute-sg"),
             opts=child,
         )
         aws.vpc.SecurityGroupIngressRule(
@@ -314,37 +381,49 @@ class Network(pulumi.ComponentResource):
                 tags=tags,
                 opts=child,
             )
+        return compute_sg
 
+    def _interface_endpoints(
+        self,
+        args: NetworkArgs,
+        vpc: aws.ec2.Vpc,
+        private_subnets: Sequence[aws.ec2.Subnet],
+        endpoint_sg: aws.ec2.SecurityGroup,
+    ) -> None:
         services = INTERFACE_ENDPOINTS + (EKS_INTERFACE_ENDPOINTS if args.eks_cluster else ())
         for svc in services:
             role = "endpoint-" + svc.replace(".", "-")
             aws.ec2.VpcEndpoint(
-                f"{name}-{role}",
+                f"{self._name}-{role}",
                 vpc_id=vpc.id,
-                service_name=service(svc),
+                service_name=self._service(svc),
                 vpc_endpoint_type="Interface",
                 private_dns_enabled=True,
                 subnet_ids=[s.id for s in private_subnets],
                 security_group_ids=[endpoint_sg.id],
-                tags=named(role),
-                opts=child,
+                tags=self._named(role),
+                opts=pulumi.ResourceOptions(parent=self),
             )
 
-        # Flow logs: every accepted and rejected flow, encrypted, kept `log_retention_days`.
+    def _flow_logs(
+        self, args: NetworkArgs, vpc: aws.ec2.Vpc, account_id: pulumi.Output[str]
+    ) -> aws.cloudwatch.LogGroup:
+        """Every accepted and rejected flow, encrypted, kept `log_retention_days`."""
+        name, child = self._name, pulumi.ResourceOptions(parent=self)
         flow_group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",
             retention_in_days=args.log_retention_days,
             kms_key_id=args.kms_key_arn,
-            tags=named("flow-logs"),
+            tags=self._named("flow-logs"),
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         flow_role = aws.iam.Role(
             f"{name}-flow-logs",
             assume_role_policy=assume_role_policy(
-                "vpc-flow-logs.amazonaws.com", source_account=account.account_id
+                "vpc-flow-logs.amazonaws.com", source_account=account_id
             ),
             description="VPC flow logs delivery to its own log group",
-            tags=tags,
+            tags=self._tags,
             opts=child,
         )
         aws.iam.RolePolicy(
@@ -374,21 +453,7 @@ class Network(pulumi.ComponentResource):
             log_destination=flow_group.arn,
             iam_role_arn=flow_role.arn,
             max_aggregation_interval=60,
-            tags=named("flow-log"),
+            tags=self._named("flow-log"),
             opts=child,
         )
-
-        self.vpc_id = vpc.id
-        self.vpc_cidr = args.vpc_cidr
-        self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private_subnets])
-        self.compute_security_group_id = compute_sg.id
-        self.endpoint_security_group_id = endpoint_sg.id
-        self.flow_log_group_name = flow_group.name
-        self.register_outputs(
-            {
-                "vpc_id": self.vpc_id,
-                "private_subnet_ids": self.private_subnet_ids,
-                "compute_security_group_id": self.compute_security_group_id,
-                "endpoint_security_group_id": self.endpoint_security_group_id,
-            }
-        )
+        return flow_group

@@ -27,8 +27,9 @@ import pulumi_aws as aws
 
 from components.data_lake import KEY_ADMIN_ACTIONS, KEY_POLICY_WILDCARD
 from components.iam import Statement
+from components.limits import kms_deletion_window_problems
+from components.problems import PROTOCOLS
 
-PROTOCOLS = ("email", "https", "sqs")
 # What a publisher needs on the topic key (SNS server-side encryption, envelope).
 PUBLISH_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 ALARM_PUBLISHERS = ("cloudwatch.amazonaws.com", "events.amazonaws.com")
@@ -52,7 +53,7 @@ class OnCallArgs:
     protect: bool = False
 
     def __post_init__(self) -> None:
-        problems = []
+        problems: list[str] = []
         for i, sub in enumerate(self.subscriptions):
             if sub.protocol not in PROTOCOLS:
                 problems.append(
@@ -73,10 +74,7 @@ class OnCallArgs:
         ids = [subscription_id(s) for s in self.subscriptions]
         if len(set(ids)) != len(ids):
             problems.append("the same subscription (protocol and endpoint) is listed twice")
-        if not 7 <= self.kms_deletion_window_days <= 30:
-            problems.append(
-                f"kms_deletion_window_days {self.kms_deletion_window_days}: KMS accepts 7 to 30"
-            )
+        problems += kms_deletion_window_problems(self.kms_deletion_window_days)
         if problems:
             raise ValueError("OnCallArgs: " + "; ".join(problems))
 
@@ -109,16 +107,35 @@ class OnCall(pulumi.ComponentResource):
     ) -> None:
         super().__init__("mlplatform:monitoring:OnCall", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        stateful = pulumi.ResourceOptions(
-            parent=self, protect=args.protect, retain_on_delete=args.protect
-        )
         tags = dict(args.tags)
-        account = aws.get_caller_identity_output().account_id
-        region = aws.get_region_output().region
-        partition = aws.get_partition_output()
-        root = pulumi.Output.concat("arn:", partition.partition, ":iam::", account, ":root")
-        sns_host = pulumi.Output.concat("sns.", region, ".", partition.dns_suffix)
+        self._account = aws.get_caller_identity_output().account_id
+        self._region = aws.get_region_output().region
+        self._partition_info = aws.get_partition_output()
+        key = self._key(name, args, tags)
+        topic = aws.sns.Topic(f"{name}-topic", kms_master_key_id=key.arn, tags=tags, opts=child)
+        self._topic_policy(name, topic)
+        for sub in args.subscriptions:
+            aws.sns.TopicSubscription(
+                f"{name}-subscription-{subscription_id(sub)}",
+                topic=topic.arn,
+                protocol=sub.protocol,
+                endpoint=sub.endpoint,
+                opts=child,
+            )
 
+        self.topic_arn = topic.arn
+        self.key_arn = key.arn
+        self.register_outputs({"topic_arn": self.topic_arn, "key_arn": self.key_arn})
+
+    # --- builders -------------------------------------------------------------------------------
+
+    def _key(self, name: str, args: OnCallArgs, tags: Mapping[str, str]) -> aws.kms.Key:
+        """The topic's key: the account administers it, SNS and the alarm publishers use it."""
+        account = self._account
+        root = pulumi.Output.concat(
+            "arn:", self._partition_info.partition, ":iam::", account, ":root"
+        )
+        sns_host = pulumi.Output.concat("sns.", self._region, ".", self._partition_info.dns_suffix)
         key_policy = document(
             [
                 # The account keeps administering the key (else it becomes unmanageable).
@@ -166,17 +183,29 @@ class OnCall(pulumi.ComponentResource):
             deletion_window_in_days=args.kms_deletion_window_days,
             policy=key_policy,
             tags=tags,
-            opts=stateful,
+            opts=pulumi.ResourceOptions(
+                parent=self, protect=args.protect, retain_on_delete=args.protect
+            ),
         )
         aws.kms.Alias(
             f"{name}-key-alias",
             name_prefix="alias/mlplatform-on-call-",
             target_key_id=key.key_id,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        topic = aws.sns.Topic(f"{name}-topic", kms_master_key_id=key.arn, tags=tags, opts=child)
+        return key
+
+    def _topic_policy(self, name: str, topic: aws.sns.Topic) -> None:
+        """Only this account's alarms and rules publish, and only over TLS."""
+        account = self._account
         alarms_of_account = pulumi.Output.concat(
-            "arn:", partition.partition, ":cloudwatch:", region, ":", account, ":alarm:*"
+            "arn:",
+            self._partition_info.partition,
+            ":cloudwatch:",
+            self._region,
+            ":",
+            account,
+            ":alarm:*",
         )
         aws.sns.TopicPolicy(
             f"{name}-topic-policy",
@@ -214,17 +243,5 @@ class OnCall(pulumi.ComponentResource):
                     },
                 ]
             ),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        for sub in args.subscriptions:
-            aws.sns.TopicSubscription(
-                f"{name}-subscription-{subscription_id(sub)}",
-                topic=topic.arn,
-                protocol=sub.protocol,
-                endpoint=sub.endpoint,
-                opts=child,
-            )
-
-        self.topic_arn = topic.arn
-        self.key_arn = key.arn
-        self.register_outputs({"topic_arn": self.topic_arn, "key_arn": self.key_arn})

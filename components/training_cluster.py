@@ -1,5 +1,6 @@
 """The EKS GPU training cluster, from pulumi-aws resources (no pulumi-eks: its children are
-invisible to the offline engines and to policies), and the SageMaker training job role.
+invisible to the offline engines and to policies). The SageMaker training job role is
+`components.training_role`.
 
 `TrainingCluster`:
 
@@ -37,7 +38,6 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import pulumi
 import pulumi_aws as aws
@@ -54,11 +54,13 @@ from components.cluster_addons import (
     cluster_autoscaler_image,
 )
 from components.cluster_gateway import ClusterGateway, ClusterGatewayArgs
-from components.iam import (
-    Statement,
-    assume_role_policy,
-    policy_document,
-    training_data_statements,
+from components.iam import Statement, assume_role_policy, policy_document
+from components.limits import kms_deletion_window_problems
+from components.problems import (
+    GpuNodeGroupSpec,
+    gpu_family_problems,
+    node_group_problems,
+    public_access_problems,
 )
 
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
@@ -73,7 +75,6 @@ BOTTLEROCKET_DATA_DEVICE = "/dev/xvdb"
 APPLY_SET = "training-cluster"
 # ECR repository name prefixes (the pull-through cache rule's `ecrRepositoryPrefix`).
 _ECR_PREFIX = r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*"
-CAPACITY_TYPES = ("ON_DEMAND", "SPOT")
 # IAM no longer validates the thumbprint of OIDC providers whose issuer is served with a certificate
 # from a trusted root CA, which EKS issuers are ("thumbprint not used" in the IAM docs for EKS);
 # the API still takes one, so the well-known root CA thumbprint of the EKS issuers is given, as
@@ -100,21 +101,6 @@ class TrainingClusterError(ValueError):
     """The training cluster's arguments are inconsistent."""
 
 
-class GpuNodeGroupSpec(Protocol):
-    """What a GPU node group declares (`stacks.settings.GpuNodeGroup` is one)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def instance_types(self) -> tuple[str, ...]: ...
-    @property
-    def capacity_type(self) -> str: ...
-    @property
-    def max_size(self) -> int: ...
-    @property
-    def disk_gb(self) -> int: ...
-
-
 def gpus_per_instance(instance_type: str) -> int:
     """GPUs on one instance of a GPU type (g4dn/g5/g6/g6e sizes, the p4/p5 sizes listed)."""
     if instance_type in _P_FAMILY_GPUS:
@@ -133,29 +119,14 @@ def check_gpu_groups(groups: Sequence[GpuNodeGroupSpec], allowed_families: Seque
     problems: list[str] = []
     if not groups:
         problems.append("gpu_node_groups is empty: a training cluster needs one GPU node group")
-    names = [g.name for g in groups]
-    if len(set(names)) != len(names):
-        problems.append(f"gpu_node_groups names must be unique: {names}")
+    for i, g in enumerate(groups):
+        problems += node_group_problems(
+            i, g.name, g.instance_types, g.capacity_type, g.max_size, g.disk_gb
+        )
+    problems += gpu_family_problems(groups, allowed_families)
     for g in groups:
-        if not re.fullmatch(r"[a-z][a-z0-9-]{0,30}", g.name):
-            problems.append(f"node group {g.name!r}: name must be lowercase letters, digits, '-'")
-        if g.capacity_type not in CAPACITY_TYPES:
-            problems.append(
-                f"node group {g.name!r}: capacity_type {g.capacity_type!r} is not one "
-                f"of {', '.join(CAPACITY_TYPES)}"
-            )
-        if g.max_size < 1:
-            problems.append(f"node group {g.name!r}: max_size {g.max_size} must be >= 1")
-        if not g.instance_types:
-            problems.append(f"node group {g.name!r}: no instance types")
         for itype in g.instance_types:
-            family = itype.split(".")[0]
-            if family not in allowed_families:
-                problems.append(
-                    f"node group {g.name!r}: instance type {itype!r} is not in an allowed GPU "
-                    f"family ({', '.join(sorted(allowed_families))})"
-                )
-            else:
+            if itype.split(".")[0] in allowed_families:
                 try:
                     gpus_per_instance(itype)
                 except TrainingClusterError as exc:
@@ -197,7 +168,7 @@ class TrainingClusterArgs:
     protect: bool = False
 
     def __post_init__(self) -> None:
-        problems = []
+        problems: list[str] = []
         if not re.fullmatch(r"[0-9A-Za-z][A-Za-z0-9_-]{0,99}", self.cluster_name):
             problems.append(
                 f"cluster_name {self.cluster_name!r}: letters, digits, '-' and '_', 1-100 chars, "
@@ -209,11 +180,8 @@ class TrainingClusterArgs:
                 f"image_cache_prefix {self.image_cache_prefix!r}: lowercase letters, digits, "
                 "'.', '_', '-' and '/' (an ECR pull-through cache prefix)"
             )
-        for cidr in self.public_access_cidrs:
-            if cidr in ("0.0.0.0/0", "::/0"):
-                problems.append(
-                    f"public_access_cidrs: {cidr} opens the cluster API to the internet"
-                )
+        problems += public_access_problems(self.public_access_cidrs)
+        problems += kms_deletion_window_problems(self.kms_deletion_window_days)
         if problems:
             raise TrainingClusterError("; ".join(problems))
         check_gpu_groups(self.gpu_node_groups, self.gpu_instance_families)
@@ -713,105 +681,3 @@ class TrainingCluster(pulumi.ComponentResource):
                     ignore_changes=["scalingConfig.desiredSize"],
                 ),
             )
-
-
-# --- the SageMaker training job role ------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class TrainingJobRoleArgs:
-    lake_kms_key_arn: pulumi.Input[str]
-    features_bucket_arn: pulumi.Input[str]
-    models_bucket_arn: pulumi.Input[str]
-    models_prefix: str = "training"  # code, checkpoints and model artifacts of training jobs
-    tags: Mapping[str, str] = field(default_factory=dict)
-
-
-class TrainingJobRole(pulumi.ComponentResource):
-    """The execution role of SageMaker training jobs (`ml.remote_training`), in the VPC."""
-
-    role_arn: pulumi.Output[str]
-    role_name: pulumi.Output[str]
-
-    def __init__(
-        self, name: str, args: TrainingJobRoleArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        super().__init__("mlplatform:training:TrainingJobRole", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        partition = aws.get_partition_output().partition
-        region = aws.get_region_output().region
-        account = aws.get_caller_identity_output().account_id
-        prefix = args.models_prefix.strip("/")
-        if not prefix:
-            raise TrainingClusterError("models_prefix must name a prefix of the models bucket")
-        role = aws.iam.Role(
-            f"{name}-role",
-            assume_role_policy=assume_role_policy(
-                "sagemaker.amazonaws.com", source_account=account
-            ),
-            description="SageMaker training jobs: features in, model artifacts out",
-            tags=dict(args.tags),
-            opts=child,
-        )
-        log_group = pulumi.Output.format(
-            "arn:{0}:logs:{1}:{2}:log-group:/aws/sagemaker/TrainingJobs", partition, region, account
-        )
-        aws.iam.RolePolicy(
-            f"{name}-policy",
-            role=role.id,
-            policy=policy_document(
-                [
-                    *training_data_statements(
-                        args.features_bucket_arn,
-                        args.models_bucket_arn,
-                        prefix,
-                        args.lake_kms_key_arn,
-                        key_actions=("kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"),
-                    ),
-                    Statement(
-                        ["kms:CreateGrant"],
-                        [args.lake_kms_key_arn],
-                        sid="VolumeKeyGrant",
-                        conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
-                    ),
-                    Statement(
-                        [
-                            "logs:CreateLogGroup",
-                            "logs:CreateLogStream",
-                            "logs:PutLogEvents",
-                            "logs:DescribeLogStreams",
-                        ],
-                        [log_group, pulumi.Output.concat(log_group, ":*")],
-                        sid="JobLogs",
-                    ),
-                    Statement(
-                        ["cloudwatch:PutMetricData"],
-                        ["*"],
-                        conditions={
-                            "StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/TrainingJobs"}
-                        },
-                        wildcard_reason="PutMetricData supports no resource-level permissions",
-                    ),
-                    Statement(
-                        [
-                            "ec2:CreateNetworkInterface",
-                            "ec2:CreateNetworkInterfacePermission",
-                            "ec2:DeleteNetworkInterface",
-                            "ec2:DeleteNetworkInterfacePermission",
-                            "ec2:DescribeNetworkInterfaces",
-                            "ec2:DescribeVpcs",
-                            "ec2:DescribeDhcpOptions",
-                            "ec2:DescribeSubnets",
-                            "ec2:DescribeSecurityGroups",
-                        ],
-                        ["*"],
-                        wildcard_reason="SageMaker creates job network interfaces whose ids are "
-                        "unknown in advance and Describe actions take no resource",
-                    ),
-                ]
-            ),
-            opts=child,
-        )
-        self.role_arn = role.arn
-        self.role_name = role.name
-        self.register_outputs({"role_arn": self.role_arn, "role_name": self.role_name})

@@ -50,11 +50,11 @@ class Usage:
     @classmethod
     def from_settings(cls, settings: Settings) -> Usage:
         return cls(
-            endpoint_hours=settings.usage_endpoint_hours,
-            endpoint_instances=settings.endpoint_min_instances,
-            gpu_node_hours=settings.usage_gpu_node_hours,
-            storage_gb=settings.usage_storage_gb,
-            stream_gb=settings.usage_stream_gb,
+            endpoint_hours=settings.usage.endpoint_hours,
+            endpoint_instances=settings.endpoint.min_instances,
+            gpu_node_hours=settings.usage.gpu_node_hours,
+            storage_gb=settings.usage.storage_gb,
+            stream_gb=settings.usage.stream_gb,
         )
 
 

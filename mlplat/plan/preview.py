@@ -86,7 +86,7 @@ def policy_config(settings: Settings) -> dict[str, Any]:
     """The pack configuration a stack implies (what CI passes to `--policy-pack-config`)."""
     return {
         "environment": settings.environment,
-        "allowedGpuFamilies": list(settings.gpu_instance_families),
+        "allowedGpuFamilies": list(settings.cluster.gpu_instance_families),
     }
 
 

@@ -82,7 +82,7 @@ def config_schema() -> dict[str, dict[str, Any]]:
 
 def _comment() -> list[str]:
     lines = [
-        "Generated from stacks/settings.py:SPEC by `make docs`; edit SPEC, not this section.",
+        "Generated from stacks/settings/spec.py:SPEC by `make docs`; edit SPEC, not this section.",
         "The Pulumi CLI requires every key declared here without a default and type-checks",
         "declared keys. Declared: the required keys, and each key whose default is one value",
         "for every environment and has a type the CLI knows, with that default.",

@@ -102,7 +102,7 @@ def prepare_oncall_queues(ctx: SandboxContext) -> str:
     """Create the SQS queues the stack's `alarmSubscriptions` name (they live outside the stack:
     the on-call team owns them), so the topic's subscriptions have somewhere to deliver."""
     queues: dict[str, str] = {}
-    for sub in ctx.settings.alarm_subscriptions:
+    for sub in ctx.settings.on_call.subscriptions:
         if sub.protocol != "sqs":
             continue
         parts = sub.endpoint.split(":")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import re
 from typing import Any
 
 import pulumi
@@ -30,21 +30,8 @@ BUCKETS = (*ZONES, LOG_BUCKET)
 
 
 def lake_args(settings: Settings, **overrides: Any) -> DataLakeArgs:
-    """The args `stacks/composition.py` builds from settings."""
-    values: dict[str, Any] = {
-        "database_name": re.sub(r"[^a-z0-9_]", "_", f"ml_platform_{settings.stack}".lower()),
-        "kms_deletion_window_days": settings.kms_deletion_window_days,
-        "force_destroy": settings.force_destroy,
-        "raw_ia_days": settings.raw_ia_days,
-        "raw_archive_days": settings.raw_archive_days,
-        "noncurrent_version_days": settings.noncurrent_version_days,
-        "raw_object_lock": settings.raw_object_lock,
-        "athena_bytes_scanned_cutoff": settings.athena_bytes_scanned_cutoff,
-        "tags": settings.tags,
-        "protect": settings.is_prod,
-    }
-    values.update(overrides)
-    return DataLakeArgs(**values)
+    """The args the stack's lake section gives, with `overrides`."""
+    return dataclasses.replace(settings.lake.args(), **overrides)
 
 
 # Plans are read-only: one recording per settings serves every test that only inspects it.

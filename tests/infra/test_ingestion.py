@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -29,18 +30,13 @@ def record_ingestion(
 
     def program() -> None:
         lake = DataLake("lake", lake_args(settings))
-        values: dict[str, Any] = {
-            "raw_bucket_arn": lake.bucket_arns["raw"],
-            "kms_key_arn": lake.key_arn,
-            "glue_database_name": lake.database_name,
-            "glue_table_name": lake.table_names["customers"],
-            "buffer_seconds": settings.firehose_buffer_seconds,
-            "buffer_mb": settings.firehose_buffer_mb,
-            "log_retention_days": settings.log_retention_days,
-            "tags": settings.tags,
-        }
-        values.update(overrides)
-        ingestion = Ingestion(NAME, IngestionArgs(**values))
+        args = settings.ingestion.args(
+            raw_bucket_arn=lake.bucket_arns["raw"],
+            kms_key_arn=lake.key_arn,
+            glue_database_name=lake.database_name,
+            glue_table_names=lake.table_names,
+        )
+        ingestion = Ingestion(NAME, dataclasses.replace(args, **overrides))
         if seen is not None:
             pulumi.Output.all(
                 stream_name=ingestion.stream_name,

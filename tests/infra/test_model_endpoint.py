@@ -41,9 +41,9 @@ T_POLICY = "aws:appautoscaling/policy:Policy"
 
 
 def args_from(settings: Settings, **overrides) -> ModelEndpointArgs:
-    """The args `stacks/composition.py` builds from settings."""
-    args = ModelEndpointArgs(
-        endpoint_name=f"ml-platform-{settings.stack}",
+    """The args the stack's endpoint section gives, with plain values for the other components'
+    outputs, and `overrides`."""
+    args = settings.endpoint.args(
         models_bucket_name="models-bucket",
         models_bucket_arn=MODELS_ARN,
         predictions_bucket_name="predictions-bucket",
@@ -51,31 +51,9 @@ def args_from(settings: Settings, **overrides) -> ModelEndpointArgs:
         kms_key_arn=KEY_ARN,
         model_prefix=f"models/ml-platform-{settings.stack}-churn",
         alarm_topic_arn=TOPIC,
-        model_package_arn=settings.model_package_arn,
-        model_key=settings.model_key,
-        instance_type=settings.endpoint_instance_type,
-        min_instances=settings.endpoint_min_instances,
-        max_instances=settings.endpoint_max_instances,
-        serverless=settings.endpoint_serverless,
-        serverless_memory_mb=settings.serverless_memory_mb,
-        serverless_max_concurrency=settings.serverless_max_concurrency,
-        data_capture_enabled=settings.data_capture_enabled,
-        data_capture_percent=settings.data_capture_percent,
-        network_isolation=settings.network_isolation,
-        in_vpc=settings.endpoint_in_vpc,
-        vpc_id=VPC if settings.endpoint_in_vpc else None,
-        subnet_ids=list(SUBNETS) if settings.endpoint_in_vpc else None,
-        security_group_ids=(SG,) if settings.endpoint_in_vpc else (),
-        deployment_strategy=settings.deployment_strategy,
-        traffic_step_percent=settings.traffic_step_percent,
-        traffic_wait_seconds=settings.traffic_wait_seconds,
-        termination_wait_seconds=settings.termination_wait_seconds,
-        autoscaling_target_invocations=settings.autoscaling_target_invocations,
-        latency_p99_ms=settings.latency_p99_ms,
-        error_5xx_threshold=settings.error_5xx_threshold,
-        log_retention_days=settings.log_retention_days,
-        tags=settings.tags,
-        protect=settings.is_prod,
+        vpc_id=VPC,
+        subnet_ids=list(SUBNETS),
+        security_group_id=SG,
     )
     return dataclasses.replace(args, **overrides)
 

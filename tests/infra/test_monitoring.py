@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from typing import Any
@@ -39,68 +40,30 @@ def platform(settings: Settings, *, endpoint: bool = True, gpu: bool = False) ->
     """What `stacks/composition.py` wires, with the lake/endpoint outputs as plain values."""
 
     def program() -> None:
-        on_call = OnCall(
-            "on-call",
-            OnCallArgs(
-                subscriptions=settings.alarm_subscriptions,
-                kms_deletion_window_days=settings.kms_deletion_window_days,
-                tags=settings.tags,
-                protect=settings.is_prod,
-            ),
-        )
+        on_call = OnCall("on-call", settings.on_call.args())
         drift = DriftJob(
             "drift",
-            DriftJobArgs(
-                schedule=settings.drift_schedule,
+            settings.drift.args(
                 image_uri="img:1",
+                image_repository_arn=None,
                 endpoint_name="churn-ep",
                 predictions_bucket_name=BUCKETS["predictions"],
                 predictions_bucket_arn=ARNS["predictions"],
                 models_bucket_name=BUCKETS["models"],
                 models_bucket_arn=ARNS["models"],
-                baseline_key="churn/current/baseline.json",
                 kms_key_arn=LAKE_KEY,
                 topic_arn=on_call.topic_arn,
-                drift_psi_threshold=settings.drift_psi_threshold,
-                log_retention_days=settings.log_retention_days,
-                tags=settings.tags,
             ),
         )
-        Monitoring(
-            "monitoring",
-            MonitoringArgs(
-                topic_arn=on_call.topic_arn,
-                dashboard_name=f"ml-platform-{settings.stack}",
-                features=FEATURE_NAMES,
-                endpoint_name="churn-ep" if endpoint else None,
-                serverless=settings.endpoint_serverless,
-                gpu=gpu,
-                ingest_stream_name="ingest",
-                lake_bucket_names=BUCKETS,
-                drift_state_machine_arn=drift.state_machine_arn,
-                latency_p99_ms=settings.latency_p99_ms,
-                error_5xx_threshold=settings.error_5xx_threshold,
-                error_4xx_rate_percent=settings.error_4xx_rate_percent,
-                cpu_threshold_percent=settings.cpu_threshold_percent,
-                memory_threshold_percent=settings.memory_threshold_percent,
-                drift_psi_threshold=settings.drift_psi_threshold,
-                freshness_hours=settings.freshness_hours,
-                tags=settings.tags,
-            ),
+        monitoring = settings.monitoring.args(
+            topic_arn=on_call.topic_arn,
+            endpoint_name="churn-ep" if endpoint else None,
+            ingest_stream_name="ingest",
+            lake_bucket_names=BUCKETS,
+            drift_state_machine_arn=drift.state_machine_arn,
         )
-        AuditTrail(
-            "audit",
-            AuditTrailArgs(
-                trail_name=f"ml-platform-{settings.stack}",
-                lake_bucket_arns=list(ARNS.values()),
-                data_events=settings.cloudtrail_data_events,
-                kms_deletion_window_days=settings.kms_deletion_window_days,
-                noncurrent_version_days=settings.noncurrent_version_days,
-                force_destroy=settings.force_destroy,
-                tags=settings.tags,
-                protect=settings.is_prod,
-            ),
-        )
+        Monitoring("monitoring", dataclasses.replace(monitoring, gpu=gpu))
+        AuditTrail("audit", settings.audit.args(lake_bucket_arns=ARNS))
 
     return program
 
@@ -232,7 +195,7 @@ def test_latency_alarm_is_p99_model_latency_in_microseconds(plan: Plan, prod: Se
     )
     assert "statistic" not in a
     assert a["dimensions"] == {"EndpointName": "churn-ep", "VariantName": "primary"}
-    assert a["threshold"] == prod.latency_p99_ms * 1000 == 250_000
+    assert a["threshold"] == prod.monitoring.latency_p99_ms * 1000 == 250_000
     assert a["comparisonOperator"] == "GreaterThanThreshold"
     assert (a["period"], a["evaluationPeriods"], a["datapointsToAlarm"]) == (60, 5, 3)
     assert a["treatMissingData"] == "notBreaching"
@@ -246,7 +209,7 @@ def test_5xx_alarm(plan: Plan, prod: Settings) -> None:
         "Sum",
     )
     assert a["dimensions"] == {"EndpointName": "churn-ep", "VariantName": "primary"}
-    assert a["threshold"] == prod.error_5xx_threshold
+    assert a["threshold"] == prod.monitoring.error_5xx_threshold
     assert a["comparisonOperator"] == "GreaterThanOrEqualToThreshold"
     assert a["treatMissingData"] == "notBreaching"
 
@@ -266,7 +229,7 @@ def test_4xx_rate_is_metric_math(plan: Plan, prod: Settings) -> None:
             "period": 300,
             "dimensions": {"EndpointName": "churn-ep", "VariantName": "primary"},
         }
-    assert a["threshold"] == prod.error_4xx_rate_percent == 5
+    assert a["threshold"] == prod.monitoring.error_4xx_rate_percent == 5
     assert a["comparisonOperator"] == "GreaterThanThreshold"
 
 
@@ -284,8 +247,8 @@ def test_invocations_drop_against_an_anomaly_band(plan: Plan) -> None:
 
 def test_cpu_and_memory_on_instance_endpoints(plan: Plan, prod: Settings) -> None:
     for role, metric, threshold in (
-        ("cpu", "CPUUtilization", prod.cpu_threshold_percent),
-        ("memory", "MemoryUtilization", prod.memory_threshold_percent),
+        ("cpu", "CPUUtilization", prod.monitoring.cpu_threshold_percent),
+        ("memory", "MemoryUtilization", prod.monitoring.memory_threshold_percent),
     ):
         a = alarm(plan, role).inputs
         assert (a["namespace"], a["metricName"], a["statistic"]) == (
@@ -311,7 +274,7 @@ def test_serverless_endpoints_have_no_instance_alarms(
     record: Callable[..., Plan], settings_for: Callable[..., Settings]
 ) -> None:
     dev = settings_for("dev")
-    assert dev.endpoint_serverless is True
+    assert dev.monitoring.serverless is True
     plan = record(platform(dev), settings=dev)
     names = {r.name for r in plan.of_type(ALARM)}
     assert not names & {"monitoring-cpu", "monitoring-memory"}
@@ -340,7 +303,7 @@ def test_one_drift_alarm_per_feature_with_the_jobs_metric_names(plan: Plan, prod
         )
         assert (DRIFT_NAMESPACE, FEATURE_PSI_METRIC) == ("MLPlatform/Drift", "FeaturePSI")
         assert a["dimensions"] == {ENDPOINT_DIMENSION: "churn-ep", FEATURE_DIMENSION: feature}
-        assert a["threshold"] == prod.drift_psi_threshold == 0.2
+        assert a["threshold"] == prod.monitoring.drift_psi_threshold == 0.2
         assert a["comparisonOperator"] == "GreaterThanThreshold"
         assert a["period"] == 3600
         assert a["treatMissingData"] == "ignore"
@@ -360,7 +323,7 @@ def test_freshness_watches_firehose_deliveries_missing_is_breaching(
     )
     assert a["dimensions"] == {"DeliveryStreamName": "ingest"}
     assert a["period"] == 3600
-    assert a["evaluationPeriods"] == a["datapointsToAlarm"] == prod.freshness_hours == 24
+    assert a["evaluationPeriods"] == a["datapointsToAlarm"] == prod.monitoring.freshness_hours == 24
     assert (a["comparisonOperator"], a["threshold"]) == ("LessThanThreshold", 1)
     assert a["treatMissingData"] == "breaching"
 
@@ -429,7 +392,7 @@ def test_dashboard_has_endpoint_drift_lake_and_training_widgets(plan: Plan) -> N
 
 def test_drift_job_is_scheduled_through_step_functions(plan: Plan, prod: Settings) -> None:
     rule = plan.named("drift-schedule")
-    assert rule.inputs["scheduleExpression"] == prod.drift_schedule == "rate(1 hour)"
+    assert rule.inputs["scheduleExpression"] == prod.drift.schedule == "rate(1 hour)"
     machine = plan.named("drift-machine")
     target = plan.named("drift-target")
     assert target.inputs["arn"] == machine.state["arn"]
@@ -568,7 +531,7 @@ def test_every_log_group_has_retention_and_the_lake_key(plan: Plan, prod: Settin
     groups = plan.of_type("aws:cloudwatch/logGroup:LogGroup")
     assert [g.name for g in groups] == ["drift-log-group"]
     for g in groups:
-        assert g.inputs["retentionInDays"] == prod.log_retention_days == 365
+        assert g.inputs["retentionInDays"] == prod.drift.log_retention_days == 365
         assert g.inputs["kmsKeyId"] == LAKE_KEY
 
 

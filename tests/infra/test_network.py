@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -10,7 +11,6 @@ from components.network import (
     EKS_INTERFACE_ENDPOINTS,
     INTERFACE_ENDPOINTS,
     Network,
-    NetworkArgs,
     NetworkError,
     _zone,
     subnet_plan,
@@ -26,18 +26,8 @@ def one(plan, type_, name):
 
 def build(settings, **overrides):
     def program() -> None:
-        args = {
-            "kms_key_arn": LAKE_KEY,
-            "vpc_cidr": settings.vpc_cidr,
-            "az_count": settings.az_count,
-            "nat_gateway": settings.nat_gateway,
-            "log_retention_days": settings.log_retention_days,
-            "eks_cluster": settings.eks_enabled,
-            "tags": settings.tags,
-            "protect": settings.is_prod,
-            **overrides,
-        }
-        Network("net", NetworkArgs(**args))
+        args = settings.network.args(kms_key_arn=LAKE_KEY)
+        Network("net", dataclasses.replace(args, **overrides))
 
     return program
 
@@ -92,7 +82,7 @@ def test_private_subnets_span_the_zones_with_derived_cidrs(prod_plan, prod):
     subnets = prod_plan.of_type("aws:ec2/subnet:Subnet")
     assert sorted(s.name for s in subnets) == ["net-private-0", "net-private-1", "net-private-2"]
     by_name = {s.name: s.inputs for s in subnets}
-    expected = subnet_plan(prod.vpc_cidr, prod.az_count).private
+    expected = subnet_plan(prod.network.vpc_cidr, prod.network.az_count).private
     for i in range(3):
         inputs = by_name[f"net-private-{i}"]
         assert inputs["cidrBlock"] == expected[i]
@@ -118,7 +108,7 @@ def test_nat_gateway_per_zone_when_asked(record, prod):
     plan = record(build(prod, nat_gateway=True), settings=prod)
     public = [s for s in plan.of_type("aws:ec2/subnet:Subnet") if s.name.startswith("net-public")]
     assert sorted(s.inputs["cidrBlock"] for s in public) == list(
-        subnet_plan(prod.vpc_cidr, 3).public
+        subnet_plan(prod.network.vpc_cidr, 3).public
     )
     assert all(s.inputs["mapPublicIpOnLaunch"] is False for s in public)
     nats = plan.of_type("aws:ec2/natGateway:NatGateway")
@@ -162,7 +152,7 @@ def test_vpc_endpoints(prod_plan):
 
 def test_endpoints_without_eks_skip_cluster_services(record, settings_for):
     dev = settings_for("dev")
-    assert dev.eks_enabled is False
+    assert dev.network.eks_cluster is False
     plan = record(build(dev), settings=dev)
     names = {r.name for r in plan.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")}
     assert "net-endpoint-eks" not in names and "net-endpoint-ecr-dkr" in names
@@ -208,7 +198,7 @@ def test_security_groups_allow_only_what_is_needed(prod_plan):
 def test_flow_logs_encrypted_retained_and_scoped(prod_plan, prod):
     (group,) = prod_plan.of_type("aws:cloudwatch/logGroup:LogGroup")
     assert group.name == "net-flow-logs"
-    assert group.inputs["retentionInDays"] == prod.log_retention_days == 365
+    assert group.inputs["retentionInDays"] == prod.network.log_retention_days == 365
     assert group.inputs["kmsKeyId"] == LAKE_KEY
     assert group.options["protect"] is True
     flow = prod_plan.named("net-flow-log").inputs

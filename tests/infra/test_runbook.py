@@ -102,7 +102,7 @@ class Runbook:
         from mlplat.plan.preview import load_stack
 
         settings, _ = load_stack("staging", self.project)
-        assert any(g.capacity_type == capacity for g in settings.gpu_node_groups)
+        assert any(g.capacity_type == capacity for g in settings.cluster.gpu_node_groups)
 
     def _aws_s3(self, words: list[str]) -> None:
         assert words[0] == "cp"
@@ -114,8 +114,8 @@ class Runbook:
         bucket, _, key = target.removeprefix("s3://").partition("/")
         assert bucket == outputs["models_bucket"]
         expected = {
-            "model.tar.gz": settings.model_key,
-            "baseline.json": baseline_key_for(settings.model_key),
+            "model.tar.gz": settings.endpoint.model_key,
+            "baseline.json": baseline_key_for(settings.endpoint.model_key),
         }
         assert key == expected[source.name], (key, expected[source.name])
         # the lake's bucket policy refuses puts without SSE-KMS under the lake key

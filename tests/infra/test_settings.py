@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from stacks.settings import (
     parse_settings,
     read_stack_file,
 )
+from stacks.settings.sections import SECTIONS, Settings
 from tests.conftest import ROOT, make_config
 
 
@@ -28,11 +30,11 @@ def problems(config: dict[str, object], stack: str = "dev") -> tuple[str, ...]:
 def test_defaults_follow_the_environment():
     dev = parse_settings("dev", make_config("dev"))
     prod = parse_settings("prod", make_config("prod"))
-    assert dev.endpoint_serverless is True and prod.endpoint_serverless is False
-    assert dev.eks_enabled is False and prod.eks_enabled is True
-    assert (dev.network_isolation, prod.network_isolation) == (False, True)
-    assert prod.endpoint_min_instances == 2 and prod.az_count == 3
-    assert prod.log_retention_days == 365 and dev.log_retention_days == 30
+    assert dev.endpoint.serverless is True and prod.endpoint.serverless is False
+    assert dev.cluster.enabled is False and prod.cluster.enabled is True
+    assert (dev.endpoint.network_isolation, prod.endpoint.network_isolation) == (False, True)
+    assert prod.endpoint.min_instances == 2 and prod.network.az_count == 3
+    assert prod.network.log_retention_days == 365 and dev.network.log_retention_days == 30
     assert dev.tags == {
         "owner": "ml-team",
         "environment": "dev",
@@ -55,10 +57,10 @@ def test_strings_from_the_engine_are_converted():
             gpuNodeGroups='[{"name": "gpu", "instanceTypes": ["g6.xlarge"], "maxSize": 3}]',
         ),
     )
-    assert (s.raw_ia_days, s.raw_archive_days, s.force_destroy) == (45, 120, True)
-    assert s.drift_psi_threshold == 0.3
-    assert s.gpu_node_groups[0].instance_types == ("g6.xlarge",)
-    assert s.gpu_node_groups[0].max_size == 3
+    assert (s.lake.raw_ia_days, s.lake.raw_archive_days, s.lake.force_destroy) == (45, 120, True)
+    assert s.monitoring.drift_psi_threshold == 0.3
+    assert s.cluster.gpu_node_groups[0].instance_types == ("g6.xlarge",)
+    assert s.cluster.gpu_node_groups[0].max_size == 3
 
 
 def test_unknown_key_is_an_error_with_a_suggestion():
@@ -227,4 +229,28 @@ def test_readme_settings_table_is_current():
 def test_no_module_in_stacks_shadows_the_standard_library():
     # The engine runs stacks/ with runpy.run_path, which puts the folder first on sys.path.
     names = {p.stem for p in (ROOT / "stacks").glob("*.py")}
+    names |= {p.parent.name for p in (ROOT / "stacks").glob("*/__init__.py")}
+    assert "settings" in names  # the settings package is looked at too
     assert names & set(sys.stdlib_module_names) == set()
+
+
+def test_every_settings_field_is_filled_from_the_spec():
+    """Each section holds what its component reads; SPEC names every field once per section."""
+    filled = [path for spec in SPEC for path in spec.fields]
+    sections = {
+        f"{name}.{f.name}"
+        for name, cls in SECTIONS.items()
+        for f in dataclasses.fields(cls)
+        if f.name != "stack"
+    }
+    stack_wide = (
+        {f.name for f in dataclasses.fields(Settings)}
+        - set(SECTIONS)
+        - {
+            "stack",
+            "secret_keys",
+        }
+    )
+    assert len(filled) == len(set(filled))
+    assert set(filled) == sections | stack_wide
+    assert set(SECTIONS) < {f.name for f in dataclasses.fields(Settings)}

@@ -12,19 +12,17 @@ from kubernetes_validate.utils import all_versions
 from components import cluster_addons
 from components.cluster_addons import ClusterAddonsError, cluster_autoscaler_image
 from components.cluster_gateway import TALKS_TO_TAG, handler_source_hash
-from components.network import Network, NetworkArgs
+from components.network import Network
 from components.training_cluster import (
     CONTROL_PLANE_LOG_TYPES,
     EKS_OIDC_THUMBPRINT,
     TrainingCluster,
-    TrainingClusterArgs,
     TrainingClusterError,
-    TrainingJobRole,
-    TrainingJobRoleArgs,
     check_gpu_groups,
     gpu_capacity,
     gpus_per_instance,
 )
+from components.training_role import TrainingJobRole
 from ml import remote_training
 from stacks.settings import GpuNodeGroup
 
@@ -39,49 +37,22 @@ REGISTRY = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 
 def build(settings, **overrides):
     def program() -> None:
-        net = Network(
-            "net",
-            NetworkArgs(
-                kms_key_arn=LAKE_KEY,
-                vpc_cidr=settings.vpc_cidr,
-                az_count=settings.az_count,
-                nat_gateway=settings.nat_gateway,
-                log_retention_days=settings.log_retention_days,
-                eks_cluster=True,
-                tags=settings.tags,
-                protect=settings.is_prod,
-            ),
-        )
-        args = TrainingClusterArgs(
-            cluster_name=CLUSTER,
+        net = Network("net", replace(settings.network.args(kms_key_arn=LAKE_KEY), eks_cluster=True))
+        training_data = {
+            "lake_kms_key_arn": LAKE_KEY,
+            "features_bucket_arn": FEATURES,
+            "models_bucket_arn": MODELS,
+        }
+        args = settings.cluster.args(
             vpc_id=net.vpc_id,
             subnet_ids=net.private_subnet_ids,
             node_security_group_id=net.compute_security_group_id,
-            lake_kms_key_arn=LAKE_KEY,
-            features_bucket_arn=FEATURES,
-            models_bucket_arn=MODELS,
-            gpu_node_groups=settings.gpu_node_groups,
-            gpu_instance_families=settings.gpu_instance_families,
-            image_cache_prefix=CACHE_PREFIX,
-            eks_version=settings.eks_version,
-            public_access_cidrs=settings.eks_public_access_cidrs,
-            system_node_instance_type=settings.system_node_instance_type,
-            admin_role_arns=(ADMIN,),
-            log_retention_days=settings.log_retention_days,
-            kms_deletion_window_days=settings.kms_deletion_window_days,
-            tags=settings.tags,
-            protect=settings.is_prod,
+            **training_data,
         )
-        TrainingCluster("gpu", replace(args, **overrides))
-        TrainingJobRole(
-            "train",
-            TrainingJobRoleArgs(
-                lake_kms_key_arn=LAKE_KEY,
-                features_bucket_arn=FEATURES,
-                models_bucket_arn=MODELS,
-                tags=settings.tags,
-            ),
-        )
+        fixed = {"cluster_name": CLUSTER, "image_cache_prefix": CACHE_PREFIX}
+        args = replace(args, **{**fixed, "admin_role_arns": (ADMIN,), **overrides})
+        TrainingCluster("gpu", args)
+        TrainingJobRole("train", settings.training.args(**training_data))
 
     return program
 
@@ -121,7 +92,7 @@ def docs(plan, type_):
 def test_cluster_is_private_encrypted_and_logs_everything(plan, prod):
     (cluster,) = plan.of_type("aws:eks/cluster:Cluster")
     inputs = cluster.inputs
-    assert inputs["name"] == CLUSTER and inputs["version"] == prod.eks_version == "1.33"
+    assert inputs["name"] == CLUSTER and inputs["version"] == prod.cluster.eks_version == "1.33"
     vpc = inputs["vpcConfig"]
     assert vpc["endpointPrivateAccess"] is True and vpc["endpointPublicAccess"] is False
     assert "publicAccessCidrs" not in vpc
@@ -195,7 +166,7 @@ def test_access_entries(plan):
 
 
 def test_gpu_node_group_scales_from_zero_on_bottlerocket_nvidia(plan, prod):
-    (group_settings,) = prod.gpu_node_groups
+    (group_settings,) = prod.cluster.gpu_node_groups
     ng = one(plan, "aws:eks/nodeGroup:NodeGroup", f"gpu-gpu-{group_settings.name}")
     inputs = ng.inputs
     # the variant whose image carries the NVIDIA driver and device plugin: no nvcr.io pull
@@ -221,11 +192,11 @@ def test_gpu_node_group_scales_from_zero_on_bottlerocket_nvidia(plan, prod):
 def test_system_node_group(plan, prod):
     ng = one(plan, "aws:eks/nodeGroup:NodeGroup", "gpu-system")
     assert ng.inputs["amiType"] == "AL2023_x86_64_STANDARD"
-    assert ng.inputs["instanceTypes"] == [prod.system_node_instance_type]
+    assert ng.inputs["instanceTypes"] == [prod.cluster.system_node_instance_type]
     assert ng.inputs["capacityType"] == "ON_DEMAND"
     assert ng.inputs["scalingConfig"]["minSize"] == 1
     assert "taints" not in ng.inputs
-    assert len(plan.of_type("aws:eks/nodeGroup:NodeGroup")) == 1 + len(prod.gpu_node_groups)
+    assert len(plan.of_type("aws:eks/nodeGroup:NodeGroup")) == 1 + len(prod.cluster.gpu_node_groups)
 
 
 def test_launch_templates_require_imdsv2_and_encrypt_volumes(plan, prod):
@@ -252,7 +223,7 @@ def test_launch_templates_require_imdsv2_and_encrypt_volumes(plan, prod):
         for d in templates["gpu-gpu-gpu"].inputs["blockDeviceMappings"]
     }
     # Bottlerocket: a small OS volume, the data volume sized as the node group says
-    assert volumes == {"/dev/xvda": 4, "/dev/xvdb": prod.gpu_node_groups[0].disk_gb}
+    assert volumes == {"/dev/xvda": 4, "/dev/xvdb": prod.cluster.gpu_node_groups[0].disk_gb}
     (root,) = templates["gpu-system"].inputs["blockDeviceMappings"]
     assert (root["deviceName"], root["ebs"]["volumeSize"]) == ("/dev/xvda", 50)
     for ng in plan.of_type("aws:eks/nodeGroup:NodeGroup"):
@@ -398,7 +369,7 @@ def test_submitter_may_only_invoke_the_jobs_gateway(plan):
 
 
 def test_every_kubernetes_object_validates_against_the_cluster_schema(plan, prod):
-    version = closest_schema_version(prod.eks_version)
+    version = closest_schema_version(prod.cluster.eks_version)
     assert version == "1.33.0"
     for manifest in k8s_objects(plan):
         assert manifest["apiVersion"] and manifest["kind"], manifest
@@ -504,7 +475,7 @@ def test_cluster_autoscaler(plan, prod):
     assert scale["Sid"].startswith("WildcardOnly")
     deployment = k8s_object(plan, "Deployment", "cluster-autoscaler")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    path = cluster_autoscaler_image(prod.eks_version)
+    path = cluster_autoscaler_image(prod.cluster.eks_version)
     assert container["image"] == f"{REGISTRY}/{CACHE_PREFIX}/{path}"
     assert path.startswith("autoscaling/cluster-autoscaler:v1.33.")
     assert (

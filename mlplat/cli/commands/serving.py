@@ -82,7 +82,7 @@ def _apply_for(project_dir: Path | None) -> Callable[[str, str], None]:
         publish_baseline(
             model_package_arn,
             platform.models_bucket,
-            baseline_key_for(settings.model_key),
+            baseline_key_for(settings.endpoint.model_key),
             platform.lake_kms_key_arn,
         )
 

@@ -63,10 +63,10 @@ def train_remote(
         request = rt.sagemaker_training_request(
             target,
             job_name=name,
-            instance_type=instance_type or settings.training_instance_type,
-            use_spot=settings.training_use_spot,
-            max_runtime_seconds=settings.training_max_runtime_seconds,
-            max_wait_seconds=settings.training_max_wait_seconds,
+            instance_type=instance_type or settings.training.instance_type,
+            use_spot=settings.training.use_spot,
+            max_runtime_seconds=settings.training.max_runtime_seconds,
+            max_wait_seconds=settings.training.max_wait_seconds,
             hyperparameters=hyperparameters,
             tags=settings.tags,
         )
@@ -88,7 +88,7 @@ def train_remote(
         job_name=name,
         image=image or rt.sklearn_training_image(target.region),
         gpus=gpus,
-        active_deadline_seconds=settings.training_max_runtime_seconds,
+        active_deadline_seconds=settings.training.max_runtime_seconds,
     )
     if dry_run:
         echo(rt.job_yaml(job))

@@ -1,0 +1,124 @@
+"""The execution role of SageMaker training jobs (`ml.remote_training`, `mlplat train`).
+
+The jobs run in the VPC's private subnets: the role reads the features zone, writes its own
+prefix of the models bucket (code, checkpoints, model artifacts), uses the lake key (and grants it
+to the jobs' volumes), writes the jobs' logs and metrics, and manages their network interfaces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from components.iam import (
+    Statement,
+    assume_role_policy,
+    policy_document,
+    training_data_statements,
+)
+
+
+class TrainingJobRoleError(ValueError):
+    """The training job role's arguments are inconsistent."""
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingJobRoleArgs:
+    lake_kms_key_arn: pulumi.Input[str]
+    features_bucket_arn: pulumi.Input[str]
+    models_bucket_arn: pulumi.Input[str]
+    models_prefix: str = "training"  # code, checkpoints and model artifacts of training jobs
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+class TrainingJobRole(pulumi.ComponentResource):
+    """The execution role of SageMaker training jobs (`ml.remote_training`), in the VPC."""
+
+    role_arn: pulumi.Output[str]
+    role_name: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: TrainingJobRoleArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlplatform:training:TrainingJobRole", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        partition = aws.get_partition_output().partition
+        region = aws.get_region_output().region
+        account = aws.get_caller_identity_output().account_id
+        prefix = args.models_prefix.strip("/")
+        if not prefix:
+            raise TrainingJobRoleError("models_prefix must name a prefix of the models bucket")
+        role = aws.iam.Role(
+            f"{name}-role",
+            assume_role_policy=assume_role_policy(
+                "sagemaker.amazonaws.com", source_account=account
+            ),
+            description="SageMaker training jobs: features in, model artifacts out",
+            tags=dict(args.tags),
+            opts=child,
+        )
+        log_group = pulumi.Output.format(
+            "arn:{0}:logs:{1}:{2}:log-group:/aws/sagemaker/TrainingJobs", partition, region, account
+        )
+        aws.iam.RolePolicy(
+            f"{name}-policy",
+            role=role.id,
+            policy=policy_document(
+                [
+                    *training_data_statements(
+                        args.features_bucket_arn,
+                        args.models_bucket_arn,
+                        prefix,
+                        args.lake_kms_key_arn,
+                        key_actions=("kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"),
+                    ),
+                    Statement(
+                        ["kms:CreateGrant"],
+                        [args.lake_kms_key_arn],
+                        sid="VolumeKeyGrant",
+                        conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+                    ),
+                    Statement(
+                        [
+                            "logs:CreateLogGroup",
+                            "logs:CreateLogStream",
+                            "logs:PutLogEvents",
+                            "logs:DescribeLogStreams",
+                        ],
+                        [log_group, pulumi.Output.concat(log_group, ":*")],
+                        sid="JobLogs",
+                    ),
+                    Statement(
+                        ["cloudwatch:PutMetricData"],
+                        ["*"],
+                        conditions={
+                            "StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/TrainingJobs"}
+                        },
+                        wildcard_reason="PutMetricData supports no resource-level permissions",
+                    ),
+                    Statement(
+                        [
+                            "ec2:CreateNetworkInterface",
+                            "ec2:CreateNetworkInterfacePermission",
+                            "ec2:DeleteNetworkInterface",
+                            "ec2:DeleteNetworkInterfacePermission",
+                            "ec2:DescribeNetworkInterfaces",
+                            "ec2:DescribeVpcs",
+                            "ec2:DescribeDhcpOptions",
+                            "ec2:DescribeSubnets",
+                            "ec2:DescribeSecurityGroups",
+                        ],
+                        ["*"],
+                        wildcard_reason="SageMaker creates job network interfaces whose ids are "
+                        "unknown in advance and Describe actions take no resource",
+                    ),
+                ]
+            ),
+            opts=child,
+        )
+        self.role_arn = role.arn
+        self.role_name = role.name
+        self.register_outputs({"role_arn": self.role_arn, "role_name": self.role_name})

@@ -1,0 +1,619 @@
+"""The settings table: every config key of a stack, its type, bounds, default and where it goes.
+
+`SPEC` is the single table that maps config keys (camelCase, under `ml-platform:`) to `Settings`
+fields (`section.field`, snake_case), and that the README table and the `Pulumi.yaml` config
+schema are generated from (`mlplat.plan.project_schema`). The Pulumi CLI applies that schema
+before the program runs (required keys, declared defaults, types); `mlplat.plan.project_config`
+applies it the same way offline, and the parser keeps every rule the schema cannot say (ranges,
+choices, patterns, cross-field rules).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from components.limits import KMS_DELETION_WINDOW_DAYS, LOG_RETENTION_DAYS
+from components.problems import MAX_ZONES, MIN_ZONES, PROTOCOLS
+
+PROJECT = "ml-platform"
+ENVIRONMENTS = ("dev", "staging", "prod", "local")
+Environment = Literal["dev", "staging", "prod", "local"]
+
+# GPU instance families a node group or training job may use.
+DEFAULT_GPU_FAMILIES = ("g4dn", "g5", "g6", "g6e", "p4d", "p5")
+DEPLOYMENT_STRATEGIES = ("canary", "linear", "all-at-once")
+SUBSCRIPTION_PROTOCOLS = PROTOCOLS  # what the on-call topic subscribes
+SECRET_PLACEHOLDER = "[secret]"
+
+
+# --- the values a structured setting parses to ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GpuNodeGroup:
+    name: str
+    instance_types: tuple[str, ...]
+    capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
+    max_size: int = 2
+    disk_gb: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    protocol: Literal["email", "https", "sqs"]
+    endpoint: str
+
+
+# --- the spec table --------------------------------------------------------------------------
+
+Kind = Literal["str", "int", "float", "bool", "strlist", "cidrlist", "gpugroups", "subscriptions"]
+Default = Any | Callable[[str], Any]  # a value, or a function of the environment
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    key: str  # camelCase config key under `ml-platform:` (or the full key, for `aws:region`)
+    # Where the value goes: a stack-wide `Settings` field, or `section.field`; several when more
+    # than one component reads the value (each section holds what its component needs).
+    field: str | tuple[str, ...]
+    kind: Kind
+    description: str
+    default: Default = None
+    required: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[Any, ...] | None = None
+    pattern: str | None = None
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return (self.field,) if isinstance(self.field, str) else self.field
+
+    @property
+    def allowed(self) -> str:
+        if self.choices is not None:
+            return "one of " + ", ".join(str(c) for c in self.choices)
+        if self.pattern is not None:
+            return f"a string matching {self.pattern}"
+        bounds = []
+        if self.minimum is not None:
+            bounds.append(f">= {self.minimum:g}")
+        if self.maximum is not None:
+            bounds.append(f"<= {self.maximum:g}")
+        noun = {
+            "int": "an integer",
+            "float": "a number",
+            "bool": "true or false",
+            "str": "a string",
+            "strlist": "a list of strings",
+            "cidrlist": "a list of CIDR blocks",
+            "gpugroups": "a list of {name, instanceTypes, capacityType, maxSize, diskGb}",
+            "subscriptions": "a list of {protocol: email|https|sqs, endpoint}",
+        }[self.kind]
+        return noun + (" " + " and ".join(bounds) if bounds else "")
+
+
+def _by_env(**values: Any) -> Callable[[str], Any]:
+    def pick(env: str) -> Any:
+        return values.get(env, values.get("other"))
+
+    return pick
+
+
+SPEC: tuple[Spec, ...] = (
+    Spec(
+        "environment",
+        "environment",
+        "str",
+        "Which environment this stack is",
+        required=True,
+        choices=ENVIRONMENTS,
+    ),
+    Spec(
+        "aws:region",
+        "region",
+        "str",
+        "AWS region (the provider's own key)",
+        required=True,
+        pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$",
+    ),
+    Spec(
+        "accountId",
+        "account_id",
+        "str",
+        "Account id the offline engines answer `getCallerIdentity` with (the real engine asks AWS)",
+        default="123456789012",
+        pattern=r"^\d{12}$",
+    ),
+    Spec("owner", "owner", "str", "Team that owns the stack (the `owner` tag)", required=True),
+    Spec("costCenter", "cost_center", "str", "Cost center (the `cost-center` tag)", required=True),
+    # data lake
+    Spec(
+        "kmsDeletionWindowDays",
+        (
+            "lake.kms_deletion_window_days",
+            "cluster.kms_deletion_window_days",
+            "on_call.kms_deletion_window_days",
+            "audit.kms_deletion_window_days",
+        ),
+        "int",
+        "Waiting period before a scheduled key deletion",
+        default=30,
+        minimum=KMS_DELETION_WINDOW_DAYS[0],
+        maximum=KMS_DELETION_WINDOW_DAYS[1],
+    ),
+    Spec(
+        "forceDestroy",
+        ("lake.force_destroy", "image.force_delete", "audit.force_destroy"),
+        "bool",
+        "Let `pulumi destroy` delete non-empty lake buckets (refused in prod)",
+        default=False,
+    ),
+    Spec(
+        "rawIaDays",
+        "lake.raw_ia_days",
+        "int",
+        "Days before raw objects move to Standard-IA",
+        default=30,
+        minimum=30,
+        maximum=3650,
+    ),
+    Spec(
+        "rawArchiveDays",
+        "lake.raw_archive_days",
+        "int",
+        "Days before raw objects move to Glacier Flexible Retrieval (>= rawIaDays + 30)",
+        default=90,
+        minimum=60,
+        maximum=36500,
+    ),
+    Spec(
+        "noncurrentVersionDays",
+        ("lake.noncurrent_version_days", "audit.noncurrent_version_days"),
+        "int",
+        "Days before noncurrent object versions expire",
+        default=90,
+        minimum=1,
+        maximum=3650,
+    ),
+    Spec(
+        "rawObjectLock",
+        "lake.raw_object_lock",
+        "bool",
+        "Object Lock (governance mode) on the raw zone",
+        default=_by_env(prod=True, other=False),
+    ),
+    Spec(
+        "athenaBytesScannedCutoff",
+        "lake.athena_bytes_scanned_cutoff",
+        "int",
+        "Most bytes one Athena query may scan",
+        default=10 * 1024**3,
+        minimum=10_000_000,
+    ),
+    Spec(
+        "logRetentionDays",
+        (
+            "ingestion.log_retention_days",
+            "network.log_retention_days",
+            "cluster.log_retention_days",
+            "endpoint.log_retention_days",
+            "drift.log_retention_days",
+        ),
+        "int",
+        "Retention of every log group",
+        default=_by_env(prod=365, staging=90, other=30),
+        choices=LOG_RETENTION_DAYS,
+    ),
+    # ingestion
+    Spec(
+        "firehoseBufferSeconds",
+        "ingestion.buffer_seconds",
+        "int",
+        "Firehose buffering interval",
+        default=300,
+        minimum=60,
+        maximum=900,
+    ),
+    Spec(
+        "firehoseBufferMb",
+        "ingestion.buffer_mb",
+        "int",
+        "Firehose buffer size (Parquet conversion needs >= 64)",
+        default=128,
+        minimum=64,
+        maximum=128,
+    ),
+    # network
+    Spec(
+        "vpcCidr", "network.vpc_cidr", "str", "VPC CIDR block (/16 to /20)", default="10.40.0.0/16"
+    ),
+    Spec(
+        "azCount",
+        "network.az_count",
+        "int",
+        "Availability zones the network spans",
+        default=_by_env(prod=3, other=2),
+        minimum=MIN_ZONES,
+        maximum=MAX_ZONES,
+    ),
+    Spec(
+        "natGateway",
+        "network.nat_gateway",
+        "bool",
+        "One NAT gateway per zone for outbound internet (VPC endpoints cover AWS services)",
+        default=False,
+    ),
+    # training cluster
+    Spec(
+        "eksEnabled",
+        ("cluster.enabled", "network.eks_cluster"),
+        "bool",
+        "Stand up the EKS GPU training cluster",
+        default=_by_env(dev=False, local=False, other=True),
+    ),
+    Spec(
+        "eksVersion",
+        "cluster.eks_version",
+        "str",
+        "Kubernetes version of the training cluster",
+        default="1.33",
+        pattern=r"^1\.(2[89]|3[0-9])$",
+    ),
+    Spec(
+        "eksPublicAccessCidrs",
+        "cluster.public_access_cidrs",
+        "cidrlist",
+        "CIDRs allowed to reach the cluster API publicly; empty = private only (required in prod)",
+        default=(),
+    ),
+    Spec(
+        "systemNodeInstanceType",
+        "cluster.system_node_instance_type",
+        "str",
+        "Instance type of the small CPU system node group",
+        default="m6i.large",
+    ),
+    Spec(
+        "gpuNodeGroups",
+        "cluster.gpu_node_groups",
+        "gpugroups",
+        "GPU node groups (scale from zero)",
+        default=(GpuNodeGroup("gpu", ("g5.xlarge", "g5.2xlarge"), "SPOT", 2),),
+    ),
+    Spec(
+        "gpuInstanceFamilies",
+        ("cluster.gpu_instance_families", "monitoring.gpu_instance_families"),
+        "strlist",
+        "Allow-list of GPU instance families",
+        default=DEFAULT_GPU_FAMILIES,
+    ),
+    Spec(
+        "trainingInstanceType",
+        "training.instance_type",
+        "str",
+        "SageMaker training instance type",
+        default="ml.m5.xlarge",
+        pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$",
+    ),
+    Spec(
+        "trainingUseSpot",
+        "training.use_spot",
+        "bool",
+        "Managed spot training (with checkpoints)",
+        default=True,
+    ),
+    Spec(
+        "trainingMaxRuntimeSeconds",
+        "training.max_runtime_seconds",
+        "int",
+        "Longest a training job may run",
+        default=4 * 3600,
+        minimum=60,
+        maximum=28 * 86400,
+    ),
+    Spec(
+        "trainingMaxWaitSeconds",
+        "training.max_wait_seconds",
+        "int",
+        "Longest a spot training job may wait plus run (>= trainingMaxRuntimeSeconds)",
+        default=8 * 3600,
+        minimum=60,
+        maximum=28 * 86400,
+    ),
+    # serving
+    Spec("endpointEnabled", "endpoint.enabled", "bool", "Deploy the model endpoint", default=True),
+    Spec(
+        "modelPackageArn",
+        "endpoint.model_package_arn",
+        "str",
+        "Approved model package the endpoint serves (set by `mlplat deploy`)",
+        default=None,
+        pattern=r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[A-Za-z0-9-]+/\d+$",
+    ),
+    Spec(
+        "modelKey",
+        ("endpoint.model_key", "drift.model_key"),
+        "str",
+        "Artifact key in the models bucket, used while no model package is set",
+        default="churn/current/model.tar.gz",
+        pattern=r"^[A-Za-z0-9._/-]+\.tar\.gz$",
+    ),
+    Spec(
+        "endpointInstanceType",
+        ("endpoint.instance_type", "monitoring.endpoint_instance_type"),
+        "str",
+        "Endpoint instance type",
+        default="ml.m5.large",
+        pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$",
+    ),
+    Spec(
+        "endpointMinInstances",
+        "endpoint.min_instances",
+        "int",
+        "Autoscaling minimum (prod >= 2, across zones)",
+        default=_by_env(prod=2, other=1),
+        minimum=1,
+        maximum=100,
+    ),
+    Spec(
+        "endpointMaxInstances",
+        "endpoint.max_instances",
+        "int",
+        "Autoscaling maximum",
+        default=_by_env(prod=6, other=2),
+        minimum=1,
+        maximum=100,
+    ),
+    Spec(
+        "endpointServerless",
+        ("endpoint.serverless", "monitoring.serverless"),
+        "bool",
+        "Serverless variant instead of instances (dev only; no capture, VPC or isolation)",
+        default=_by_env(dev=True, other=False),
+    ),
+    Spec(
+        "serverlessMemoryMb",
+        "endpoint.serverless_memory_mb",
+        "int",
+        "Serverless variant memory",
+        default=2048,
+        choices=(1024, 2048, 3072, 4096, 5120, 6144),
+    ),
+    Spec(
+        "serverlessMaxConcurrency",
+        "endpoint.serverless_max_concurrency",
+        "int",
+        "Serverless variant max concurrency",
+        default=5,
+        minimum=1,
+        maximum=200,
+    ),
+    Spec(
+        "dataCaptureEnabled",
+        "endpoint.data_capture_enabled",
+        "bool",
+        "Capture endpoint requests and responses into the predictions zone",
+        default=_by_env(dev=False, other=True),
+    ),
+    Spec(
+        "dataCapturePercent",
+        "endpoint.data_capture_percent",
+        "int",
+        "Share of requests captured",
+        default=100,
+        minimum=1,
+        maximum=100,
+    ),
+    Spec(
+        "networkIsolation",
+        "endpoint.network_isolation",
+        "bool",
+        "Model containers run without network access",
+        default=_by_env(prod=True, other=False),
+    ),
+    Spec(
+        "endpointInVpc",
+        "endpoint.in_vpc",
+        "bool",
+        "Model containers run in the private subnets",
+        default=_by_env(prod=True, other=False),
+    ),
+    Spec(
+        "deploymentStrategy",
+        "endpoint.deployment_strategy",
+        "str",
+        "How a new model takes traffic (blue/green)",
+        default="canary",
+        choices=DEPLOYMENT_STRATEGIES,
+    ),
+    Spec(
+        "trafficStepPercent",
+        "endpoint.traffic_step_percent",
+        "int",
+        "Canary size or linear step, percent of capacity",
+        default=10,
+        minimum=1,
+        maximum=50,
+    ),
+    Spec(
+        "trafficWaitSeconds",
+        "endpoint.traffic_wait_seconds",
+        "int",
+        "Wait between traffic shifts (alarms watched meanwhile)",
+        default=600,
+        minimum=0,
+        maximum=3600,
+    ),
+    Spec(
+        "terminationWaitSeconds",
+        "endpoint.termination_wait_seconds",
+        "int",
+        "Keep the old fleet this long after full shift",
+        default=300,
+        minimum=0,
+        maximum=3600,
+    ),
+    Spec(
+        "autoscalingTargetInvocations",
+        "endpoint.autoscaling_target_invocations",
+        "int",
+        "Target invocations per instance per minute",
+        default=200,
+        minimum=1,
+        maximum=100_000,
+    ),
+    # monitoring
+    Spec(
+        "alarmSubscriptions",
+        "on_call.subscriptions",
+        "subscriptions",
+        "Who the on-call topic notifies",
+        default=(),
+    ),
+    Spec(
+        "latencyP99Ms",
+        ("endpoint.latency_p99_ms", "monitoring.latency_p99_ms"),
+        "int",
+        "p99 model latency alarm threshold",
+        default=250,
+        minimum=1,
+        maximum=60_000,
+    ),
+    Spec(
+        "error5xxThreshold",
+        ("endpoint.error_5xx_threshold", "monitoring.error_5xx_threshold"),
+        "int",
+        "5XX errors per minute that alarm",
+        default=1,
+        minimum=1,
+        maximum=100_000,
+    ),
+    Spec(
+        "error4xxRatePercent",
+        "monitoring.error_4xx_rate_percent",
+        "int",
+        "Share of invocations answered 4XX that alarms",
+        default=5,
+        minimum=1,
+        maximum=100,
+    ),
+    Spec(
+        "cpuThresholdPercent",
+        "monitoring.cpu_threshold_percent",
+        "int",
+        "CPU utilization alarm threshold (per instance, can exceed 100)",
+        default=80,
+        minimum=1,
+        maximum=9600,
+    ),
+    Spec(
+        "memoryThresholdPercent",
+        "monitoring.memory_threshold_percent",
+        "int",
+        "Memory utilization alarm threshold",
+        default=85,
+        minimum=1,
+        maximum=100,
+    ),
+    Spec(
+        "driftPsiThreshold",
+        ("drift.drift_psi_threshold", "monitoring.drift_psi_threshold"),
+        "float",
+        "Population stability index that counts as drift",
+        default=0.2,
+        minimum=0.01,
+        maximum=10,
+    ),
+    Spec(
+        "freshnessHours",
+        "monitoring.freshness_hours",
+        "int",
+        "Alarm when nothing new lands in the raw zone for this long",
+        default=24,
+        minimum=1,
+        maximum=168,
+    ),
+    Spec(
+        "driftSchedule",
+        "drift.schedule",
+        "str",
+        "EventBridge schedule of the drift job",
+        default="rate(1 hour)",
+        pattern=r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$",
+    ),
+    Spec(
+        "platformImageTag",
+        "image.tag",
+        "str",
+        "Tag of the platform image (this package's ml code) the drift job runs",
+        default="0.1.0",
+        pattern=r"^[A-Za-z0-9._-]{1,128}$",
+    ),
+    Spec(
+        "cloudtrailDataEvents",
+        "audit.data_events",
+        "bool",
+        "CloudTrail S3 data events for the lake buckets (always on in prod)",
+        default=_by_env(prod=True, other=False),
+    ),
+    # cost usage assumptions
+    Spec(
+        "usageEndpointHours",
+        "usage.endpoint_hours",
+        "int",
+        "Endpoint instance hours per month per instance (cost estimate)",
+        default=730,
+        minimum=0,
+        maximum=744,
+    ),
+    Spec(
+        "usageGpuNodeHours",
+        "usage.gpu_node_hours",
+        "int",
+        "GPU node hours per month (cost estimate)",
+        default=_by_env(prod=200, other=40),
+        minimum=0,
+        maximum=100_000,
+    ),
+    Spec(
+        "usageStorageGb",
+        "usage.storage_gb",
+        "int",
+        "Lake storage, GB-month (cost estimate)",
+        default=_by_env(prod=2000, other=100),
+        minimum=0,
+        maximum=10_000_000,
+    ),
+    Spec(
+        "usageStreamGb",
+        "usage.stream_gb",
+        "int",
+        "Firehose ingest per month, GB (cost estimate)",
+        default=_by_env(prod=500, other=10),
+        minimum=0,
+        maximum=10_000_000,
+    ),
+)
+
+SPEC_BY_KEY: dict[str, Spec] = {s.key: s for s in SPEC}
+
+
+def full_key(spec: Spec) -> str:
+    return spec.key if ":" in spec.key else f"{PROJECT}:{spec.key}"
+
+
+# `Settings` field (`section.field`, or a stack-wide field) -> the full config key it comes from.
+KEY_OF_FIELD: dict[str, str] = {path: full_key(spec) for spec in SPEC for path in spec.fields}
+
+
+def keys_of(section: str) -> dict[str, str]:
+    """A section's fields -> the full config keys they come from."""
+    prefix = section + "."
+    return {
+        path.removeprefix(prefix): key
+        for path, key in KEY_OF_FIELD.items()
+        if path.startswith(prefix)
+    }
