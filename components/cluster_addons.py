@@ -5,8 +5,9 @@ facts and validated by the tests against the cluster version's OpenAPI schema. T
 from inside the VPC by the cluster gateway's deployer (`components.cluster_gateway`), because the
 API endpoint is private and `pulumi up` runs outside the VPC:
 
-* the `training` namespace with a GPU `ResourceQuota` (what the GPU node groups can hold at most)
-  and a `LimitRange` (defaults for containers that state no requests);
+* the `training` namespace (Pod Security `restricted`) with a GPU `ResourceQuota` (what the GPU
+  node groups can hold at most), a `LimitRange` (defaults for containers that state no requests)
+  and network policies: deny by default, then DNS and HTTPS out, never the metadata service;
 * the `trainer` service account, bound through IRSA to a role that may read the features zone and
   write the training prefix of the models bucket (with the lake key);
 * the cluster autoscaler (IRSA role, service account, RBAC, Deployment on the system nodes) that
@@ -49,6 +50,11 @@ GPU_LABEL = "nvidia.com/gpu"
 GPU_TAINT_KEY = "nvidia.com/gpu"
 GPU_TAINT_VALUE = "true"
 AUTOSCALER_NAMESPACE = "kube-system"
+# Pod Security admission labels: enforce, and warn/audit so kubectl and the audit log say why.
+PSA = "pod-security.kubernetes.io"
+PSA_MODES = ("enforce", "warn", "audit")
+# The instance metadata service: a pod must never reach it (the node role lives there).
+IMDS_CIDR = "169.254.169.254/32"
 AUTOSCALER_NAME = "cluster-autoscaler"
 PART_OF = {"app.kubernetes.io/part-of": "ml-platform"}
 
@@ -126,7 +132,8 @@ def training_namespace_objects(
             "kind": "Namespace",
             "metadata": {
                 "name": namespace,
-                "labels": {**PART_OF, "pod-security.kubernetes.io/enforce": "baseline"},
+                # Pod Security `restricted`: the training Job (`ml.remote_training`) meets it
+                "labels": {**PART_OF, **{f"{PSA}/{mode}": "restricted" for mode in PSA_MODES}},
             },
         },
         {
@@ -158,6 +165,51 @@ def training_namespace_objects(
                 "namespace": namespace,
                 "labels": PART_OF,
                 "annotations": {"eks.amazonaws.com/role-arn": trainer_role_arn},
+            },
+        },
+        *network_policies(namespace),
+    ]
+
+
+def network_policies(namespace: str) -> list[dict[str, Any]]:
+    """Default deny in the namespace, then only what training pods need: DNS from kube-dns, and
+    HTTPS out, which in this network reaches the VPC endpoints and S3 (there is no internet route),
+    never the instance metadata service. Enforced by the VPC CNI's network policy agent."""
+    everyone: dict[str, Any] = {}
+    return [
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "default-deny", "namespace": namespace, "labels": PART_OF},
+            "spec": {"podSelector": everyone, "policyTypes": ["Ingress", "Egress"]},
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "allow-dns-and-https", "namespace": namespace, "labels": PART_OF},
+            "spec": {
+                "podSelector": everyone,
+                "policyTypes": ["Egress"],
+                "egress": [
+                    {
+                        "to": [
+                            {
+                                "namespaceSelector": {
+                                    "matchLabels": {"kubernetes.io/metadata.name": "kube-system"}
+                                },
+                                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                            }
+                        ],
+                        "ports": [
+                            {"protocol": "UDP", "port": 53},
+                            {"protocol": "TCP", "port": 53},
+                        ],
+                    },
+                    {
+                        "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": [IMDS_CIDR]}}],
+                        "ports": [{"protocol": "TCP", "port": 443}],
+                    },
+                ],
             },
         },
     ]

@@ -31,7 +31,13 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import Statement, assume_role_policy, policy_document
+from components.iam import (
+    LAMBDA_ENI_ACTIONS,
+    Statement,
+    assume_role_policy,
+    network_interface_statements,
+    policy_document,
+)
 
 HANDLER_FILE = Path(__file__).resolve().parent / "lambdas" / "cluster_gateway.py"
 HANDLER = "cluster_gateway.handler"
@@ -227,9 +233,6 @@ class ClusterGateway(pulumi.ComponentResource):
             tags=self._tags,
             opts=child,
         )
-        ec2 = pulumi.Output.concat(
-            "arn:", self._partition, ":ec2:", self._region, ":", self._account, ":"
-        )
         role_policy = aws.iam.RolePolicy(
             f"{prefix}-policy",
             role=role.id,
@@ -241,29 +244,16 @@ class ClusterGateway(pulumi.ComponentResource):
                         sid="OwnLogGroup",
                     ),
                     Statement(["kms:Decrypt"], [args.env_kms_key_arn], sid="DecryptEnvironment"),
-                    Statement(
-                        [
-                            "ec2:CreateNetworkInterface",
-                            "ec2:DeleteNetworkInterface",
-                            "ec2:AssignPrivateIpAddresses",
-                            "ec2:UnassignPrivateIpAddresses",
-                        ],
-                        [
-                            pulumi.Output.concat(ec2, "network-interface/*"),
-                            pulumi.Output.concat(ec2, "subnet/*"),
-                            pulumi.Output.concat(ec2, "security-group/", sg.id),
-                        ],
-                        sid="FunctionNetworkInterfaces",
-                        # the function's interfaces, in this VPC only
-                        conditions={
-                            "ArnEquals": {"ec2:Vpc": pulumi.Output.concat(ec2, "vpc/", args.vpc_id)}
-                        },
-                    ),
-                    Statement(
-                        ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"],
-                        ["*"],
-                        wildcard_reason="EC2 Describe actions support no resource-level "
-                        "permissions",
+                    # the function's interfaces, in this VPC only
+                    *network_interface_statements(
+                        "FunctionNetworkInterfaces",
+                        LAMBDA_ENI_ACTIONS,
+                        partition=self._partition,
+                        region=self._region,
+                        account=self._account,
+                        vpc_id=args.vpc_id,
+                        security_group_ids=[sg.id],
+                        describe=("ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"),
                     ),
                 ]
             ),

@@ -12,21 +12,34 @@ failure alarm here turns into a page. Standard workflow, one state: a few state 
 The job's role reads only the predictions zone (the capture files and prediction logs) and the
 training baseline (one key of the models bucket), writes only prediction logs and drift reports,
 and may put metrics only into the drift namespace (`cloudwatch:namespace` condition). Its
-environment (`MLPLAT_DRIFT_*`, `ml.drift.DriftJobConfig.to_env`) carries buckets, baseline key,
-endpoint, threshold and window; the window is one schedule period (`schedule_window_hours`).
+environment (`MLPLAT_DRIFT_*`, `ml.drift.job.DriftJobConfig.to_env`) carries buckets, baseline
+key, endpoint, threshold and window; the window is one schedule period (`schedule_window_hours`).
+
+The job runs in the stack's private subnets (S3 through the gateway endpoint, CloudWatch through
+its interface endpoint) with its volume encrypted by the lake key. It is not network-isolated: the
+job reads the capture and puts its metrics itself, which an isolated container cannot; it writes
+only through the SDK (no processing output for SageMaker to upload), each object with SSE-KMS.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import Statement, assume_role_policy, policy_document, prefix_arn
+from components.iam import (
+    SAGEMAKER_ENI_ACTIONS,
+    Statement,
+    assume_role_policy,
+    network_interface_statements,
+    policy_document,
+    prefix_arn,
+)
 from ml.contracts import CAPTURE_ROOT, DRIFT_NAMESPACE, REPORT_PREFIX
 from ml.contracts import DRIFT_ENV_PREFIX as ENV_PREFIX
 from ml.schema import PREDICTIONS
@@ -71,6 +84,10 @@ class DriftJobArgs:
     variant_name: str = "primary"
     # ECR repository of `image_uri` (pull permission); None: the image needs no grant.
     image_repository_arn: pulumi.Input[str] | None = None
+    # The private network the job runs in (its subnets and security groups); None: outside a VPC.
+    vpc_id: pulumi.Input[str] | None = None
+    subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]] | None = None
+    security_group_ids: Sequence[pulumi.Input[str]] = ()
     instance_type: str = "ml.m5.large"
     volume_gb: int = 30
     max_runtime_seconds: int = 3600
@@ -222,6 +239,16 @@ class DriftJob(pulumi.ComponentResource):
                 sid="ProcessingLogStreams",
             ),
         ]
+        if args.vpc_id is not None:
+            statements += network_interface_statements(
+                "JobNetworkInterfaces",
+                SAGEMAKER_ENI_ACTIONS,
+                partition=self._partition,
+                region=self._region,
+                account=self._account,
+                vpc_id=args.vpc_id,
+                security_group_ids=list(args.security_group_ids),
+            )
         if args.image_repository_arn is not None:
             statements += [
                 Statement(
@@ -352,7 +379,7 @@ class DriftJob(pulumi.ComponentResource):
                                 }
                             },
                             "StoppingCondition": {"MaxRuntimeInSeconds": args.max_runtime_seconds},
-                            "NetworkConfig": {"EnableInterContainerTrafficEncryption": True},
+                            "NetworkConfig": self._network_config(),
                             "Tags": [{"Key": k, "Value": v} for k, v in sorted(self._tags.items())],
                         },
                         "Retry": [
@@ -368,6 +395,19 @@ class DriftJob(pulumi.ComponentResource):
                 },
             }
         )
+
+    def _network_config(self) -> dict[str, Any]:
+        """In the private subnets when given. Not network-isolated: the job itself reads the
+        capture and puts metrics (S3 and CloudWatch, through the VPC endpoints), which an
+        isolated container cannot."""
+        args = self._args
+        config: dict[str, Any] = {"EnableInterContainerTrafficEncryption": True}
+        if args.subnet_ids is not None:
+            config["VpcConfig"] = {
+                "Subnets": args.subnet_ids,
+                "SecurityGroupIds": list(args.security_group_ids),
+            }
+        return config
 
     def _schedule(self, machine: aws.sfn.StateMachine) -> aws.cloudwatch.EventRule:
         name, child = self._name, pulumi.ResourceOptions(parent=self)

@@ -129,3 +129,58 @@ def training_data_statements(
         ),
         Statement(list(key_actions), [key_arn], sid="UseLakeKey"),
     ]
+
+
+# What a service that places network interfaces in the VPC for a role (SageMaker jobs and endpoints,
+# Lambda) needs: create and delete them, and (SageMaker) hand them to its own account.
+SAGEMAKER_ENI_ACTIONS = (
+    "ec2:CreateNetworkInterface",
+    "ec2:CreateNetworkInterfacePermission",
+    "ec2:DeleteNetworkInterface",
+    "ec2:DeleteNetworkInterfacePermission",
+)
+LAMBDA_ENI_ACTIONS = (
+    "ec2:CreateNetworkInterface",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+)
+
+
+def network_interface_statements(
+    sid: str,
+    actions: Sequence[str],
+    *,
+    partition: pulumi.Input[str],
+    region: pulumi.Input[str],
+    account: pulumi.Input[str],
+    vpc_id: pulumi.Input[str],
+    security_group_ids: Sequence[pulumi.Input[str]],
+    describe: Sequence[str] = (
+        "ec2:DescribeDhcpOptions",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeSecurityGroups",
+        "ec2:DescribeSubnets",
+        "ec2:DescribeVpcs",
+    ),
+) -> list[Statement]:
+    """Network interfaces in one VPC only: the interfaces, the subnets they go in and the named
+    security groups, under an `ec2:Vpc` condition; `Describe*` (which takes no resource) apart."""
+    ec2 = pulumi.Output.concat("arn:", partition, ":ec2:", region, ":", account, ":")
+    return [
+        Statement(
+            actions=list(actions),
+            resources=[
+                pulumi.Output.concat(ec2, "network-interface/*"),
+                pulumi.Output.concat(ec2, "subnet/*"),
+                *(pulumi.Output.concat(ec2, "security-group/", g) for g in security_group_ids),
+            ],
+            sid=sid,
+            conditions={"ArnEquals": {"ec2:Vpc": pulumi.Output.concat(ec2, "vpc/", vpc_id)}},
+        ),
+        Statement(
+            actions=list(describe),
+            resources=["*"],
+            wildcard_reason="EC2 Describe actions support no resource-level permissions",
+        ),
+    ]

@@ -32,7 +32,14 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import Statement, assume_role_policy, policy_document, prefix_arn
+from components.iam import (
+    SAGEMAKER_ENI_ACTIONS,
+    Statement,
+    assume_role_policy,
+    network_interface_statements,
+    policy_document,
+    prefix_arn,
+)
 from components.problems import instance_count_problems, instance_family, serverless_problems
 from ml.images import (
     SKLEARN_REPOSITORY,
@@ -386,45 +393,15 @@ class ModelEndpoint(pulumi.ComponentResource):
 
     def _network_interface_statements(self, args: ModelEndpointArgs) -> list[Statement]:
         """In the VPC: the model containers' network interfaces, in this VPC only."""
-        ec2_arn = pulumi.Output.concat(
-            "arn:", self._partition_info.partition, ":ec2:", self._region, ":", self._account, ":"
+        return network_interface_statements(
+            "EndpointNetworkInterfaces",
+            SAGEMAKER_ENI_ACTIONS,
+            partition=self._partition_info.partition,
+            region=self._region,
+            account=self._account,
+            vpc_id=args.vpc_id or "",
+            security_group_ids=list(args.security_group_ids),
         )
-        return [
-            Statement(
-                sid="EndpointNetworkInterfaces",
-                actions=[
-                    "ec2:CreateNetworkInterface",
-                    "ec2:CreateNetworkInterfacePermission",
-                    "ec2:DeleteNetworkInterface",
-                    "ec2:DeleteNetworkInterfacePermission",
-                ],
-                resources=[
-                    pulumi.Output.concat(ec2_arn, "network-interface/*"),
-                    pulumi.Output.concat(ec2_arn, "subnet/*"),
-                    *(
-                        pulumi.Output.concat(ec2_arn, "security-group/", g)
-                        for g in args.security_group_ids
-                    ),
-                ],
-                # ENIs, and the subnets they go in, only inside this VPC.
-                conditions={
-                    "ArnEquals": {
-                        "ec2:Vpc": pulumi.Output.concat(ec2_arn, "vpc/", args.vpc_id or "")
-                    }
-                },
-            ),
-            Statement(
-                actions=[
-                    "ec2:DescribeDhcpOptions",
-                    "ec2:DescribeNetworkInterfaces",
-                    "ec2:DescribeSecurityGroups",
-                    "ec2:DescribeSubnets",
-                    "ec2:DescribeVpcs",
-                ],
-                resources=["*"],
-                wildcard_reason="EC2 Describe actions support no resource-level permissions",
-            ),
-        ]
 
     def _model(
         self,

@@ -259,3 +259,20 @@ def public_access_problems(cidrs: Sequence[str], naming: Naming = ARGS) -> list[
         for cidr in cidrs
         if cidr in ("0.0.0.0/0", "::/0")
     ]
+
+
+_PRINCIPAL = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]{1,512}")
+
+
+def job_submitter_problems(arns: Sequence[str], naming: Naming = ARGS) -> list[str]:
+    """Who may submit training Jobs: named IAM roles or users, never a whole account."""
+    return [
+        naming.problem(
+            naming("job_submitter_arns"),
+            "is not an IAM role or user ARN (arn:aws:iam::<account>:role/<name>); an account "
+            "root would let every principal of the account submit",
+            repr(arn),
+        )
+        for arn in arns
+        if not _PRINCIPAL.fullmatch(arn)
+    ]

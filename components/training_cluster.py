@@ -18,8 +18,11 @@ invisible to the offline engines and to policies). The SageMaker training job ro
 * managed node groups: a small CPU system group (autoscaler, CoreDNS) on AL2023, and one group per
   `gpu_node_groups` entry on Bottlerocket's NVIDIA variant (its image carries the NVIDIA driver
   and device plugin), ON_DEMAND or SPOT, min 0 / desired 0, tainted
-  `nvidia.com/gpu=true:NoSchedule`. Launch templates require IMDSv2 (hop limit 2, so pods behind
-  the node's network namespace still reach it) and encrypt every gp3 volume with the cluster key.
+  `nvidia.com/gpu=true:NoSchedule`. Launch templates require IMDSv2 with a hop limit of 1, so no
+  pod can read the node role's credentials (IRSA gives each workload its own role), and encrypt
+  every gp3 volume with the cluster key;
+* the VPC CNI as a managed add-on with its network policy agent on, so the training namespace's
+  network policies are enforced.
 
 GPU scale from zero: the **cluster autoscaler**, not Karpenter. It drives the managed node groups
 as they are (one Auto Scaling group each), needs no extra controller CRDs or node IAM plumbing, and
@@ -35,6 +38,7 @@ keeps for upgrades handled by EKS.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,6 +63,7 @@ from components.limits import kms_deletion_window_problems
 from components.problems import (
     GpuNodeGroupSpec,
     gpu_family_problems,
+    job_submitter_problems,
     node_group_problems,
     public_access_problems,
 )
@@ -159,6 +164,8 @@ class TrainingClusterArgs:
     system_node_instance_type: str = "m6i.large"
     system_node_count: int = 2
     admin_role_arns: Sequence[str] = ()
+    # who may submit training Jobs (assume the submitter role); none: no submitter role
+    job_submitter_arns: Sequence[str] = ()
     models_prefix: str = "training"
     namespace: str = "training"
     service_account: str = "trainer"
@@ -181,6 +188,7 @@ class TrainingClusterArgs:
                 "'.', '_', '-' and '/' (an ECR pull-through cache prefix)"
             )
         problems += public_access_problems(self.public_access_cidrs)
+        problems += job_submitter_problems(self.job_submitter_arns)
         problems += kms_deletion_window_problems(self.kms_deletion_window_days)
         if problems:
             raise TrainingClusterError("; ".join(problems))
@@ -196,7 +204,7 @@ class TrainingCluster(pulumi.ComponentResource):
     cluster_name: pulumi.Output[str]
     oidc_provider_arn: pulumi.Output[str]
     trainer_role_arn: pulumi.Output[str]
-    submitter_role_arn: pulumi.Output[str]
+    submitter_role_arn: pulumi.Output[str] | None
     jobs_function_name: pulumi.Output[str]
 
     def __init__(
@@ -255,12 +263,13 @@ class TrainingCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         submitter = self._submitter(name, args, gateway)
+        self._network_policy_agent(name, cluster)
 
         self.cluster_name = cluster.name
         self.cluster_arn = cluster.arn
         self.oidc_provider_arn = oidc.arn
         self.trainer_role_arn = addons.trainer_role_arn
-        self.submitter_role_arn = submitter.arn
+        self.submitter_role_arn = submitter.arn if submitter is not None else None
         self.jobs_function_name = gateway.jobs_function_name
         self.namespace = args.namespace
         self.service_account = args.service_account
@@ -441,23 +450,21 @@ class TrainingCluster(pulumi.ComponentResource):
 
     def _submitter(
         self, name: str, args: TrainingClusterArgs, gateway: ClusterGateway
-    ) -> aws.iam.Role:
-        """Who submits training Jobs (`mlplat train --on eks`): invokes the jobs gateway, which
-        holds edit rights in the training namespace only."""
+    ) -> aws.iam.Role | None:
+        """Who submits training Jobs (`mlplat train --on eks`): exactly the principals named, who
+        may invoke the jobs gateway, which holds edit rights in the training namespace only."""
+        if not args.job_submitter_arns:
+            return None
         child = pulumi.ResourceOptions(parent=self)
         submitter = aws.iam.Role(
             f"{name}-submitter",
-            assume_role_policy=pulumi.Output.json_dumps(
+            assume_role_policy=json.dumps(
                 {
                     "Version": "2012-10-17",
                     "Statement": [
                         {
                             "Effect": "Allow",
-                            "Principal": {
-                                "AWS": pulumi.Output.format(
-                                    "arn:{0}:iam::{1}:root", self._partition, self._account
-                                )
-                            },
+                            "Principal": {"AWS": sorted(args.job_submitter_arns)},
                             "Action": "sts:AssumeRole",
                         }
                     ],
@@ -480,6 +487,21 @@ class TrainingCluster(pulumi.ComponentResource):
             opts=child,
         )
         return submitter
+
+    def _network_policy_agent(self, name: str, cluster: aws.eks.Cluster) -> aws.eks.Addon:
+        """The VPC CNI as a managed add-on with its network policy agent, which enforces the
+        namespaces' NetworkPolicies (EKS installs the CNI unmanaged, without it; the add-on takes
+        that installation over). Its images come from EKS's regional ECR, through the endpoints."""
+        return aws.eks.Addon(
+            f"{name}-vpc-cni",
+            cluster_name=cluster.name,
+            addon_name="vpc-cni",
+            configuration_values=json.dumps({"enableNetworkPolicy": "true"}),
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE",
+            tags=self._tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def _node_role(self, name: str, args: TrainingClusterArgs) -> aws.iam.Role:
         child = pulumi.ResourceOptions(parent=self)
@@ -568,7 +590,9 @@ class TrainingCluster(pulumi.ComponentResource):
             metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
                 http_endpoint="enabled",
                 http_tokens="required",
-                http_put_response_hop_limit=2,
+                # 1: a pod (behind the node's network namespace) cannot reach the node role's
+                # credentials; every workload here has its own role through IRSA
+                http_put_response_hop_limit=1,
             ),
             block_device_mappings=[
                 aws.ec2.LaunchTemplateBlockDeviceMappingArgs(

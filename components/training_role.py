@@ -7,15 +7,17 @@ to the jobs' volumes), writes the jobs' logs and metrics, and manages their netw
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
 
 from components.iam import (
+    SAGEMAKER_ENI_ACTIONS,
     Statement,
     assume_role_policy,
+    network_interface_statements,
     policy_document,
     training_data_statements,
 )
@@ -30,6 +32,9 @@ class TrainingJobRoleArgs:
     lake_kms_key_arn: pulumi.Input[str]
     features_bucket_arn: pulumi.Input[str]
     models_bucket_arn: pulumi.Input[str]
+    # the private network jobs run in: their network interfaces only there, in these groups
+    vpc_id: pulumi.Input[str]
+    security_group_ids: Sequence[pulumi.Input[str]]
     models_prefix: str = "training"  # code, checkpoints and model artifacts of training jobs
     tags: Mapping[str, str] = field(default_factory=dict)
 
@@ -99,21 +104,15 @@ class TrainingJobRole(pulumi.ComponentResource):
                         },
                         wildcard_reason="PutMetricData supports no resource-level permissions",
                     ),
-                    Statement(
-                        [
-                            "ec2:CreateNetworkInterface",
-                            "ec2:CreateNetworkInterfacePermission",
-                            "ec2:DeleteNetworkInterface",
-                            "ec2:DeleteNetworkInterfacePermission",
-                            "ec2:DescribeNetworkInterfaces",
-                            "ec2:DescribeVpcs",
-                            "ec2:DescribeDhcpOptions",
-                            "ec2:DescribeSubnets",
-                            "ec2:DescribeSecurityGroups",
-                        ],
-                        ["*"],
-                        wildcard_reason="SageMaker creates job network interfaces whose ids are "
-                        "unknown in advance and Describe actions take no resource",
+                    # job network interfaces in the platform's VPC only
+                    *network_interface_statements(
+                        "JobNetworkInterfaces",
+                        SAGEMAKER_ENI_ACTIONS,
+                        partition=partition,
+                        region=region,
+                        account=account,
+                        vpc_id=args.vpc_id,
+                        security_group_ids=list(args.security_group_ids),
                     ),
                 ]
             ),

@@ -51,6 +51,8 @@ def build(settings: Settings) -> dict[str, Any]:
             lake_kms_key_arn=key,
             features_bucket_arn=arns["features"],
             models_bucket_arn=arns["models"],
+            vpc_id=network.vpc_id,
+            security_group_ids=[network.compute_security_group_id],
         ),
     )
     cluster: TrainingCluster | None = None
@@ -111,6 +113,9 @@ def build(settings: Settings) -> dict[str, Any]:
                 models_bucket_arn=arns["models"],
                 kms_key_arn=key,
                 topic_arn=on_call.topic_arn,
+                vpc_id=network.vpc_id,
+                subnet_ids=network.private_subnet_ids,
+                security_group_ids=[network.compute_security_group_id],
             ),
         )
     monitoring = Monitoring(

@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from policies.core import PolicySpec
-from policies.rules import compute, governance, iam, naming, network, observability, s3, sagemaker
+from policies.rules import (
+    compute,
+    governance,
+    iam,
+    isolation,
+    naming,
+    network,
+    observability,
+    s3,
+    sagemaker,
+)
 
 POLICIES: tuple[PolicySpec, ...] = (
     *s3.POLICIES,
@@ -14,6 +24,7 @@ POLICIES: tuple[PolicySpec, ...] = (
     *observability.POLICIES,
     *governance.POLICIES,
     *naming.POLICIES,
+    *isolation.POLICIES,
 )
 
 BY_NAME: dict[str, PolicySpec] = {p.name: p for p in POLICIES}

@@ -11,6 +11,7 @@ from components.problems import (
     Naming,
     gpu_family_problems,
     instance_count_problems,
+    job_submitter_problems,
     public_access_problems,
     raw_tiering_problems,
     serverless_problems,
@@ -32,6 +33,7 @@ def settings_problems(s: Settings) -> list[str]:
         s.cluster.gpu_node_groups, s.cluster.gpu_instance_families, cluster
     )
     problems += public_access_problems(s.cluster.public_access_cidrs, cluster)
+    problems += job_submitter_problems(s.cluster.job_submitter_arns, cluster)
     problems += serverless_problems(
         e.serverless,
         e.data_capture_enabled,

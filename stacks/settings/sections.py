@@ -175,6 +175,8 @@ class TrainingSettings(Section):
         lake_kms_key_arn: pulumi.Input[str],
         features_bucket_arn: pulumi.Input[str],
         models_bucket_arn: pulumi.Input[str],
+        vpc_id: pulumi.Input[str],
+        security_group_ids: Sequence[pulumi.Input[str]],
     ) -> TrainingJobRoleArgs:
         from components.training_role import TrainingJobRoleArgs
 
@@ -182,6 +184,8 @@ class TrainingSettings(Section):
             lake_kms_key_arn=lake_kms_key_arn,
             features_bucket_arn=features_bucket_arn,
             models_bucket_arn=models_bucket_arn,
+            vpc_id=vpc_id,
+            security_group_ids=security_group_ids,
             tags=self.stack.tags,
         )
 
@@ -193,6 +197,7 @@ class ClusterSettings(Section):
     enabled: bool
     eks_version: str
     public_access_cidrs: tuple[str, ...]
+    job_submitter_arns: tuple[str, ...]
     system_node_instance_type: str
     gpu_node_groups: tuple[GpuNodeGroup, ...]
     gpu_instance_families: tuple[str, ...]
@@ -224,6 +229,7 @@ class ClusterSettings(Section):
             image_cache_prefix=f"mlp-{self.stack.name}/k8s",
             eks_version=self.eks_version,
             public_access_cidrs=self.public_access_cidrs,
+            job_submitter_arns=self.job_submitter_arns,
             system_node_instance_type=self.system_node_instance_type,
             log_retention_days=self.log_retention_days,
             kms_deletion_window_days=self.kms_deletion_window_days,
@@ -391,6 +397,9 @@ class DriftSettings(Section):
         models_bucket_arn: pulumi.Input[str],
         kms_key_arn: pulumi.Input[str],
         topic_arn: pulumi.Input[str],
+        vpc_id: pulumi.Input[str],
+        subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]],
+        security_group_ids: Sequence[pulumi.Input[str]],
     ) -> DriftJobArgs:
         from components.drift_job import DriftJobArgs
 
@@ -408,6 +417,9 @@ class DriftSettings(Section):
             topic_arn=topic_arn,
             drift_psi_threshold=self.drift_psi_threshold,
             log_retention_days=self.log_retention_days,
+            vpc_id=vpc_id,
+            subnet_ids=subnet_ids,
+            security_group_ids=security_group_ids,
             tags=self.stack.tags,
         )
 

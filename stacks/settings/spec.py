@@ -270,6 +270,14 @@ SPEC: tuple[Spec, ...] = (
         default=(),
     ),
     Spec(
+        "eksJobSubmitters",
+        "cluster.job_submitter_arns",
+        "strlist",
+        "IAM roles or users that may submit training Jobs (assume the submitter role); empty = "
+        "no submitter role",
+        default=(),
+    ),
+    Spec(
         "systemNodeInstanceType",
         "cluster.system_node_instance_type",
         "str",

@@ -26,6 +26,7 @@ from stacks.settings import Settings, Subscription
 from tests.conftest import make_config, make_settings
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+SUBNETS = ["subnet-0a", "subnet-0b"]
 ACCOUNT = "123456789012"
 LAKE_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/lake"
 BUCKETS = {zone: f"lake-{zone}" for zone in ("raw", "curated", "features", "models", "predictions")}
@@ -53,6 +54,9 @@ def platform(settings: Settings, *, endpoint: bool = True, gpu: bool = False) ->
                 models_bucket_arn=ARNS["models"],
                 kms_key_arn=LAKE_KEY,
                 topic_arn=on_call.topic_arn,
+                vpc_id="vpc-0123",
+                subnet_ids=SUBNETS,
+                security_group_ids=["sg-0compute"],
             ),
         )
         monitoring = settings.monitoring.args(
@@ -428,6 +432,15 @@ def test_drift_job_is_scheduled_through_step_functions(plan: Plan, prod: Setting
         "MLPLAT_DRIFT_CAPTURE_ROOT": "capture",
     }
     assert params["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] == LAKE_KEY
+    # in the private subnets, in the compute group
+    assert params["NetworkConfig"] == {
+        "EnableInterContainerTrafficEncryption": True,
+        "VpcConfig": {"Subnets": SUBNETS, "SecurityGroupIds": ["sg-0compute"]},
+    }
+    enis = {s["Sid"]: s for s in policy(plan.named("drift-job-policy"))["Statement"]}
+    assert enis["JobNetworkInterfaces"]["Condition"] == {
+        "ArnEquals": {"ec2:Vpc": "arn:aws:ec2:us-east-1:123456789012:vpc/vpc-0123"}
+    }
     log_group = plan.named("drift-log-group")
     assert machine.inputs["loggingConfiguration"]["logDestination"] == (
         log_group.state["arn"] + ":*"

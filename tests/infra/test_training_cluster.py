@@ -30,6 +30,7 @@ LAKE_KEY = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-55555
 FEATURES = "arn:aws:s3:::lake-features"
 MODELS = "arn:aws:s3:::lake-models"
 ADMIN = "arn:aws:iam::123456789012:role/platform-admin"
+SUBMITTER = "arn:aws:iam::123456789012:role/ml-engineers"
 CLUSTER = "ml-platform-prod-training"
 CACHE_PREFIX = "ml-platform-prod/k8s"
 REGISTRY = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
@@ -50,9 +51,24 @@ def build(settings, **overrides):
             **training_data,
         )
         fixed = {"cluster_name": CLUSTER, "image_cache_prefix": CACHE_PREFIX}
-        args = replace(args, **{**fixed, "admin_role_arns": (ADMIN,), **overrides})
+        args = replace(
+            args,
+            **{
+                **fixed,
+                "admin_role_arns": (ADMIN,),
+                "job_submitter_arns": (SUBMITTER,),
+                **overrides,
+            },
+        )
         TrainingCluster("gpu", args)
-        TrainingJobRole("train", settings.training.args(**training_data))
+        TrainingJobRole(
+            "train",
+            settings.training.args(
+                **training_data,
+                vpc_id=net.vpc_id,
+                security_group_ids=[net.compute_security_group_id],
+            ),
+        )
 
     return program
 
@@ -208,7 +224,8 @@ def test_launch_templates_require_imdsv2_and_encrypt_volumes(plan, prod):
         assert meta == {
             "httpEndpoint": "enabled",
             "httpTokens": "required",
-            "httpPutResponseHopLimit": 2,
+            # 1: no pod can read the node role's credentials from the metadata service
+            "httpPutResponseHopLimit": 1,
         }
         for device in lt.inputs["blockDeviceMappings"]:
             ebs = device["ebs"]
@@ -290,6 +307,8 @@ def test_in_cluster_objects_are_applied_from_inside_the_vpc(plan):
             ("Role", "cluster-autoscaler"),
             ("RoleBinding", "cluster-autoscaler"),
             ("Deployment", "cluster-autoscaler"),
+            ("NetworkPolicy", "default-deny"),
+            ("NetworkPolicy", "allow-dns-and-https"),
         ]
     )
     (invocation,) = plan.of_type("aws:lambda/invocation:Invocation")
@@ -351,6 +370,42 @@ def test_gateway_functions_run_in_the_private_subnets(plan):
     assert (into.inputs["fromPort"], into.inputs["toPort"]) == (443, 443)
     cluster_sg = cluster.state["vpcConfig"]["clusterSecurityGroupId"]
     assert into.inputs["securityGroupId"] == cluster_sg == out.inputs["referencedSecurityGroupId"]
+
+
+def test_training_pods_reach_dns_and_https_only_never_the_metadata_service(plan):
+    deny = k8s_object(plan, "NetworkPolicy", "default-deny")
+    assert deny["metadata"]["namespace"] == "training"
+    assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    allow = k8s_object(plan, "NetworkPolicy", "allow-dns-and-https")
+    assert allow["spec"]["policyTypes"] == ["Egress"] and "ingress" not in allow["spec"]
+    dns, https = allow["spec"]["egress"]
+    assert dns["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
+    assert {p["port"] for p in dns["ports"]} == {53}
+    assert https["ports"] == [{"protocol": "TCP", "port": 443}]
+    assert https["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.169.254/32"]}}]
+    # the VPC CNI enforces network policies only with its agent on
+    (addon,) = plan.of_type("aws:eks/addon:Addon")
+    assert addon.inputs["addonName"] == "vpc-cni"
+    assert json.loads(addon.inputs["configurationValues"]) == {"enableNetworkPolicy": "true"}
+    assert addon.inputs["resolveConflictsOnCreate"] == "OVERWRITE"
+
+
+def test_submitters_are_exactly_the_principals_named(plan, record, prod):
+    role = one(plan, "aws:iam/role:Role", "gpu-submitter")
+    (statement,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+    assert statement["Principal"] == {"AWS": [SUBMITTER]}  # not the whole account
+    assert statement["Action"] == "sts:AssumeRole"
+    # nobody named: no submitter role at all
+    bare = record(build(prod, job_submitter_arns=()), settings=prod)
+    assert [r for r in bare.of_type("aws:iam/role:Role") if r.name == "gpu-submitter"] == []
+
+
+@pytest.mark.parametrize(
+    "arn", ["arn:aws:iam::123456789012:root", "123456789012", "arn:aws:iam::123456789012:group/x"]
+)
+def test_a_submitter_must_be_a_role_or_user(record, prod, arn):
+    with pytest.raises(Exception, match="is not an IAM role or user ARN"):
+        record(build(prod, job_submitter_arns=(arn,)), settings=prod)
 
 
 def test_submitter_may_only_invoke_the_jobs_gateway(plan):
@@ -416,7 +471,8 @@ def test_registry_k8s_io_is_cached_in_the_account(plan):
 
 def test_training_namespace_quota_and_limits(plan):
     ns = k8s_object(plan, "Namespace", "training")
-    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
+    for mode in ("enforce", "warn", "audit"):
+        assert ns["metadata"]["labels"][f"pod-security.kubernetes.io/{mode}"] == "restricted"
     quota = k8s_object(plan, "ResourceQuota", "gpu-quota")
     assert quota["metadata"]["namespace"] == "training"
     assert quota["spec"]["hard"] == {"requests.nvidia.com/gpu": "2"}  # 2 x g5.(2)xlarge
@@ -508,6 +564,28 @@ def test_training_job_role(plan):
     by_sid = {s.get("Sid"): s for s in policy["Statement"]}
     assert by_sid["WriteTrainingPrefix"]["Resource"] == [f"{MODELS}/training/*"]
     assert by_sid["VolumeKeyGrant"]["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+    # network interfaces only in the platform's VPC, in its compute group (never `*`)
+    enis = by_sid["JobNetworkInterfaces"]
+    vpc, sg = plan.named("net-vpc"), plan.named("net-compute-sg")
+    assert enis["Action"] == [
+        "ec2:CreateNetworkInterface",
+        "ec2:CreateNetworkInterfacePermission",
+        "ec2:DeleteNetworkInterface",
+        "ec2:DeleteNetworkInterfacePermission",
+    ]
+    ec2 = "arn:aws:ec2:us-east-1:123456789012:"
+    assert enis["Resource"] == [
+        f"{ec2}network-interface/*",
+        f"{ec2}subnet/*",
+        f"{ec2}security-group/{sg.id}",
+    ]
+    assert enis["Condition"] == {"ArnEquals": {"ec2:Vpc": f"{ec2}vpc/{vpc.id}"}}
+    for statement in policy["Statement"]:
+        if "*" in statement["Resource"]:
+            assert all(
+                a.startswith("ec2:Describe") or a == "cloudwatch:PutMetricData"
+                for a in statement["Action"]
+            ), statement
 
 
 def test_shared_constants_match_the_job_builder_and_the_policy_pack():
