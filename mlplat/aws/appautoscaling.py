@@ -12,7 +12,7 @@ from mlplat.aws.realizing import (
     drop_empty,
     pascal,
 )
-from mlplat.aws.registry import AwsType, Service, generic_fake
+from mlplat.aws.registry import AwsType, Fake, Outputs, Service
 
 # --- the sandbox's realizers and readers
 
@@ -98,6 +98,21 @@ def _scaling_policy(ctx: RealizeContext, reg: Registration) -> tuple[str, dict[s
     }
 
 
+def _fake_target(f: Fake) -> Outputs:
+    """Id: the scalable resource (`endpoint/<name>/variant/<variant>`); a `scalable-target` ARN."""
+    return f.input("resourceId") or f.physical, {
+        "arn": f.arn("application-autoscaling", f"scalable-target/{f.digest(36, 'target')}")
+    }
+
+
+def _fake_policy(f: Fake) -> Outputs:
+    """Id: the policy name; the ARN names the policy through the resource it scales."""
+    name = f.input("name") or f.physical
+    resource = f"{f.input('serviceNamespace')}/{f.input('resourceId')}"
+    arn = f.arn("autoscaling", f"scalingPolicy:{f.uuid()}:resource/{resource}:policyName/{name}")
+    return name, {"arn": arn, "name": name}
+
+
 # --- the registry entries
 
 SERVICE = Service(
@@ -105,13 +120,13 @@ SERVICE = Service(
     types=(
         AwsType(
             "aws:appautoscaling/target:Target",
-            fake=generic_fake,
+            fake=_fake_target,
             realize=_scalable_target,
             read=_read_scalable_target,
         ),
         AwsType(
             "aws:appautoscaling/policy:Policy",
-            fake=generic_fake,
+            fake=_fake_policy,
             realize=_scaling_policy,
             read=_read_scaling_policy,
         ),

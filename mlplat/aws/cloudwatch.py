@@ -14,7 +14,7 @@ from mlplat.aws.realizing import (
     pascal,
     tag_list,
 )
-from mlplat.aws.registry import Arns, AwsType, Fake, Outputs, Service, generic_fake
+from mlplat.aws.registry import Arns, AwsType, Fake, Outputs, Service
 
 # --- the plan engine's fakes
 
@@ -289,6 +289,24 @@ def _event_target(ctx: RealizeContext, reg: Registration) -> tuple[str, dict[str
     return f"{rule}-{target_id}", {"targetId": target_id, "rule": rule, "eventBusName": bus}
 
 
+def _fake_dashboard(f: Fake) -> Outputs:
+    """Dashboards are global: no region in the ARN."""
+    name = f.input("dashboardName") or f.physical
+    return name, {"dashboardArn": f"arn:aws:cloudwatch::{f.account}:dashboard/{name}"}
+
+
+def _fake_log_stream(f: Fake) -> Outputs:
+    name = f.input("name") or f.physical
+    group = f.input("logGroupName")
+    return name, {"arn": f.arn("logs", f"log-group:{group}:log-stream:{name}")}
+
+
+def _fake_event_target(f: Fake) -> Outputs:
+    """Id `<rule>-<target id>`; its `arn` is the target's, an input."""
+    target = f.input("targetId") or f.physical
+    return f"{f.input('rule')}-{target}", {"targetId": target}
+
+
 # --- the registry entries
 
 SERVICE = Service(
@@ -302,7 +320,7 @@ SERVICE = Service(
         ),
         AwsType(
             "aws:cloudwatch/dashboard:Dashboard",
-            fake=generic_fake,
+            fake=_fake_dashboard,
             realize=_dashboard,
             read=_read_dashboard,
         ),
@@ -314,7 +332,7 @@ SERVICE = Service(
         ),
         AwsType(
             "aws:cloudwatch/logStream:LogStream",
-            fake=generic_fake,
+            fake=_fake_log_stream,
             realize=_log_stream,
             read=_read_log_stream,
         ),
@@ -326,7 +344,7 @@ SERVICE = Service(
         ),
         AwsType(
             "aws:cloudwatch/eventTarget:EventTarget",
-            fake=generic_fake,
+            fake=_fake_event_target,
             realize=_event_target,
             read=_read_target,
         ),

@@ -23,34 +23,46 @@ from mlplat.aws.realizing import (
     tag_list,
     tag_spec,
 )
-from mlplat.aws.registry import AwsType, Fake, Outputs, Service, generic_fake
+from mlplat.aws.registry import AwsType, Fake, Outputs, Service
 
 # --- the plan engine's fakes
 
 
-_EC2_PREFIXES = {
-    "Vpc": "vpc",
-    "Subnet": "subnet",
-    "SecurityGroup": "sg",
-    "RouteTable": "rtb",
-    "InternetGateway": "igw",
-    "NatGateway": "nat",
-    "Eip": "eipalloc",
-    "VpcEndpoint": "vpce",
-    "LaunchTemplate": "lt",
-    "FlowLog": "fl",
+# kind -> (id prefix, the ARN's resource type; None: the provider's state has no ARN). The ARN
+# shapes are those of the EC2 resource types in the Service Authorization Reference
+# (`arn:aws:ec2:<region>:<account>:<resource type>/<id>`).
+_EC2_IDS: dict[str, tuple[str, str | None]] = {
+    "Vpc": ("vpc", "vpc"),
+    "Subnet": ("subnet", "subnet"),
+    "SecurityGroup": ("sg", "security-group"),
+    "DefaultSecurityGroup": ("sg", "security-group"),
+    "RouteTable": ("rtb", "route-table"),
+    "RouteTableAssociation": ("rtbassoc", None),
+    "InternetGateway": ("igw", "internet-gateway"),
+    "NatGateway": ("nat", None),
+    "Eip": ("eipalloc", "elastic-ip"),
+    "VpcEndpoint": ("vpce", "vpc-endpoint"),
+    "LaunchTemplate": ("lt", "launch-template"),
+    "FlowLog": ("fl", "vpc-flow-log"),
+    "SecurityGroupIngressRule": ("sgr", "security-group-rule"),
+    "SecurityGroupEgressRule": ("sgr", "security-group-rule"),
 }
 
 
 def _fake_ec2(f: Fake) -> Outputs:
-    prefix = _EC2_PREFIXES.get(f.kind, f.kind.lower())
+    if f.kind == "Route":  # the provider's id: r-<route table>1080289494 (a hash of the CIDR)
+        return f"r-{f.input('routeTableId') or 'rtb'}{int(f.digest(8), 16) % 10**10}", {}
+    prefix, arn_type = _EC2_IDS.get(f.kind, (f.kind.lower(), f.kind.lower()))
     ident = f"{prefix}-{f.digest(17)}"
-    out: dict[str, Any] = {"arn": f.arn("ec2", f"{prefix}/{ident}")}
+    out: dict[str, Any] = {"arn": f.arn("ec2", f"{arn_type}/{ident}")} if arn_type else {}
     if f.kind == "LaunchTemplate":
         out["latestVersion"] = 1
     if f.kind == "Vpc":
         out["defaultSecurityGroupId"] = f"sg-{f.digest(17, 'sg')}"
         out["mainRouteTableId"] = f"rtb-{f.digest(17, 'rt')}"
+    if f.kind == "VpcEndpoint" and f.inputs.get("vpcEndpointType", "Gateway") == "Gateway":
+        # a gateway endpoint's destinations, what security group rules point at
+        out["prefixListId"] = f"pl-{f.digest(8, 'pl')}"
     return ident, out
 
 
@@ -696,13 +708,13 @@ SERVICE = Service(
         ),
         AwsType(
             "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
-            fake=generic_fake,
+            fake=_fake_ec2,
             realize=_sg_ingress,
             read=_read_sg_rule,
         ),
         AwsType(
             "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
-            fake=generic_fake,
+            fake=_fake_ec2,
             realize=_sg_egress,
             read=_read_sg_rule,
         ),

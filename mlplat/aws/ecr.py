@@ -12,7 +12,7 @@ from mlplat.aws.realizing import (
     exists,
     tag_list,
 )
-from mlplat.aws.registry import AwsType, Fake, Outputs, Service, generic_fake
+from mlplat.aws.registry import AwsType, Fake, Outputs, Service, id_of_input
 
 # --- the plan engine's fakes
 
@@ -104,16 +104,19 @@ SERVICE = Service(
         ),
         AwsType(
             "aws:ecr/lifecyclePolicy:LifecyclePolicy",
-            fake=generic_fake,
+            fake=id_of_input("repository"),
             realize=_ecr_lifecycle,
             read=_read_lifecycle,
         ),
         AwsType(
             "aws:ecr/repositoryPolicy:RepositoryPolicy",
-            fake=generic_fake,
+            fake=id_of_input("repository"),
             realize=_ecr_repository_policy,
             read=_read_repository_policy,
         ),
-        AwsType("aws:ecr/pullThroughCacheRule:PullThroughCacheRule", fake=generic_fake),
+        AwsType(
+            "aws:ecr/pullThroughCacheRule:PullThroughCacheRule",
+            fake=id_of_input("ecrRepositoryPrefix"),
+        ),
     ),
 )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from mlplat.aws.registry import AwsType, Fake, Outputs, Service, generic_fake
+from mlplat.aws.registry import AwsType, Fake, Outputs, Service
 
 # --- the plan engine's fakes
 
@@ -30,15 +30,48 @@ def _fake_cluster(f: Fake) -> Outputs:
     }
 
 
+def _fake_node_group(f: Fake) -> Outputs:
+    cluster, name = f.input("clusterName"), f.input("nodeGroupName") or f.physical
+    return f"{cluster}:{name}", {
+        "nodeGroupName": name,
+        "arn": f.arn("eks", f"nodegroup/{cluster}/{name}/{f.uuid()}"),
+        "status": "ACTIVE",
+    }
+
+
+def _fake_access_entry(f: Fake) -> Outputs:
+    cluster, principal = f.input("clusterName"), f.input("principalArn")
+    kind_and_name = principal.split(":", 5)[-1] if principal.count(":") >= 5 else "role/unknown"
+    return f"{cluster}:{principal}", {
+        "accessEntryArn": f.arn(
+            "eks",
+            f"access-entry/{cluster}/{kind_and_name.split('/', 1)[0]}/{f.account}/"
+            f"{kind_and_name.rsplit('/', 1)[-1]}/{f.uuid()}",
+        ),
+    }
+
+
+def _fake_association(f: Fake) -> Outputs:
+    """Id `<cluster>#<principal>#<policy>`; no ARN of its own."""
+    parts = (f.input("clusterName"), f.input("principalArn"), f.input("policyArn"))
+    return "#".join(parts), {}
+
+
+def _fake_addon(f: Fake) -> Outputs:
+    cluster, addon = f.input("clusterName"), f.input("addonName")
+    return f"{cluster}:{addon}", {"arn": f.arn("eks", f"addon/{cluster}/{addon}/{f.uuid()}")}
+
+
 # --- the registry entries
 
 SERVICE = Service(
     owns=("eks",),
     types=(
         AwsType("aws:eks/cluster:Cluster", fake=_fake_cluster, force_new=frozenset({"name"})),
-        AwsType("aws:eks/nodeGroup:NodeGroup", fake=generic_fake),
-        AwsType("aws:eks/accessEntry:AccessEntry", fake=generic_fake),
-        AwsType("aws:eks/accessPolicyAssociation:AccessPolicyAssociation", fake=generic_fake),
+        AwsType("aws:eks/nodeGroup:NodeGroup", fake=_fake_node_group),
+        AwsType("aws:eks/accessEntry:AccessEntry", fake=_fake_access_entry),
+        AwsType("aws:eks/accessPolicyAssociation:AccessPolicyAssociation", fake=_fake_association),
+        AwsType("aws:eks/addon:Addon", fake=_fake_addon),
     ),
     not_emulated=(
         "EKS: moto records clusters but runs no control plane or nodes, so nothing "

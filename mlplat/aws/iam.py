@@ -15,7 +15,7 @@ from mlplat.aws.realizing import (
     same_json,
     tag_list,
 )
-from mlplat.aws.registry import AwsType, Fake, Outputs, Service
+from mlplat.aws.registry import AwsType, Fake, Outputs, Service, no_arn_fake
 
 # --- the plan engine's fakes
 
@@ -41,8 +41,15 @@ def _fake_oidc_provider(f: Fake) -> Outputs:
     return arn, {"arn": arn}
 
 
-def _fake_other(f: Fake) -> Outputs:
-    return f.physical, {}
+def _fake_role_policy(f: Fake) -> Outputs:
+    """Id `<role>:<policy name>`; no ARN of its own."""
+    name = f.input("name") or f.physical
+    return f"{f.input('role')}:{name}", {"name": name}
+
+
+def _fake_attachment(f: Fake) -> Outputs:
+    """Id `<role>-<20 digits>` (the provider's unique id); no ARN of its own."""
+    return f"{f.input('role')}-{int(f.digest(16), 16) % 10**20:020d}", {}
 
 
 # --- the sandbox's realizers and readers
@@ -177,17 +184,17 @@ SERVICE = Service(
         AwsType("aws:iam/openIdConnectProvider:OpenIdConnectProvider", fake=_fake_oidc_provider),
         AwsType(
             "aws:iam/rolePolicy:RolePolicy",
-            fake=_fake_other,
+            fake=_fake_role_policy,
             realize=_iam_role_policy,
             read=_read_role_policy,
         ),
         AwsType(
             "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
-            fake=_fake_other,
+            fake=_fake_attachment,
             realize=_iam_attachment,
             read=_read_attachment,
         ),
     ),
     # IAM's other types (attachments, memberships...) are named by what they join: no ARN
-    default_fakes={"iam": _fake_other},
+    default_fakes={"iam": no_arn_fake},
 )

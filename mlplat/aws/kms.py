@@ -18,7 +18,7 @@ from mlplat.aws.realizing import (
     pascal,
     tag_list,
 )
-from mlplat.aws.registry import Arns, AwsType, Fake, Outputs, Service, generic_fake
+from mlplat.aws.registry import Arns, AwsType, Fake, Outputs, Service, id_of_input
 
 # --- the plan engine's fakes
 
@@ -168,6 +168,12 @@ def _kms_grant(ctx: RealizeContext, reg: Registration) -> tuple[str, dict[str, A
     return f"{key_id}:{grant_id}", {"grantId": grant_id, "grantToken": token}
 
 
+def _fake_grant(f: Fake) -> Outputs:
+    """Id `<key id>:<grant id>`; no ARN of its own."""
+    grant = f.digest(64, "grant")
+    return f"{f.input('keyId')}:{grant}", {"grantId": grant, "grantToken": f.digest(64, "token")}
+
+
 # --- the registry entries
 
 SERVICE = Service(
@@ -183,10 +189,10 @@ SERVICE = Service(
         AwsType("aws:kms/alias:Alias", fake=_fake_alias, realize=_kms_alias, read=_read_alias),
         AwsType(
             "aws:kms/keyPolicy:KeyPolicy",
-            fake=generic_fake,
+            fake=id_of_input("keyId"),
             realize=_kms_key_policy,
             read=_read_key_policy,
         ),
-        AwsType("aws:kms/grant:Grant", fake=generic_fake, realize=_kms_grant, read=_read_grant),
+        AwsType("aws:kms/grant:Grant", fake=_fake_grant, realize=_kms_grant, read=_read_grant),
     ),
 )

@@ -67,6 +67,16 @@ class Fake:
     def arn(self, service: str, resource: str) -> str:
         return f"arn:aws:{service}:{self.region}:{self.account}:{resource}"
 
+    def uuid(self, salt: str = "") -> str:
+        """A stable UUID-shaped value (the form AWS gives ids it generates)."""
+        h = digest(self.urn + "uuid" + salt, 32)
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+    def input(self, name: str) -> str:
+        """An input as text ('' when absent or unknown): ids built from inputs use it."""
+        value = self.inputs.get(name)
+        return value if isinstance(value, str) else ""
+
 
 # (id, computed outputs): what a provider answers a create with
 Outputs = tuple[str, dict[str, Any]]
@@ -74,10 +84,26 @@ Faker = Callable[[Fake], Outputs]
 
 
 def generic_fake(f: Fake) -> Outputs:
-    """The physical name as id and, for an AWS type, an ARN shaped `<service>:<kind>/<name>`."""
+    """For a type the tools do not know: the physical name as id and, for an AWS type, an ARN
+    shaped `<service>:<kind>/<name>` (a guess: known types give their documented shape)."""
     if not f.type.startswith("aws:"):
         return f.physical, {}
     return f.physical, {"arn": f.arn(service_of(f.type), f"{f.kind.lower()}/{f.physical}")}
+
+
+def no_arn_fake(f: Fake) -> Outputs:
+    """A type whose provider state has no ARN of its own: the physical name as id."""
+    return f.physical, {}
+
+
+def id_of_input(name: str) -> Faker:
+    """A type whose id is one of its inputs (S3 bucket settings: the bucket; an ECR lifecycle
+    policy: the repository), with no ARN of its own."""
+
+    def fake(f: Fake) -> Outputs:
+        return f.input(name) or f.physical, {}
+
+    return fake
 
 
 @dataclass(frozen=True, slots=True)

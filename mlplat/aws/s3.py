@@ -26,7 +26,7 @@ from mlplat.aws.realizing import (
     same_json,
     tag_list,
 )
-from mlplat.aws.registry import AwsType, Fake, Outputs, Service, generic_fake
+from mlplat.aws.registry import AwsType, Fake, Outputs, Service, id_of_input
 
 # --- the plan engine's fakes
 
@@ -422,49 +422,49 @@ SERVICE = Service(
         ),
         AwsType(
             "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
-            fake=generic_fake,
+            fake=id_of_input("bucket"),
             realize=_bucket_sse,
             read=_reader("get_bucket_encryption"),
         ),
         AwsType(
             "aws:s3/bucketVersioning:BucketVersioning",
-            fake=generic_fake,
+            fake=id_of_input("bucket"),
             realize=_bucket_versioning,
             read=_reader("get_bucket_versioning"),
         ),
         AwsType(
             "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
-            fake=generic_fake,
+            fake=id_of_input("bucket"),
             realize=_bucket_pab,
             read=_reader("get_public_access_block"),
         ),
         AwsType(
             "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
-            fake=generic_fake,
+            fake=id_of_input("bucket"),
             realize=_bucket_ownership,
             read=_reader("get_bucket_ownership_controls"),
         ),
         AwsType(
             "aws:s3/bucketPolicy:BucketPolicy",
-            fake=generic_fake,
+            fake=id_of_input("bucket"),
             realize=_bucket_policy,
             read=_read_bucket_policy,
         ),
         AwsType(
             "aws:s3/bucketLogging:BucketLogging",
-            fake=generic_fake,
+            fake=id_of_input("bucket"),
             realize=_bucket_logging,
             read=_reader("get_bucket_logging"),
         ),
         AwsType(
             "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
-            fake=generic_fake,
+            fake=id_of_input("bucket"),
             realize=_bucket_lifecycle,
             read=_reader("get_bucket_lifecycle_configuration"),
         ),
         AwsType(
             "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration",
-            fake=generic_fake,
+            fake=id_of_input("bucket"),
             realize=_bucket_object_lock,
             read=_reader("get_object_lock_configuration"),
         ),

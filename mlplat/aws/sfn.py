@@ -12,7 +12,7 @@ from mlplat.aws.realizing import (
     exists,
     same_json,
 )
-from mlplat.aws.registry import AwsType, Service, generic_fake
+from mlplat.aws.registry import AwsType, Fake, Outputs, Service
 
 # --- the sandbox's realizers and readers
 
@@ -68,6 +68,13 @@ def _state_machine(ctx: RealizeContext, reg: Registration) -> tuple[str, dict[st
     return str(arn), {"name": name, "arn": arn, "status": "ACTIVE"}
 
 
+def _fake_state_machine(f: Fake) -> Outputs:
+    """`arn:aws:states:<region>:<account>:stateMachine:<name>`, also its id."""
+    name = f.input("name") or f.physical
+    arn = f.arn("states", f"stateMachine:{name}")
+    return arn, {"arn": arn, "name": name}
+
+
 # --- the registry entries
 
 SERVICE = Service(
@@ -75,7 +82,7 @@ SERVICE = Service(
     types=(
         AwsType(
             "aws:sfn/stateMachine:StateMachine",
-            fake=generic_fake,
+            fake=_fake_state_machine,
             realize=_state_machine,
             read=_read_state_machine,
         ),

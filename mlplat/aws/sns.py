@@ -14,7 +14,7 @@ from mlplat.aws.realizing import (
     same_json,
     tag_list,
 )
-from mlplat.aws.registry import AwsType, Fake, Outputs, Service, generic_fake
+from mlplat.aws.registry import AwsType, Fake, Outputs, Service, id_of_input
 
 # --- the plan engine's fakes
 
@@ -137,6 +137,13 @@ def _sns_subscription(ctx: RealizeContext, reg: Registration) -> tuple[str, dict
     }
 
 
+def _fake_subscription(f: Fake) -> Outputs:
+    """`arn:aws:sns:<region>:<account>:<topic>:<uuid>`, also its id."""
+    topic = f.input("topic").rsplit(":", 1)[-1] or "topic"
+    arn = f.arn("sns", f"{topic}:{f.uuid()}")
+    return arn, {"arn": arn}
+
+
 # --- the registry entries
 
 SERVICE = Service(
@@ -145,13 +152,13 @@ SERVICE = Service(
         AwsType("aws:sns/topic:Topic", fake=_fake_topic, realize=_sns_topic, read=_read_topic),
         AwsType(
             "aws:sns/topicPolicy:TopicPolicy",
-            fake=generic_fake,
+            fake=id_of_input("arn"),  # its `arn` is the topic's, an input
             realize=_sns_topic_policy,
             read=_read_topic_policy,
         ),
         AwsType(
             "aws:sns/topicSubscription:TopicSubscription",
-            fake=generic_fake,
+            fake=_fake_subscription,
             realize=_sns_subscription,
             read=_read_subscription,
         ),

@@ -13,7 +13,7 @@ from mlplat.aws.realizing import (
     exists,
     same_json,
 )
-from mlplat.aws.registry import AwsType, Fake, Outputs, Service, generic_fake
+from mlplat.aws.registry import AwsType, Fake, Outputs, Service, id_of_input
 
 # --- the plan engine's fakes
 
@@ -100,7 +100,7 @@ SERVICE = Service(
         AwsType("aws:sqs/queue:Queue", fake=_fake_queue, realize=_sqs_queue, read=_read_queue),
         AwsType(
             "aws:sqs/queuePolicy:QueuePolicy",
-            fake=generic_fake,
+            fake=id_of_input("queueUrl"),
             realize=_sqs_queue_policy,
             read=_read_queue_policy,
         ),

@@ -143,3 +143,194 @@ def test_the_registry_imports_without_boto3_moto_or_pulumi(module: str) -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+# The shapes AWS documents for each type's ARN (Service Authorization Reference, "Resource types
+# defined by ...") and the id the provider's import section gives; `{A}` is the account, `{R}` the
+# region, `{N}` a physical name. A fake that answers another shape lets a policy or a test pass on
+# the plan that the real provider's values would fail.
+A, R = r"\d{12}", r"[a-z]{2}-[a-z]+-\d"
+N = r"[A-Za-z0-9_.\-]+"
+HEX17 = r"[0-9a-f]{17}"
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+IAM_ROLE_ARN = rf"arn:aws:iam::{A}:role/{N}"
+SHAPES: dict[str, tuple[str, str | None]] = {  # every AWS type the shipped stacks declare
+    # token: (id, computed arn or None when the type has none)
+    "aws:appautoscaling/policy:Policy": (
+        N,
+        rf"arn:aws:autoscaling:{R}:{A}:scalingPolicy:{UUID}:resource/.+:policyName/{N}",
+    ),
+    "aws:appautoscaling/target:Target": (
+        r"endpoint/[^/]+/variant/[^/]+",
+        rf"arn:aws:application-autoscaling:{R}:{A}:scalable-target/[0-9a-z]{{36}}",
+    ),
+    "aws:athena/workgroup:Workgroup": (N, rf"arn:aws:athena:{R}:{A}:workgroup/{N}"),
+    "aws:cloudtrail/trail:Trail": (
+        rf"arn:aws:cloudtrail:{R}:{A}:trail/{N}",
+        rf"arn:aws:cloudtrail:{R}:{A}:trail/{N}",
+    ),
+    "aws:cloudwatch/dashboard:Dashboard": (N, None),
+    "aws:cloudwatch/eventRule:EventRule": (N, rf"arn:aws:events:{R}:{A}:rule/{N}"),
+    "aws:cloudwatch/eventTarget:EventTarget": (rf"{N}-{N}", None),
+    "aws:cloudwatch/logGroup:LogGroup": (
+        r"[A-Za-z0-9_.\-/#]+",
+        rf"arn:aws:logs:{R}:{A}:log-group:[A-Za-z0-9_.\-/#]+",
+    ),
+    "aws:cloudwatch/logStream:LogStream": (
+        N,
+        rf"arn:aws:logs:{R}:{A}:log-group:[^:]+:log-stream:{N}",
+    ),
+    "aws:cloudwatch/metricAlarm:MetricAlarm": (N, rf"arn:aws:cloudwatch:{R}:{A}:alarm:{N}"),
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": (
+        rf"sg-{HEX17}",
+        rf"arn:aws:ec2:{R}:{A}:security-group/sg-{HEX17}",
+    ),
+    "aws:ec2/flowLog:FlowLog": (rf"fl-{HEX17}", rf"arn:aws:ec2:{R}:{A}:vpc-flow-log/fl-{HEX17}"),
+    "aws:ec2/launchTemplate:LaunchTemplate": (
+        rf"lt-{HEX17}",
+        rf"arn:aws:ec2:{R}:{A}:launch-template/lt-{HEX17}",
+    ),
+    "aws:ec2/routeTable:RouteTable": (
+        rf"rtb-{HEX17}",
+        rf"arn:aws:ec2:{R}:{A}:route-table/rtb-{HEX17}",
+    ),
+    "aws:ec2/routeTableAssociation:RouteTableAssociation": (rf"rtbassoc-{HEX17}", None),
+    "aws:ec2/securityGroup:SecurityGroup": (
+        rf"sg-{HEX17}",
+        rf"arn:aws:ec2:{R}:{A}:security-group/sg-{HEX17}",
+    ),
+    "aws:ec2/subnet:Subnet": (rf"subnet-{HEX17}", rf"arn:aws:ec2:{R}:{A}:subnet/subnet-{HEX17}"),
+    "aws:ec2/vpc:Vpc": (rf"vpc-{HEX17}", rf"arn:aws:ec2:{R}:{A}:vpc/vpc-{HEX17}"),
+    "aws:ec2/vpcEndpoint:VpcEndpoint": (
+        rf"vpce-{HEX17}",
+        rf"arn:aws:ec2:{R}:{A}:vpc-endpoint/vpce-{HEX17}",
+    ),
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy": (N, None),
+    "aws:ecr/pullThroughCacheRule:PullThroughCacheRule": (r"[a-z0-9._\-/]+", None),
+    "aws:ecr/repository:Repository": (N, rf"arn:aws:ecr:{R}:{A}:repository/{N}"),
+    "aws:eks/accessEntry:AccessEntry": (rf"{N}:{IAM_ROLE_ARN}", None),
+    "aws:eks/accessPolicyAssociation:AccessPolicyAssociation": (
+        rf"{N}#{IAM_ROLE_ARN}#arn:aws:eks::aws:cluster-access-policy/{N}",
+        None,
+    ),
+    "aws:eks/addon:Addon": (rf"{N}:{N}", rf"arn:aws:eks:{R}:{A}:addon/{N}/{N}/{UUID}"),
+    "aws:eks/cluster:Cluster": (N, rf"arn:aws:eks:{R}:{A}:cluster/{N}"),
+    "aws:eks/nodeGroup:NodeGroup": (rf"{N}:{N}", rf"arn:aws:eks:{R}:{A}:nodegroup/{N}/{N}/{UUID}"),
+    "aws:glue/catalogDatabase:CatalogDatabase": (
+        rf"{A}:{N}",
+        rf"arn:aws:glue:{R}:{A}:database/{N}",
+    ),
+    "aws:glue/catalogTable:CatalogTable": (rf"{A}:{N}:{N}", rf"arn:aws:glue:{R}:{A}:table/{N}/{N}"),
+    "aws:iam/openIdConnectProvider:OpenIdConnectProvider": (
+        rf"arn:aws:iam::{A}:oidc-provider/.+",
+        rf"arn:aws:iam::{A}:oidc-provider/.+",
+    ),
+    "aws:iam/policy:Policy": (rf"arn:aws:iam::{A}:policy/{N}", rf"arn:aws:iam::{A}:policy/{N}"),
+    "aws:iam/role:Role": (N, IAM_ROLE_ARN),
+    "aws:iam/rolePolicy:RolePolicy": (rf"{N}:{N}", None),
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": (rf"{N}-\d+", None),
+    "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream": (
+        rf"arn:aws:firehose:{R}:{A}:deliverystream/{N}",
+        rf"arn:aws:firehose:{R}:{A}:deliverystream/{N}",
+    ),
+    "aws:kms/alias:Alias": (
+        r"alias/[A-Za-z0-9/_\-]+",
+        rf"arn:aws:kms:{R}:{A}:alias/[A-Za-z0-9/_\-]+",
+    ),
+    "aws:kms/grant:Grant": (rf"{UUID}:[0-9a-f]{{64}}", None),
+    "aws:kms/key:Key": (UUID, rf"arn:aws:kms:{R}:{A}:key/{UUID}"),
+    "aws:lambda/function:Function": (N, rf"arn:aws:lambda:{R}:{A}:function:{N}"),
+    "aws:lambda/invocation:Invocation": (rf"{N}_\$LATEST_[0-9a-f]{{32}}", None),
+    "aws:s3/bucket:Bucket": (r"[a-z0-9.\-]+", r"arn:aws:s3:::[a-z0-9.\-]+"),
+    "aws:sagemaker/endpoint:Endpoint": (N, rf"arn:aws:sagemaker:{R}:{A}:endpoint/{N}"),
+    "aws:sagemaker/endpointConfiguration:EndpointConfiguration": (
+        N,
+        rf"arn:aws:sagemaker:{R}:{A}:endpoint-config/{N}",
+    ),
+    "aws:sagemaker/model:Model": (N, rf"arn:aws:sagemaker:{R}:{A}:model/{N}"),
+    "aws:sagemaker/modelPackageGroup:ModelPackageGroup": (
+        N,
+        rf"arn:aws:sagemaker:{R}:{A}:model-package-group/{N}",
+    ),
+    "aws:sfn/stateMachine:StateMachine": (
+        rf"arn:aws:states:{R}:{A}:stateMachine:{N}",
+        rf"arn:aws:states:{R}:{A}:stateMachine:{N}",
+    ),
+    "aws:sns/topic:Topic": (rf"arn:aws:sns:{R}:{A}:{N}", rf"arn:aws:sns:{R}:{A}:{N}"),
+    "aws:sns/topicPolicy:TopicPolicy": (rf"arn:aws:sns:{R}:{A}:{N}", None),
+    "aws:sns/topicSubscription:TopicSubscription": (
+        rf"arn:aws:sns:{R}:{A}:{N}:{UUID}",
+        rf"arn:aws:sns:{R}:{A}:{N}:{UUID}",
+    ),
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": (
+        rf"sgr-{HEX17}",
+        rf"arn:aws:ec2:{R}:{A}:security-group-rule/sgr-{HEX17}",
+    ),
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": (
+        rf"sgr-{HEX17}",
+        rf"arn:aws:ec2:{R}:{A}:security-group-rule/sgr-{HEX17}",
+    ),
+}
+S3_BUCKET_SUBRESOURCE = "aws:s3/bucket"  # BucketPolicy, BucketVersioning, ...: id is the bucket
+
+
+def _shape(token: str) -> tuple[str, str | None] | None:
+    if token in SHAPES:
+        return SHAPES[token]
+    if token.startswith(S3_BUCKET_SUBRESOURCE):
+        return SHAPES["aws:s3/bucket:Bucket"][0], None
+    return None
+
+
+def _pulumi_aws_class(token: str) -> tuple[type, type]:
+    import importlib
+
+    module, kind = token.split(":")[1].split("/")[0], token.split(":")[2]
+    try:
+        mod = importlib.import_module(f"pulumi_aws.{module}")
+    except ImportError:  # keywords: `lambda` is `pulumi_aws.lambda_`
+        mod = importlib.import_module(f"pulumi_aws.{module}_")
+    return getattr(mod, kind), getattr(mod, f"{kind}Args")
+
+
+def test_fakes_answer_the_ids_and_arns_aws_documents(shipped_plans) -> None:
+    import re
+
+    wrong: list[str] = []
+    for plan in shipped_plans.values():
+        for r in plan.resources:
+            if not (r.custom and r.type.startswith("aws:")):
+                continue
+            shape = _shape(r.type)
+            assert shape is not None, f"{r.type}: no documented id/ARN shape in this test"
+            id_shape, arn_shape = shape
+            if not re.fullmatch(id_shape, r.id):
+                wrong.append(f"{r.type} id {r.id!r}")
+            arn = r.state.get("arn") if "arn" not in r.inputs else None
+            if arn_shape is None and arn is not None:
+                wrong.append(f"{r.type} answers an arn it does not have: {arn!r}")
+            if arn_shape is not None and not (
+                isinstance(arn, str) and re.fullmatch(arn_shape, arn)
+            ):
+                wrong.append(f"{r.type} arn {arn!r}")
+    assert sorted(set(wrong)) == []
+
+
+def test_a_fake_answers_an_arn_exactly_when_the_provider_computes_one(shipped_plans) -> None:
+    import inspect
+
+    tokens = set().union(*(aws_types(p) for p in shipped_plans.values()))
+    for token in sorted(tokens):
+        cls, args = _pulumi_aws_class(token)
+        computed = isinstance(getattr(cls, "arn", None), property)
+        an_input = "arn" in inspect.signature(args.__init__).parameters
+        shape = _shape(token)
+        assert shape is not None, token
+        if an_input:
+            continue  # optional input the provider fills in when unset (firehose) or a reference
+        assert (shape[1] is not None) == computed, token
+
+
+def test_the_shapes_table_lists_only_types_the_shipped_stacks_declare(shipped_plans) -> None:
+    declared = set().union(*(aws_types(p) for p in shipped_plans.values()))
+    assert set(SHAPES) <= declared
