@@ -4,7 +4,8 @@
 headline metrics and lineage as customer metadata properties (string key/values, at most 256
 characters each), the commit as metadata, and, when the metrics JSON has been uploaded, the
 `ModelMetrics` pointing at it. `set_approval` (or `approve` / `reject`) moves it between
-`PendingManualApproval`, `Approved` and `Rejected`; `latest_approved` finds what should be serving.
+`PendingManualApproval`, `Approved` and `Rejected`; `review` picks a version of a group by number
+(default: the latest) and approves or rejects it; `latest_approved` finds what should be serving.
 
 Every function takes an optional `client` (a boto3 SageMaker client); without one it creates a
 client per call from the default credential chain. Nothing talks to AWS at import time.
@@ -202,6 +203,30 @@ def approve(arn: str, *, description: str = "", client: Any | None = None) -> Mo
 
 def reject(arn: str, *, description: str = "", client: Any | None = None) -> ModelVersion:
     return set_approval(arn, "Rejected", description=description, client=client)
+
+
+def review(
+    group: str,
+    *,
+    version: int | None = None,
+    reject: bool = False,
+    description: str = "",
+    client: Any | None = None,
+) -> ModelVersion:
+    """Approve (or `reject`) version number `version` of `group`, by default its latest."""
+    sm = client or _client()
+    versions = list_versions(group, client=sm)
+    if not versions:
+        raise RegistryError(f"group {group!r} has no versions: register one first")
+    chosen = versions[0]
+    if version is not None:
+        matches = [v for v in versions if v.version == version]
+        if not matches:
+            known = sorted(v.version for v in versions)
+            raise RegistryError(f"group {group!r} has no version {version}; versions: {known}")
+        chosen = matches[0]
+    status: ApprovalStatus = "Rejected" if reject else "Approved"
+    return set_approval(chosen.arn, status, description=description, client=sm)
 
 
 def list_versions(

@@ -17,9 +17,11 @@ cluster. Both run the same code bundle, `ml.train`'s container entry point.
   `run_pod_training`, which mirrors the SageMaker contract (features in, `model.tar.gz` out).
   `submit_kubernetes_job` hands it to the stack's jobs gateway, a Lambda function inside the VPC
   (the cluster API is private), which creates it; `kubernetes_job_status` follows it; `job_yaml`
-  prints it (`--dry-run`).
+  prints it (`--dry-run`); `follow_kubernetes_job` reports its state until it ends.
+* `train_remote(on, target, run)` does one run end to end (`mlplat train --on sagemaker|eks`).
 
-Infrastructure comes from the platform outputs (`TrainingTarget.from_mapping`). No pulumi here.
+Infrastructure comes from the platform outputs (`TrainingTarget.from_mapping`); the run's knobs
+(`RemoteRun`) from the stack's settings, which the caller reads. No pulumi here.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ import sys
 import tarfile
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,7 @@ ENTRY_POINT = "mlplatform_train.py"
 SOURCE_ARCHIVE = "sourcedir.tar.gz"
 CODE_CHANNEL = "code"
 TRAIN_CHANNEL = "train"
+TARGETS = ("sagemaker", "eks")
 DEFAULT_FEATURES_PREFIX = "customer_features"
 DEFAULT_MODELS_PREFIX = "training"
 # The values the cluster's node groups carry (components.cluster_addons; a test keeps them equal).
@@ -87,6 +91,7 @@ class TrainingTarget:
     training_jobs_function_name: str | None = None
     training_namespace: str = TRAINING_NAMESPACE
     training_service_account: str = TRAINING_SERVICE_ACCOUNT
+    stack: str = ""  # the stack these outputs belong to (for messages)
 
     REQUIRED = (
         "region",
@@ -126,6 +131,7 @@ class TrainingTarget:
             training_service_account=str(
                 data.get("training_service_account") or TRAINING_SERVICE_ACCOUNT
             ),
+            stack=str(data.get("stack") or ""),
         )
 
 
@@ -496,6 +502,133 @@ def submit_kubernetes_job(
 def kubernetes_job_status(name: str, function_name: str, lambda_client: Any) -> dict[str, Any]:
     """The Job's state and its pods' phases, through the jobs gateway."""
     return invoke_jobs_gateway(function_name, {"action": "status", "name": name}, lambda_client)
+
+
+# --- one run, end to end ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteRun:
+    """What one remote training run is, in plain values: the caller reads them from the stack's
+    settings (`Pulumi.<stack>.yaml`) and its own options."""
+
+    job_name: str
+    instance_type: str  # SageMaker
+    use_spot: bool  # SageMaker
+    max_runtime_seconds: int
+    max_wait_seconds: int  # SageMaker, with spot
+    tags: Mapping[str, str] = field(default_factory=dict)
+    image: str | None = None  # EKS (default: the region's scikit-learn training image)
+    gpus: int = 1  # EKS
+    hyperparameters: Mapping[str, Any] | None = None
+
+
+def default_job_name(now: datetime | None = None) -> str:
+    return "churn-" + (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
+
+
+def train_remote(
+    on: str,
+    target: TrainingTarget,
+    run: RemoteRun,
+    *,
+    dry_run: bool = False,
+    wait: bool = False,
+    echo: Callable[[str], None] = print,
+    sagemaker_client: Any = None,
+    s3_client: Any = None,
+    lambda_client: Any = None,
+    poll_seconds: float = 15.0,
+) -> dict[str, Any]:
+    """Build (and unless `dry_run`, send) one training run `on` SageMaker or EKS; returns the
+    `CreateTrainingJob` request or the Job. A dry run echoes the request (JSON) or the Job (YAML).
+
+    EKS goes through the stack's jobs gateway; `wait` follows the Job until it ends and raises
+    `TrainingRunFailed` unless it completed. Raises `RemoteTrainingError` with a clear message.
+    """
+    if on not in TARGETS:
+        raise RemoteTrainingError(f"--on {on!r}: expected one of {', '.join(TARGETS)}")
+    name = check_job_name(run.job_name)
+    if on == "sagemaker":
+        request = sagemaker_training_request(
+            target,
+            job_name=name,
+            instance_type=run.instance_type,
+            use_spot=run.use_spot,
+            max_runtime_seconds=run.max_runtime_seconds,
+            max_wait_seconds=run.max_wait_seconds,
+            hyperparameters=run.hyperparameters,
+            tags=run.tags,
+        )
+        if dry_run:
+            echo(json.dumps(request, indent=2))
+            return request
+        code = upload_source(target, name, s3_client=s3_client)
+        arn = submit_sagemaker_training(request, sagemaker_client)
+        echo(f"submitted {arn} (code {code})")
+        return request
+
+    if not target.training_cluster_name or not target.training_jobs_function_name:
+        raise RemoteTrainingError(
+            f"stack {target.stack!r} has no training cluster (eksEnabled is false, or its outputs "
+            "lack training_cluster_name and training_jobs_function_name); use --on sagemaker"
+        )
+    job = kubernetes_training_job(
+        target,
+        job_name=name,
+        image=run.image or sklearn_training_image(target.region),
+        gpus=run.gpus,
+        active_deadline_seconds=run.max_runtime_seconds,
+    )
+    if dry_run:
+        echo(job_yaml(job))
+        return job
+    upload_source(target, name, s3_client=s3_client)
+    if lambda_client is None:
+        import boto3
+
+        # the cluster API is private: the jobs gateway inside the VPC creates the Job (invoking it
+        # needs lambda:InvokeFunction on it, which the stack's submitter role has)
+        lambda_client = boto3.client("lambda", region_name=target.region)
+    function = target.training_jobs_function_name
+    summary = submit_kubernetes_job(job, function, lambda_client)
+    where = f"{target.training_namespace}/{summary['name']}"
+    echo(f"created job {where} on {target.training_cluster_name} ({summary['state']})")
+    if wait:
+        state = follow_kubernetes_job(
+            summary["name"], function, lambda_client, echo=echo, poll_seconds=poll_seconds
+        )
+        if state != "Complete":
+            raise TrainingRunFailed(f"job {where} ended {state}")
+    return job
+
+
+def follow_kubernetes_job(
+    name: str,
+    function_name: str,
+    lambda_client: Any,
+    *,
+    echo: Callable[[str], None] = print,
+    poll_seconds: float = 15.0,
+    sleep: Callable[[float], None] | None = None,
+) -> str:
+    """Poll the Job through the jobs gateway until it completes or fails; echo each change.
+    Returns the final state (`Complete` or `Failed`)."""
+    import time
+
+    pause = sleep or time.sleep
+    last = None
+    while True:
+        status = kubernetes_job_status(name, function_name, lambda_client)
+        state = status["job"]["state"]
+        pods = ", ".join(f"{p['name']} {p['phase']}" for p in status["pods"]) or "no pod yet"
+        line = f"{name}: {state} ({pods})"
+        if line != last:
+            echo(line)
+            last = line
+        if state in ("Complete", "Failed"):
+            return str(state)
+        pause(poll_seconds)
 
 
 def _split_s3(uri: str) -> tuple[str, str]:

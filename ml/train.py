@@ -11,10 +11,11 @@ As a SageMaker training entry point (`python -m ml.train`), `main()` follows the
 hyperparameters from `<SM_INPUT_CONFIG_DIR>/hyperparameters.json` (values are strings there), the
 feature table from the parquet files under the `train` channel (`SM_CHANNEL_TRAIN`; an optional
 `validation` channel; an optional `approved` channel holding the approved model's `metrics.json`
-for the gate), and the model written to `SM_MODEL_DIR`. A failed gate writes the reason to
-`<SM_OUTPUT_DIR>/failure` (what SageMaker shows as the job's failure reason) and exits non-zero.
-Every path comes from the environment, with the container's defaults, so tests can point them at a
-temporary directory.
+for the gate), and the model written to `SM_MODEL_DIR` by `ml.workflow.train_candidate` (the same
+train → evaluate → gate → package `mlplat train --local` and the sandbox run). A failed gate writes
+the reason to `<SM_OUTPUT_DIR>/failure` (what SageMaker shows as the job's failure reason) and exits
+non-zero. Every path comes from the environment, with the container's defaults, so tests can point
+them at a temporary directory.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from ml.baseline import compute_baseline
-from ml.contracts import BASELINE_FILE, GATE_FILE, LINEAGE_FILE, METRICS_FILE, MODEL_FILE
+from ml.contracts import BASELINE_FILE, LINEAGE_FILE, METRICS_FILE, MODEL_FILE
 from ml.evaluate import EvaluationReport, Metrics, evaluate, fit_baselines, labels
 from ml.features import MATRIX_COLUMNS, NUMERIC_FEATURES, feature_matrix
 from ml.schema import CUSTOMER_FEATURES, FEATURE_NAMES
@@ -281,9 +282,9 @@ def write_outputs(result: TrainingResult, model_dir: Path, *, with_code: bool = 
 
     model_dir.mkdir(parents=True, exist_ok=True)
     joblib.dump(result.model, model_dir / MODEL_FILE)
-    _write_json(model_dir / METRICS_FILE, result.evaluation.to_dict())
-    _write_json(model_dir / BASELINE_FILE, result.baseline)
-    _write_json(model_dir / LINEAGE_FILE, result.lineage)
+    write_report(model_dir / METRICS_FILE, result.evaluation.to_dict())
+    write_report(model_dir / BASELINE_FILE, result.baseline)
+    write_report(model_dir / LINEAGE_FILE, result.lineage)
     if with_code:
         from ml.package import write_code_dir
 
@@ -291,7 +292,8 @@ def write_outputs(result: TrainingResult, model_dir: Path, *, with_code: bool = 
     return model_dir
 
 
-def _write_json(path: Path, data: Any) -> None:
+def write_report(path: Path, data: Any) -> None:
+    """A JSON report of the model directory: sorted keys, no NaN (strict JSON readers)."""
     path.write_text(json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
@@ -356,8 +358,11 @@ def read_feature_table(path: Path) -> pd.DataFrame:
 def run_training_job(
     env: Mapping[str, str] | None = None,
 ) -> TrainingResult:
-    """The training job: read channels and hyperparameters, train, gate, write the model dir."""
-    from ml.evaluate import GateFailed, enforce_gate
+    """The training job: read channels and hyperparameters, then `ml.workflow.train_candidate`
+    into the model directory (which SageMaker archives: `code/` goes in it). A refused model
+    raises `GateFailed`; every failure is also written to `<SM_OUTPUT_DIR>/failure`."""
+    from ml.evaluate import GateFailed
+    from ml.workflow import train_candidate
 
     paths = ContainerPaths.from_env(env)
     try:
@@ -375,11 +380,17 @@ def run_training_job(
         if "approved" in paths.channels:
             metrics = json.loads((paths.channels["approved"] / METRICS_FILE).read_text())
             approved = EvaluationReport.from_dict(metrics).overall
-        result = train(features, hp, validation=validation, data_uri=str(train_dir))
-        gate = enforce_gate(result.evaluation, approved=approved)
-        write_outputs(result, paths.model_dir)
-        _write_json(paths.model_dir / GATE_FILE, gate.to_dict())
-        return result
+        candidate = train_candidate(
+            features,
+            hp,
+            model_dir=paths.model_dir,
+            approved=approved,
+            validation=validation,
+            data_uri=str(train_dir),
+        )
+        if not candidate.passed:
+            raise GateFailed(candidate.gate)
+        return candidate.training
     except (GateFailed, ValueError, FileNotFoundError) as err:
         paths.output_dir.mkdir(parents=True, exist_ok=True)
         (paths.output_dir / "failure").write_text(str(err)[:1000])

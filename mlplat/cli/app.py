@@ -1,7 +1,9 @@
 """`mlplat`: the command line of the platform.
 
 Start-up stays fast: each command imports what it needs (pulumi, pandas, boto3...) when it runs.
-Command groups live in `stacks/commands/`; each module exposes `register(app)`.
+Command groups live in `mlplat/cli/commands/`; each module exposes `register(app)`. The options
+several commands share are declared once in `mlplat/cli/options.py`; a command fails through
+`mlplat/cli/errors.py` (message on stderr; exit 2 for usage, 1 for a failed check).
 """
 
 from __future__ import annotations

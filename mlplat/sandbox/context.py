@@ -1,8 +1,9 @@
 """What the sandbox's steps share: the step, its result, the report and the context.
 
 Steps talk to each other only through the `SandboxContext`: the server URL and session, the
-platform outputs the program exported, the settings, a scratch directory, `state` (what one step
-hands the next) and the report whose slots they fill. `lifecycle` runs them.
+platform outputs the program exported, the settings, a scratch directory, `state` (a
+`SandboxState`: what one step hands the next, typed) and the report whose slots they fill.
+`lifecycle` runs them.
 """
 
 from __future__ import annotations
@@ -11,22 +12,94 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from stacks.settings import Settings
 
 if TYPE_CHECKING:
     import boto3
+    import pandas as pd
 
+    from ml.outputs import PlatformOutputs
+    from ml.registry import ModelVersion
+    from ml.serve import ModelServer
+    from ml.train import TrainingResult
+    from ml.workflow import ArtifactUris, Candidate
     from mlplat.sandbox.realize import RealizingMocks
     from mlplat.sandbox.server import SandboxServer
+    from mlplat.sandbox.steps.serving import Captured, Exchange, Serving
 
 Status = Literal["ok", "failed", "not-run"]
+T = TypeVar("T")
 
 
 class StepFailed(RuntimeError):
     """A step's clear reason for failing (shown without a traceback)."""
+
+
+def need(value: T | None, what: str, step: str) -> T:
+    """`value`, which an earlier `step` leaves; a clear failure when that step did not run."""
+    if value is None:
+        raise StepFailed(f"no {what} (did {step} run?)")
+    return value
+
+
+@dataclass
+class SandboxState:
+    """What one step hands the next, typed. A value is None until the step named beside it ran;
+    read it with its `need_...` accessor, which fails the reading step with "no <what> (did
+    <step> run?)" instead."""
+
+    # queue ARN -> URL of the on-call queues the stack's alarm subscriptions name
+    oncall_queues: dict[str, str] | None = None  # prepare-oncall-queues
+    platform: PlatformOutputs | None = None  # read from the exported outputs on first use
+    hour: datetime | None = None  # the sandbox's clock: fixed on first use
+    customers: pd.DataFrame | None = None  # generate-data
+    training: TrainingResult | None = None  # train
+    candidate: Candidate | None = None  # evaluate (gated), then package (packaged)
+    tarball: Path | None = None  # package
+    uploaded: ArtifactUris | None = None  # upload
+    version: ModelVersion | None = None  # register, then approve
+    model_server: ModelServer | None = None  # deploy
+    serving: Serving | None = None  # deploy
+    exchanges: list[Exchange] | None = None  # send-traffic
+    captured: Captured | None = None  # capture
+    drift_machine: str | None = None  # drift: the state machine that runs the drift job
+
+    def need_oncall_queues(self) -> dict[str, str]:
+        return need(self.oncall_queues, "oncall queues", "prepare-oncall-queues")
+
+    def need_customers(self) -> pd.DataFrame:
+        return need(self.customers, "customers", "generate-data")
+
+    def need_training(self) -> TrainingResult:
+        return need(self.training, "training", "train")
+
+    def need_candidate(self) -> Candidate:
+        return need(self.candidate, "candidate", "evaluate")
+
+    def need_tarball(self) -> Path:
+        return need(self.tarball, "tarball", "package")
+
+    def need_uploaded(self) -> ArtifactUris:
+        return need(self.uploaded, "uris", "upload")
+
+    def need_version(self, step: str = "register") -> ModelVersion:
+        return need(self.version, "version", step)
+
+    def need_model_server(self) -> ModelServer:
+        return need(self.model_server, "model server", "deploy")
+
+    def need_serving(self) -> Serving:
+        return need(self.serving, "serving", "deploy")
+
+    def need_exchanges(self) -> list[Exchange]:
+        return need(self.exchanges, "exchanges", "send-traffic")
+
+    def need_captured(self) -> Captured:
+        return need(self.captured, "capture", "capture")
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +198,8 @@ class SandboxContext:
     server: SandboxServer | None = None
     mocks: RealizingMocks | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
-    # what one step hands the next (frames, paths, ARNs), by name; `need` reads it
-    state: dict[str, Any] = field(default_factory=dict)
+    # what one step hands the next (frames, paths, ARNs), typed
+    state: SandboxState = field(default_factory=SandboxState)
     # what `close` stops besides the moto server (the model server), last opened first
     closers: list[Callable[[], None]] = field(default_factory=list)
     _session: boto3.Session | None = field(default=None, repr=False)
@@ -168,12 +241,6 @@ class SandboxContext:
         if key:
             self._clients[key] = client
         return client
-
-    def need(self, key: str, step: str) -> Any:
-        """What an earlier step left under `key`; a clear failure when it did not run."""
-        if key not in self.state:
-            raise StepFailed(f"no {key.replace('_', ' ')} (did {step} run?)")
-        return self.state[key]
 
     def close(self) -> None:
         """Stop what the steps started: the model server(s), then the moto server."""

@@ -6,10 +6,11 @@ steps are `not-run`), and each step's status and seconds go into the `SandboxRep
 
 `PLATFORM_STEPS` start moto, create what the stack expects to exist outside it (the on-call
 queues), realize the program, read it back and open the queues to the realized topic;
-`ML_STEPS` (`mlplat.sandbox.ml_lifecycle`) run the ML lifecycle on the realized platform. Adding
-a step is one function `def my_step(ctx: SandboxContext) -> str` (the returned text is the
-step's one-line detail; raise `StepFailed` or any exception to fail it) and one entry in a step
-tuple.
+`ML_STEPS` (`mlplat.sandbox.ml_lifecycle`, the steps in `mlplat.sandbox.steps`) run the ML
+lifecycle on the realized platform. Adding a step is one function
+`def my_step(ctx: SandboxContext) -> str` (the returned text is the step's one-line detail; raise
+`StepFailed` or any exception to fail it) and one entry in a step tuple; what it hands a later
+step is a typed field of `SandboxState` (`ctx.state`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING
 from mlplat.sandbox.context import (
     SandboxContext,
     SandboxReport,
+    SandboxState,
     Status,
     Step,
     StepFailed,
@@ -38,6 +40,7 @@ __all__ = [
     "STEPS",
     "SandboxContext",
     "SandboxReport",
+    "SandboxState",
     "Status",
     "Step",
     "StepFailed",
@@ -115,14 +118,14 @@ def prepare_oncall_queues(ctx: SandboxContext) -> str:
                 f"holds only {ctx.settings.account_id}/{ctx.settings.region}"
             )
         queues[sub.endpoint] = ctx.client("sqs").create_queue(QueueName=name)["QueueUrl"]
-    ctx.state["oncall_queues"] = queues
+    ctx.state.oncall_queues = queues
     return f"{len(queues)} queue(s): {', '.join(q.rsplit(':', 1)[-1] for q in queues) or 'none'}"
 
 
 def allow_oncall_delivery(ctx: SandboxContext) -> str:
     """Let the stack's on-call topic (now realized) send to the queues, and check each queue is
     subscribed: a queue policy allowing `sns.amazonaws.com` SendMessage for exactly that topic."""
-    queues: dict[str, str] = ctx.state.get("oncall_queues", {})
+    queues = ctx.state.oncall_queues or {}
     topic = ctx.outputs.get("alarm_topic_arn")
     if not topic:
         raise StepFailed("the platform outputs have no alarm_topic_arn (did realize-platform run?)")

@@ -121,7 +121,7 @@ def test_every_command_module_is_registered():
     import typer.main
 
     names = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
-    for path in sorted((ROOT / "stacks" / "commands").glob("*.py")):
+    for path in sorted((ROOT / "mlplat" / "cli" / "commands").glob("*.py")):
         module = importlib.import_module(f"mlplat.cli.commands.{path.stem}")
         if not hasattr(module, "register"):
             continue
@@ -130,3 +130,57 @@ def test_every_command_module_is_registered():
         probe.command("probe-noop")(lambda: None)
         added = set(typer.main.get_command(probe).commands) - {"probe-noop"}  # type: ignore[attr-defined]
         assert added and added <= names, (path.stem, added - names)
+
+
+# --- one way to declare an option, one way to fail
+
+
+SHARED_FLAGS = ("--stack", "--outputs", "--endpoint-url", "--region", "--project-dir", "--group")
+
+
+def test_shared_options_are_declared_once_in_options_py():
+    import re
+
+    declared = []
+    for path in sorted((ROOT / "mlplat" / "cli" / "commands").glob("*.py")):
+        source = path.read_text()
+        for flag in (*SHARED_FLAGS, "--json"):
+            for match in re.finditer(rf'typer\.Option\(\s*"{flag}"', source):
+                declared.append(f"{path.name}: {flag} at {match.start()}")
+    # `mlplat policies --json` is a flag (print as JSON), not a file: the one exception
+    assert [d for d in declared if not d.startswith("policy.py: --json")] == []
+
+
+def test_every_shared_option_reads_the_same_in_every_command():
+    import typer.main
+
+    group = typer.main.get_command(app)
+    seen: dict[str, set[str | None]] = {}
+    stack = [group]
+    while stack:
+        command = stack.pop()
+        stack.extend(getattr(command, "commands", {}).values())
+        for param in getattr(command, "params", []):
+            flag = param.opts[0] if param.opts else ""
+            if flag in SHARED_FLAGS:
+                seen.setdefault(flag, set()).add(param.help)  # type: ignore[attr-defined]
+    assert set(seen) == set(SHARED_FLAGS)
+    # `--stack` is required for preview/deploy/rollback and optional elsewhere: two texts
+    assert {flag: len(texts) for flag, texts in seen.items()} == {
+        flag: 2 if flag == "--stack" else 1 for flag in SHARED_FLAGS
+    }
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [(2, "error: no stack file Pulumi.qa.yaml\n"), (1, "no stack file Pulumi.qa.yaml\n")],
+)
+def test_fail_writes_stderr_and_exits_with_its_code(capsys, code, expected):
+    import typer
+
+    from mlplat.cli.errors import ExitCode, fail
+
+    with pytest.raises(typer.Exit) as exit_:
+        fail("no stack file Pulumi.qa.yaml  ", ExitCode(code))
+    assert exit_.value.exit_code == code
+    assert capsys.readouterr() == ("", expected)

@@ -371,7 +371,7 @@ def cli(monkeypatch) -> tuple[typer.Typer, Recorder]:
     from mlplat.cli.commands import serving
 
     apply = Recorder()
-    monkeypatch.setattr(serving, "_apply_for", lambda project_dir: apply)
+    monkeypatch.setattr(serving, "_apply_for", lambda stack, project_dir: apply)
     app = typer.Typer()
     serving.register(app)
     return app, apply

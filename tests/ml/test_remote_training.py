@@ -354,8 +354,6 @@ def test_gateway_refusals_become_clear_errors(target, gateway):
 
 
 def test_follow_reports_each_change_until_the_job_ends(target, gateway):
-    from mlplat.cli.commands.training import follow_kubernetes_job
-
     api, client = gateway
     job = rt.kubernetes_training_job(target, job_name="churn-2", image=SKLEARN_US_EAST_1)
     rt.submit_kubernetes_job(job, "fn", client)
@@ -372,7 +370,7 @@ def test_follow_reports_each_change_until_the_job_ends(target, gateway):
         ]
     )
     printed: list[str] = []
-    state = follow_kubernetes_job(
+    state = rt.follow_kubernetes_job(
         "churn-2", "fn", client, echo=printed.append, poll_seconds=0, sleep=lambda _: next(ticks)()
     )
     assert state == "Failed"
@@ -468,43 +466,53 @@ def outputs_file(tmp_path):
     return path
 
 
-def test_train_remote_dry_run_sagemaker(outputs_file):
-    from mlplat.cli.commands.training import train_remote
+def dev_run(job_name: str, **overrides) -> rt.RemoteRun:
+    """The run `mlplat train -s dev` builds: its knobs from Pulumi.dev.yaml."""
+    from mlplat.plan.preview import load_stack
+    from tests.conftest import ROOT
 
+    settings, _ = load_stack("dev", ROOT)
+    training = settings.training
+    return rt.RemoteRun(
+        job_name=job_name,
+        instance_type=training.instance_type,
+        use_spot=training.use_spot,
+        max_runtime_seconds=training.max_runtime_seconds,
+        max_wait_seconds=training.max_wait_seconds,
+        tags=settings.tags,
+        **overrides,
+    )
+
+
+def test_train_remote_dry_run_sagemaker(target):
     printed: list[str] = []
-    req = train_remote(
-        "sagemaker", outputs_file, "dev", True, job_name="churn-7", echo=printed.append
+    req = rt.train_remote(
+        "sagemaker", target, dev_run("churn-7"), dry_run=True, echo=printed.append
     )
     assert json.loads(printed[0]) == req
     assert req["ResourceConfig"]["InstanceType"] == "ml.m5.xlarge"  # dev's trainingInstanceType
     assert req["EnableManagedSpotTraining"] is True
 
 
-def test_train_remote_dry_run_eks_prints_the_job(outputs_file):
-    from mlplat.cli.commands.training import train_remote
-
+def test_train_remote_dry_run_eks_prints_the_job(target):
     printed: list[str] = []
-    job = train_remote(
-        "eks", outputs_file, "dev", True, job_name="churn-7", gpus=1, echo=printed.append
+    job = rt.train_remote(
+        "eks", target, dev_run("churn-7", gpus=1), dry_run=True, echo=printed.append
     )
     assert yaml.safe_load(printed[0]) == job
     assert job["spec"]["activeDeadlineSeconds"] == 4 * 3600
 
 
 @mock_aws
-def test_train_remote_submits_to_sagemaker(outputs_file):
-    from mlplat.cli.commands.training import train_remote
-
+def test_train_remote_submits_to_sagemaker(target):
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket="lake-models")
     sm = boto3.client("sagemaker", region_name=REGION)
     printed: list[str] = []
-    train_remote(
+    rt.train_remote(
         "sagemaker",
-        outputs_file,
-        "dev",
-        False,
-        job_name="churn-8",
+        target,
+        dev_run("churn-8"),
         echo=printed.append,
         sagemaker_client=sm,
         s3_client=s3,
@@ -514,20 +522,16 @@ def test_train_remote_submits_to_sagemaker(outputs_file):
     assert printed[0].startswith("submitted arn:aws:sagemaker:us-east-1:123456789012:")
 
 
-def test_train_remote_submits_to_eks_through_the_gateway(outputs_file, gateway):
-    from mlplat.cli.commands.training import train_remote
-
+def test_train_remote_submits_to_eks_through_the_gateway(target, gateway):
     api, client = gateway
     printed: list[str] = []
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket="lake-models")
-        job = train_remote(
+        job = rt.train_remote(
             "eks",
-            outputs_file,
-            "dev",
-            False,
-            job_name="churn-11",
+            target,
+            dev_run("churn-11"),
             echo=printed.append,
             s3_client=s3,
             lambda_client=client,

@@ -9,15 +9,16 @@ from typing import Annotated
 
 import typer
 
+from mlplat.cli import options
+from mlplat.cli.errors import fail
+
 
 def register(app: typer.Typer) -> None:
     app.command("bench")(bench)
 
 
 def bench(
-    json_path: Annotated[
-        Path | None, typer.Option("--json", help="Write the figures to this JSON file.")
-    ] = None,
+    json_path: Annotated[Path | None, options.json_file("the figures")] = None,
     only: Annotated[
         list[str] | None,
         typer.Option("--only", help="Run only these benchmark modules (e.g. ml). Repeatable."),
@@ -37,8 +38,7 @@ def bench(
     modules = [m for m in bench_pkg.MODULES if not only or m.rsplit(".", 1)[-1] in only]
     if only and not modules:
         allowed = ", ".join(m.rsplit(".", 1)[-1] for m in bench_pkg.MODULES)
-        console.print(f"[red]--only {only}: no such benchmark module; allowed: {allowed}[/red]")
-        raise typer.Exit(2)
+        fail(f"--only {only}: no such benchmark module; allowed: {allowed}")
     for name in modules:
         with console.status(f"running {name} ..."):
             module = importlib.import_module(name)

@@ -8,27 +8,14 @@ the AWS clients at a moto server or another local stack. Errors: message on stde
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    from ml.outputs import PlatformOutputs
-
-OutputsOption = Annotated[
-    Path | None,
-    typer.Option("--outputs", help="Platform outputs: a `pulumi stack output --json` dump."),
-]
-StackOption = Annotated[
-    str | None,
-    typer.Option("--stack", "-s", help="Read the platform outputs of this stack (Pulumi CLI)."),
-]
-EndpointOption = Annotated[
-    str | None,
-    typer.Option("--endpoint-url", help="AWS endpoint (e.g. a moto server http://127.0.0.1:5000)."),
-]
+from mlplat.cli import options
+from mlplat.cli.errors import fail, usage_errors
+from mlplat.cli.inputs import platform_outputs
 
 
 def register(app: typer.Typer) -> None:
@@ -40,29 +27,11 @@ def register(app: typer.Typer) -> None:
     app.add_typer(data, name="data")
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    sys.stderr.write(message.rstrip() + "\n")
-    return typer.Exit(code)
-
-
-def _outputs(outputs: Path | None, stack: str | None) -> PlatformOutputs:
-    from ml.outputs import OutputsError, PlatformOutputs
-
-    if (outputs is None) == (stack is None):
-        raise _fail("error: pass exactly one of --outputs FILE or --stack NAME")
-    try:
-        return PlatformOutputs.load(stack, outputs)
-    except OutputsError as exc:
-        raise _fail(f"error: {exc}") from None
-
-
 def list_command(
-    outputs: OutputsOption = None,
-    stack: StackOption = None,
-    endpoint_url: EndpointOption = None,
-    json_path: Annotated[
-        Path | None, typer.Option("--json", help="Also write the listing to this JSON file.")
-    ] = None,
+    outputs: options.Outputs = None,
+    stack: options.Stack = None,
+    endpoint_url: options.EndpointUrl = None,
+    json_path: Annotated[Path | None, options.json_file("the listing")] = None,
 ) -> None:
     """List the datasets in the lake's Glue catalog: location, columns, partitions, rows."""
     from botocore.exceptions import BotoCoreError, ClientError
@@ -71,21 +40,13 @@ def list_command(
 
     from ml.catalog import CatalogError, list_datasets
 
-    platform = _outputs(outputs, stack)
-    try:
-        entries = list_datasets(
-            platform.glue_database, region=platform.region, endpoint_url=endpoint_url
-        )
-    except (CatalogError, ClientError, BotoCoreError) as exc:
-        raise _fail(f"error: cannot list {platform.glue_database}: {exc}") from None
+    platform = platform_outputs(stack, outputs, exactly_one=True)
+    database = platform.glue_database
+    with usage_errors(CatalogError, ClientError, BotoCoreError, prefix=f"cannot list {database}: "):
+        entries = list_datasets(database, region=platform.region, endpoint_url=endpoint_url)
 
     table = Table(
-        "dataset",
-        "location",
-        "columns",
-        "partitions",
-        "rows",
-        title=f"Glue database {platform.glue_database}",
+        "dataset", "location", "columns", "partitions", "rows", title=f"Glue database {database}"
     )
     for e in entries:
         rows = "unknown" if e.row_count is None else f"{e.row_count:,}"
@@ -110,9 +71,9 @@ def list_command(
 def ingest_command(
     file: Annotated[Path, typer.Argument(help="CSV or Parquet file with the dataset's columns.")],
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset to write into.")],
-    outputs: OutputsOption = None,
-    stack: StackOption = None,
-    endpoint_url: EndpointOption = None,
+    outputs: options.Outputs = None,
+    stack: options.Stack = None,
+    endpoint_url: options.EndpointUrl = None,
     dt: Annotated[
         str | None,
         typer.Option(
@@ -134,79 +95,54 @@ def ingest_command(
     Each partition written is replaced whole and appears atomically. Nothing is written when the
     file does not match the schema.
     """
-    from botocore.exceptions import BotoCoreError, ClientError
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from ml.catalog import CatalogError, register_partitions
-    from ml.lake import LakeError, get_dataset, load_file, write_dataset, zone_bucket
+    from ml.ingest import IngestError, ingest_frame
+    from ml.lake import LakeError, get_dataset, load_file
 
     err = Console(stderr=True)
-    try:
+    with usage_errors(LakeError):
         spec = get_dataset(dataset)
-    except LakeError as exc:
-        raise _fail(f"error: {exc}") from None
-    platform = _outputs(outputs, stack)
-    try:
-        with err.status(f"reading {file} ..."):
-            frame = load_file(file, spec)
-    except LakeError as exc:
-        raise _fail(f"error: {file}: {exc}") from None
+    platform = platform_outputs(stack, outputs, exactly_one=True)
+    with usage_errors(LakeError, prefix=f"{file}: "), err.status(f"reading {file} ..."):
+        frame = load_file(file, spec)
 
-    bucket = zone_bucket(platform, spec.zone)
-    console = Console()
-    try:
-        with Progress(
+    with (
+        usage_errors(LakeError, IngestError),
+        Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             console=err,
             transient=True,
-        ) as progress:
-            task = progress.add_task(f"writing {spec.name}", total=None)
+        ) as progress,
+    ):
+        task = progress.add_task(f"writing {spec.name}", total=None)
 
-            def advance(done: int, total: int) -> None:
-                progress.update(task, completed=done, total=total)
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
 
-            result = write_dataset(
-                frame,
-                spec,
-                bucket,
-                kms_key_id=platform.lake_kms_key_arn,
-                dt=dt,
-                rows_per_file=rows_per_file,
-                region=platform.region,
-                endpoint_url=endpoint_url,
-                progress=advance,
-            )
-    except LakeError as exc:
-        raise _fail(f"error: {exc}") from None
-    except (ClientError, BotoCoreError) as exc:
-        raise _fail(
-            f"error: writing to s3://{bucket}/{spec.prefix}/ failed: {exc}; no partition "
-            "was left half-written"
-        ) from None
+        ingested = ingest_frame(
+            frame,
+            spec,
+            platform,
+            dt=dt,
+            rows_per_file=rows_per_file,
+            catalog=catalog,
+            endpoint_url=endpoint_url,
+            progress=advance,
+        )
 
-    days = [p.dt for p in result.partitions]
+    console = Console()
+    result, days, where = ingested.written, ingested.days, f"s3://{ingested.bucket}/{spec.prefix}/"
     console.print(
         f"{spec.name}: {result.rows:,} rows in {result.files} file(s), "
-        f"{len(days)} partition(s) {days[0]} .. {days[-1]} -> s3://{bucket}/{spec.prefix}/ "
-        f"(write {result.write_id})",
+        f"{len(days)} partition(s) {days[0]} .. {days[-1]} -> {where} (write {result.write_id})",
         soft_wrap=True,
     )
-    if catalog:
-        try:
-            added = register_partitions(
-                platform.glue_database,
-                spec,
-                bucket,
-                days,
-                region=platform.region,
-                endpoint_url=endpoint_url,
-            )
-        except (CatalogError, ClientError, BotoCoreError) as exc:
-            raise _fail(f"error: the data is committed, but cataloging failed: {exc}") from None
-        console.print(
-            f"catalog: {added} new partition(s) in {platform.glue_database}.{spec.name}",
-            soft_wrap=True,
-        )
+    if ingested.catalog_error is not None:
+        fail(f"the data is committed, but cataloging failed: {ingested.catalog_error}")
+    if ingested.cataloged is not None:
+        table = f"{platform.glue_database}.{spec.name}"
+        console.print(f"catalog: {ingested.cataloged} new partition(s) in {table}", soft_wrap=True)

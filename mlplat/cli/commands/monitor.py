@@ -10,12 +10,15 @@ data capture, log predictions to the lake, compare with the training baseline, w
 from __future__ import annotations
 
 import json
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from mlplat.cli import options
+from mlplat.cli.errors import fail, usage_errors
+from mlplat.cli.inputs import platform_outputs
 
 DEFAULT_BASELINE_KEY = "churn/current/baseline.json"
 
@@ -24,11 +27,6 @@ def register(app: typer.Typer) -> None:
     monitor = typer.Typer(name="monitor", help="Model monitoring: drift.", no_args_is_help=True)
     monitor.command("drift")(drift_command)
     app.add_typer(monitor, name="monitor")
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    sys.stderr.write(message.rstrip() + "\n")
-    return typer.Exit(code)
 
 
 def parse_time(value: str, now: datetime) -> datetime:
@@ -48,12 +46,8 @@ def parse_time(value: str, now: datetime) -> datetime:
 
 
 def drift_command(
-    stack: Annotated[
-        str | None, typer.Option("--stack", "-s", help="Read the outputs of this stack.")
-    ] = None,
-    outputs: Annotated[
-        Path | None, typer.Option("--outputs", help="Platform outputs JSON file.")
-    ] = None,
+    stack: options.Stack = None,
+    outputs: options.Outputs = None,
     since: Annotated[
         str, typer.Option("--since", help="Window start: ISO time or duration back (24h).")
     ] = "1h",
@@ -74,12 +68,8 @@ def drift_command(
     no_prediction_logs: Annotated[
         bool, typer.Option("--no-prediction-logs", help="Do not (re)write prediction logs.")
     ] = False,
-    endpoint_url: Annotated[
-        str | None, typer.Option("--endpoint-url", help="AWS endpoint (e.g. a moto server).")
-    ] = None,
-    json_path: Annotated[
-        Path | None, typer.Option("--json", help="Write the drift report JSON here too.")
-    ] = None,
+    endpoint_url: options.EndpointUrl = None,
+    json_path: Annotated[Path | None, options.json_file("the drift report")] = None,
 ) -> None:
     """Compute drift for a window of captured traffic and publish metrics and the report.
 
@@ -89,19 +79,13 @@ def drift_command(
 
     from ml.drift import DriftError
     from ml.drift.job import DriftJobConfig, run_drift_job
-    from ml.outputs import OutputsError, PlatformOutputs
 
-    if (outputs is None) == (stack is None):
-        raise _fail("error: pass exactly one of --outputs FILE or --stack NAME")
-    try:
-        platform = PlatformOutputs.load(stack, outputs)
-    except OutputsError as exc:
-        raise _fail(f"error: {exc}") from None
+    platform = platform_outputs(stack, outputs, exactly_one=True)
     endpoint_name = endpoint or platform.endpoint_name
     if not endpoint_name:
-        raise _fail("error: the platform outputs name no endpoint_name; pass --endpoint NAME")
+        fail("the platform outputs name no endpoint_name; pass --endpoint NAME")
     now = datetime.now(UTC)
-    try:
+    with usage_errors(ValueError, DriftError):
         end = parse_time(until, now) if until else now
         start = parse_time(since, end)
         if start >= end:
@@ -116,10 +100,8 @@ def drift_command(
             kms_key_arn=platform.lake_kms_key_arn or None,
             write_prediction_logs=not no_prediction_logs,
         )
-    except (ValueError, DriftError) as exc:
-        raise _fail(f"error: {exc}") from None
     clients: dict[str, Any] = {"region_name": platform.region, "endpoint_url": endpoint_url}
-    try:
+    with usage_errors(DriftError):
         result = run_drift_job(
             config,
             since=start,
@@ -127,8 +109,6 @@ def drift_command(
             s3=boto3.client("s3", **clients),
             cloudwatch=boto3.client("cloudwatch", **clients),
         )
-    except DriftError as exc:
-        raise _fail(f"error: {exc}") from None
     report = result.report
     summary = {
         "endpoint": endpoint_name,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from mlplat.cli import options
+from mlplat.cli.errors import ExitCode, fail, usage_errors
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -22,27 +24,12 @@ def register(app: typer.Typer) -> None:
     app.command("preview")(preview)
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    sys.stderr.write(message.rstrip() + "\n")
-    return typer.Exit(code)
-
-
 def preview(
-    stack: Annotated[
-        str, typer.Option("--stack", "-s", help="Stack to preview (dev, staging, prod, local).")
-    ],
+    stack: options.StackName,
     json_path: Annotated[
-        Path | None,
-        typer.Option(
-            "--json", help="Write the plan (resources, outputs, policies, cost) to this file."
-        ),
+        Path | None, options.json_file("the plan (resources, outputs, policies, cost)")
     ] = None,
-    project_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--project-dir", help="Directory holding Pulumi.yaml (default: found upwards)."
-        ),
-    ] = None,
+    project_dir: options.ProjectDir = None,
     diff_path: Annotated[
         Path | None,
         typer.Option("--diff", help="Compare with a baseline preview JSON (e.g. main's plan)."),
@@ -70,23 +57,16 @@ def preview(
     if graph_path is not None:
         from mlplat.plan.graph import GraphError, format_for
 
-        try:
+        with usage_errors(GraphError):
             format_for(graph_path)
-        except GraphError as exc:
-            raise _fail(f"error: {exc}") from None
     if diff_path is not None:
         from mlplat.plan.diff import DiffError, load_plan_json
 
-        try:
+        with usage_errors(DiffError):
             baseline = load_plan_json(diff_path)
-        except DiffError as exc:
-            raise _fail(f"error: {exc}") from None
 
-    root = project_dir or find_project_dir()
-    try:
-        result = run_preview(stack, root)
-    except SettingsError as exc:
-        raise _fail(f"error: {exc}") from None
+    with usage_errors(SettingsError):
+        result = run_preview(stack, project_dir or find_project_dir())
 
     console = Console()
     _print_plan(console, result)
@@ -116,7 +96,7 @@ def preview(
         names = sorted(
             {v.policy for v in result.policies.violations if v.enforcement == "mandatory"}
         )
-        raise _fail(f"mandatory policies violated: {', '.join(names)}", code=1)
+        fail(f"mandatory policies violated: {', '.join(names)}", ExitCode.FAILED_CHECK)
 
 
 def _print_plan(console: Console, result: PreviewResult) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import sys
 import tempfile
 import threading
 from collections.abc import Callable
@@ -14,7 +13,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from mlplat.cli import options
+from mlplat.cli.errors import ExitCode, fail, usage_errors
+from mlplat.cli.inputs import stack_settings
+
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from mlplat.sandbox.lifecycle import SandboxReport
 
 STACK = "local"
@@ -22,11 +27,6 @@ STACK = "local"
 
 def register(app: typer.Typer) -> None:
     app.command("sandbox")(sandbox)
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    sys.stderr.write(message.rstrip() + "\n")
-    return typer.Exit(code)
 
 
 def _wait_until_interrupted() -> None:
@@ -40,18 +40,13 @@ wait_until_interrupted: Callable[[], None] = _wait_until_interrupted
 
 def sandbox(
     json_path: Annotated[
-        Path | None, typer.Option("--json", help="Write the report (steps, resources) here.")
+        Path | None, options.json_file("the report (steps, resources, the lifecycle's figures)")
     ] = None,
     keep: Annotated[
         bool,
         typer.Option("--keep", help="Leave the server running (until Ctrl-C) to explore it."),
     ] = False,
-    project_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--project-dir", help="Directory holding Pulumi.yaml (default: found upwards)."
-        ),
-    ] = None,
+    project_dir: options.ProjectDir = None,
 ) -> None:
     """Stand up the `local` stack on an embedded moto server (127.0.0.1, a free port) and run the
     lifecycle against it: no AWS account, Pulumi CLI or network.
@@ -59,20 +54,13 @@ def sandbox(
     Exit codes: 0 every step passed, 1 a step failed, 2 bad configuration or usage.
     """
     from rich.console import Console
-    from rich.table import Table
 
-    from mlplat.plan.preview import find_project_dir, load_stack
     from mlplat.sandbox.lifecycle import SandboxContext, SandboxReport, run_steps
     from mlplat.sandbox.server import SandboxError
-    from stacks.settings import SettingsError
 
-    root = project_dir or find_project_dir()
-    try:
-        settings, config = load_stack(STACK, root)
-    except SettingsError as exc:
-        raise _fail(f"error: {exc}") from None
+    settings, config = stack_settings(STACK, project_dir)
     if json_path is not None and not json_path.parent.exists():
-        raise _fail(f"error: --json {json_path}: directory {json_path.parent} does not exist")
+        fail(f"--json {json_path}: directory {json_path.parent} does not exist")
 
     console = Console(stderr=True)
     scratch = Path(tempfile.mkdtemp(prefix="mlplat-sandbox-"))
@@ -80,11 +68,9 @@ def sandbox(
         settings=settings, config=config, scratch=scratch, report=SandboxReport(stack=STACK)
     )
     try:
-        try:
+        with usage_errors(SandboxError):
             report = run_steps(ctx, console=console)
-        except SandboxError as exc:
-            raise _fail(f"error: {exc}") from None
-        _print_summary(Console(), report, Table)
+        _print_summary(Console(), report)
         if json_path is not None:
             json_path.write_text(json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n")
             console.print(f"report written to {json_path}")
@@ -92,19 +78,18 @@ def sandbox(
             serving = report.lifecycle.get("deploy", {}).get("url")
             _print_environment(ctx.server.environment(), ctx.scratch, serving)
             wait_until_interrupted()
-        if not report.ok:
-            raise typer.Exit(1)
+        if not report.ok:  # the failed step and its reason are in the summary
+            raise typer.Exit(ExitCode.FAILED_CHECK)
     finally:
         ctx.close()
         if not keep:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _print_summary(console: object, report: SandboxReport, table_type: type) -> None:
-    from rich.console import Console
+def _print_summary(console: Console, report: SandboxReport) -> None:
+    from rich.table import Table
 
-    assert isinstance(console, Console)
-    steps = table_type("step", "status", "seconds", "detail", title=f"sandbox / {report.stack}")
+    steps = Table("step", "status", "seconds", "detail", title=f"sandbox / {report.stack}")
     colors = {"ok": "green", "failed": "red", "not-run": "dim"}
     for s in report.steps:
         steps.add_row(
@@ -113,12 +98,12 @@ def _print_summary(console: object, report: SandboxReport, table_type: type) -> 
     console.print(steps)
     data = report.to_json()["resources"]
     if data["realized"] or data["notEmulated"]:
-        resources = table_type("type", "realized", title="resources")
+        resources = Table("type", "realized", title="resources")
         for type_, n in data["realized"].items():
             resources.add_row(type_, str(n))
         console.print(resources)
     if data["notEmulated"]:
-        missing = table_type("type", "name", "not emulated because", title="not emulated")
+        missing = Table("type", "name", "not emulated because", title="not emulated")
         for item in data["notEmulated"]:
             missing.add_row(item["type"], item["name"], item["reason"])
         console.print(missing)
@@ -127,7 +112,7 @@ def _print_summary(console: object, report: SandboxReport, table_type: type) -> 
         grouped: dict[tuple[str, str], list[str]] = {}
         for item in data["notes"]:
             grouped.setdefault((item["type"], item["note"]), []).append(item["name"])
-        notes = table_type("type", "names", "note", title="notes (what moto cannot hold)")
+        notes = Table("type", "names", "note", title="notes (what moto cannot hold)")
         for (type_, note), names in sorted(grouped.items()):
             notes.add_row(type_.rsplit(":", 1)[-1], ", ".join(sorted(names)), note)
         console.print(notes)
@@ -135,7 +120,7 @@ def _print_summary(console: object, report: SandboxReport, table_type: type) -> 
 
     rows = summary_rows(report.to_json())
     if rows:
-        lifecycle = table_type("", "", title="the lifecycle", show_header=False)
+        lifecycle = Table("", "", title="the lifecycle", show_header=False)
         for what, figure in rows:
             lifecycle.add_row(what, figure)
         console.print(lifecycle)

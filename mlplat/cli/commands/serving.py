@@ -1,25 +1,31 @@
-"""Serving commands: `mlplat serve` (the container contract locally), `deploy`, `rollback`."""
+"""Serving commands: `mlplat serve` (the container contract locally), `deploy`, `rollback`.
+
+`deploy` and `rollback` run `ml.deploy` with the Pulumi CLI's apply (`ml.workflow.pulumi_release`:
+`pulumi up` with the version set, then its drift baseline published where the stack's drift job
+reads it). Errors: message on stderr, exit 2.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from mlplat.cli import options
+from mlplat.cli.errors import fail, usage_errors
+from mlplat.cli.inputs import platform_outputs, stack_settings
+
+if TYPE_CHECKING:
+    from ml.deploy import ApplyFn
 
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.command("deploy")(deploy)
     app.command("rollback")(rollback)
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    sys.stderr.write(message.rstrip() + "\n")
-    return typer.Exit(code)
 
 
 def serve(
@@ -41,13 +47,11 @@ def serve(
     from ml.serve import ModelServer, ServeError
 
     if max_body_mb <= 0:
-        raise _fail(f"error: --max-body-mb {max_body_mb}: expected a positive size")
-    try:
+        fail(f"--max-body-mb {max_body_mb}: expected a positive size")
+    with usage_errors(ServeError):
         server = ModelServer(
             model, host=host, port=port, max_body_bytes=int(max_body_mb * 1024 * 1024)
         )
-    except ServeError as exc:
-        raise _fail(f"error: {exc}") from None
 
     def stop(*_: object) -> None:
         raise KeyboardInterrupt
@@ -63,30 +67,13 @@ def serve(
         server.close()
 
 
-def _apply_for(project_dir: Path | None) -> Callable[[str, str], None]:
-    """The Pulumi CLI apply step: set the stack's model, `pulumi up`, publish its baseline."""
+def _apply_for(stack: str, project_dir: Path | None) -> ApplyFn:
+    """The Pulumi CLI's apply for `stack`, publishing baselines where its settings say."""
     from ml.contracts import baseline_key_for
-    from ml.deploy import publish_baseline, pulumi_apply
-    from ml.outputs import OutputsError, PlatformOutputs
-    from mlplat.plan.preview import find_project_dir, load_stack
+    from ml.workflow import pulumi_release
 
-    def apply(stack: str, model_package_arn: str) -> None:
-        pulumi_apply(stack, model_package_arn, cwd=project_dir)
-        settings, _ = load_stack(stack, project_dir or find_project_dir())
-        try:
-            platform = PlatformOutputs.from_pulumi(stack, cwd=project_dir)
-        except OutputsError as exc:
-            from ml.deploy import DeployError
-
-            raise DeployError(str(exc)) from exc
-        publish_baseline(
-            model_package_arn,
-            platform.models_bucket,
-            baseline_key_for(settings.endpoint.model_key),
-            platform.lake_kms_key_arn,
-        )
-
-    return apply
+    settings, _ = stack_settings(stack, project_dir)
+    return pulumi_release(baseline_key_for(settings.endpoint.model_key), cwd=project_dir)
 
 
 def _print(result: object) -> None:
@@ -97,13 +84,11 @@ def _print(result: object) -> None:
 
 
 def deploy(
-    stack: Annotated[str, typer.Option("--stack", "-s", help="Stack to deploy to.")],
+    stack: options.StackName,
     model_package: Annotated[
         str, typer.Option("--model-package", help="ARN of an approved model package version.")
     ],
-    project_dir: Annotated[
-        Path | None, typer.Option("--project-dir", help="Directory holding Pulumi.yaml.")
-    ] = None,
+    project_dir: options.ProjectDir = None,
 ) -> None:
     """Promote an approved model version: set the stack's model and `pulumi up` it.
 
@@ -112,48 +97,25 @@ def deploy(
     from ml.deploy import DeployError
     from ml.deploy import deploy as run_deploy
 
-    try:
-        result = run_deploy(stack, model_package, _apply_for(project_dir))
-    except DeployError as exc:
-        raise _fail(f"error: {exc}") from None
+    apply = _apply_for(stack, project_dir)
+    with usage_errors(DeployError):
+        result = run_deploy(stack, model_package, apply)
     _print(result)
 
 
 def rollback(
-    stack: Annotated[str, typer.Option("--stack", "-s", help="Stack to roll back.")],
-    group: Annotated[
-        str | None,
-        typer.Option(
-            "--group",
-            help="Model package group (default: the stack's `model_package_group_name` output).",
-        ),
-    ] = None,
-    outputs: Annotated[
-        Path | None,
-        typer.Option("--outputs", help="Platform outputs JSON (`pulumi stack output --json`)."),
-    ] = None,
-    project_dir: Annotated[
-        Path | None, typer.Option("--project-dir", help="Directory holding Pulumi.yaml.")
-    ] = None,
+    stack: options.StackName,
+    group: options.Group = None,
+    outputs: options.Outputs = None,
+    project_dir: options.ProjectDir = None,
 ) -> None:
     """Return the stack to the approved model version deployed before the current one."""
     from ml.deploy import DeployError
     from ml.deploy import rollback as run_rollback
 
-    try:
-        group_name = group or _group_from_outputs(stack, outputs, project_dir)
-        result = run_rollback(stack, group_name, _apply_for(project_dir))
-    except DeployError as exc:
-        raise _fail(f"error: {exc}") from None
+    if group is None:
+        group = platform_outputs(stack, outputs, cwd=project_dir).model_package_group_name
+    apply = _apply_for(stack, project_dir)
+    with usage_errors(DeployError):
+        result = run_rollback(stack, group, apply)
     _print(result)
-
-
-def _group_from_outputs(stack: str, outputs: Path | None, project_dir: Path | None) -> str:
-    from ml.deploy import DeployError
-    from ml.outputs import OutputsError, PlatformOutputs
-
-    try:
-        platform = PlatformOutputs.load(stack, outputs, cwd=project_dir)
-    except OutputsError as exc:
-        raise DeployError(str(exc)) from exc
-    return platform.model_package_group_name

@@ -1,0 +1,336 @@
+"""A model's way from data to the registry, written once.
+
+`mlplat train --local`, `mlplat evaluate` and `mlplat register`, the SageMaker training entry
+point (`ml.train.run_training_job`) and the sandbox (`mlplat sandbox`) call these functions, so the
+three run the same steps in the same order:
+
+* `train_candidate(features, hp, model_dir=..., approved=...)`: train, evaluate, apply the promotion
+  gate against the metrics of the version the candidate would replace, write the model directory
+  and, when the gate passes, package it. Returns a `Candidate`.
+  `train_candidate_from_raw(raw, ...)` does the same from a raw customers table, whose invalid rows
+  are dropped and counted first. Its stages are public for a runner whose steps are the stages
+  (the sandbox): `ml.train.train` → `gate_candidate` → `package_candidate`, each taking what the
+  one before returned, so they cannot run out of order.
+* `evaluate_model(model, raw, approved=...)`: score an already trained model and gate it.
+* `register(group, ArtifactUris(...), metrics=...)`: a new version of the model package group,
+  with its metrics and lineage as metadata and the uploaded reports attached (`ModelMetrics`).
+* `pulumi_release(baseline_key)`: how `ml.deploy.deploy` / `rollback` apply a version with the
+  Pulumi CLI (`pulumi up`, then the version's drift baseline published); the sandbox passes its own.
+* What the callers are handed: `raw_customers` (a file, or synthetic data), `read_metrics` (the
+  approved version's `metrics.json`), `load_model` (a `model.tar.gz`, a `model.joblib` or a
+  directory holding it). They raise `InputError` naming the path; the caller names the option.
+
+The model directory of a candidate the gate refused holds only `gate.json` and `metrics.json`
+(why it was refused): no model a later step could ship by mistake.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ml.contracts import BASELINE_FILE, GATE_FILE, METRICS_FILE, MODEL_FILE
+from ml.evaluate import (
+    EvaluationReport,
+    GateConfig,
+    GateReport,
+    Metrics,
+    check_gate,
+    evaluate,
+    fit_baselines,
+)
+from ml.train import Hyperparameters, TrainingResult, train, write_outputs, write_report
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ml.deploy import ApplyFn
+    from ml.features import ValidationReport
+    from ml.registry import ModelVersion
+
+
+class InputError(ValueError):
+    """A file the workflow is handed cannot be used; the message starts with its path."""
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A trained model, the gate's verdict on it, and where it was written."""
+
+    training: TrainingResult
+    gate: GateReport
+    model_dir: Path
+    # model.tar.gz, or the model directory when it is the package (SageMaker archives it); None
+    # until packaged, and for a model the gate refused
+    package: Path | None = None
+    # the raw rows dropped before training (`train_candidate_from_raw`)
+    rejected: ValidationReport | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.gate.passed
+
+    @property
+    def metrics(self) -> Metrics:
+        return self.training.metrics
+
+    def artifacts(self) -> dict[str, Path]:
+        """What goes to the registry's prefix, by `ArtifactUris` field: the package and the reports
+        attached to the version."""
+        if self.package is None or not self.package.is_file():
+            raise ValueError(f"no model.tar.gz for {self.model_dir}: refused, or not packaged")
+        return {
+            "model": self.package,
+            "metrics": self.model_dir / METRICS_FILE,
+            "baseline": self.model_dir / BASELINE_FILE,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactUris:
+    """Where a version's files are in S3: the package, and the reports attached to the version."""
+
+    model: str
+    metrics: str | None = None
+    baseline: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """An already trained model scored on labelled data, and the gate's verdict."""
+
+    report: EvaluationReport
+    gate: GateReport
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"evaluation": self.report.to_dict(), "gate": self.gate.to_dict()}
+
+
+# --- train → evaluate → gate → package ----------------------------------------------------------
+
+
+def train_candidate(
+    features: pd.DataFrame,
+    hp: Hyperparameters | None = None,
+    *,
+    model_dir: Path,
+    approved: Metrics | None = None,
+    validation: pd.DataFrame | None = None,
+    data_uri: str = "",
+    package: Path | None = None,
+    gate_config: GateConfig | None = None,
+) -> Candidate:
+    """Train on a labelled feature table, gate against `approved` (the metrics of the version the
+    candidate would replace; None: only the baselines and calibration), write `model_dir`.
+
+    With `package`, a passing model is packaged there as `model.tar.gz` (handler code inside).
+    Without, the directory itself is the package — SageMaker archives `SM_MODEL_DIR` — and gets
+    `code/`. Raises `ValueError` on data that cannot be trained on; a refusal is not an error: see
+    `Candidate.passed`.
+    """
+    result = train(features, hp, validation=validation, data_uri=data_uri)
+    candidate = gate_candidate(result, model_dir=model_dir, approved=approved, config=gate_config)
+    if not candidate.passed:
+        return candidate
+    return package_candidate(candidate, package=package)
+
+
+def gate_candidate(
+    result: TrainingResult,
+    *,
+    model_dir: Path,
+    approved: Metrics | None = None,
+    config: GateConfig | None = None,
+) -> Candidate:
+    """The gate's verdict on a trained model, against `approved`; writes `gate.json` to
+    `model_dir` (and, for a refused model, the `metrics.json` that explains it)."""
+    gate = check_gate(result.evaluation, approved=approved, config=config)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    write_report(model_dir / GATE_FILE, gate.to_dict())
+    if not gate.passed:
+        write_report(model_dir / METRICS_FILE, result.evaluation.to_dict())
+    return Candidate(result, gate, model_dir)
+
+
+def package_candidate(candidate: Candidate, *, package: Path | None = None) -> Candidate:
+    """Write a passing candidate's model and reports to its directory and package them: as
+    `package` (a model.tar.gz with the handler), or the directory itself with `code/`."""
+    from dataclasses import replace
+
+    from ml.package import build_model_tarball
+
+    if not candidate.passed:
+        raise ValueError(f"the gate refused the model in {candidate.model_dir}: not packaged")
+    model_dir = write_outputs(candidate.training, candidate.model_dir, with_code=package is None)
+    packaged = build_model_tarball(model_dir, package) if package is not None else model_dir
+    return replace(candidate, package=packaged)
+
+
+def train_candidate_from_raw(
+    raw: pd.DataFrame,
+    hp: Hyperparameters | None = None,
+    *,
+    model_dir: Path,
+    approved: Metrics | None = None,
+    data_uri: str = "",
+    package: Path | None = None,
+) -> Candidate:
+    """`train_candidate` on the features of a raw customers table; rows the schema refuses are
+    dropped and counted (`Candidate.rejected`). Raises `FeatureValidationError` when no row could
+    be used (a missing column, a wrong dtype)."""
+    from dataclasses import replace
+
+    from ml.features import build_features, validate_frame
+
+    valid, report = validate_frame(raw, on_invalid="reject")
+    candidate = train_candidate(
+        build_features(valid),
+        hp,
+        model_dir=model_dir,
+        approved=approved,
+        data_uri=data_uri,
+        package=package,
+    )
+    return replace(candidate, rejected=report)
+
+
+def evaluate_model(
+    model: Any, raw: pd.DataFrame, *, approved: Metrics | None = None, seed: int = 0
+) -> Evaluation:
+    """Score a trained model on a labelled raw table — overall, per slice, next to baselines fitted
+    on the same rows — and gate it against `approved`."""
+    from ml.features import build_features
+
+    features = build_features(raw)
+    report = evaluate(model, features, baselines=fit_baselines(features, seed=seed))
+    return Evaluation(report, check_gate(report, approved=approved))
+
+
+# --- register -------------------------------------------------------------------------------------
+
+
+def register(
+    group: str,
+    uris: ArtifactUris,
+    *,
+    metrics: Mapping[str, Any],
+    lineage: Mapping[str, Any] | None = None,
+    image_uri: str | None = None,
+    create_group: bool = False,
+    client: Any,
+) -> ModelVersion:
+    """A new `PendingManualApproval` version of `group` serving `uris.model`: its headline
+    `metrics` and `lineage` as metadata, `uris.metrics` and `uris.baseline` (when uploaded) as its
+    model quality and data quality statistics. The image defaults to the SageMaker scikit-learn
+    serving image of the client's region; `create_group` creates the group when absent. Raises
+    `ml.registry.RegistryError` with the reason."""
+    from ml import registry
+
+    image = image_uri or registry.sklearn_image_uri(client.meta.region_name)
+    if create_group:
+        registry.ensure_group(group, client=client)
+    return registry.register_model(
+        group,
+        model_data_url=uris.model,
+        image_uri=image,
+        metrics=metrics,
+        lineage=lineage,
+        metrics_s3_uri=uris.metrics,
+        baseline_s3_uri=uris.baseline,
+        client=client,
+    )
+
+
+# --- deploy ---------------------------------------------------------------------------------------
+
+
+def pulumi_release(baseline_key: str, *, cwd: Path | None = None) -> ApplyFn:
+    """`ml.deploy`'s apply with the Pulumi CLI: set the stack's model and `pulumi up` it
+    (`ml.deploy.pulumi_apply`), then publish the version's drift baseline to `baseline_key` in the
+    stack's models bucket, where its drift job reads it. Raises `ml.deploy.DeployError`."""
+    from ml.deploy import DeployError, publish_baseline, pulumi_apply
+    from ml.outputs import OutputsError, PlatformOutputs
+
+    def apply(stack: str, model_package_arn: str) -> None:
+        pulumi_apply(stack, model_package_arn, cwd=cwd)
+        try:
+            platform = PlatformOutputs.from_pulumi(stack, cwd=cwd)
+        except OutputsError as exc:
+            raise DeployError(str(exc)) from exc
+        publish_baseline(
+            model_package_arn, platform.models_bucket, baseline_key, platform.lake_kms_key_arn
+        )
+
+    return apply
+
+
+# --- what the callers are handed ------------------------------------------------------------------
+
+
+def raw_customers(
+    path: Path | None, *, rows: int = 50_000, seed: int = 0, drift: float = 0.0
+) -> pd.DataFrame:
+    """The raw customers table at `path` (parquet file or directory, or CSV); without a path,
+    `rows` synthetic customers (`ml.sample_data.generate_customers`)."""
+    if path is not None:
+        return read_raw_customers(path)
+    from ml.sample_data import generate_customers
+
+    return generate_customers(rows, seed=seed, drift=drift)
+
+
+def read_raw_customers(path: Path) -> pd.DataFrame:
+    """A raw customers table from a parquet file or directory, or a CSV file."""
+    import pandas as pd
+
+    from ml.schema import CUSTOMERS_RAW
+
+    if not path.exists():
+        raise InputError(f"{path}: no such file or directory")
+    if path.is_dir() or path.suffix == ".parquet":
+        frame = pd.read_parquet(path)
+    elif path.suffix == ".csv":
+        frame = pd.read_csv(path)
+        if "event_time" in frame.columns:
+            frame["event_time"] = pd.to_datetime(frame["event_time"], utc=True)
+    else:
+        raise InputError(
+            f"{path}: expected a .parquet file, a directory of parquet files or a .csv"
+        )
+    dtypes = {c.name: c.pandas_dtype for c in CUSTOMERS_RAW.columns if c.name in frame.columns}
+    try:
+        return frame.astype(dtypes)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{path}: columns do not match the customers schema: {err}") from None
+
+
+def read_metrics(path: Path) -> Metrics:
+    """The overall metrics of a `metrics.json` written by training."""
+    try:
+        return EvaluationReport.from_dict(json.loads(path.read_text())).overall
+    except (OSError, json.JSONDecodeError, ValueError) as err:
+        raise InputError(f"{path}: not a metrics.json written by training ({err})") from None
+
+
+def load_model(path: Path) -> Any:
+    """The fitted pipeline of a `model.tar.gz`, a `model.joblib` or a directory holding one."""
+    import tarfile
+    import tempfile
+
+    import joblib
+
+    if path.is_dir():
+        path = path / MODEL_FILE
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.name.endswith(".tar.gz"):
+        with tarfile.open(path) as tar, tempfile.TemporaryDirectory() as tmp:
+            try:
+                tar.extract(MODEL_FILE, tmp, filter="data")
+            except KeyError:
+                raise InputError(f"{path}: the archive has no {MODEL_FILE} at its root") from None
+            return joblib.load(Path(tmp) / MODEL_FILE)
+    return joblib.load(path)

@@ -1,0 +1,129 @@
+"""The data steps: synthetic customers, ingested by batch upload and through the Firehose stream,
+curated, and turned into the features zone by the feature code serving uses."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mlplat.sandbox.context import SandboxContext, StepFailed
+from mlplat.sandbox.steps.common import HOUR, clock, platform_outputs, record, s3_client
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# Sizes: enough rows for a stable model and a stable PSI, small enough for a minute on 2 cores.
+TRAIN_ROWS = 30_000
+STREAM_ROWS = 1_000  # of TRAIN_ROWS, sent through Firehose instead of the batch upload
+
+
+def generate_data(ctx: SandboxContext) -> str:
+    from ml.sample_data import generate_customers
+
+    as_of = clock(ctx) - 2 * HOUR
+    customers = generate_customers(TRAIN_ROWS, seed=7, as_of=as_of)
+    ctx.state.customers = customers
+    churn = float(customers["churned"].mean())
+    record(ctx, "generate-data", rows=len(customers), churnRate=round(churn, 4))
+    return f"{len(customers):,} customers up to {as_of:%Y-%m-%d %H:%M}Z, {churn:.1%} churned"
+
+
+def ingest(ctx: SandboxContext) -> str:
+    from ml.lake import write_dataset
+    from ml.schema import CUSTOMERS_RAW
+    from ml.stream import frame_records, send_records
+    from mlplat.sandbox.firehose import deliver
+
+    outputs = platform_outputs(ctx)
+    customers: pd.DataFrame = ctx.state.need_customers()
+    batch, streamed = customers.iloc[:-STREAM_ROWS], customers.iloc[-STREAM_ROWS:]
+    s3 = s3_client(ctx)
+    written = write_dataset(
+        batch, CUSTOMERS_RAW, outputs.raw_bucket, kms_key_id=outputs.lake_kms_key_arn, s3=s3
+    )
+    sent = send_records(
+        frame_records(streamed, CUSTOMERS_RAW),
+        outputs.ingest_stream_name,
+        firehose=ctx.client("firehose"),
+        sleep=lambda _: None,
+    )
+    if not sent.ok:
+        raise StepFailed(f"Firehose refused {len(sent.failed)} record(s): {sent.error_counts}")
+    deliveries = deliver(
+        s3,
+        ctx.client("firehose"),
+        ctx.client("glue"),
+        ctx.client("cloudwatch"),
+        outputs.ingest_stream_name,
+        now=clock(ctx) - 2 * HOUR,  # collected before the traffic, on the sandbox's clock
+    )
+    delivered = sum(d.records for d in deliveries)
+    if delivered != len(streamed):
+        raise StepFailed(f"Firehose delivered {delivered} of {len(streamed)} streamed records")
+    record(
+        ctx,
+        "ingest",
+        batchRows=written.rows,
+        batchPartitions=len(written.partitions),
+        streamedRecords=sent.delivered,
+        streamedObjects=[d.key for d in deliveries],
+    )
+    return (
+        f"{written.rows:,} rows in {len(written.partitions)} partitions (batch), "
+        f"{sent.delivered:,} records through {outputs.ingest_stream_name} "
+        f"-> {len(deliveries)} Parquet object(s)"
+    )
+
+
+def curate(ctx: SandboxContext) -> str:
+    from ml.features import validate_frame
+    from ml.lake import read_dataset, write_dataset
+    from ml.schema import CUSTOMERS_CURATED, CUSTOMERS_RAW
+
+    outputs = platform_outputs(ctx)
+    s3 = s3_client(ctx)
+    raw = read_dataset(CUSTOMERS_RAW, outputs.raw_bucket, s3=s3)
+    expected = len(ctx.state.need_customers())
+    if len(raw) != expected:
+        raise StepFailed(f"the raw zone holds {len(raw)} rows; {expected} were ingested")
+    valid, report = validate_frame(raw, on_invalid="reject")
+    curated = valid.drop_duplicates(subset=["customer_id", "event_time"], keep="last")
+    duplicates = len(valid) - len(curated)
+    written = write_dataset(
+        curated,
+        CUSTOMERS_CURATED,
+        outputs.curated_bucket,
+        kms_key_id=outputs.lake_kms_key_arn,
+        s3=s3,
+    )
+    record(
+        ctx,
+        "curate",
+        rawRows=len(raw),
+        rejected=report.n_rejected,
+        duplicates=duplicates,
+        curatedRows=written.rows,
+    )
+    return (
+        f"{len(raw):,} raw rows (batch + streamed) -> {written.rows:,} curated "
+        f"({report.n_rejected} rejected, {duplicates} duplicates)"
+    )
+
+
+def features(ctx: SandboxContext) -> str:
+    from ml.features import build_features
+    from ml.lake import read_dataset, write_dataset
+    from ml.schema import CUSTOMER_FEATURES, CUSTOMERS_CURATED
+
+    outputs = platform_outputs(ctx)
+    s3 = s3_client(ctx)
+    curated = read_dataset(CUSTOMERS_CURATED, outputs.curated_bucket, s3=s3)
+    table = build_features(curated)
+    written = write_dataset(
+        table,
+        CUSTOMER_FEATURES,
+        outputs.features_bucket,
+        kms_key_id=outputs.lake_kms_key_arn,
+        s3=s3,
+    )
+    record(ctx, "features", rows=written.rows, partitions=len(written.partitions))
+    return f"{written.rows:,} feature rows, {len(table.columns)} columns"

@@ -1,0 +1,415 @@
+"""The serving steps: the approved version deployed (`ml.deploy.deploy` with the sandbox's apply),
+two hours of endpoint traffic served by the real handler on loopback, and the data capture the
+endpoint writes, as its execution role.
+
+moto holds the endpoint but serves nothing: `ml.serve.ModelServer` answers for it, and the sandbox
+writes what SageMaker would (capture files, the per-minute endpoint metrics).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from mlplat.sandbox.context import SandboxContext, StepFailed
+from mlplat.sandbox.steps.common import (
+    DRIFT,
+    HOUR,
+    as_role,
+    check,
+    clock,
+    drift_environment,
+    platform_outputs,
+    record,
+    s3_client,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+TRAFFIC_ROWS = 1_500  # per hour of traffic (two hours)
+RECORDS_PER_REQUEST = 15
+BAD_REQUESTS = 2  # per hour: requests the handler must refuse (HTTP 4XX)
+CAPTURE_FILE_MINUTES = 10  # SageMaker flushes capture files every few minutes
+SAGEMAKER_NAMESPACE = "AWS/SageMaker"
+
+
+@dataclass(frozen=True, slots=True)
+class Serving:
+    """What `deploy` left serving: the endpoint's resources in moto and the model server's URL."""
+
+    endpoint: str
+    model: str
+    endpoint_config: str
+    variant: str
+    url: str
+    model_data_url: str
+    drift_baseline: str  # where the drift job reads the served version's baseline
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "endpoint": self.endpoint,
+            "model": self.model,
+            "endpointConfig": self.endpoint_config,
+            "variant": self.variant,
+            "url": self.url,
+            "modelDataUrl": self.model_data_url,
+            "driftBaseline": self.drift_baseline,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Captured:
+    """Where `capture` wrote the endpoint's data capture files."""
+
+    bucket: str
+    root: str
+    keys: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One request to the endpoint, as served: what SageMaker would capture and measure."""
+
+    at: datetime  # simulated inference time
+    request: str
+    status: int
+    response: str
+    latency_us: float
+    records: int
+
+
+def _endpoint(ctx: SandboxContext) -> str:
+    name = platform_outputs(ctx).endpoint_name
+    if not name:
+        raise StepFailed("the stack has no endpoint (endpointEnabled is false)")
+    return name
+
+
+def sandbox_apply(ctx: SandboxContext) -> Callable[[str, str], None]:
+    """`ml.deploy`'s `apply` for the sandbox: what `pulumi up` with `modelPackageArn` set does to
+    the endpoint (a new model from the package, a new endpoint configuration, the endpoint moved to
+    it), then the endpoint's traffic served by `ml.serve.ModelServer` on loopback from the
+    package's artifact. moto has no UpdateEndpoint: the endpoint is re-created on the new
+    configuration (a real update is blue/green, guarded by the rollback alarms). The version's
+    registered baseline goes where the drift job reads it (`_publish_baseline`)."""
+
+    def apply(stack: str, package_arn: str) -> None:
+        from ml.serve import ModelServer
+
+        sm = ctx.client("sagemaker")
+        name = _endpoint(ctx)
+        package = sm.describe_model_package(ModelPackageName=package_arn)
+        container = package["InferenceSpecification"]["Containers"][0]
+        endpoint = sm.describe_endpoint(EndpointName=name)
+        current = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+        [variant] = current["ProductionVariants"]
+        old_model = sm.describe_model(ModelName=variant["ModelName"])
+        version = package_arn.rsplit("/", 1)[-1]
+        suffix = hashlib.sha256(f"{package_arn}{time.time_ns()}".encode()).hexdigest()[:7]
+        model_name = f"{name}-v{version}-{suffix}"[:63]
+        sm.create_model(
+            ModelName=model_name,
+            ExecutionRoleArn=old_model["ExecutionRoleArn"],
+            PrimaryContainer={
+                "ModelPackageName": package_arn,
+                "Environment": old_model["PrimaryContainer"].get("Environment", {}),
+            },
+        )
+        config_name = f"{name}-v{version}-{suffix}-config"[:63]
+        variant = {k: v for k, v in variant.items() if k not in ("CurrentWeight",)}
+        request: dict[str, Any] = {
+            "EndpointConfigName": config_name,
+            "ProductionVariants": [{**variant, "ModelName": model_name}],
+        }
+        for key in ("DataCaptureConfig", "KmsKeyId"):
+            if current.get(key):
+                request[key] = current[key]
+        sm.create_endpoint_config(**request)
+        sm.delete_endpoint(EndpointName=name)
+        sm.create_endpoint(EndpointName=name, EndpointConfigName=config_name)
+        baseline = _publish_baseline(ctx, package)
+        # the container: the package's artifact, served by the real handler on loopback
+        bucket, key = container["ModelDataUrl"].removeprefix("s3://").split("/", 1)
+        local = ctx.scratch / "deployed" / version / "model.tar.gz"
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_bytes(s3_client(ctx).get_object(Bucket=bucket, Key=key)["Body"].read())
+        previous, ctx.state.model_server = ctx.state.model_server, None
+        server = ModelServer(local, port=0).start()
+        ctx.closers.append(server.close)
+        if previous is not None:
+            previous.close()
+        ctx.state.model_server = server
+        ctx.state.serving = Serving(
+            endpoint=name,
+            model=model_name,
+            endpoint_config=config_name,
+            variant=variant["VariantName"],
+            url=server.url,
+            model_data_url=container["ModelDataUrl"],
+            drift_baseline=baseline,
+        )
+
+    return apply
+
+
+def _publish_baseline(ctx: SandboxContext, package: Mapping[str, Any]) -> str:
+    """The deployed version's drift baseline, published where the drift job reads it
+    (`MLPLAT_DRIFT_BASELINE_KEY` in its environment) exactly as `mlplat deploy` does."""
+    from ml.deploy import DeployError, publish_baseline
+    from ml.drift.job import DriftJobConfig
+
+    config = DriftJobConfig.from_env(drift_environment(ctx))
+    try:
+        return publish_baseline(
+            str(package["ModelPackageArn"]),
+            config.models_bucket,
+            config.baseline_key,
+            platform_outputs(ctx).lake_kms_key_arn,
+            session=ctx.session,
+        )
+    except DeployError as exc:
+        raise StepFailed(str(exc)) from exc
+
+
+def deploy(ctx: SandboxContext) -> str:
+    from ml.deploy import deploy as deploy_version
+
+    version = ctx.state.need_version("approve")
+    with ctx.aws_environment():  # ml.deploy makes its clients from the session, no endpoint
+        done = deploy_version(
+            ctx.settings.stack, version.arn, apply=sandbox_apply(ctx), session=ctx.session
+        )
+    serving = ctx.state.need_serving()
+    record(
+        ctx,
+        "deploy",
+        **serving.to_json(),
+        deployedBy=done.deployed_by,
+        previous=done.previous_arn,
+    )
+    return f"{serving.endpoint} -> {serving.model}, traffic served at {serving.url}"
+
+
+def _post(connection: http.client.HTTPConnection, body: str) -> tuple[int, str, float]:
+    started = time.perf_counter()
+    connection.request(
+        "POST",
+        "/invocations",
+        body=body.encode(),
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+    )
+    response = connection.getresponse()
+    text = response.read().decode()
+    return response.status, text, (time.perf_counter() - started) * 1e6
+
+
+def _requests(hour_frame: pd.DataFrame) -> list[str]:
+    from ml.features import INPUT_NAMES
+
+    columns = ["customer_id", *INPUT_NAMES]
+    records = json.loads(hour_frame[columns].to_json(orient="records"))
+    bodies = [
+        json.dumps({"instances": records[i : i + RECORDS_PER_REQUEST]})
+        for i in range(0, len(records), RECORDS_PER_REQUEST)
+    ]
+    bad = {"instances": [{**records[0], "contract_type": "lifetime"}]}
+    step = max(1, len(bodies) // (BAD_REQUESTS + 1))
+    for n in range(BAD_REQUESTS):
+        bodies.insert((n + 1) * step, json.dumps(bad))
+    return bodies
+
+
+def send_traffic(ctx: SandboxContext) -> str:
+    """Two hours of requests to the endpoint (the second with drift), stamped on the sandbox's
+    clock; SageMaker's per-minute endpoint metrics are published for them."""
+    from ml.sample_data import generate_customers
+
+    server = ctx.state.need_model_server()
+    hour = clock(ctx)
+    exchanges: list[Exchange] = []
+    halves = (
+        generate_customers(TRAFFIC_ROWS, seed=101, as_of=hour - HOUR, id_offset=10_000_000),
+        generate_customers(TRAFFIC_ROWS, seed=202, drift=DRIFT, as_of=hour, id_offset=20_000_000),
+    )
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        for n, frame in enumerate(halves):
+            start = hour - (2 - n) * HOUR
+            bodies = _requests(frame)
+            spacing = HOUR / len(bodies)
+            for i, body in enumerate(bodies):
+                status, text, latency = _post(connection, body)
+                records = len(json.loads(body)["instances"])
+                at = start + spacing * (i + 0.5)
+                exchanges.append(Exchange(at, body, status, text, latency, records))
+    finally:
+        connection.close()
+    served = [e for e in exchanges if e.status == 200]
+    errors = [e for e in exchanges if e.status != 200]
+    if any(e.status >= 500 for e in errors) or len(errors) != 2 * BAD_REQUESTS:
+        raise StepFailed(
+            f"unexpected answers: {sorted({e.status for e in errors})} for {len(errors)} "
+            f"request(s); expected {2 * BAD_REQUESTS} refused with 4XX"
+        )
+    predictions = sum(e.records for e in served)
+    ctx.state.exchanges = exchanges
+    ctx.report.predictions_served = predictions
+    sent = _put_endpoint_metrics(ctx, exchanges)
+    latencies = sorted(e.latency_us for e in served)
+    record(
+        ctx,
+        "traffic",
+        requests=len(exchanges),
+        refused=len(errors),
+        predictions=predictions,
+        driftInjected={"hour": f"{hour - HOUR:%Y-%m-%dT%H:%M}Z", "drift": DRIFT},
+        p50LatencyMs=round(latencies[len(latencies) // 2] / 1000, 2),
+        endpointMetricsPut=sent,
+    )
+    return (
+        f"{len(exchanges)} requests, {predictions:,} predictions, {len(errors)} refused (4XX); "
+        f"drift {DRIFT:g} from {hour - HOUR:%H:%M}Z"
+    )
+
+
+def _put_endpoint_metrics(ctx: SandboxContext, exchanges: Sequence[Exchange]) -> int:
+    """What SageMaker publishes per minute for the variant: Invocations, ModelLatency (µs),
+    Invocation4XXErrors, Invocation5XXErrors."""
+    serving = ctx.state.need_serving()
+    dimensions = [
+        {"Name": "EndpointName", "Value": serving.endpoint},
+        {"Name": "VariantName", "Value": serving.variant},
+    ]
+    minutes: dict[datetime, list[Exchange]] = {}
+    for e in exchanges:
+        minutes.setdefault(e.at.replace(second=0, microsecond=0), []).append(e)
+    data: list[dict[str, Any]] = []
+    for minute, group in sorted(minutes.items()):
+        n = float(len(group))
+
+        def counted(value: float, minute: datetime = minute, n: float = n) -> dict[str, Any]:
+            return {
+                "Timestamp": minute,
+                "Dimensions": dimensions,
+                "Unit": "Count",
+                "StatisticValues": {
+                    "SampleCount": n,
+                    "Sum": value,
+                    "Minimum": 0.0 if value < n else 1.0,
+                    "Maximum": 1.0 if value > 0 else 0.0,
+                },
+            }
+
+        data.append({"MetricName": "Invocations", **counted(n)})
+        for name, status in (("Invocation4XXErrors", 4), ("Invocation5XXErrors", 5)):
+            data.append(
+                {
+                    "MetricName": name,
+                    **counted(float(sum(e.status // 100 == status for e in group))),
+                }
+            )
+        ok = [e.latency_us for e in group if e.status == 200]
+        if ok:
+            data.append(
+                {
+                    "MetricName": "ModelLatency",
+                    "Timestamp": minute,
+                    "Dimensions": dimensions,
+                    "Unit": "Microseconds",
+                    "Values": ok,
+                }
+            )
+    cloudwatch = ctx.client("cloudwatch")
+    for start in range(0, len(data), 500):
+        cloudwatch.put_metric_data(
+            Namespace=SAGEMAKER_NAMESPACE, MetricData=data[start : start + 500]
+        )
+    return len(data)
+
+
+def capture(ctx: SandboxContext) -> str:
+    """Data capture as the endpoint writes it: the realized configuration's destination, sampling
+    and content-type header, files per few minutes under `<endpoint>/<variant>/yyyy/mm/dd/hh/`,
+    put as the endpoint's execution role."""
+    from ml.capture import capture_key, capture_lines, capture_record
+
+    outputs = platform_outputs(ctx)
+    serving = ctx.state.need_serving()
+    exchanges = ctx.state.need_exchanges()
+    sm = ctx.client("sagemaker")
+    config = sm.describe_endpoint_config(EndpointConfigName=serving.endpoint_config)
+    capture_config = config.get("DataCaptureConfig")
+    if not capture_config or not capture_config.get("EnableCapture", True):
+        raise StepFailed(f"endpoint {serving.endpoint} has no data capture configured")
+    bucket, _, root = str(capture_config["DestinationS3Uri"]).removeprefix("s3://").partition("/")
+    root = root.strip("/")
+    percent = int(capture_config.get("InitialSamplingPercentage", 100))
+    header = capture_config.get("CaptureContentTypeHeader") or {}
+    text_types = {*header.get("JsonContentTypes", []), *header.get("CsvContentTypes", [])}
+    captured = [
+        e
+        for e in exchanges
+        if e.status == 200
+        and int(hashlib.sha256(e.request.encode()).hexdigest(), 16) % 100 < percent
+    ]
+    files: dict[datetime, list[dict[str, Any]]] = {}
+    for e in captured:
+        slot = e.at.replace(
+            minute=e.at.minute - e.at.minute % CAPTURE_FILE_MINUTES, second=0, microsecond=0
+        )
+        files.setdefault(slot, []).append(
+            capture_record(
+                e.request,
+                e.response,
+                base64_encode="application/json" not in text_types,
+                inference_time=e.at,
+            )
+        )
+    sse = (
+        {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": capture_config["KmsKeyId"]}
+        if capture_config.get("KmsKeyId")
+        else {}
+    )
+    keys: list[str] = []
+    role_arn = outputs.endpoint_execution_role_arn
+    if not role_arn:
+        raise StepFailed("the platform outputs name no endpoint execution role")
+    with as_role(ctx, role_arn, "sandbox-capture") as credentials:
+        s3 = s3_client(ctx, credentials)
+        for slot, records in sorted(files.items()):
+            key = capture_key(serving.endpoint, serving.variant, slot, root)
+            check(
+                ctx,
+                "endpoint",
+                "s3:PutObject",
+                f"s3://{bucket}/{key}",
+                "allowed",
+                lambda key=key, records=records: s3.put_object(  # type: ignore[misc]
+                    Bucket=bucket,
+                    Key=key,
+                    Body=capture_lines(records).encode(),
+                    ContentType="application/jsonlines",
+                    **sse,
+                ),
+            )
+            keys.append(key)
+    ctx.state.captured = Captured(bucket, root, keys)
+    record(
+        ctx,
+        "capture",
+        files=len(keys),
+        events=len(captured),
+        samplingPercent=percent,
+        prefix=f"s3://{bucket}/{root}/{serving.endpoint}/{serving.variant}/",
+    )
+    return (
+        f"{len(captured)} events in {len(keys)} files under s3://{bucket}/{root}/"
+        f"{serving.endpoint}/{serving.variant}/yyyy/mm/dd/hh/ (as the endpoint role)"
+    )
