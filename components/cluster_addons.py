@@ -347,6 +347,7 @@ class ClusterAddons(pulumi.ComponentResource):
         self, name: str, args: ClusterAddonsArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("mlplatform:training:ClusterAddons", name, None, opts)
+        self.role_names: list[pulumi.Output[str]] = []  # every role made here (audited)
         if args.gpu_quota < 1 or args.max_gpus_per_pod < 1:
             raise ClusterAddonsError(
                 f"gpu_quota ({args.gpu_quota}) and max_gpus_per_pod ({args.max_gpus_per_pod}) "
@@ -389,6 +390,7 @@ class ClusterAddons(pulumi.ComponentResource):
             tags=self._tags,
             opts=child,
         )
+        self.role_names.append(role.name)
         aws.iam.RolePolicy(
             f"{name}-trainer",
             role=role.id,
@@ -420,6 +422,7 @@ class ClusterAddons(pulumi.ComponentResource):
             tags=self._tags,
             opts=child,
         )
+        self.role_names.append(role.name)
         aws.iam.RolePolicy(
             f"{name}-autoscaler",
             role=role.id,

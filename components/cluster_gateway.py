@@ -93,6 +93,7 @@ class ClusterGateway(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("mlplatform:training:ClusterGateway", name, None, opts)
+        self.role_names: list[pulumi.Output[str]] = []  # every role made here (audited)
         if not args.apply_set or len(args.apply_set) > 63:
             raise ClusterGatewayError(f"apply_set {args.apply_set!r}: a DNS label is expected")
         self._tags = dict(args.tags)
@@ -233,6 +234,7 @@ class ClusterGateway(pulumi.ComponentResource):
             tags=self._tags,
             opts=child,
         )
+        self.role_names.append(role.name)
         role_policy = aws.iam.RolePolicy(
             f"{prefix}-policy",
             role=role.id,

@@ -21,14 +21,14 @@ queryable without a crawler.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import Statement, prefix_arn
+from components.iam import Statement, document, prefix_arn, with_principal
 from components.limits import kms_deletion_window_problems
 from components.problems import raw_tiering_problems
 from components.s3 import (
@@ -151,15 +151,6 @@ class DataLakeArgs:
             )
         if problems:
             raise ValueError("invalid DataLakeArgs: " + "; ".join(problems))
-
-
-def _with_principal(statement: Statement, principal: Any) -> dict[str, Any]:
-    """A resource-policy statement: an IAM statement plus its principal."""
-    return {**statement.to_input(), "Principal": principal}
-
-
-def _document(statements: Sequence[dict[str, Any]]) -> pulumi.Output[str]:
-    return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": list(statements)})
 
 
 class DataLake(pulumi.ComponentResource):
@@ -296,7 +287,7 @@ class DataLake(pulumi.ComponentResource):
         statements = [
             # AWS requires the account to keep administering the key (else it is unmanageable);
             # the root principal delegates to IAM policies in this account.
-            _with_principal(
+            with_principal(
                 Statement(
                     KEY_ADMIN_ACTIONS,
                     ["*"],
@@ -307,7 +298,7 @@ class DataLake(pulumi.ComponentResource):
             ),
             # Principals of this account (with IAM permission) may use the key only through the
             # lake's services: S3 (buckets, Athena results), Firehose, SageMaker.
-            _with_principal(
+            with_principal(
                 Statement(
                     KEY_USE_ACTIONS,
                     ["*"],
@@ -324,7 +315,7 @@ class DataLake(pulumi.ComponentResource):
             ),
             # Firehose (stream encryption) and SageMaker (volumes, jobs) hold the key via grants on
             # the AWS resources they manage, never for arbitrary grantees.
-            _with_principal(
+            with_principal(
                 Statement(
                     ["kms:CreateGrant"],
                     ["*"],
@@ -342,7 +333,7 @@ class DataLake(pulumi.ComponentResource):
             ),
             # CloudWatch Logs encrypts log groups of this account and region (monitoring, endpoint,
             # ingestion) with the key; the encryption context names the log group.
-            _with_principal(
+            with_principal(
                 Statement(
                     KEY_USE_ACTIONS,
                     ["*"],
@@ -353,7 +344,7 @@ class DataLake(pulumi.ComponentResource):
                 {"Service": self._service_host("logs")},
             ),
         ]
-        return _document(statements)
+        return document(statements)
 
     # --- buckets -------------------------------------------------------------------------------
 
@@ -395,7 +386,7 @@ class DataLake(pulumi.ComponentResource):
         aws.s3.BucketPolicy(
             f"{name}-{zone}-policy",
             bucket=bucket.id,
-            policy=_document(
+            policy=document(
                 [deny_insecure_transport(bucket.arn), *_deny_unencrypted_puts(bucket.arn, key.arn)]
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self._public_access[zone]]),
@@ -481,7 +472,7 @@ class DataLake(pulumi.ComponentResource):
         )
         # With ACLs disabled, the logging service writes through the bucket policy: only under
         # each zone's prefix, only for this account's zone buckets.
-        delivery = _with_principal(
+        delivery = with_principal(
             Statement(
                 ["s3:PutObject"],
                 [prefix_arn(logs.arn, zone) for zone in ZONES],
@@ -496,7 +487,7 @@ class DataLake(pulumi.ComponentResource):
         aws.s3.BucketPolicy(
             f"{name}-{LOG_BUCKET}-policy",
             bucket=logs.id,
-            policy=_document([deny_insecure_transport(logs.arn), delivery]),
+            policy=document([deny_insecure_transport(logs.arn), delivery]),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self._public_access[LOG_BUCKET]]),
         )
         aws.s3.BucketLifecycleConfiguration(
@@ -587,7 +578,7 @@ def _deny_unencrypted_puts(
     objects = [prefix_arn(bucket_arn, "")]
     everyone = "*"
     return [
-        _with_principal(
+        with_principal(
             Statement(
                 ["s3:PutObject"],
                 objects,
@@ -599,7 +590,7 @@ def _deny_unencrypted_puts(
             ),
             everyone,
         ),
-        _with_principal(
+        with_principal(
             Statement(
                 ["s3:PutObject"],
                 objects,
@@ -613,7 +604,7 @@ def _deny_unencrypted_puts(
             ),
             everyone,
         ),
-        _with_principal(
+        with_principal(
             Statement(
                 ["s3:PutObject"],
                 objects,

@@ -126,6 +126,7 @@ class DriftJob(pulumi.ComponentResource):
         self, name: str, args: DriftJobArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("mlplatform:monitoring:DriftJob", name, None, opts)
+        self.role_names: list[pulumi.Output[str]] = []  # every role made here (audited)
         self._name = name
         self._args = args
         self._tags = dict(args.tags)
@@ -165,12 +166,14 @@ class DriftJob(pulumi.ComponentResource):
         )
 
     def _role(self, role: str, service: str) -> aws.iam.Role:
-        return aws.iam.Role(
+        made = aws.iam.Role(
             f"{self._name}-{role}",
             assume_role_policy=assume_role_policy(service, source_account=self._account),
             tags=self._tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
+        self.role_names.append(made.name)
+        return made
 
     def _job_role(self) -> aws.iam.Role:
         """Read predictions and the baseline, write logs and reports, put the drift metrics."""

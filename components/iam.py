@@ -54,9 +54,17 @@ class Statement:
 
 
 def policy_document(statements: Sequence[Statement]) -> pulumi.Output[str]:
-    return pulumi.Output.json_dumps(
-        {"Version": "2012-10-17", "Statement": [s.to_input() for s in statements]}
-    )
+    return document([s.to_input() for s in statements])
+
+
+def with_principal(statement: Statement, principal: Any) -> dict[str, Any]:
+    """A resource-policy statement (key, bucket or topic policy): a statement plus its principal."""
+    return {**statement.to_input(), "Principal": principal}
+
+
+def document(statements: Sequence[Mapping[str, Any]]) -> pulumi.Output[str]:
+    """A policy document from statements already in JSON form (`with_principal`, a Deny)."""
+    return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": list(statements)})
 
 
 def assume_role_policy(

@@ -92,6 +92,7 @@ class Ingestion(pulumi.ComponentResource):
         self, name: str, args: IngestionArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("mlplatform:ingestion:Ingestion", name, None, opts)
+        self.role_names: list[pulumi.Output[str]] = []  # every role made here (audited)
         self._name = name
         self._tags = dict(args.tags)
         invoke = pulumi.InvokeOutputOptions(parent=self)
@@ -160,6 +161,7 @@ class Ingestion(pulumi.ComponentResource):
             tags=self._tags,
             opts=child,
         )
+        self.role_names.append(role.name)
         arn_prefix = pulumi.Output.concat("arn:", self._partition_info.partition, ":")
         glue_base = pulumi.Output.concat(arn_prefix, "glue:", region, ":", account, ":")
         log_stream_arn = pulumi.Output.concat(

@@ -242,6 +242,7 @@ class ModelEndpoint(pulumi.ComponentResource):
         self, name: str, args: ModelEndpointArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("mlplatform:serving:ModelEndpoint", name, None, opts)
+        self.role_names: list[pulumi.Output[str]] = []  # every role made here (audited)
         _check(name, args)
         self._tags = dict(args.tags)
         self._region = aws.get_region_output().region
@@ -299,6 +300,7 @@ class ModelEndpoint(pulumi.ComponentResource):
             tags=self._tags,
             opts=child,
         )
+        self.role_names.append(role.name)
         statements = self._role_statements(args, logs)
         if args.in_vpc:
             statements += self._network_interface_statements(args)

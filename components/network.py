@@ -112,6 +112,7 @@ class Network(pulumi.ComponentResource):
         self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("mlplatform:network:Network", name, None, opts)
+        self.role_names: list[pulumi.Output[str]] = []  # every role made here (audited)
         plan = subnet_plan(args.vpc_cidr, args.az_count)
         self._name = name
         self._tags = dict(args.tags or {})
@@ -426,6 +427,7 @@ class Network(pulumi.ComponentResource):
             tags=self._tags,
             opts=child,
         )
+        self.role_names.append(flow_role.name)
         aws.iam.RolePolicy(
             f"{name}-flow-logs",
             role=flow_role.id,

@@ -1,15 +1,15 @@
 """On-call: the SNS topic every alarm notifies, encrypted with its own customer-managed key.
 
-* The key (rotation on) lets CloudWatch alarms (`cloudwatch.amazonaws.com`) and EventBridge
-  (`events.amazonaws.com`) use it: SNS encrypts each published message with a data key the
-  *publisher* must be allowed to generate. Without those two statements alarms and rules fire into
-  nothing (the alarm history shows a KMS AccessDenied, nobody is paged). AWS-managed `alias/aws/sns`
-  cannot be used for the same reason: its policy cannot be edited. AWS documents these two service
-  statements without conditions (the services do not pass `aws:SourceAccount` to KMS here); the
-  scoping happens one step earlier, in the topic policy.
-* The topic policy lets only this account's CloudWatch alarms and EventBridge rules publish
-  (`aws:SourceAccount`, and for alarms an `aws:SourceArn` of this account's alarms), and refuses
-  publishing without TLS.
+* The key (rotation on) lets CloudWatch alarms (`cloudwatch.amazonaws.com`) use it: SNS encrypts
+  each published message with a data key the *publisher* must be allowed to generate. Without that
+  statement alarms fire into nothing (the alarm history shows a KMS AccessDenied, nobody is paged).
+  AWS-managed `alias/aws/sns` cannot be used for the same reason: its policy cannot be edited. The
+  statement is held to this account's alarms (`aws:SourceAccount`, `aws:SourceArn`), which
+  CloudWatch sends with its KMS requests. Only alarms publish here: no EventBridge rule targets the
+  topic, so EventBridge gets neither key nor topic permission (add both, without source conditions
+  on the key, which EventBridge does not send to KMS, if a rule should page).
+* The topic policy lets only this account's CloudWatch alarms publish (`aws:SourceAccount` and an
+  `aws:SourceArn` of this account's alarms), and refuses publishing without TLS.
 * Subscriptions come from settings (`alarmSubscriptions`): email and https endpoints confirm by
   themselves (a pending email subscription is normal until the person clicks); an `sqs` endpoint is
   a queue ARN whose queue policy must let this topic send (and whose key must let SNS use it).
@@ -20,19 +20,19 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import pulumi
 import pulumi_aws as aws
 
 from components.data_lake import KEY_ADMIN_ACTIONS, KEY_POLICY_WILDCARD
-from components.iam import Statement
+from components.iam import Statement, document, with_principal
 from components.limits import kms_deletion_window_problems
 from components.problems import PROTOCOLS
 
 # What a publisher needs on the topic key (SNS server-side encryption, envelope).
 PUBLISH_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
-ALARM_PUBLISHERS = ("cloudwatch.amazonaws.com", "events.amazonaws.com")
+ALARM_PUBLISHER = "cloudwatch.amazonaws.com"
 
 
 class SubscriptionLike(Protocol):
@@ -84,18 +84,6 @@ def subscription_id(sub: SubscriptionLike) -> str:
     return hashlib.sha256(f"{sub.protocol}:{sub.endpoint}".encode()).hexdigest()[:10]
 
 
-def with_principal(statement: Statement, principal: Any) -> dict[str, Any]:
-    """A resource-policy statement (key or topic policy): an IAM statement plus its principal."""
-    doc = statement.to_input()
-    if statement.wildcard_reason and statement.sid:
-        doc["Sid"] = (doc["Sid"] + statement.sid)[:100]
-    return {**doc, "Principal": principal}
-
-
-def document(statements: Sequence[dict[str, Any]]) -> pulumi.Output[str]:
-    return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": list(statements)})
-
-
 class OnCall(pulumi.ComponentResource):
     """The alarm topic, its key, its policy and its subscriptions."""
 
@@ -136,6 +124,7 @@ class OnCall(pulumi.ComponentResource):
             "arn:", self._partition_info.partition, ":iam::", account, ":root"
         )
         sns_host = pulumi.Output.concat("sns.", self._region, ".", self._partition_info.dns_suffix)
+        alarms_of_account = self._alarms_of_account()
         key_policy = document(
             [
                 # The account keeps administering the key (else it becomes unmanageable).
@@ -164,15 +153,19 @@ class OnCall(pulumi.ComponentResource):
                     ),
                     {"AWS": root},
                 ),
-                # CloudWatch alarms and EventBridge rules publish to the encrypted topic.
+                # This account's CloudWatch alarms publish to the encrypted topic.
                 with_principal(
                     Statement(
                         PUBLISH_KEY_ACTIONS,
                         ["*"],
-                        sid="AlarmsAndRulesPublish",
+                        sid="AlarmsPublish",
                         wildcard_reason=KEY_POLICY_WILDCARD,
+                        conditions={
+                            "StringEquals": {"aws:SourceAccount": account},
+                            "ArnLike": {"aws:SourceArn": alarms_of_account},
+                        },
                     ),
-                    {"Service": list(ALARM_PUBLISHERS)},
+                    {"Service": ALARM_PUBLISHER},
                 ),
             ]
         )
@@ -195,18 +188,20 @@ class OnCall(pulumi.ComponentResource):
         )
         return key
 
-    def _topic_policy(self, name: str, topic: aws.sns.Topic) -> None:
-        """Only this account's alarms and rules publish, and only over TLS."""
-        account = self._account
-        alarms_of_account = pulumi.Output.concat(
+    def _alarms_of_account(self) -> pulumi.Output[str]:
+        return pulumi.Output.concat(
             "arn:",
             self._partition_info.partition,
             ":cloudwatch:",
             self._region,
             ":",
-            account,
+            self._account,
             ":alarm:*",
         )
+
+    def _topic_policy(self, name: str, topic: aws.sns.Topic) -> None:
+        """Only this account's alarms publish, and only over TLS."""
+        account, alarms_of_account = self._account, self._alarms_of_account()
         aws.sns.TopicPolicy(
             f"{name}-topic-policy",
             arn=topic.arn,
@@ -222,16 +217,7 @@ class OnCall(pulumi.ComponentResource):
                                 "ArnLike": {"aws:SourceArn": alarms_of_account},
                             },
                         ),
-                        {"Service": "cloudwatch.amazonaws.com"},
-                    ),
-                    with_principal(
-                        Statement(
-                            ["sns:Publish"],
-                            [topic.arn],
-                            sid="EventBridgeRulesOfThisAccount",
-                            conditions={"StringEquals": {"aws:SourceAccount": account}},
-                        ),
-                        {"Service": "events.amazonaws.com"},
+                        {"Service": ALARM_PUBLISHER},
                     ),
                     {
                         "Sid": "DenyInsecureTransport",

@@ -276,3 +276,27 @@ def job_submitter_problems(arns: Sequence[str], naming: Naming = ARGS) -> list[s
         for arn in arns
         if not _PRINCIPAL.fullmatch(arn)
     ]
+
+
+# A log archive: an S3 bucket ARN and the KMS key ARN (its account and region) of the replicas.
+ARCHIVE_BUCKET = re.compile(r"arn:aws[a-z-]*:s3:::([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])")
+ARCHIVE_KEY = re.compile(
+    r"arn:aws[a-z-]*:kms:([a-z]{2}(?:-gov)?-[a-z]+-\d):(\d{12}):key/[0-9a-f-]{36}"
+)
+
+
+def archive_problems(bucket_arn: str, key_arn: str, naming: Naming = ARGS) -> list[str]:
+    """The audit log archive: both the bucket and its key or neither, each an ARN."""
+    bucket, key = naming("archive_bucket_arn"), naming("archive_kms_key_arn")
+    problems = []
+    if bool(bucket_arn) != bool(key_arn):
+        problems.append(
+            f"{bucket} and {key} go together: the replicas are encrypted with the archive's key"
+        )
+    if bucket_arn and not ARCHIVE_BUCKET.fullmatch(bucket_arn):
+        problems.append(naming.problem(bucket, "is not arn:aws:s3:::<bucket>", repr(bucket_arn)))
+    if key_arn and not ARCHIVE_KEY.fullmatch(key_arn):
+        problems.append(
+            naming.problem(key, "is not arn:aws:kms:<region>:<account>:key/<id>", repr(key_arn))
+        )
+    return problems

@@ -211,6 +211,7 @@ class TrainingCluster(pulumi.ComponentResource):
         self, name: str, args: TrainingClusterArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("mlplatform:training:TrainingCluster", name, None, opts)
+        self.role_names: list[pulumi.Output[str]] = []  # every role made here (audited)
         self._tags = dict(args.tags)
         self._partition = aws.get_partition_output().partition
         self._region = aws.get_region_output().region
@@ -264,6 +265,7 @@ class TrainingCluster(pulumi.ComponentResource):
         )
         submitter = self._submitter(name, args, gateway)
         self._network_policy_agent(name, cluster)
+        self.role_names += addons.role_names + gateway.role_names
 
         self.cluster_name = cluster.name
         self.cluster_arn = cluster.arn
@@ -346,6 +348,7 @@ class TrainingCluster(pulumi.ComponentResource):
             tags=self._tags,
             opts=child,
         )
+        self.role_names.append(cluster_role.name)
         cluster_policy = aws.iam.RolePolicyAttachment(
             f"{name}-cluster",
             role=cluster_role.name,
@@ -474,6 +477,7 @@ class TrainingCluster(pulumi.ComponentResource):
             tags=self._tags,
             opts=child,
         )
+        self.role_names.append(submitter.name)
         aws.iam.RolePolicy(
             f"{name}-submitter",
             role=submitter.id,
@@ -512,6 +516,7 @@ class TrainingCluster(pulumi.ComponentResource):
             tags=self._tags,
             opts=child,
         )
+        self.role_names.append(node_role.name)
         self._node_policies = [
             aws.iam.RolePolicyAttachment(
                 f"{name}-node-{suffix}",

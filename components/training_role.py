@@ -49,6 +49,7 @@ class TrainingJobRole(pulumi.ComponentResource):
         self, name: str, args: TrainingJobRoleArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("mlplatform:training:TrainingJobRole", name, None, opts)
+        self.role_names: list[pulumi.Output[str]] = []  # every role made here (audited)
         child = pulumi.ResourceOptions(parent=self)
         partition = aws.get_partition_output().partition
         region = aws.get_region_output().region
@@ -65,6 +66,7 @@ class TrainingJobRole(pulumi.ComponentResource):
             tags=dict(args.tags),
             opts=child,
         )
+        self.role_names.append(role.name)
         log_group = pulumi.Output.format(
             "arn:{0}:logs:{1}:{2}:log-group:/aws/sagemaker/TrainingJobs", partition, region, account
         )

@@ -128,7 +128,7 @@ def build(settings: Settings) -> dict[str, Any]:
             drift_state_machine_arn=drift.state_machine_arn if drift else None,
         ),
     )
-    AuditTrail("audit", settings.audit.args(lake_bucket_arns=arns))
+    _audit(settings, lake, on_call, [ingestion, network, training_role, cluster, endpoint, drift])
 
     return _outputs(
         settings,
@@ -142,6 +142,19 @@ def build(settings: Settings) -> dict[str, Any]:
         endpoint,
         on_call,
         monitoring,
+    )
+
+
+def _audit(settings: Settings, lake: DataLake, on_call: OnCall, makers: list[Any]) -> None:
+    """Last: the trail watches every bucket and role the components before it made."""
+    AuditTrail(
+        "audit",
+        settings.audit.args(
+            lake_bucket_arns=lake.bucket_arns,
+            alarm_topic_arn=on_call.topic_arn,
+            watched_bucket_names=list(lake.bucket_names.values()),
+            watched_role_names=[n for c in makers if c is not None for n in c.role_names],
+        ),
     )
 
 

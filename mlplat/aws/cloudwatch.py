@@ -1,5 +1,5 @@
-"""CloudWatch: metric alarms, dashboards, Logs (groups, streams) and EventBridge rules and
-targets (pulumi-aws keeps all of them under `aws:cloudwatch/`)."""
+"""CloudWatch: metric alarms, dashboards, Logs (groups, streams, metric filters) and EventBridge
+rules and targets (pulumi-aws keeps all of them under `aws:cloudwatch/`)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,11 @@ def _fake_alarm(f: Fake) -> Outputs:
 
 def _fake_log_group(f: Fake) -> Outputs:
     return f.physical, _log_group_state(f, f.physical)
+
+
+def _fake_metric_filter(f: Fake) -> Outputs:
+    """Id: the filter's name (unique within its log group); no ARN."""
+    return f.physical, {"name": f.physical}
 
 
 def _fake_event_rule(f: Fake) -> Outputs:
@@ -208,6 +213,40 @@ def _log_stream(ctx: RealizeContext, reg: Registration) -> tuple[str, dict[str, 
     return name, {"name": name, "arn": ctx.arn("logs", f"log-group:{group}:log-stream:{name}")}
 
 
+def _read_metric_filter(ctx: RealizeContext, ident: str, state: Mapping[str, Any]) -> Any:
+    found = ctx.client("logs").describe_metric_filters(
+        logGroupName=state["logGroupName"], filterNamePrefix=ident
+    )["metricFilters"]
+    if not any(f["filterName"] == ident for f in found):
+        raise RealizeError(f"metric filter {ident} not found")
+    return found
+
+
+def _metric_filter(ctx: RealizeContext, reg: Registration) -> tuple[str, dict[str, Any]]:
+    name = reg.physical(max_len=512)
+    group = str(reg.require("logGroupName"))
+    metric = reg.require("metricTransformation")
+    ctx.client("logs").put_metric_filter(
+        logGroupName=group,
+        filterName=name,
+        filterPattern=str(reg.require("pattern")),
+        metricTransformations=[
+            drop_empty(
+                {
+                    "metricName": metric["name"],
+                    "metricNamespace": metric["namespace"],
+                    "metricValue": metric["value"],
+                    "defaultValue": float(metric["defaultValue"])
+                    if metric.get("defaultValue") is not None
+                    else None,
+                    "unit": metric.get("unit"),
+                }
+            )
+        ],
+    )
+    return name, {"name": name, "logGroupName": group}
+
+
 def _read_rule(ctx: RealizeContext, ident: str, state: Mapping[str, Any]) -> Any:
     return ctx.client("events").describe_rule(
         Name=state["name"], EventBusName=state.get("eventBusName") or "default"
@@ -335,6 +374,12 @@ SERVICE = Service(
             fake=_fake_log_stream,
             realize=_log_stream,
             read=_read_log_stream,
+        ),
+        AwsType(
+            "aws:cloudwatch/logMetricFilter:LogMetricFilter",
+            fake=_fake_metric_filter,
+            realize=_metric_filter,
+            read=_read_metric_filter,
         ),
         AwsType(
             "aws:cloudwatch/eventRule:EventRule",

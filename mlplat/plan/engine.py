@@ -83,10 +83,15 @@ class Plan:
     def of_type(self, type_: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.type == type_]
 
-    def named(self, name: str) -> RecordedResource:
-        matches = [r for r in self.resources if r.name == name]
+    def named(self, name: str, type_: str | None = None) -> RecordedResource:
+        """The one resource of that logical name (and type, when a role and its policy share it)."""
+        matches = [
+            r for r in self.resources if r.name == name and (type_ is None or r.type == type_)
+        ]
         if len(matches) != 1:
-            raise KeyError(f"{len(matches)} resources named {name!r}")
+            raise KeyError(
+                f"{len(matches)} resources named {name!r}" + (f" of {type_}" if type_ else "")
+            )
         return matches[0]
 
     def by_urn(self) -> dict[str, RecordedResource]:

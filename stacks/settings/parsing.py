@@ -237,6 +237,8 @@ def _number(spec: Spec, value: Any) -> float | None:
 
 
 def _to_str(spec: Spec, value: Any, problems: list[str]) -> str | None:
+    if value == "" and spec.default == "":
+        return ""  # an optional setting left off
     if not isinstance(value, str) or not value.strip():
         _bad(spec, value, problems)
         return None

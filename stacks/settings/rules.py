@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from components.problems import (
     Naming,
+    archive_problems,
     gpu_family_problems,
     instance_count_problems,
     job_submitter_problems,
@@ -34,6 +35,9 @@ def settings_problems(s: Settings) -> list[str]:
     )
     problems += public_access_problems(s.cluster.public_access_cidrs, cluster)
     problems += job_submitter_problems(s.cluster.job_submitter_arns, cluster)
+    problems += archive_problems(
+        s.audit.archive_bucket_arn, s.audit.archive_kms_key_arn, Naming(keys_of("audit"))
+    )
     problems += serverless_problems(
         e.serverless,
         e.data_capture_enabled,
@@ -92,6 +96,12 @@ def _prod_problems(s: Settings) -> list[str]:
             "prod endpoints capture their traffic for monitoring",
         ),
         (not s.audit.data_events, "audit.data_events", "false", "prod audits lake data access"),
+        (
+            s.audit.object_lock_days == 0,
+            "audit.object_lock_days",
+            "0",
+            "prod audit logs cannot be deleted from inside the account",
+        ),
         (
             bool(s.cluster.public_access_cidrs),
             "cluster.public_access_cidrs",

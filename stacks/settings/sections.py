@@ -483,9 +483,21 @@ class AuditSettings(Section):
     kms_deletion_window_days: int
     noncurrent_version_days: int
     force_destroy: bool
+    log_retention_days: int
+    object_lock_days: int
+    archive_bucket_arn: str
+    archive_kms_key_arn: str
 
-    def args(self, *, lake_bucket_arns: Mapping[str, pulumi.Input[str]]) -> AuditTrailArgs:
-        """`lake_bucket_arns`: the lake's buckets by zone (the audited zones are picked here)."""
+    def args(
+        self,
+        *,
+        lake_bucket_arns: Mapping[str, pulumi.Input[str]],
+        alarm_topic_arn: pulumi.Input[str],
+        watched_bucket_names: Sequence[pulumi.Input[str]],
+        watched_role_names: Sequence[pulumi.Input[str]],
+    ) -> AuditTrailArgs:
+        """`lake_bucket_arns`: the lake's buckets by zone (the audited zones are picked here);
+        the watched names are the platform's buckets and roles whose control changes page."""
         from components.audit import AuditTrailArgs
 
         return AuditTrailArgs(
@@ -497,6 +509,13 @@ class AuditSettings(Section):
             force_destroy=self.force_destroy,
             tags=self.stack.tags,
             protect=self.stack.is_prod,
+            log_retention_days=self.log_retention_days,
+            alarm_topic_arn=alarm_topic_arn,
+            watched_bucket_names=watched_bucket_names,
+            watched_role_names=watched_role_names,
+            object_lock_days=self.object_lock_days,
+            archive_bucket_arn=self.archive_bucket_arn,
+            archive_kms_key_arn=self.archive_kms_key_arn,
         )
 
 

@@ -201,11 +201,40 @@ SPEC: tuple[Spec, ...] = (
             "cluster.log_retention_days",
             "endpoint.log_retention_days",
             "drift.log_retention_days",
+            "audit.log_retention_days",
         ),
         "int",
         "Retention of every log group",
         default=_by_env(prod=365, staging=90, other=30),
         choices=LOG_RETENTION_DAYS,
+    ),
+    # audit
+    Spec(
+        "auditObjectLockDays",
+        "audit.object_lock_days",
+        "int",
+        "Object Lock (governance mode) retention of audit log files; 0 = no Object Lock",
+        default=_by_env(prod=365, other=0),
+        minimum=0,
+        maximum=36500,
+    ),
+    Spec(
+        "auditArchiveBucketArn",
+        "audit.archive_bucket_arn",
+        "str",
+        "Log-archive bucket (another account's) every audit log file is replicated to; empty = "
+        "no replication",
+        default="",
+        pattern=r"^arn:aws[a-z-]*:s3:::[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+    ),
+    Spec(
+        "auditArchiveKmsKeyArn",
+        "audit.archive_kms_key_arn",
+        "str",
+        "KMS key of the log-archive bucket (the replicas are encrypted with it); set with "
+        "auditArchiveBucketArn",
+        default="",
+        pattern=r"^arn:aws[a-z-]*:kms:[a-z]{2}(-gov)?-[a-z]+-\d:\d{12}:key/[0-9a-f-]{36}$",
     ),
     # ingestion
     Spec(

@@ -180,6 +180,7 @@ SHAPES: dict[str, tuple[str, str | None]] = {  # every AWS type the shipped stac
         N,
         rf"arn:aws:logs:{R}:{A}:log-group:[^:]+:log-stream:{N}",
     ),
+    "aws:cloudwatch/logMetricFilter:LogMetricFilter": (N, None),
     "aws:cloudwatch/metricAlarm:MetricAlarm": (N, rf"arn:aws:cloudwatch:{R}:{A}:alarm:{N}"),
     "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": (
         rf"sg-{HEX17}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -67,7 +68,15 @@ def platform(settings: Settings, *, endpoint: bool = True, gpu: bool = False) ->
             drift_state_machine_arn=drift.state_machine_arn,
         )
         Monitoring("monitoring", dataclasses.replace(monitoring, gpu=gpu))
-        AuditTrail("audit", settings.audit.args(lake_bucket_arns=ARNS))
+        AuditTrail(
+            "audit",
+            settings.audit.args(
+                lake_bucket_arns=ARNS,
+                alarm_topic_arn=on_call.topic_arn,
+                watched_bucket_names=list(BUCKETS.values()),
+                watched_role_names=drift.role_names,
+            ),
+        )
 
     return program
 
@@ -115,18 +124,22 @@ def test_topic_is_encrypted_with_its_own_rotating_key(plan: Plan) -> None:
     assert key.inputs["deletionWindowInDays"] == 30
     assert key.options["protect"] is True
     doc = policy(key)
-    services = statement(doc, "AlarmsAndRulesPublish")
-    assert services["Principal"] == {
-        "Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]
-    }
+    services = statement(doc, "AlarmsPublish")
+    assert services["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
     assert services["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
     assert services["Effect"] == "Allow"
+    assert services["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": ACCOUNT},
+        "ArnLike": {"aws:SourceArn": f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:*"},
+    }
+    sids = [s["Sid"] for s in doc["Statement"]]
+    assert len(set(sids)) == len(sids) and not [s for s in sids if "KeyAdministrationKey" in s]
     admin = statement(doc, "KeyAdministration")
     assert admin["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
     assert not [a for a in admin["Action"] if a in ("kms:Decrypt", "kms:Encrypt", "kms:*")]
 
 
-def test_topic_policy_lets_only_this_accounts_alarms_and_rules_publish(plan: Plan) -> None:
+def test_topic_policy_lets_only_this_accounts_alarms_publish(plan: Plan) -> None:
     topic = plan.named("on-call-topic")
     doc = policy(plan.named("on-call-topic-policy"))
     assert plan.named("on-call-topic-policy").inputs["arn"] == topic_arn(plan)
@@ -138,9 +151,8 @@ def test_topic_policy_lets_only_this_accounts_alarms_and_rules_publish(plan: Pla
         "StringEquals": {"aws:SourceAccount": ACCOUNT},
         "ArnLike": {"aws:SourceArn": f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:*"},
     }
-    rules = statement(doc, "EventBridgeRulesOfThisAccount")
-    assert rules["Principal"] == {"Service": "events.amazonaws.com"}
-    assert rules["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+    services = {s["Principal"].get("Service") for s in doc["Statement"] if s["Effect"] == "Allow"}
+    assert services == {"cloudwatch.amazonaws.com"}
     deny = statement(doc, "DenyInsecureTransport")
     assert deny["Effect"] == "Deny"
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
@@ -178,7 +190,9 @@ def test_duplicate_subscription_is_refused() -> None:
 
 
 def test_every_alarm_notifies_the_topic_on_alarm_and_ok(plan: Plan) -> None:
-    alarms = plan.of_type(ALARM)
+    # The audit alarms (below) page on ALARM only: a security event is not over when its
+    # 5-minute count drops to zero.
+    alarms = [a for a in plan.of_type(ALARM) if not a.name.startswith("audit-")]
     # 7 endpoint (latency, 5xx, 4xx rate, invocations, cpu, memory) + 15 features + prediction
     # + freshness + the drift job's failure alarm.
     assert len(alarms) == 6 + len(FEATURE_NAMES) + 1 + 1 + 1
@@ -291,7 +305,8 @@ def test_no_endpoint_no_endpoint_or_drift_alarms(
     record: Callable[..., Plan], prod: Settings
 ) -> None:
     plan = record(platform(prod, endpoint=False), settings=prod)
-    assert sorted(r.name for r in plan.of_type(ALARM)) == ["drift-failed", "monitoring-freshness"]
+    names = sorted(r.name for r in plan.of_type(ALARM) if not r.name.startswith("audit-"))
+    assert names == ["drift-failed", "monitoring-freshness"]
 
 
 # --- drift and freshness -----------------------------------------------------------------------
@@ -386,7 +401,9 @@ def test_dashboard_has_endpoint_drift_lake_and_training_widgets(plan: Plan) -> N
     assert [m[5] for m in psi["properties"]["metrics"]] == list(FEATURE_NAMES)
     assert {m[3] for m in psi["properties"]["metrics"]} == {"churn-ep"}
     alarms = next(w for w in body["widgets"] if w["type"] == "alarm")
-    assert len(alarms["properties"]["alarms"]) == len(plan.of_type(ALARM)) - 1  # not drift-failed
+    # the stack's operational alarms (not drift-failed, not the audit's security alarms)
+    monitored = [a for a in plan.of_type(ALARM) if a.name.startswith("monitoring-")]
+    assert len(alarms["properties"]["alarms"]) == len(monitored)
     runs = next(w for w in body["widgets"] if w["properties"].get("title") == "Drift job runs")
     assert runs["properties"]["metrics"][1][3] == plan.named("drift-machine").state["arn"]
 
@@ -540,12 +557,13 @@ def test_bad_drift_job_args() -> None:
 # --- logs and audit ----------------------------------------------------------------------------
 
 
-def test_every_log_group_has_retention_and_the_lake_key(plan: Plan, prod: Settings) -> None:
-    groups = plan.of_type("aws:cloudwatch/logGroup:LogGroup")
-    assert [g.name for g in groups] == ["drift-log-group"]
-    for g in groups:
-        assert g.inputs["retentionInDays"] == prod.drift.log_retention_days == 365
-        assert g.inputs["kmsKeyId"] == LAKE_KEY
+def test_every_log_group_has_retention_and_a_customer_key(plan: Plan, prod: Settings) -> None:
+    groups = {g.name: g.inputs for g in plan.of_type("aws:cloudwatch/logGroup:LogGroup")}
+    assert sorted(groups) == ["audit-logs", "drift-log-group"]
+    assert groups["drift-log-group"]["retentionInDays"] == prod.drift.log_retention_days == 365
+    assert groups["drift-log-group"]["kmsKeyId"] == LAKE_KEY
+    assert groups["audit-logs"]["retentionInDays"] == prod.audit.log_retention_days == 365
+    assert groups["audit-logs"]["kmsKeyId"] == plan.named("audit-key").state["arn"]
 
 
 def test_trail_validates_encrypts_and_records_lake_data_events(plan: Plan) -> None:
@@ -565,8 +583,12 @@ def test_trail_validates_encrypts_and_records_lake_data_events(plan: Plan) -> No
     assert fields["eventCategory"]["equals"] == ["Data"]
     assert fields["resources.type"]["equals"] == ["AWS::S3::Object"]
     assert fields["resources.ARN"]["startsWiths"] == [f"{a}/" for a in ARNS.values()]
-    # CloudTrail checks the bucket policy when the trail is created (the key is implied by kmsKeyId)
-    assert trail.options["dependsOn"] == [plan.named("audit-bucket-policy").urn]
+    # CloudTrail checks the bucket policy and the delivery role when the trail is created (the
+    # key is implied by kmsKeyId)
+    assert set(trail.options["dependsOn"]) == {
+        plan.named("audit-bucket-policy").urn,
+        plan.named("audit-delivery", "aws:iam/rolePolicy:RolePolicy").urn,
+    }
 
 
 def test_no_data_events_outside_prod(
@@ -641,11 +663,218 @@ def test_trail_bucket_is_hardened_and_grants_cloudtrail_by_source_arn(plan: Plan
     assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
+def test_trail_delivers_to_its_encrypted_log_group_through_a_stream_scoped_role(
+    plan: Plan,
+) -> None:
+    trail = plan.named("audit-trail").inputs
+    group = plan.named("audit-logs")
+    group_arn = f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/mlplatform/audit/ml-platform-prod"
+    assert group.state["arn"] == group_arn
+    assert trail["cloudWatchLogsGroupArn"] == f"{group_arn}:*"
+    role = plan.named("audit-delivery", "aws:iam/role:Role")
+    assert trail["cloudWatchLogsRoleArn"] == role.state["arn"]
+    trust = policy(role, "assumeRolePolicy")["Statement"]
+    assert [s["Principal"] for s in trust] == [{"Service": "cloudtrail.amazonaws.com"}]
+    (deliver,) = policy(plan.named("audit-delivery", "aws:iam/rolePolicy:RolePolicy"))["Statement"]
+    assert deliver["Action"] == ["logs:CreateLogStream", "logs:PutLogEvents"]
+    assert deliver["Resource"] == [f"{group_arn}:log-stream:{ACCOUNT}_CloudTrail_*"]
+    logs = statement(policy(plan.named("audit-key")), "CloudWatchLogsEncryptsTrailLogGroup")
+    assert logs["Principal"] == {"Service": "logs.us-east-1.amazonaws.com"}
+    assert logs["Condition"] == {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": group_arn}}
+    assert "kms:CreateGrant" not in logs["Action"]
+
+
+def watch_patterns(plan: Plan, metric: str) -> list[str]:
+    return [
+        f.inputs["pattern"]
+        for f in plan.of_type("aws:cloudwatch/logMetricFilter:LogMetricFilter")
+        if f.inputs["metricTransformation"]["name"] == metric
+    ]
+
+
+def test_security_events_page_on_call(plan: Plan) -> None:
+    alarms = {a.name: a.inputs for a in plan.of_type(ALARM) if a.name.startswith("audit-")}
+    assert sorted(alarms) == [
+        "audit-watch-bucketcontrolschanged",
+        "audit-watch-consolesigninfailures",
+        "audit-watch-keydisabledordeleted",
+        "audit-watch-lakebulkdeletes",
+        "audit-watch-rolepermissionschanged",
+        "audit-watch-rootused",
+        "audit-watch-trailchanged",
+    ]
+    for alarm_inputs in alarms.values():
+        assert alarm_inputs["alarmActions"] == [topic_arn(plan)]
+        assert "okActions" not in alarm_inputs
+        assert alarm_inputs["namespace"] == "MLPlatform/Audit/ml-platform-prod"
+        assert alarm_inputs["treatMissingData"] == "notBreaching"
+        # every alarm watches a metric some filter on the trail's log group publishes
+        assert watch_patterns(plan, alarm_inputs["metricName"])
+    filters = plan.of_type("aws:cloudwatch/logMetricFilter:LogMetricFilter")
+    group = plan.named("audit-logs").state["name"]
+    assert {f.inputs["logGroupName"] for f in filters} == {group}
+    assert all(len(f.inputs["pattern"]) <= 1024 for f in filters)
+    assert alarms["audit-watch-consolesigninfailures"]["threshold"] == 3
+    assert alarms["audit-watch-lakebulkdeletes"]["threshold"] == 100
+    (trail_changes,) = watch_patterns(plan, "TrailChanged")
+    assert '($.eventName = "StopLogging")' in trail_changes
+    assert '($.eventName = "DeleteTrail")' in trail_changes
+    (keys,) = watch_patterns(plan, "KeyDisabledOrDeleted")
+    assert '"ScheduleKeyDeletion"' in keys and '"DisableKey"' in keys
+    (root,) = watch_patterns(plan, "RootUsed")
+    assert '($.userIdentity.type = "Root")' in root
+
+
+def test_the_platforms_buckets_and_roles_are_watched_by_name(plan: Plan) -> None:
+    buckets = " ".join(watch_patterns(plan, "BucketControlsChanged"))
+    for name in [
+        *BUCKETS.values(),
+        *(plan.named(b).state["bucket"] for b in ("audit-bucket", "audit-access-logs")),
+    ]:
+        assert f'($.requestParameters.bucketName = "{name}")' in buckets, name
+    assert '"PutBucketPolicy"' in buckets and '"DeleteBucketPolicy"' in buckets
+    roles = " ".join(watch_patterns(plan, "RolePermissionsChanged"))
+    for role in plan.of_type("aws:iam/role:Role"):
+        assert f'($.requestParameters.roleName = "{role.id}")' in roles, role.name
+    assert '"PutRolePolicy"' in roles and '"UpdateAssumeRolePolicy"' in roles
+    deletes = " ".join(watch_patterns(plan, "LakeBulkDeletes"))
+    assert sorted(re.findall(r'bucketName = "([^"]+)"', deletes)) == sorted(BUCKETS.values())
+
+
+def test_long_name_lists_are_split_over_filters_that_fit() -> None:
+    from components.audit_watch import (
+        ROLE_PERMISSION_EVENTS,
+        any_of,
+        chunk_size,
+        events_of,
+        pattern,
+    )
+
+    names = [f"{i:02d}" + "r" * 62 for i in range(20)]  # the longest role names IAM allows
+    size = chunk_size("iam.amazonaws.com", ROLE_PERMISSION_EVENTS, "requestParameters.roleName")
+    chunks = [names[i : i + size] for i in range(0, len(names), size)]
+    patterns = [
+        pattern(
+            *events_of("iam.amazonaws.com", ROLE_PERMISSION_EVENTS),
+            any_of("requestParameters.roleName", chunk),
+        )
+        for chunk in chunks
+    ]
+    assert len(patterns) > 1
+    assert all(len(p) <= 1024 for p in patterns)
+    # one more name would not fit
+    longer = pattern(
+        *events_of("iam.amazonaws.com", ROLE_PERMISSION_EVENTS),
+        any_of("requestParameters.roleName", names[: size + 1]),
+    )
+    assert len(longer) > 1024
+
+
+def test_no_lake_deletes_watch_without_data_events(
+    record: Callable[..., Plan], settings_for: Callable[..., Settings]
+) -> None:
+    dev = settings_for("dev")
+    plan = record(platform(dev), settings=dev)
+    metrics = {a.inputs["metricName"] for a in plan.of_type(ALARM) if a.name.startswith("audit-")}
+    assert "LakeBulkDeletes" not in metrics and "RolePermissionsChanged" in metrics
+    # nor Object Lock on the trail bucket outside prod (by default)
+    assert not plan.of_type("aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration")
+
+
+def test_prod_trail_bucket_is_locked_without_replacing_the_bucket(plan: Plan) -> None:
+    lock = plan.named("audit-bucket-object-lock").inputs
+    assert lock["bucket"] == plan.named("audit-bucket").state["bucket"]
+    assert lock["objectLockEnabled"] == "Enabled"
+    assert lock["rule"] == {"defaultRetention": {"mode": "GOVERNANCE", "days": 365}}
+    # enabled on the versioned bucket, not at creation: an existing trail bucket stays
+    assert "objectLockEnabled" not in plan.named("audit-bucket").inputs
+    assert plan.named("audit-bucket-object-lock").options["dependsOn"] == [
+        plan.named("audit-bucket-versioning").urn
+    ]
+
+
+ARCHIVE_BUCKET = "arn:aws:s3:::org-log-archive"
+ARCHIVE_KEY = "arn:aws:kms:eu-west-1:210987654321:key/0a1b2c3d-0a1b-0a1b-0a1b-0a1b2c3d4e5f"
+
+
+def test_log_files_replicate_to_the_archive_account(
+    record: Callable[..., Plan], settings_for: Callable[..., Settings]
+) -> None:
+    dev = settings_for(
+        "dev", auditArchiveBucketArn=ARCHIVE_BUCKET, auditArchiveKmsKeyArn=ARCHIVE_KEY
+    )
+    plan = record(platform(dev), settings=dev)
+    bucket = plan.named("audit-bucket")
+    config = plan.named("audit-archive", "aws:s3/bucketReplicationConfig:BucketReplicationConfig")
+    (rule,) = config.inputs["rules"]
+    assert config.inputs["bucket"] == bucket.state["bucket"]
+    assert rule["destination"] == {
+        "bucket": ARCHIVE_BUCKET,
+        "account": "210987654321",
+        "accessControlTranslation": {"owner": "Destination"},
+        "encryptionConfiguration": {"replicaKmsKeyId": ARCHIVE_KEY},
+    }
+    assert rule["deleteMarkerReplication"] == {"status": "Disabled"}
+    assert rule["sourceSelectionCriteria"] == {"sseKmsEncryptedObjects": {"status": "Enabled"}}
+    role = plan.named("audit-archive", "aws:iam/role:Role")
+    assert config.inputs["role"] == role.state["arn"]
+    (trust,) = policy(role, "assumeRolePolicy")["Statement"]
+    assert trust["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": ACCOUNT},
+        "ArnEquals": {"aws:SourceArn": bucket.state["arn"]},
+    }
+    doc = policy(plan.named("audit-archive", "aws:iam/rolePolicy:RolePolicy"))
+    write = statement(doc, "WriteReplicas")
+    assert write["Resource"] == [f"{ARCHIVE_BUCKET}/*"]
+    assert "s3:ReplicateDelete" not in write["Action"]
+    encrypt = statement(doc, "EncryptReplicasThroughS3")
+    assert encrypt["Resource"] == [ARCHIVE_KEY]
+    assert encrypt["Condition"]["StringEquals"] == {"kms:ViaService": "s3.eu-west-1.amazonaws.com"}
+    decrypt = statement(doc, "DecryptLogFilesThroughS3")
+    assert decrypt["Resource"] == [plan.named("audit-key").state["arn"]]
+    # the replication role is watched like every other
+    roles = " ".join(watch_patterns(plan, "RolePermissionsChanged"))
+    assert role.id in roles
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            {"auditArchiveBucketArn": ARCHIVE_BUCKET},
+            "auditArchiveBucketArn and ml-platform:auditArchiveKmsKeyArn go together",
+        ),
+        ({"auditArchiveKmsKeyArn": "arn:aws:kms:eu-west-1:1:key/x"}, "auditArchiveKmsKeyArn"),
+        ({"auditObjectLockDays": 0}, "auditObjectLockDays: 0 is not allowed in prod"),
+    ],
+)
+def test_bad_audit_settings_name_the_key(overrides: dict[str, Any], expected: str) -> None:
+    from stacks.settings import SettingsError
+
+    with pytest.raises(SettingsError) as info:
+        make_settings("prod", **overrides)
+    assert expected in str(info.value)
+
+
 def test_bad_audit_args() -> None:
     with pytest.raises(ValueError, match="trail_name") as info:
-        AuditTrailArgs(trail_name="-bad name", data_events=True, protect=True, force_destroy=True)
-    assert "lake_bucket_arns is empty" in str(info.value)
-    assert "force_destroy cannot be on" in str(info.value)
+        AuditTrailArgs(
+            trail_name="-bad name",
+            data_events=True,
+            protect=True,
+            force_destroy=True,
+            log_retention_days=42,
+            object_lock_days=-1,
+            archive_kms_key_arn=ARCHIVE_KEY,
+        )
+    for part in (
+        "lake_bucket_arns is empty",
+        "force_destroy cannot be on",
+        "log_retention_days 42",
+        "object_lock_days -1",
+        "archive_bucket_arn and archive_kms_key_arn go together",
+    ):
+        assert part in str(info.value)
 
 
 # --- the whole thing under the policy pack ------------------------------------------------------
