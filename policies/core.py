@@ -8,7 +8,10 @@ over the list of resources (stack policies). The same `PolicySpec` objects run i
 - the Pulumi CLI (`pulumi preview --policy-pack policies`), through `policies.crossguard`: unknown
   values arrive as pulumi_policy's sentinel strings behind its checking proxies.
 
-Both are normalized here into `Resource` records whose unknowns are the `UNKNOWN` singleton.
+Both are normalized here into `Resource` records whose unknowns are the `UNKNOWN` singleton, and
+whose type is canonical: a resource declared with an aliased or legacy type token of a service the
+pack knows (`aws:s3/bucketV2:BucketV2`, `aws:alb/listener:Listener`) is checked as the type the
+policies are written for (`CANONICAL_TYPES`); the token the program used stays in `declared_type`.
 Reading one through `Resource.get` raises `UnknownValueError`; the runner turns that into a
 *skipped* finding with a note (never a violation), the way the engine treats unknowns in preview.
 
@@ -49,6 +52,101 @@ STATEFUL_TYPES: frozenset[str] = frozenset(
         "aws:sqs/queue:Queue",
     }
 )
+
+
+def _token(module: str, name: str) -> str:
+    return f"aws:{module}/{name}:{name[0].upper()}{name[1:]}"
+
+
+# S3 configuration resources that pulumi-aws v7 renamed from `<name>V2` (each declares the V2 token
+# as its alias); the V2 classes remain, same inputs.
+_S3_RENAMED_V2 = (
+    "bucketAccelerateConfiguration",
+    "bucketAcl",
+    "bucketCorsConfiguration",
+    "bucketLifecycleConfiguration",
+    "bucketLogging",
+    "bucketObjectLockConfiguration",
+    "bucketRequestPaymentConfiguration",
+    "bucketServerSideEncryptionConfiguration",
+    "bucketVersioning",
+    "bucketWebsiteConfiguration",
+)
+# `aws.alb.*` are the `aws.lb.*` resources under their older module name (same inputs); both still
+# exist, and each declares its pre-v4 token (`applicationloadbalancing`, `elasticloadbalancingv2`).
+_LB = (
+    "listener",
+    "listenerCertificate",
+    "listenerRule",
+    "loadBalancer",
+    "targetGroup",
+    "targetGroupAttachment",
+)
+_ELB = (
+    "appCookieStickinessPolicy",
+    "attachment",
+    "listenerPolicy",
+    "loadBalancer",
+    "loadBalancerBackendServerPolicy",
+    "loadBalancerCookieStickinessPolicy",
+    "loadBalancerPolicy",
+    "sslNegotiationPolicy",
+)
+
+# Aliased and legacy type tokens -> the canonical token the policies are written for. A resource
+# declared with a key is checked as the value: every policy, existing or future, sees the canonical
+# type. Each pair has the same inputs, or differs only where no policy reads (BucketV2's plural
+# inline blocks). Every alias the installed pulumi-aws declares is here, and every token exists in
+# it (tests/policies/test_aliases.py).
+CANONICAL_TYPES: Mapping[str, str] = {
+    "aws:s3/bucketV2:BucketV2": "aws:s3/bucket:Bucket",
+    **{_token("s3", f"{name}V2"): _token("s3", name) for name in _S3_RENAMED_V2},
+    "aws:s3/BucketObject:BucketObject": "aws:s3/bucketObjectv2:BucketObjectv2",
+    **{
+        _token(module, name): _token("lb", name)
+        for module in ("alb", "applicationloadbalancing", "elasticloadbalancingv2")
+        for name in _LB
+    },
+    **{_token("elasticloadbalancing", name): _token("elb", name) for name in _ELB},
+    # OpenSearch Service's pre-2021 name; the domain inputs the policies read are the same
+    **{
+        _token("elasticsearch", name): _token("opensearch", name)
+        for name in ("domain", "domainPolicy", "domainSamlOptions")
+    },
+    # renamed tokens the SDK keeps as aliases (a typo fixed, a resource moved to its own module)
+    "aws:chime/voiceConnectorOrganization:VoiceConnectorOrganization": (
+        "aws:chime/voiceConnectorOrigination:VoiceConnectorOrigination"
+    ),
+    "aws:directoryservice/conditionalForwader:ConditionalForwader": (
+        "aws:directoryservice/conditionalForwarder:ConditionalForwarder"
+    ),
+    "aws:directoryservice/logService:LogService": (
+        "aws:directoryservice/logSubscription:LogSubscription"
+    ),
+    "aws:ec2/encryptionControl:EncryptionControl": (
+        "aws:ec2/vpcEncryptionControl:VpcEncryptionControl"
+    ),
+    "aws:ec2/transitGatewayPeeringAttachmentAccepter:TransitGatewayPeeringAttachmentAccepter": (
+        "aws:ec2transitgateway/peeringAttachmentAccepter:PeeringAttachmentAccepter"
+    ),
+    "aws:lambda/microvmsImage:MicrovmsImage": "aws:lambdamicrovms/image:Image",
+    "aws:ses/confgurationSet:ConfgurationSet": "aws:ses/configurationSet:ConfigurationSet",
+    "aws:workspaces/webBrowserSettings:WebBrowserSettings": (
+        "aws:workspacesweb/browserSettings:BrowserSettings"
+    ),
+    "aws:workspaces/webNetworkSettings:WebNetworkSettings": (
+        "aws:workspacesweb/networkSettings:NetworkSettings"
+    ),
+    "aws:workspaces/webUserSettings:WebUserSettings": (
+        "aws:workspacesweb/userSettings:UserSettings"
+    ),
+}
+
+
+def canonical_type(type_: str) -> str:
+    """The token the policies are written for: `type_` itself unless it is a known alias."""
+    return CANONICAL_TYPES.get(type_, type_)
+
 
 # pulumi_policy's sentinels for values unknown during preview (pulumi_policy/proxy.py).
 _POLICY_SDK_UNKNOWNS = frozenset(
@@ -141,6 +239,14 @@ class Resource:
     protect: bool | None = None  # None: resource options are not visible here
     # property name -> URNs it depends on (the CLI tells; the plan does not, but knows the ids)
     deps: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # the type token the program declared, when `type` is its canonical form (else empty)
+    declared_type: str = ""
+
+    def __post_init__(self) -> None:
+        canonical = canonical_type(self.type)
+        if canonical != self.type:
+            object.__setattr__(self, "declared_type", self.declared_type or self.type)
+            object.__setattr__(self, "type", canonical)
 
     def get(self, *path: str | int, default: Any = None) -> Any:
         """The value at `path` (keys and list indexes); `default` when absent.
@@ -158,7 +264,7 @@ class Resource:
         return self.props.get(prop)
 
     def where(self) -> str:
-        return f"{self.type} {self.name!r}"
+        return f"{self.declared_type or self.type} {self.name!r}"
 
 
 def dig(value: Any, path: Sequence[str | int], default: Any = None) -> Any:
@@ -473,7 +579,7 @@ def evaluate(
                 spec.severity,
                 finding.urn,
                 res.name if res else "",
-                res.type if res else "",
+                (res.declared_type or res.type) if res else "",
                 finding.message,
             )
             (skipped if finding.skipped else violations).append(entry)

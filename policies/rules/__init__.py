@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from policies.core import PolicySpec
 from policies.rules import (
+    athena,
+    cloudtrail,
     compute,
+    encryption,
+    exposure,
     governance,
     iam,
     isolation,
@@ -13,6 +17,7 @@ from policies.rules import (
     observability,
     s3,
     sagemaker,
+    trust,
 )
 
 POLICIES: tuple[PolicySpec, ...] = (
@@ -25,6 +30,11 @@ POLICIES: tuple[PolicySpec, ...] = (
     *governance.POLICIES,
     *naming.POLICIES,
     *isolation.POLICIES,
+    *trust.POLICIES,
+    *exposure.POLICIES,
+    *encryption.POLICIES,
+    *cloudtrail.POLICIES,
+    *athena.POLICIES,
 )
 
 BY_NAME: dict[str, PolicySpec] = {p.name: p for p in POLICIES}

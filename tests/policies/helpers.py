@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from policies.core import Context, Finding, Resource, normalize
@@ -49,6 +49,22 @@ def violations(policy: str, resources: Sequence[Resource], **config: Any) -> lis
 
 def skipped(policy: str, resources: Sequence[Resource], **config: Any) -> list[str]:
     return [f.message for f in run(policy, resources, **config) if f.skipped]
+
+
+# A policy's case: compliant resources, violating resources (exactly one violation), and a
+# fragment of that violation's message. `test_rules.CASES` holds the first policies' cases; any
+# other test module of this folder may define `POLICY_CASES` (policy name -> Case), and
+# `test_rules.test_every_policy_has_a_case` gathers them all.
+Case = tuple[Callable[[], list[Resource]], Callable[[], list[Resource]], str]
+
+
+def check_case(name: str, case: Case) -> None:
+    good, bad, fragment = case
+    assert violations(name, good()) == []
+    assert skipped(name, good()) == []
+    found = violations(name, bad())
+    assert len(found) == 1, found
+    assert fragment in found[0]
 
 
 def doc(*statements: Mapping[str, Any]) -> str:

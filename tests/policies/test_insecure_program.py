@@ -16,6 +16,30 @@ from policies.core import evaluate_plan
 from policies.rules import POLICIES
 
 ROOT = Path(__file__).resolve().parents[2]
+OTHER_ACCOUNT = "999988887777"  # not the stack's (its ARNs name 123456789012)
+LOOSE_OBJECTS = [
+    {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": "training",
+            "labels": {"pod-security.kubernetes.io/enforce": "restricted"},
+        },
+    },
+    {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "train", "namespace": "training"},
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [{"name": "train", "image": "python:3.11"}],
+                    "restartPolicy": "Never",
+                }
+            }
+        },
+    },
+]
 WILD = json.dumps(
     {
         "Version": "2012-10-17",
@@ -61,7 +85,22 @@ def insecure(tags: dict[str, str] | None = None) -> None:
     aws.s3.BucketPolicy(
         "raw-policy",
         bucket=bucket.id,
-        policy=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        policy=bucket.arn.apply(
+            lambda arn: json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "PublicRead",
+                            "Effect": "Allow",
+                            "Principal": "*",
+                            "Action": "s3:GetObject",
+                            "Resource": f"{arn}/*",
+                        }
+                    ],
+                }
+            )
+        ),
     )
     aws.kms.Key("lake", tags=tags)
     role = aws.iam.Role(
@@ -90,7 +129,12 @@ def insecure(tags: dict[str, str] | None = None) -> None:
         ),
         enabled_cluster_log_types=["api"],
     )
-    aws.ec2.LaunchTemplate("gpu", instance_type="p3.2xlarge", tags=tags)
+    aws.ec2.LaunchTemplate(
+        "gpu",
+        instance_type="p3.2xlarge",
+        metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(http_put_response_hop_limit=2),
+        tags=tags,
+    )
     aws.sagemaker.Pipeline(
         "train",
         pipeline_name="train",
@@ -148,12 +192,145 @@ def insecure(tags: dict[str, str] | None = None) -> None:
     # a name the provider refuses (64 at most for a rule)
     aws.cloudwatch.EventRule("r" * 57, schedule_expression="rate(1 day)", tags=tags)
     # declares it applies objects through the training cluster's API, from outside the VPC
-    aws.lambda_.Function(
+    deployer = aws.lambda_.Function(
         "deployer",
         role=role.arn,
         runtime="python3.13",
         handler="deploy.handler",
+        environment=aws.lambda_.FunctionEnvironmentArgs(variables={"CLUSTER": "training"}),
         tags={**tags, "mlplatform.io/talks-to": "eks-api:training"},
+    )
+    # a namespace that denies nothing by default, and a job that may escalate, run as root...
+    aws.lambda_.Invocation(
+        "deploy-objects",
+        function_name=deployer.name,
+        input=json.dumps({"objects": LOOSE_OBJECTS}),
+    )
+    exposed(tags, deployer)
+    unencrypted(tags)
+
+
+def trusting(principal: Any) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": principal}],
+        }
+    )
+
+
+def exposed(tags: dict[str, str], function: aws.lambda_.Function) -> None:
+    """Reachable from outside: by anyone's credentials, from the internet, outside the VPC."""
+    aws.iam.Role("anyone", assume_role_policy=trusting({"AWS": "*"}), tags=tags)
+    aws.iam.Role("partner", assume_role_policy=trusting({"AWS": f"{OTHER_ACCOUNT}"}), tags=tags)
+    world = ["0.0.0.0/0"]
+    aws.ec2.SecurityGroup(
+        "open",
+        vpc_id="vpc-01",
+        ingress=[
+            aws.ec2.SecurityGroupIngressArgs(
+                protocol="tcp", from_port=22, to_port=22, cidr_blocks=world
+            ),
+            aws.ec2.SecurityGroupIngressArgs(
+                protocol="tcp", from_port=443, to_port=443, cidr_blocks=world
+            ),
+        ],
+        tags=tags,
+    )
+    aws.ec2.DefaultSecurityGroup(
+        "default",
+        vpc_id="vpc-01",
+        egress=[
+            aws.ec2.DefaultSecurityGroupEgressArgs(
+                protocol="-1", from_port=0, to_port=0, cidr_blocks=world
+            )
+        ],
+        tags=tags,
+    )
+    aws.sagemaker.NotebookInstance(
+        "explore", instance_type="ml.t3.medium", role_arn=function.role, tags=tags
+    )
+    aws.rds.Instance(
+        "db",
+        engine="postgres",
+        instance_class="db.t4g.micro",
+        allocated_storage=20,
+        publicly_accessible=True,
+        tags=tags,
+    )
+    balancer = aws.lb.LoadBalancer("api", internal=False, subnets=["subnet-0aaa"], tags=tags)
+    aws.lb.Listener(
+        "api-http",
+        load_balancer_arn=balancer.arn,
+        protocol="HTTP",
+        port=80,
+        default_actions=[
+            aws.lb.ListenerDefaultActionArgs(
+                type="fixed-response",
+                fixed_response=aws.lb.ListenerDefaultActionFixedResponseArgs(
+                    content_type="text/plain", status_code="200"
+                ),
+            )
+        ],
+        tags=tags,
+    )
+    aws.opensearch.Domain("search", engine_version="OpenSearch_2.13", tags=tags)
+    aws.lambda_.FunctionUrl("deployer-url", function_name=function.name, authorization_type="NONE")
+    aws.lambda_.Permission(
+        "deployer-anyone", action="lambda:InvokeFunction", function=function.name, principal="*"
+    )
+    aws.ec2.Instance(
+        "bastion",
+        ami="ami-0abcdef1234567890",
+        instance_type="t3.micro",
+        associate_public_ip_address=True,
+        metadata_options=aws.ec2.InstanceMetadataOptionsArgs(http_tokens="required"),
+        root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(volume_size=20),
+        tags=tags,
+    )
+
+
+def unencrypted(tags: dict[str, str]) -> None:
+    """Stores, trails and query results left unencrypted (or unvalidated, or unenforced)."""
+    aws.kinesis.FirehoseDeliveryStream(
+        "clicks",
+        destination="extended_s3",
+        extended_s3_configuration=aws.kinesis.FirehoseDeliveryStreamExtendedS3ConfigurationArgs(
+            bucket_arn="arn:aws:s3:::clicks", role_arn="arn:aws:iam::123456789012:role/firehose"
+        ),
+        tags=tags,
+    )
+    aws.sqs.Queue("jobs", sqs_managed_sse_enabled=False, tags=tags)
+    aws.kinesis.Stream("events", shard_count=1, tags=tags)
+    aws.efs.FileSystem("shared", tags=tags)
+    aws.rds.Cluster("metadata", engine="aurora-postgresql", master_username="ml", tags=tags)
+    aws.dynamodb.Table(
+        "features",
+        hash_key="id",
+        billing_mode="PAY_PER_REQUEST",
+        attributes=[aws.dynamodb.TableAttributeArgs(name="id", type="S")],
+        tags=tags,
+    )
+    aws.elasticache.ReplicationGroup(
+        "cache", description="feature cache", node_type="cache.t4g.micro", tags=tags
+    )
+    aws.ebs.Volume("scratch", availability_zone="us-east-1a", size=10, tags=tags)
+    aws.cloudtrail.Trail(
+        "audit",
+        s3_bucket_name="audit",
+        enable_logging=False,
+        is_multi_region_trail=False,
+        tags=tags,
+    )
+    aws.athena.Workgroup(
+        "adhoc",
+        configuration=aws.athena.WorkgroupConfigurationArgs(
+            enforce_workgroup_configuration=False,
+            result_configuration=aws.athena.WorkgroupConfigurationResultConfigurationArgs(
+                output_location="s3://results/"
+            ),
+        ),
+        tags=tags,
     )
 
 
@@ -173,6 +350,13 @@ def test_insecure_program_violates_every_policy(record, settings_for) -> None:
     assert ("iam-policy-passrole-scoped", "exec") in by_policy
     assert ("s3-bucket-public-access-block", "raw") in by_policy
     assert ("ec2-instance-gpu-allowlist", "gpu") in by_policy
+    assert ("aws-resourcepolicy-not-public", "raw-policy") in by_policy
+    assert ("aws-resourcepolicy-not-public", "deployer-anyone") in by_policy
+    assert ("iam-role-trust-cross-account", "partner") in by_policy
+    assert ("iam-role-trust-confused-deputy", "exec") in by_policy
+    assert ("ec2-securitygroup-no-public-ingress", "open") in by_policy
+    assert ("ec2-volume-encrypted", "bastion") in by_policy
+    assert ("rds-db-storage-encrypted", "metadata") in by_policy
 
 
 def test_cli_preview_exits_1_and_still_writes_the_plan(monkeypatch, tmp_path) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +21,9 @@ from tests.policies.helpers import (
     SSE,
     TAGS,
     VERSIONING,
+    Case,
     bucket_set,
+    check_case,
     doc,
     log_bucket,
     res,
@@ -228,6 +231,58 @@ def pipeline(step_args: dict[str, Any], type_: str = "aws:sagemaker/pipeline:Pip
     return res(type_, "training-pipeline", {prop: definition, "tags": TAGS})
 
 
+def kube(kind: str, name: str, namespace: str | None = None, **body: Any) -> Resource:
+    """A Kubernetes object applied by the engine (`kubernetes:*`)."""
+    meta: dict[str, Any] = {"name": name, **({"namespace": namespace} if namespace else {})}
+    labels = body.pop("labels", None)
+    if labels:
+        meta["labels"] = labels
+    api = "v1" if kind == "Namespace" else "batch/v1" if kind == "Job" else "networking.k8s.io/v1"
+    obj = {"apiVersion": api, "kind": kind, "metadata": meta, **body}
+    return res(f"kubernetes:{api.split('/')[0]}:{kind}", f"{kind.lower()}-{name}", obj)
+
+
+RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
+DENY_ALL = {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+SAFE_CONTAINER: dict[str, Any] = {
+    "name": "train",
+    "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/train:1",
+    "securityContext": {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    },
+}
+
+
+def training_job(container: dict[str, Any]) -> list[Resource]:
+    return [
+        kube("Namespace", "training", labels=RESTRICTED),
+        kube(
+            "Job",
+            "train",
+            "training",
+            spec={"template": {"spec": {"containers": [container], "restartPolicy": "Never"}}},
+        ),
+    ]
+
+
+ENI = {
+    "Effect": "Allow",
+    "Action": ["ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface"],
+    "Resource": "*",
+}
+PRIVATE_JOB = {
+    "ResourceConfig": {
+        "InstanceType": "ml.m5.large",
+        "InstanceCount": 1,
+        "VolumeKmsKeyId": KEY_ARN,
+    },
+    "VpcConfig": {"Subnets": SUBNETS, "SecurityGroupIds": ["sg-0abc"]},
+    "OutputDataConfig": {"S3OutputPath": "s3://models/", "KmsKeyId": KEY_ARN},
+}
+
 SPOT = {
     "EnableManagedSpotTraining": True,
     "ResourceConfig": {"InstanceType": "ml.g5.xlarge", "InstanceCount": 1},
@@ -235,7 +290,7 @@ SPOT = {
 }
 
 # name -> (compliant resources, violating resources, fragment of the violation message)
-CASES: dict[str, tuple[Callable[[], list[Resource]], Callable[[], list[Resource]], str]] = {
+CASES: dict[str, Case] = {
     "s3-bucket-kms-encryption": (
         s3,
         lambda: s3(algorithm="AES256"),
@@ -453,6 +508,58 @@ CASES: dict[str, tuple[Callable[[], list[Resource]], Callable[[], list[Resource]
         lambda: gateway_to_cluster(in_vpc=False),
         "runs outside the VPC, so it cannot reach the private API of cluster 'training'",
     ),
+    "ec2-launchtemplate-imds-hop-limit": (
+        lambda: [
+            res(
+                "aws:ec2/launchTemplate:LaunchTemplate",
+                "nodes",
+                {"metadataOptions": {"httpTokens": "required", "httpPutResponseHopLimit": 1}},
+            )
+        ],
+        lambda: [
+            res(
+                "aws:ec2/launchTemplate:LaunchTemplate",
+                "nodes",
+                {"metadataOptions": {"httpTokens": "required", "httpPutResponseHopLimit": 2}},
+            )
+        ],
+        "metadataOptions.httpPutResponseHopLimit is 2",
+    ),
+    "iam-policy-eni-scoped": (
+        lambda: [
+            iam_policy(
+                {**ENI, "Condition": {"ArnEquals": {"ec2:Vpc": "arn:aws:ec2:us-east-1:1:vpc/v"}}}
+            )
+        ],
+        lambda: [iam_policy(ENI)],
+        "on any network interface in the account",
+    ),
+    "sagemaker-job-private": (
+        lambda: [pipeline(PRIVATE_JOB)],
+        lambda: [pipeline({k: v for k, v in PRIVATE_JOB.items() if k != "VpcConfig"})],
+        "runs outside the VPC (no VpcConfig with subnets)",
+    ),
+    "kubernetes-namespace-isolated": (
+        lambda: [
+            kube("Namespace", "training", labels=RESTRICTED),
+            kube("NetworkPolicy", "deny-all", "training", spec=DENY_ALL),
+        ],
+        lambda: [kube("Namespace", "training", labels=RESTRICTED)],
+        "namespace 'training': no default-deny NetworkPolicy",
+    ),
+    "kubernetes-pod-restricted": (
+        lambda: training_job(SAFE_CONTAINER),
+        lambda: training_job(
+            {
+                **SAFE_CONTAINER,
+                "securityContext": {
+                    **SAFE_CONTAINER["securityContext"],
+                    "allowPrivilegeEscalation": True,
+                },
+            }
+        ),
+        "container 'train': allowPrivilegeEscalation must be false",
+    ),
     "aws-stateful-protected": (
         lambda: [
             res(BUCKET, "raw", {"tags": PROD_TAGS}, protect=True),
@@ -464,19 +571,25 @@ CASES: dict[str, tuple[Callable[[], list[Resource]], Callable[[], list[Resource]
 }
 
 
+def all_cases() -> dict[str, Case]:
+    """The `CASES` of this module and the `POLICY_CASES` of every other test module here."""
+    cases = dict(CASES)
+    for path in sorted(Path(__file__).parent.glob("test_*.py")):
+        module = importlib.import_module(f"tests.policies.{path.stem}")
+        for name, case in getattr(module, "POLICY_CASES", {}).items():
+            assert name not in cases, f"{name} has a case in two modules ({path.name})"
+            cases[name] = case
+    return cases
+
+
 def test_every_policy_has_a_case() -> None:
-    assert sorted(CASES) == sorted(p.name for p in POLICIES)
+    assert sorted(all_cases()) == sorted(p.name for p in POLICIES)
     assert len(POLICIES) >= 20
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_policy_passes_and_fails(name: str) -> None:
-    good, bad, fragment = CASES[name]
-    assert violations(name, good()) == []
-    assert skipped(name, good()) == []
-    found = violations(name, bad())
-    assert len(found) == 1, found
-    assert fragment in found[0]
+    check_case(name, CASES[name])
 
 
 def test_metadata_is_complete_and_named_by_service_resource_rule() -> None:
@@ -497,6 +610,9 @@ def test_metadata_is_complete_and_named_by_service_resource_rule() -> None:
         "sagemaker-endpoint-autoscaling",
         "sagemaker-endpoint-alarms",
         "vpc-network-paths-reachable",
+        "iam-role-trust-cross-account",
+        "kubernetes-namespace-isolated",
+        "kubernetes-pod-restricted",
     }
 
 
