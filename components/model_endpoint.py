@@ -282,6 +282,9 @@ class ModelEndpoint(pulumi.ComponentResource):
         return aws.cloudwatch.LogGroup(
             f"{name}-logs",
             name=f"/aws/sagemaker/Endpoints/{args.endpoint_name}",
+            # The lake key, like every log group of the platform: the model's logs may quote
+            # request payloads.
+            kms_key_id=args.kms_key_arn,
             retention_in_days=args.log_retention_days,
             tags=self._tags,
             opts=pulumi.ResourceOptions(parent=self),

@@ -5,7 +5,8 @@ invisible to the offline engines and to policies). The SageMaker training job ro
 `TrainingCluster`:
 
 * control plane: private API endpoint (public access only for `public_access_cidrs`), secrets
-  envelope-encrypted with the cluster's own KMS key (rotation on), every control-plane log type
+  envelope-encrypted with the cluster's own KMS key (rotation on, an explicit least-use policy:
+  `components.cluster_key`), every control-plane log type
   into a log group created first so it carries a retention and the lake key;
 * access: authentication mode `API`; access entries (`AccessEntry` + `AccessPolicyAssociation`)
   for the admin roles given and for the cluster gateway's two functions;
@@ -58,6 +59,7 @@ from components.cluster_addons import (
     cluster_autoscaler_image,
 )
 from components.cluster_gateway import ClusterGateway, ClusterGatewayArgs
+from components.cluster_key import cluster_key_policy
 from components.iam import Statement, assume_role_policy, policy_document
 from components.limits import kms_deletion_window_problems
 from components.problems import (
@@ -216,8 +218,9 @@ class TrainingCluster(pulumi.ComponentResource):
         self._partition = aws.get_partition_output().partition
         self._region = aws.get_region_output().region
         self._account = aws.get_caller_identity_output().account_id
-        key, volume_grant = self._cluster_key(name, args)
-        cluster = self._control_plane(name, args, key)
+        cluster_role = self._cluster_role(name, args)
+        key, volume_grant = self._cluster_key(name, args, cluster_role)
+        cluster = self._control_plane(name, args, key, cluster_role)
         oidc, issuer = self._oidc_provider(name, cluster)
         self._admin_access(name, args, cluster)
         node_role = self._node_role(name, args)
@@ -287,30 +290,55 @@ class TrainingCluster(pulumi.ComponentResource):
 
     # --- builders -------------------------------------------------------------------------------
 
+    def _cluster_role(self, name: str, args: TrainingClusterArgs) -> aws.iam.Role:
+        """The EKS control plane's role (before the key: the key policy names it)."""
+        cluster_role = aws.iam.Role(
+            f"{name}-cluster",
+            assume_role_policy=assume_role_policy(
+                "eks.amazonaws.com", source_account=self._account
+            ),
+            description=f"EKS control plane of {args.cluster_name}",
+            tags=self._tags,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.role_names.append(cluster_role.name)
+        return cluster_role
+
     def _cluster_key(
-        self, name: str, args: TrainingClusterArgs
+        self, name: str, args: TrainingClusterArgs, cluster_role: aws.iam.Role
     ) -> tuple[aws.kms.Key, aws.kms.Grant]:
-        """The cluster's key (secrets, node volumes, the gateway's environment) and the grant
-        Auto Scaling needs to launch nodes with encrypted volumes."""
+        """The cluster's key (secrets, node volumes, the gateway's environment), with an explicit
+        least-use policy, and the grant Auto Scaling needs to launch nodes with encrypted
+        volumes."""
+        # Auto Scaling launches the nodes: its service-linked role uses the key for the encrypted
+        # volumes through a grant (naming the role in the key policy would fail in an account
+        # where it does not exist yet).
+        autoscaling_role = pulumi.Output.format(
+            "arn:{0}:iam::{1}:role/aws-service-role/autoscaling.amazonaws.com/"
+            "AWSServiceRoleForAutoScaling",
+            self._partition,
+            self._account,
+        )
         key = aws.kms.Key(
             f"{name}-key",
             description=f"EKS {args.cluster_name}: secrets envelope encryption and node volumes",
             enable_key_rotation=True,
             deletion_window_in_days=args.kms_deletion_window_days,
+            policy=cluster_key_policy(
+                partition=self._partition,
+                dns_suffix=aws.get_partition_output().dns_suffix,
+                region=self._region,
+                account=self._account,
+                cluster_role_arn=cluster_role.arn,
+                autoscaling_role_arn=autoscaling_role,
+            ),
             tags=self._tags,
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
-        # Auto Scaling launches the nodes: its service-linked role must use the key for the
-        # encrypted volumes (a grant, so the default key policy stays).
         volume_grant = aws.kms.Grant(
             f"{name}-volume-grant",
             key_id=key.key_id,
-            grantee_principal=pulumi.Output.format(
-                "arn:{0}:iam::{1}:role/aws-service-role/autoscaling.amazonaws.com/"
-                "AWSServiceRoleForAutoScaling",
-                self._partition,
-                self._account,
-            ),
+            grantee_principal=autoscaling_role,
             operations=[
                 "Encrypt",
                 "Decrypt",
@@ -326,7 +354,7 @@ class TrainingCluster(pulumi.ComponentResource):
         return key, volume_grant
 
     def _control_plane(
-        self, name: str, args: TrainingClusterArgs, key: aws.kms.Key
+        self, name: str, args: TrainingClusterArgs, key: aws.kms.Key, cluster_role: aws.iam.Role
     ) -> aws.eks.Cluster:
         """Role, log group and the cluster: private API, envelope encryption, every log type."""
         child = pulumi.ResourceOptions(parent=self)
@@ -339,16 +367,6 @@ class TrainingCluster(pulumi.ComponentResource):
             tags=self._tags,
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
-        cluster_role = aws.iam.Role(
-            f"{name}-cluster",
-            assume_role_policy=assume_role_policy(
-                "eks.amazonaws.com", source_account=self._account
-            ),
-            description=f"EKS control plane of {args.cluster_name}",
-            tags=self._tags,
-            opts=child,
-        )
-        self.role_names.append(cluster_role.name)
         cluster_policy = aws.iam.RolePolicyAttachment(
             f"{name}-cluster",
             role=cluster_role.name,

@@ -255,10 +255,11 @@ def test_prod_autoscaling_min_two_target_tracking_invocations(prod_plan):
     }
 
 
-def test_prod_log_group_named_for_the_endpoint_with_retention(prod_plan):
+def test_prod_log_group_named_for_the_endpoint_with_retention_and_the_lake_key(prod_plan):
     logs = prod_plan.named("serving-logs").inputs
     assert logs["name"] == "/aws/sagemaker/Endpoints/ml-platform-prod"
     assert logs["retentionInDays"] == 365
+    assert logs["kmsKeyId"] == KEY_ARN
 
 
 # --- the execution role ---------------------------------------------------------------------

@@ -133,6 +133,40 @@ def test_cluster_is_private_encrypted_and_logs_everything(plan, prod):
     assert cluster.options["protect"] is True
 
 
+def test_cluster_key_has_an_explicit_least_use_policy(plan):
+    key = one(plan, "aws:kms/key:Key", "gpu-key")
+    doc = json.loads(key.inputs["policy"])
+    by_sid = {
+        s["Sid"].removeprefix("WildcardOnlyAKeyPolicyNamesItsOwnKeyAsStar"): s
+        for s in doc["Statement"]
+    }
+    assert sorted(by_sid) == [
+        "AutoScalingVolumeGrant",
+        "ClusterRoleEnvelopeEncryption",
+        "GrantsForAwsResources",
+        "KeyAdministration",
+        "UseThroughClusterServices",
+    ]
+    root = {"AWS": "arn:aws:iam::123456789012:root"}
+    assert all(s["Principal"] == root for s in doc["Statement"])
+    # nobody holds kms:* (the default policy's), administration never decrypts
+    assert not [s for s in doc["Statement"] if "kms:*" in s["Action"]]
+    assert "kms:Decrypt" not in by_sid["KeyAdministration"]["Action"]
+    cluster_role = one(plan, "aws:iam/role:Role", "gpu-cluster")
+    envelope = by_sid["ClusterRoleEnvelopeEncryption"]
+    assert envelope["Condition"] == {"ArnEquals": {"aws:PrincipalArn": cluster_role.state["arn"]}}
+    via = [f"{s}.us-east-1.amazonaws.com" for s in ("ec2", "lambda", "eks")]
+    use = by_sid["UseThroughClusterServices"]["Condition"]["StringEquals"]
+    assert use == {"kms:CallerAccount": "123456789012", "kms:ViaService": via}
+    grants = by_sid["GrantsForAwsResources"]["Condition"]
+    assert grants["Bool"] == {"kms:GrantIsForAWSResource": "true"}
+    grant = one(plan, "aws:kms/grant:Grant", "gpu-volume-grant").inputs
+    assert (
+        by_sid["AutoScalingVolumeGrant"]["Condition"]["StringEquals"]["kms:GranteePrincipal"]
+        == grant["granteePrincipal"]
+    )
+
+
 def test_public_endpoint_only_for_listed_cidrs(record, settings_for):
     staging = settings_for("staging", eksPublicAccessCidrs=["203.0.113.0/24"])
     plan = record(build(staging), settings=staging)
