@@ -198,7 +198,9 @@ def normalize(value: Any) -> Any:
 
     - `{"unknown": true}` (the plan's marker) and pulumi_policy's sentinel strings become `UNKNOWN`;
     - `{"secret": true, "value": v}` (the plan's secret marker) becomes `v`;
-    - pulumi_policy's proxies are unwrapped (their `__target`), so nothing raises while copying.
+    - pulumi_policy's proxies are unwrapped (their `__target`), so nothing raises while copying;
+    - whole floats become ints: the Pulumi CLI hands every number over as a float (`2.0`), the
+      plan engine as the program wrote it, and checks compare with ints.
     """
     target = _proxy_target(value)
     if target is not None:
@@ -213,6 +215,8 @@ def normalize(value: Any) -> Any:
         return [normalize(v) for v in value]
     if isinstance(value, str) and (value in _POLICY_SDK_UNKNOWNS or value == _ENGINE_UNKNOWN):
         return UNKNOWN
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 

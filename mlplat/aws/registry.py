@@ -20,7 +20,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from policies import names
-from policies.core import STATEFUL_TYPES
+from policies.core import STATEFUL_TYPES, canonical_type
 
 if TYPE_CHECKING:
     from mlplat.aws.realizing import Reader, Realizer
@@ -208,8 +208,9 @@ class Registry:
         return entry.force_new if entry is not None else frozenset()
 
     def stateful(self, token: str) -> bool:
-        """Any token, registered or not (the policy pack's list is the authority)."""
-        return token in STATEFUL_TYPES
+        """Any token, registered or not, aliases as their canonical type (`BucketV2` is a bucket;
+        the policy pack's list is the authority)."""
+        return canonical_type(token) in STATEFUL_TYPES
 
     def not_emulated(self, token: str) -> str | None:
         """Why the sandbox realizes no type of the token's service, if its module says so."""

@@ -12,6 +12,7 @@ from policies.rules import (
     governance,
     iam,
     isolation,
+    keys,
     naming,
     network,
     observability,
@@ -35,6 +36,7 @@ POLICIES: tuple[PolicySpec, ...] = (
     *encryption.POLICIES,
     *cloudtrail.POLICIES,
     *athena.POLICIES,
+    *keys.POLICIES,
 )
 
 BY_NAME: dict[str, PolicySpec] = {p.name: p for p in POLICIES}

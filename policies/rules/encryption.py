@@ -250,8 +250,9 @@ POLICIES = (
     ),
     PolicySpec(
         name="cloudwatch-loggroup-kms",
-        description="Log groups are encrypted with a customer-managed KMS key (kmsKeyId).",
-        enforcement="advisory",
+        description="Log groups are encrypted with a customer-managed KMS key (kmsKeyId): logs "
+        "quote requests, events and errors.",
+        enforcement="mandatory",
         severity="medium",
         reference="CKV_AWS_158",
         types=(LOG_GROUP,),

@@ -15,7 +15,9 @@ Three mistakes, by how sure the pack can be:
 * **a service for anyone's resources**: a service principal without `aws:SourceAccount`,
   `aws:SourceArn` or `aws:SourceOrgID` (the confused deputy). Advisory: some services do not send
   them. EC2 is exempt: it assumes an instance profile's role only for instances of the role's own
-  account (and the EKS node role AWS documents has no condition).
+  account (and the EKS node role AWS documents has no condition). So is CloudTrail: its role for
+  CloudWatch Logs delivery does not support `aws:SourceArn` / `aws:SourceAccount` (AWS CloudTrail
+  User Guide, "Role policy document for CloudTrail to use CloudWatch Logs for monitoring").
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ WHO_KEYS = (
 )
 CROSS_ACCOUNT_KEYS = ("sts:ExternalId", "aws:PrincipalArn")
 SOURCE_KEYS = ("aws:SourceAccount", "aws:SourceArn", "aws:SourceOrgID", "aws:SourceOrgPaths")
-NO_SOURCE_SERVICES = frozenset({"ec2.amazonaws.com"})
+NO_SOURCE_SERVICES = frozenset({"ec2.amazonaws.com", "cloudtrail.amazonaws.com"})
 ACCOUNT_ROOT = re.compile(r"^(?:arn:aws[a-z-]*:iam::(\d{12}):root|(\d{12}))$")
 ARN_ACCOUNT = re.compile(r"\barn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(\d{12}):")
 ACCOUNT_CONDITION_KEYS = frozenset(

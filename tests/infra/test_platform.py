@@ -19,6 +19,31 @@ def test_every_shipped_stack_passes_every_mandatory_policy(shipped_plans, stack)
     assert [v.to_json() for v in report.violations if v.enforcement == "mandatory"] == []
 
 
+def _as_the_cli_sends(value):
+    """The Pulumi CLI hands policies every number as a float (`2` arrives as `2.0`)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _as_the_cli_sends(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_the_cli_sends(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_shipped_stack_passes_with_numbers_as_the_cli_sends_them(shipped_plans, stack):
+    settings, _ = load_stack(stack, ROOT)
+    resources = [r.to_json() for r in shipped_plans[stack].resources]
+    as_sent = [{**r, "inputs": _as_the_cli_sends(r["inputs"])} for r in resources]
+    assert any(  # the conversion did something (a hop limit, a capacity...)
+        isinstance(v, float) for r in as_sent for v in r["inputs"].values()
+    )
+    report = evaluate_plan(as_sent, policy_config(settings))
+    assert [v.to_json() for v in report.violations if v.enforcement == "mandatory"] == []
+
+
 def test_prod_serves_isolated_in_the_vpc_with_capture_and_autoscaling(shipped_plans):
     plan = shipped_plans["prod"]
     (model,) = plan.of_type("aws:sagemaker/model:Model")

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from policies.core import Resource
-from tests.policies.helpers import KEY_ARN, TAGS, Case, check_case, res, violations
+from tests.policies.helpers import KEY_ARN, PROD_TAGS, TAGS, Case, check_case, res, violations
 
 TRAIL = "aws:cloudtrail/trail:Trail"
 WORKGROUP = "aws:athena/workgroup:Workgroup"
@@ -21,7 +21,7 @@ def one(type_: str, name: str, **props: Any) -> Callable[[], list[Resource]]:
     return lambda: [res(type_, name, {"tags": TAGS, **props})]
 
 
-def trail(**over: Any) -> Resource:
+def trail(name: str = "audit", **over: Any) -> Resource:
     props: dict[str, Any] = {
         "s3BucketName": "audit",
         "enableLogging": True,
@@ -32,7 +32,54 @@ def trail(**over: Any) -> Resource:
         "tags": TAGS,
         **over,
     }
-    return res(TRAIL, "audit", props)
+    return res(TRAIL, name, props)
+
+
+TRAIL_GROUP = "arn:aws:logs:us-east-1:123456789012:log-group:/audit/trail:*"
+TOPIC = "arn:aws:sns:us-east-1:123456789012:on-call"
+
+
+def watched_trail(alarmed: bool = True) -> list[Resource]:
+    """A trail delivered to a log group whose filter feeds an alarm (or none)."""
+    metric = {"name": "TrailChanged", "namespace": "Audit", "value": "1"}
+    alarm = {"namespace": "Audit", "metricName": "TrailChanged", "alarmActions": [TOPIC]}
+    return [
+        trail(cloudWatchLogsGroupArn=TRAIL_GROUP, cloudWatchLogsRoleArn="arn:aws:iam::1:role/d"),
+        res("aws:cloudwatch/logGroup:LogGroup", "trail-logs", {"name": "/audit/trail"}),
+        res(
+            "aws:cloudwatch/logMetricFilter:LogMetricFilter",
+            "trail-changed",
+            {
+                "logGroupName": "/audit/trail",
+                "pattern": "{ $.x = 1 }",
+                "metricTransformation": metric,
+            },
+        ),
+        *(
+            [res("aws:cloudwatch/metricAlarm:MetricAlarm", "trail-changed", alarm)]
+            if alarmed
+            else []
+        ),
+    ]
+
+
+def prod_trail_bucket(locked: bool) -> list[Resource]:
+    lock = {"bucket": "audit", "rule": {"defaultRetention": {"mode": "GOVERNANCE", "days": 365}}}
+    return [
+        trail(tags=PROD_TAGS),
+        res("aws:s3/bucket:Bucket", "audit-bucket", {"bucket": "audit", "tags": PROD_TAGS}),
+        *(
+            [
+                res(
+                    "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration",
+                    "lock",
+                    lock,
+                )
+            ]
+            if locked
+            else []
+        ),
+    ]
 
 
 def workgroup(**configuration: Any) -> Resource:
@@ -203,6 +250,16 @@ POLICY_CASES: dict[str, Case] = {
         lambda: [trail(isMultiRegionTrail=False)],
         "records one region only",
     ),
+    "cloudtrail-trail-watched": (
+        lambda: watched_trail(),
+        lambda: watched_trail(alarmed=False),
+        "no alarm with actions on the filtered metric(s) Audit/TrailChanged",
+    ),
+    "cloudtrail-trail-bucket-locked": (
+        lambda: [*prod_trail_bucket(locked=True), trail(name="dev-trail")],  # dev: no lock needed
+        lambda: prod_trail_bucket(locked=False),
+        "its bucket 'audit-bucket' has no Object Lock",
+    ),
     "athena-workgroup-enforce-config": (
         lambda: [workgroup(), workgroup(enforceWorkgroupConfiguration=None)],  # default: true
         lambda: [workgroup(enforceWorkgroupConfiguration=False)],
@@ -272,3 +329,11 @@ def test_redis_in_transit_and_rds_instance() -> None:
     assert violations("rds-db-storage-encrypted", [db]) == [
         "aws:rds/instance:Instance 'db': storageEncrypted is not true"
     ]
+
+
+def test_a_trail_that_writes_to_s3_only_is_not_watched() -> None:
+    (found,) = violations("cloudtrail-trail-watched", [trail()])
+    assert "writes to S3 only" in found
+    # nor is one whose log group has no filter
+    (found,) = violations("cloudtrail-trail-watched", watched_trail()[:2])
+    assert "no metric filter on its log group 'trail-logs'" in found

@@ -170,6 +170,7 @@ POLICY_CASES: dict[str, Case] = {
         lambda: [
             trust(assume({"Service": "lambda.amazonaws.com"}, **source_account())),
             trust(assume({"Service": "ec2.amazonaws.com"}), name="node"),
+            trust(assume({"Service": "cloudtrail.amazonaws.com"}), name="trail-delivery"),
         ],
         lambda: [trust(assume({"Service": "lambda.amazonaws.com"}))],
         "lets lambda.amazonaws.com assume it for any account's resources",
@@ -533,3 +534,34 @@ def test_rds_clusters_and_launch_template_public_addresses() -> None:
         "aws:ec2/launchTemplate:LaunchTemplate 'lt': networkInterfaces[0] associates a public IP "
         "address; instances stay in private subnets"
     ]
+
+
+def _key_with(*statements: dict[str, Any]) -> Resource:
+    return res(
+        "aws:kms/key:Key",
+        "topic-key",
+        {"enableKeyRotation": True, "tags": TAGS, "policy": doc(*statements)},
+    )
+
+
+ALARMS_USE_KEY = {
+    "Effect": "Allow",
+    "Principal": {"Service": "cloudwatch.amazonaws.com"},
+    "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+    "Resource": "*",
+}
+POLICY_CASES["kms-key-service-principal-scoped"] = (
+    lambda: [
+        _key_with(
+            {**ALARMS_USE_KEY, "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}}},
+            {
+                **ALARMS_USE_KEY,
+                "Principal": {"Service": "logs.us-east-1.amazonaws.com"},
+                "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": "arn:aws:logs:*"}},
+            },
+            {**ALARMS_USE_KEY, "Principal": {"Service": "events.amazonaws.com"}},  # exempt
+        )
+    ],
+    lambda: [_key_with(ALARMS_USE_KEY)],
+    "lets cloudwatch.amazonaws.com use the key for any account's resources",
+)

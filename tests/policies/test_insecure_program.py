@@ -222,6 +222,18 @@ def trusting(principal: Any) -> str:
 def exposed(tags: dict[str, str], function: aws.lambda_.Function) -> None:
     """Reachable from outside: by anyone's credentials, from the internet, outside the VPC."""
     aws.iam.Role("anyone", assume_role_policy=trusting({"AWS": "*"}), tags=tags)
+    service_key = {  # alarms of any account may use the key
+        "Effect": "Allow",
+        "Principal": {"Service": "cloudwatch.amazonaws.com"},
+        "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+        "Resource": "*",
+    }
+    aws.kms.Key(
+        "topic-key",
+        enable_key_rotation=True,
+        policy=json.dumps({"Version": "2012-10-17", "Statement": [service_key]}),
+        tags=tags,
+    )
     aws.iam.Role("partner", assume_role_policy=trusting({"AWS": f"{OTHER_ACCOUNT}"}), tags=tags)
     world = ["0.0.0.0/0"]
     aws.ec2.SecurityGroup(
@@ -315,9 +327,10 @@ def unencrypted(tags: dict[str, str]) -> None:
         "cache", description="feature cache", node_type="cache.t4g.micro", tags=tags
     )
     aws.ebs.Volume("scratch", availability_zone="us-east-1a", size=10, tags=tags)
+    trail_bucket = aws.s3.Bucket("trail-bucket", tags=tags)  # no Object Lock, in prod
     aws.cloudtrail.Trail(
         "audit",
-        s3_bucket_name="audit",
+        s3_bucket_name=trail_bucket.bucket,  # and no CloudWatch Logs: nobody watches
         enable_logging=False,
         is_multi_region_trail=False,
         tags=tags,

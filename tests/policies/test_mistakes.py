@@ -480,9 +480,34 @@ def hardened() -> None:
         tags=tags,
     )
     aws.cloudwatch.LogGroup("app-logs", retention_in_days=30, kms_key_id=key.arn, tags=tags)
+    trail_logs = aws.cloudwatch.LogGroup(
+        "trail-logs", name="/audit/trail", retention_in_days=365, kms_key_id=key.arn, tags=tags
+    )
+    aws.cloudwatch.LogMetricFilter(
+        "trail-changed",
+        log_group_name=trail_logs.name,
+        pattern='{ $.eventName = "StopLogging" }',
+        metric_transformation=aws.cloudwatch.LogMetricFilterMetricTransformationArgs(
+            name="TrailChanged", namespace="Audit", value="1"
+        ),
+    )
+    aws.cloudwatch.MetricAlarm(
+        "trail-changed",
+        namespace="Audit",
+        metric_name="TrailChanged",
+        statistic="Sum",
+        period=300,
+        evaluation_periods=1,
+        threshold=1,
+        comparison_operator="GreaterThanOrEqualToThreshold",
+        alarm_actions=["arn:aws:sns:us-east-1:123456789012:on-call"],
+        tags=tags,
+    )
     aws.cloudtrail.Trail(
         "audit",
-        s3_bucket_name="audit",
+        s3_bucket_name="audit",  # the log archive account's bucket
+        cloud_watch_logs_group_arn=trail_logs.arn.apply(lambda arn: f"{arn}:*"),
+        cloud_watch_logs_role_arn=ROLE_ARN,
         enable_logging=True,
         enable_log_file_validation=True,
         is_multi_region_trail=True,

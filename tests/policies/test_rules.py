@@ -613,6 +613,8 @@ def test_metadata_is_complete_and_named_by_service_resource_rule() -> None:
         "iam-role-trust-cross-account",
         "kubernetes-namespace-isolated",
         "kubernetes-pod-restricted",
+        "cloudtrail-trail-watched",
+        "cloudtrail-trail-bucket-locked",
     }
 
 
