@@ -140,10 +140,13 @@ class ModelRegistry(pulumi.ComponentResource):
                 actions=["sagemaker:DescribeModelPackageGroup"],
                 resources=[group.arn],
             ),
+            # The Service Authorization Reference lists the model-package resource for
+            # ListModelPackages, and AWS's cross-account registry example grants it on
+            # model-package/<group>/*: listing is held to this group's versions.
             Statement(
+                sid="ListVersions",
                 actions=["sagemaker:ListModelPackages"],
-                resources=["*"],
-                wildcard_reason="ListModelPackages supports no resource-level permissions",
+                resources=[package_arns],
             ),
         ]
         policy = aws.iam.Policy(

@@ -223,27 +223,36 @@ def _read_metric_filter(ctx: RealizeContext, ident: str, state: Mapping[str, Any
 
 
 def _metric_filter(ctx: RealizeContext, reg: Registration) -> tuple[str, dict[str, Any]]:
+    logs = ctx.client("logs")
     name = reg.physical(max_len=512)
     group = str(reg.require("logGroupName"))
     metric = reg.require("metricTransformation")
-    ctx.client("logs").put_metric_filter(
-        logGroupName=group,
-        filterName=name,
-        filterPattern=str(reg.require("pattern")),
-        metricTransformations=[
+    default = metric.get("defaultValue")
+    request = {
+        "filterName": name,
+        "filterPattern": str(reg.require("pattern")),
+        "metricTransformations": [
             drop_empty(
                 {
                     "metricName": metric["name"],
                     "metricNamespace": metric["namespace"],
                     "metricValue": metric["value"],
-                    "defaultValue": float(metric["defaultValue"])
-                    if metric.get("defaultValue") is not None
-                    else None,
+                    "defaultValue": float(default) if default is not None else None,
                     "unit": metric.get("unit"),
                 }
             )
         ],
-    )
+    }
+    current = [
+        f
+        for f in logs.describe_metric_filters(logGroupName=group, filterNamePrefix=name)[
+            "metricFilters"
+        ]
+        if f["filterName"] == name
+    ]
+    unchanged = len(current) == 1 and all(current[0].get(k) == v for k, v in request.items())
+    if not unchanged:  # a put replaces a filter of the same name
+        logs.put_metric_filter(logGroupName=group, **request)
     return name, {"name": name, "logGroupName": group}
 
 

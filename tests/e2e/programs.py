@@ -273,6 +273,18 @@ def platform_program() -> None:
     )
     ingest_logs = aws.cloudwatch.LogGroup("ingest-logs", retention_in_days=30, tags=TAGS)
     aws.cloudwatch.LogStream("ingest-log-stream", log_group_name=ingest_logs.name, name="delivery")
+    aws.cloudwatch.LogMetricFilter(
+        "ingest-errors",
+        log_group_name=ingest_logs.name,
+        pattern='{ $.errorCode = "*" }',
+        metric_transformation={
+            "name": "DeliveryErrors",
+            "namespace": "MLPlatform/Ingest",
+            "value": "1",
+            "default_value": "0",
+            "unit": "Count",
+        },
+    )
     stream = aws.kinesis.FirehoseDeliveryStream(
         "ingest",
         destination="extended_s3",

@@ -90,7 +90,7 @@ def test_every_realizer_is_exercised_and_nothing_failed(platform):
     assert mocks.failed == []
     assert {t for t, _, _ in mocks.realized} == set(REALIZERS) == set(READERS)
     custom = [r for r in plan.resources if r.custom]
-    assert len(mocks.realized) + len(mocks.not_emulated) == len(custom) == 80
+    assert len(mocks.realized) + len(mocks.not_emulated) == len(custom) == 81
     assert mocks.verify() == []
 
 
@@ -869,3 +869,16 @@ def test_physical_names_are_stable_and_fit_the_limits():
 def test_a_required_input_missing_is_a_clear_error():
     with pytest.raises(RealizeError, match=r"aws:s3/bucketPolicy:BucketPolicy 'p': input 'policy'"):
         Registration("aws:s3/bucketPolicy:BucketPolicy", "p", {"bucket": "b"}).require("policy")
+
+
+def test_a_metric_filter_is_put_on_its_log_group(platform, aws_client):
+    plan, _ = platform
+    group = state(plan, "ingest-logs", "name")
+    (found,) = aws_client("logs").describe_metric_filters(logGroupName=group)["metricFilters"]
+    assert found["filterName"] == ident(plan, "ingest-errors")
+    assert found["filterPattern"] == '{ $.errorCode = "*" }'
+    (metric,) = found["metricTransformations"]
+    assert (metric["metricNamespace"], metric["metricName"]) == (
+        "MLPlatform/Ingest",
+        "DeliveryErrors",
+    )

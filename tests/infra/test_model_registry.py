@@ -69,7 +69,7 @@ def test_writers_may_write_and_read_only_their_group_prefix(record):
         "ArtifactsKey",
         "RegisterVersions",
         "ReadGroup",
-        "WildcardOnlyListmodelpackagesSupportsNoResourceLevelPermissions",
+        "ListVersions",
     }
     rw = statements["ArtifactsReadWrite"]
     assert rw["Action"] == ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"]
@@ -86,9 +86,9 @@ def test_writers_may_write_and_read_only_their_group_prefix(record):
     ]
     assert "sagemaker:CreateModelPackage" in register["Action"]
     assert statements["ReadGroup"]["Resource"] == [plan.named("registry-group").state["arn"]]
-    # The only `*` resource is the list call AWS cannot scope.
-    star = [s for s in statements.values() if s["Resource"] == ["*"]]
-    assert [s["Action"] for s in star] == [["sagemaker:ListModelPackages"]]
+    # Listing is held to the group's versions too: no `*` resource at all.
+    assert statements["ListVersions"]["Resource"] == register["Resource"]
+    assert [s for s in statements.values() if s["Resource"] == ["*"]] == []
 
 
 def test_no_writers_means_no_attachments(record):
