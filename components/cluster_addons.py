@@ -21,6 +21,7 @@ image ships the device plugin (no image to pull from nvcr.io, which ECR cannot c
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +62,9 @@ PART_OF = {"app.kubernetes.io/part-of": "ml-platform"}
 
 class ClusterAddonsError(ValueError):
     """The in-cluster objects cannot be built from these arguments."""
+
+
+IMAGE_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def cluster_autoscaler_image(eks_version: str) -> str:
@@ -113,6 +117,9 @@ class ClusterAddonsArgs:
     namespace: str = "training"
     service_account: str = "trainer"
     tags: Mapping[str, str] | None = None
+    # `sha256:<64 hex>` of the autoscaler image (its tag's digest in registry.k8s.io): pulled as
+    # `<path>:<tag>@<digest>`, so a re-pushed tag cannot change what runs; "" pulls by tag.
+    autoscaler_image_digest: str = ""
 
 
 # --- the manifests (pure: Pulumi inputs in, manifest dicts out) ----------------------------------
@@ -348,12 +355,21 @@ class ClusterAddons(pulumi.ComponentResource):
     ) -> None:
         super().__init__("mlplatform:training:ClusterAddons", name, None, opts)
         self.role_names: list[pulumi.Output[str]] = []  # every role made here (audited)
+        if args.autoscaler_image_digest and not IMAGE_DIGEST.fullmatch(
+            args.autoscaler_image_digest
+        ):
+            raise ClusterAddonsError(
+                f"autoscaler_image_digest {args.autoscaler_image_digest!r}: expected "
+                "sha256:<64 hex digits>"
+            )
         if args.gpu_quota < 1 or args.max_gpus_per_pod < 1:
             raise ClusterAddonsError(
                 f"gpu_quota ({args.gpu_quota}) and max_gpus_per_pod ({args.max_gpus_per_pod}) "
                 "must be at least 1"
             )
         image_path = cluster_autoscaler_image(args.eks_version)
+        if args.autoscaler_image_digest:
+            image_path = f"{image_path}@{args.autoscaler_image_digest}"
         self._tags = dict(args.tags or {})
         trainer_role = self._trainer_role(name, args)
         autoscaler_role = self._autoscaler_role(name, args)

@@ -162,6 +162,8 @@ class TrainingClusterArgs:
     # ECR pull-through cache prefix for registry.k8s.io; a registry-wide name, so one per stack
     image_cache_prefix: str
     eks_version: str = "1.33"
+    # The autoscaler image's digest ("" pulls it by tag); see ClusterAddonsArgs.
+    autoscaler_image_digest: str = ""
     public_access_cidrs: Sequence[str] = ()
     system_node_instance_type: str = "m6i.large"
     system_node_count: int = 2
@@ -238,6 +240,7 @@ class TrainingCluster(pulumi.ComponentResource):
                 features_bucket_arn=args.features_bucket_arn,
                 models_bucket_arn=args.models_bucket_arn,
                 k8s_image_registry=image_registry,
+                autoscaler_image_digest=args.autoscaler_image_digest,
                 gpu_quota=gpu_quota,
                 max_gpus_per_pod=max_gpus,
                 models_prefix=args.models_prefix,

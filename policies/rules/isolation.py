@@ -10,6 +10,8 @@
   and the cluster enforces NetworkPolicies at all (the VPC CNI add-on with its policy agent on).
 * `kubernetes-pod-restricted`: every pod template in such a namespace meets the `restricted`
   profile, so admission would not refuse it at run time.
+* `kubernetes-image-digest-pinned` (advisory): every image a Kubernetes object runs is pinned by
+  digest (`@sha256:`), so a re-pushed tag cannot change what runs.
 * `sagemaker-job-private`: every SageMaker job a state machine or a pipeline starts runs in the
   VPC with its volumes (and its outputs, when SageMaker uploads them) encrypted with a KMS key.
 """
@@ -30,7 +32,7 @@ from policies.core import (
     listify,
     of_type,
 )
-from policies.rules.network import CLUSTER, kubernetes_objects
+from policies.rules.network import CLUSTER, images, kubernetes_objects
 
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 INSTANCE = "aws:ec2/instance:Instance"
@@ -280,6 +282,23 @@ def check_pods(resources: Sequence[Resource], _ctx: Context) -> Iterator[Finding
             )
 
 
+def check_digests(resources: Sequence[Resource], _ctx: Context) -> Iterator[Finding]:
+    try:
+        objects = list(kubernetes_objects(resources))
+    except UnknownValueError as exc:
+        yield Finding("", f"skipped: the cluster's objects are not known yet ({exc})", True)
+        return
+    for source, obj in objects:
+        for image in images(obj):
+            if not isinstance(image, str) or "@sha256:" in image:
+                continue
+            yield Finding(
+                source.urn,
+                f"{obj.get('kind')} {_meta(obj).get('namespace')}/{_meta(obj).get('name')}: "
+                f"image {image!r} is pulled by tag: pin it by digest (<image>@sha256:<digest>)",
+            )
+
+
 # --- SageMaker jobs started by workflows --------------------------------------------------------
 
 STATE_MACHINE = "aws:sfn/stateMachine:StateMachine"
@@ -400,5 +419,13 @@ POLICIES = (
         severity="medium",
         reference="Kubernetes Pod Security Standards: restricted",
         stack_check=check_pods,
+    ),
+    PolicySpec(
+        name="kubernetes-image-digest-pinned",
+        description="Every container image a Kubernetes object runs is pinned by digest.",
+        enforcement="advisory",
+        severity="low",
+        reference="CKV_K8S_43; NIST SP 800-190 4.1.2",
+        stack_check=check_digests,
     ),
 )

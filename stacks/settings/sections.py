@@ -196,6 +196,7 @@ class ClusterSettings(Section):
 
     enabled: bool
     eks_version: str
+    autoscaler_image_digest: str
     public_access_cidrs: tuple[str, ...]
     job_submitter_arns: tuple[str, ...]
     system_node_instance_type: str
@@ -228,6 +229,7 @@ class ClusterSettings(Section):
             gpu_instance_families=self.gpu_instance_families,
             image_cache_prefix=f"mlp-{self.stack.name}/k8s",
             eks_version=self.eks_version,
+            autoscaler_image_digest=self.autoscaler_image_digest,
             public_access_cidrs=self.public_access_cidrs,
             job_submitter_arns=self.job_submitter_arns,
             system_node_instance_type=self.system_node_instance_type,

@@ -292,6 +292,15 @@ SPEC: tuple[Spec, ...] = (
         pattern=r"^1\.(2[89]|3[0-9])$",
     ),
     Spec(
+        "autoscalerImageDigest",
+        "cluster.autoscaler_image_digest",
+        "str",
+        "Digest (sha256:...) of the cluster autoscaler image for eksVersion, to pull it by digest; "
+        "empty = by tag",
+        default="",
+        pattern=r"^sha256:[0-9a-f]{64}$",
+    ),
+    Spec(
         "eksPublicAccessCidrs",
         "cluster.public_access_cidrs",
         "cidrlist",

@@ -34,6 +34,7 @@ SUBMITTER = "arn:aws:iam::123456789012:role/ml-engineers"
 CLUSTER = "ml-platform-prod-training"
 CACHE_PREFIX = "ml-platform-prod/k8s"
 REGISTRY = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+DIGEST = "sha256:" + "0123456789abcdef" * 4
 
 
 def build(settings, **overrides):
@@ -50,7 +51,11 @@ def build(settings, **overrides):
             node_security_group_id=net.compute_security_group_id,
             **training_data,
         )
-        fixed = {"cluster_name": CLUSTER, "image_cache_prefix": CACHE_PREFIX}
+        fixed = {
+            "cluster_name": CLUSTER,
+            "image_cache_prefix": CACHE_PREFIX,
+            "autoscaler_image_digest": DIGEST,
+        }
         args = replace(
             args,
             **{
@@ -566,7 +571,7 @@ def test_cluster_autoscaler(plan, prod):
     deployment = k8s_object(plan, "Deployment", "cluster-autoscaler")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     path = cluster_autoscaler_image(prod.cluster.eks_version)
-    assert container["image"] == f"{REGISTRY}/{CACHE_PREFIX}/{path}"
+    assert container["image"] == f"{REGISTRY}/{CACHE_PREFIX}/{path}@{DIGEST}"
     assert path.startswith("autoscaling/cluster-autoscaler:v1.33.")
     assert (
         "--node-group-auto-discovery=asg:tag=k8s.io/cluster-autoscaler/enabled,"
@@ -682,6 +687,11 @@ def test_component_refuses_bad_arguments(record, prod, override, message):
 def test_unpinned_autoscaler_version():
     with pytest.raises(ClusterAddonsError, match=r"pinned: 1\.33"):
         cluster_autoscaler_image("1.35")
+
+
+def test_a_bad_autoscaler_digest_is_refused(record, prod):
+    with pytest.raises(Exception, match="autoscaler_image_digest 'latest': expected sha256:"):
+        record(build(prod, autoscaler_image_digest="latest"), settings=prod)
 
 
 def test_policy_pack_finds_no_violation(plan):

@@ -256,6 +256,9 @@ SAFE_CONTAINER: dict[str, Any] = {
 }
 
 
+DIGEST = "sha256:" + "0" * 64
+
+
 def training_job(container: dict[str, Any]) -> list[Resource]:
     return [
         kube("Namespace", "training", labels=RESTRICTED),
@@ -560,6 +563,11 @@ CASES: dict[str, Case] = {
         ),
         "container 'train': allowPrivilegeEscalation must be false",
     ),
+    "kubernetes-image-digest-pinned": (
+        lambda: training_job({**SAFE_CONTAINER, "image": f"{SAFE_CONTAINER['image']}@{DIGEST}"}),
+        lambda: training_job(SAFE_CONTAINER),
+        "image '123456789012.dkr.ecr.us-east-1.amazonaws.com/train:1' is pulled by tag",
+    ),
     "aws-stateful-protected": (
         lambda: [
             res(BUCKET, "raw", {"tags": PROD_TAGS}, protect=True),
@@ -615,6 +623,7 @@ def test_metadata_is_complete_and_named_by_service_resource_rule() -> None:
         "kubernetes-pod-restricted",
         "cloudtrail-trail-watched",
         "cloudtrail-trail-bucket-locked",
+        "kubernetes-image-digest-pinned",
     }
 
 
