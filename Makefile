@@ -11,8 +11,10 @@ uv:
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet --user uv \
 	  || python3 -m pip install --quiet uv
 
+# --compile-bytecode: the dependencies' bytecode is written once at install, so no run compiles
+# pulumi-aws from source again (it would on every run where PYTHONDONTWRITEBYTECODE is set).
 sync: uv
-	uv sync --frozen
+	uv sync --frozen --compile-bytecode
 
 demo: sync
 	uv run mlplat sandbox --json sandbox-report.json
