@@ -24,7 +24,7 @@ class PlatformOutputs:
     region: str
     account_id: str
     tags: dict[str, str]
-    # data lake (issue 3)
+    # data lake
     lake_kms_key_arn: str
     raw_bucket: str
     curated_bucket: str
@@ -34,7 +34,7 @@ class PlatformOutputs:
     glue_database: str
     athena_workgroup: str
     ingest_stream_name: str
-    # network and training compute (issue 6)
+    # network and training compute
     vpc_id: str
     training_role_arn: str
     training_subnet_ids: list[str]
@@ -45,12 +45,12 @@ class PlatformOutputs:
     training_submitter_role_arn: str | None
     training_jobs_function_name: str | None
     platform_image_uri: str
-    # registry and serving (issue 5)
+    # registry and serving
     model_package_group_name: str
     model_artifacts_prefix: str
     endpoint_name: str | None
     endpoint_execution_role_arn: str | None
-    # monitoring (issue 7)
+    # monitoring
     alarm_topic_arn: str
     dashboard_name: str
 

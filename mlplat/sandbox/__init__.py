@@ -6,7 +6,8 @@
   server through boto3 and hands the real ids and ARNs back to the program.
 - `context`: the step, its result, the report and the context the steps share.
 - `lifecycle`: the step runner behind `mlplat sandbox` and the platform steps.
-- `ml_lifecycle`: the ML lifecycle's steps, on the realized platform.
+- `ml_lifecycle`: the ML lifecycle's steps in order, on the realized platform; `steps/` holds
+  them by stage (data, model, serving, least privilege, monitoring).
 - What AWS does by itself and moto does not: `firehose` (record format conversion and delivery),
   `alarms` (CloudWatch alarm evaluation and notifications).
 
