@@ -887,3 +887,14 @@ def test_policy_pack_finds_no_mandatory_violation(plan: Plan) -> None:
     mandatory = [v for v in report.violations if v.enforcement == "mandatory"]
     assert mandatory == []
     assert report.skipped == ()
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_role_and_bucket_of_a_shipped_stack_is_watched(shipped_plans, stack) -> None:
+    plan = shipped_plans[stack]
+    roles = " ".join(watch_patterns(plan, "RolePermissionsChanged"))
+    unwatched = [r.name for r in plan.of_type("aws:iam/role:Role") if f'"{r.id}"' not in roles]
+    assert unwatched == []
+    buckets = " ".join(watch_patterns(plan, "BucketControlsChanged"))
+    names = [b.id for b in plan.of_type("aws:s3/bucket:Bucket")]
+    assert names and [n for n in names if f'"{n}"' not in buckets] == []
