@@ -125,6 +125,20 @@ def _rule(
 
 _DOCS = "https://docs.aws.amazon.com"
 
+
+def _sagemaker_name(api: str) -> NameRule:
+    """A SageMaker resource's `name`: 63 characters, auto-named up to 255 by the provider."""
+    return _rule(
+        "name",
+        63,
+        r"[A-Za-z0-9-]",
+        _SAGEMAKER_TEXT,
+        f"{_DOCS}/sagemaker/latest/APIReference/API_{api}.html",
+        pattern=_SAGEMAKER,
+        autoname=AutoName(255, _DEFAULT),
+    )
+
+
 RULES: Mapping[str, NameRule] = MappingProxyType(
     {
         # --- S3
@@ -189,41 +203,13 @@ RULES: Mapping[str, NameRule] = MappingProxyType(
             autoname=AutoName(255, _DEFAULT),
         ),
         # --- SageMaker
-        "aws:sagemaker/model:Model": _rule(
-            "name",
-            63,
-            r"[A-Za-z0-9-]",
-            _SAGEMAKER_TEXT,
-            f"{_DOCS}/sagemaker/latest/APIReference/API_CreateModel.html",
-            pattern=_SAGEMAKER,
-            autoname=AutoName(255, _DEFAULT),
+        "aws:sagemaker/model:Model": _sagemaker_name("CreateModel"),
+        "aws:sagemaker/endpointConfiguration:EndpointConfiguration": _sagemaker_name(
+            "CreateEndpointConfig"
         ),
-        "aws:sagemaker/endpointConfiguration:EndpointConfiguration": _rule(
-            "name",
-            63,
-            r"[A-Za-z0-9-]",
-            _SAGEMAKER_TEXT,
-            f"{_DOCS}/sagemaker/latest/APIReference/API_CreateEndpointConfig.html",
-            pattern=_SAGEMAKER,
-            autoname=AutoName(255, _DEFAULT),
-        ),
-        "aws:sagemaker/endpoint:Endpoint": _rule(
-            "name",
-            63,
-            r"[A-Za-z0-9-]",
-            _SAGEMAKER_TEXT,
-            f"{_DOCS}/sagemaker/latest/APIReference/API_CreateEndpoint.html",
-            pattern=_SAGEMAKER,
-            autoname=AutoName(255, _DEFAULT),
-        ),
-        "aws:sagemaker/notebookInstance:NotebookInstance": _rule(
-            "name",
-            63,
-            r"[A-Za-z0-9-]",
-            _SAGEMAKER_TEXT,
-            f"{_DOCS}/sagemaker/latest/APIReference/API_CreateNotebookInstance.html",
-            pattern=_SAGEMAKER,
-            autoname=AutoName(255, _DEFAULT),
+        "aws:sagemaker/endpoint:Endpoint": _sagemaker_name("CreateEndpoint"),
+        "aws:sagemaker/notebookInstance:NotebookInstance": _sagemaker_name(
+            "CreateNotebookInstance"
         ),
         "aws:sagemaker/modelPackageGroup:ModelPackageGroup": _rule(
             "modelPackageGroupName",

@@ -22,47 +22,34 @@ import.
 
 from __future__ import annotations
 
-from mlplat.aws import (
-    appautoscaling,
-    athena,
-    cloudtrail,
-    cloudwatch,
-    dynamodb,
-    ec2,
-    ecr,
-    eks,
-    firehose,
-    glue,
-    iam,
-    kms,
-    lambda_,
-    s3,
-    sagemaker,
-    sfn,
-    sns,
-    sqs,
-)
+import importlib
+from types import ModuleType
+
 from mlplat.aws.registry import AwsType, Fake, Registry, Service, generic_fake
 
-SERVICE_MODULES = (
-    appautoscaling,
-    athena,
-    cloudtrail,
-    cloudwatch,
-    dynamodb,
-    ec2,
-    ecr,
-    eks,
-    firehose,
-    glue,
-    iam,
-    kms,
-    lambda_,
-    s3,
-    sagemaker,
-    sfn,
-    sns,
-    sqs,
+# One module per service; a new service is a new module and a name here.
+SERVICE_NAMES = (
+    "appautoscaling",
+    "athena",
+    "cloudtrail",
+    "cloudwatch",
+    "dynamodb",
+    "ec2",
+    "ecr",
+    "eks",
+    "firehose",
+    "glue",
+    "iam",
+    "kms",
+    "lambda_",
+    "s3",
+    "sagemaker",
+    "sfn",
+    "sns",
+    "sqs",
+)
+SERVICE_MODULES: tuple[ModuleType, ...] = tuple(
+    importlib.import_module(f"mlplat.aws.{name}") for name in SERVICE_NAMES
 )
 REGISTRY = Registry(module.SERVICE for module in SERVICE_MODULES)
 
