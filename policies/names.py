@@ -126,6 +126,25 @@ def _rule(
 _DOCS = "https://docs.aws.amazon.com"
 
 
+# Glue databases and tables: lower case, auto-named with "_" and 8 random letters.
+_GLUE_NAME = _rule(
+    "name",
+    255,
+    r"[a-z0-9_]",
+    _GLUE_TEXT,
+    f"{_DOCS}/athena/latest/ug/tables-databases-columns-names.html",
+    autoname=AutoName(
+        None,
+        f'{_OVERRIDES}: FromName(Separator "_", Charset a-z, Randlen 8, '
+        "Transform strings.ToLower), no Maxlen",
+        separator="_",
+        randlen=8,
+        charset=LOWERCASE,
+        lowercase=True,
+    ),
+)
+
+
 def _sagemaker_name(api: str) -> NameRule:
     """A SageMaker resource's `name`: 63 characters, auto-named up to 255 by the provider."""
     return _rule(
@@ -382,38 +401,8 @@ RULES: Mapping[str, NameRule] = MappingProxyType(
             note="required input: the Terraform schema has no `name`, so nothing auto-names it",
         ),
         # --- data lake and analytics
-        "aws:glue/catalogDatabase:CatalogDatabase": _rule(
-            "name",
-            255,
-            r"[a-z0-9_]",
-            _GLUE_TEXT,
-            f"{_DOCS}/athena/latest/ug/tables-databases-columns-names.html",
-            autoname=AutoName(
-                None,
-                f'{_OVERRIDES}: FromName(Separator "_", Charset a-z, Randlen 8, '
-                "Transform strings.ToLower), no Maxlen",
-                separator="_",
-                randlen=8,
-                charset=LOWERCASE,
-                lowercase=True,
-            ),
-        ),
-        "aws:glue/catalogTable:CatalogTable": _rule(
-            "name",
-            255,
-            r"[a-z0-9_]",
-            _GLUE_TEXT,
-            f"{_DOCS}/athena/latest/ug/tables-databases-columns-names.html",
-            autoname=AutoName(
-                None,
-                f'{_OVERRIDES}: FromName(Separator "_", Charset a-z, Randlen 8, '
-                "Transform strings.ToLower), no Maxlen",
-                separator="_",
-                randlen=8,
-                charset=LOWERCASE,
-                lowercase=True,
-            ),
-        ),
+        "aws:glue/catalogDatabase:CatalogDatabase": _GLUE_NAME,
+        "aws:glue/catalogTable:CatalogTable": _GLUE_NAME,
         "aws:athena/workgroup:Workgroup": _rule(
             "name",
             128,
