@@ -41,3 +41,73 @@ DRIFT_ENV_PREFIX = "MLPLAT_DRIFT_"
 def baseline_key_for(model_key: str) -> str:
     """Where the drift job reads the served model's baseline: beside the served artifact."""
     return posixpath.join(posixpath.dirname(model_key), BASELINE_FILE)
+
+# --- the model pipeline ------------------------------------------------------------------------
+# `components.model_pipeline` writes the SageMaker Pipeline definition; `python -m ml.pipeline
+# <step>` runs each of its Processing and Training steps in the platform image; the sandbox
+# executes the definition as SageMaker would. These names are what the three share.
+PIPELINE_MODULE = "ml.pipeline"
+PIPELINE_ENTRYPOINT: tuple[str, ...] = ("python3", "-m", PIPELINE_MODULE)  # + the step command
+PIPELINE_DEFINITION_VERSION = "2020-12-01"
+
+# Step names in the definition (what `mlplat pipeline status` shows, what a Fail names).
+STEP_WINDOW = "Window"  # Processing: the raw partitions of the window, one work item each
+STEP_CURATE = "Curate"  # Processing, sharded: raw -> curated zone (+ rejected rows)
+STEP_FEATURES = "Features"  # Processing, sharded: curated -> features zone
+STEP_TRAIN = "Train"  # Training: the features zone's partitions of the window -> model.tar.gz
+STEP_EVALUATE = "Evaluate"  # Processing: the gate against baselines and the serving version
+STEP_GATE = "GatePassed"  # Condition on the evaluate step's property file
+STEP_REGISTER = "Register"  # RegisterModel
+STEP_REFUSED = "GateRefused"  # Fail, its message the failed gate rules
+
+# The step commands (`python -m ml.pipeline <command> ...`).
+COMMAND_WINDOW = "window"
+COMMAND_CURATE = "curate"
+COMMAND_FEATURES = "features"
+COMMAND_TRAIN = "train"
+COMMAND_EVALUATE = "evaluate"
+
+# Pipeline parameters (all String: values reach containers as arguments and hyperparameters).
+PARAM_WINDOW_START = "WindowStart"  # YYYY-MM-DD, or "" (WindowDays up to WindowEnd)
+PARAM_WINDOW_END = "WindowEnd"  # YYYY-MM-DD, or "" (the UTC date the execution started)
+PARAM_WINDOW_DAYS = "WindowDays"  # days of data when WindowStart is ""
+PARAM_APPROVAL_STATUS = "ModelApprovalStatus"  # PendingManualApproval | Approved
+PARAM_ESTIMATOR = "Estimator"  # ml.train.Hyperparameters.estimator
+PARAM_C = "C"  # ml.train.Hyperparameters.c
+PARAM_MAX_ITER = "MaxIter"  # ml.train.Hyperparameters.max_iter
+
+# Container paths of the Processing steps (LocalPath in the definition, arguments of the commands).
+PROCESSING_ROOT = "/opt/ml/processing"
+WORK_INPUT_PATH = "/opt/ml/processing/input/work"  # work items, sharded by S3 key
+MODEL_INPUT_PATH = "/opt/ml/processing/input/model"  # the training step's model.tar.gz
+WORK_OUTPUT_PATH = "/opt/ml/processing/output/work"  # one work item per partition handled
+EVALUATION_OUTPUT_PATH = "/opt/ml/processing/output/evaluation"
+WORK_OUTPUT = "work"  # ProcessingOutput OutputName of WORK_OUTPUT_PATH
+EVALUATION_OUTPUT = "evaluation"  # ProcessingOutput OutputName of EVALUATION_OUTPUT_PATH
+# The evaluate step's property file: GATE_FILE in the evaluation output. JSON:
+# {"passed": bool, "message": str (the failed rules, or "gate passed ..."), "failed": [rule],
+#  "servingVersion": arn | null, "metadata": {REGISTER_METADATA_KEYS: str}}
+GATE_PROPERTY_FILE = "GateReport"
+REGISTER_METADATA_KEYS: tuple[str, ...] = ("roc_auc", "pr_auc", "log_loss", "ece", "data_version")
+# Training channels (under /opt/ml/input/data/): the features step's work items name the
+# partitions; the features zone itself is mounted (FastFile) and read through its manifests.
+PARTITIONS_CHANNEL = "partitions"
+FEATURES_CHANNEL = "features"
+# A work item: one partition of one dataset, a JSON file named `<dataset>-dt=<YYYY-MM-DD>.json`:
+# {"format": WORK_ITEM_FORMAT, "dataset": name, "bucket": b, "prefix": p, "dt": d,
+#  "window": {"start": d, "end": d}, "rows": int | null}
+WORK_ITEM_FORMAT = "mlplat-pipeline-work/1"
+
+# Where a pipeline's files go: under the model's registry prefix in the models bucket,
+# `<artifacts prefix>/PIPELINE_ROOT/<execution id>/<step>/...` (work items, the model, the
+# evaluation), so the endpoint that serves a registered version can read it.
+PIPELINE_ROOT = "pipeline"
+# Rows the curate step refuses: in the curated bucket, `REJECTED_ROOT/<dataset>/dt=<d>/...parquet`.
+REJECTED_ROOT = "rejected"
+
+# What the curate step puts (dimension PIPELINE_DIMENSION = the pipeline's name).
+PIPELINE_NAMESPACE = "MLPlatform/Pipeline"
+PIPELINE_DIMENSION = "Pipeline"
+REJECTED_ROWS_METRIC = "RejectedRows"
+REJECTED_SHARE_METRIC = "RejectedShare"
+CURATED_ROWS_METRIC = "CuratedRows"
