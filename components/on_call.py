@@ -5,11 +5,16 @@
   statement alarms fire into nothing (the alarm history shows a KMS AccessDenied, nobody is paged).
   AWS-managed `alias/aws/sns` cannot be used for the same reason: its policy cannot be edited. The
   statement is held to this account's alarms (`aws:SourceAccount`, `aws:SourceArn`), which
-  CloudWatch sends with its KMS requests. Only alarms publish here: no EventBridge rule targets the
-  topic, so EventBridge gets neither key nor topic permission (add both, without source conditions
-  on the key, which EventBridge does not send to KMS, if a rule should page).
-* The topic policy lets only this account's CloudWatch alarms publish (`aws:SourceAccount` and an
-  `aws:SourceArn` of this account's alarms), and refuses publishing without TLS.
+  CloudWatch sends with its KMS requests.
+* EventBridge rules that page (`event_rule_names`: the model pipelines' failure rules) publish
+  too. Their names are fixed, so the topic policy names each rule's ARN (`aws:SourceArn`, with
+  `aws:SourceAccount`) before the rules exist and nothing here depends on them. The key statement
+  for `events.amazonaws.com` carries no source condition: EventBridge sends none to KMS when it
+  delivers to an encrypted topic, and a data key alone publishes nothing (the topic policy
+  decides who may publish). Without rule names EventBridge gets neither statement.
+* The topic policy lets only this account's CloudWatch alarms (`aws:SourceAccount` and an
+  `aws:SourceArn` of this account's alarms) and the named rules publish, and refuses publishing
+  without TLS.
 * Subscriptions come from settings (`alarmSubscriptions`): email and https endpoints confirm by
   themselves (a pending email subscription is normal until the person clicks); an `sqs` endpoint is
   a queue ARN whose queue policy must let this topic send (and whose key must let SNS use it).
@@ -18,9 +23,10 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import pulumi
 import pulumi_aws as aws
@@ -33,6 +39,9 @@ from components.problems import PROTOCOLS
 # What a publisher needs on the topic key (SNS server-side encryption, envelope).
 PUBLISH_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 ALARM_PUBLISHER = "cloudwatch.amazonaws.com"
+RULE_PUBLISHER = "events.amazonaws.com"
+# What SNS needs of an EventBridge publisher on the topic key (AWS's EventBridge-to-SNS guidance).
+RULE_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey*")
 
 
 class SubscriptionLike(Protocol):
@@ -48,6 +57,9 @@ class SubscriptionLike(Protocol):
 @dataclass(frozen=True, slots=True)
 class OnCallArgs:
     subscriptions: Sequence[SubscriptionLike] = ()
+    # EventBridge rules (default bus, this account and region) that may publish: names, known
+    # before the rules are made.
+    event_rule_names: Sequence[str] = ()
     kms_deletion_window_days: int = 30
     tags: Mapping[str, str] = field(default_factory=dict)
     protect: bool = False
@@ -74,6 +86,14 @@ class OnCallArgs:
         ids = [subscription_id(s) for s in self.subscriptions]
         if len(set(ids)) != len(ids):
             problems.append("the same subscription (protocol and endpoint) is listed twice")
+        for rule in self.event_rule_names:
+            if not re.fullmatch(r"[.\-_A-Za-z0-9]{1,64}", rule):
+                problems.append(
+                    f"event rule name {rule!r}: 1-64 letters, digits, '.', '-' or '_' "
+                    "(an EventBridge rule name)"
+                )
+        if len(set(self.event_rule_names)) != len(self.event_rule_names):
+            problems.append("the same event rule is listed twice")
         problems += kms_deletion_window_problems(self.kms_deletion_window_days)
         if problems:
             raise ValueError("OnCallArgs: " + "; ".join(problems))
@@ -101,7 +121,7 @@ class OnCall(pulumi.ComponentResource):
         self._partition_info = aws.get_partition_output()
         key = self._key(name, args, tags)
         topic = aws.sns.Topic(f"{name}-topic", kms_master_key_id=key.arn, tags=tags, opts=child)
-        self._topic_policy(name, topic)
+        self._topic_policy(name, topic, args.event_rule_names)
         for sub in args.subscriptions:
             aws.sns.TopicSubscription(
                 f"{name}-subscription-{subscription_id(sub)}",
@@ -167,6 +187,7 @@ class OnCall(pulumi.ComponentResource):
                     ),
                     {"Service": ALARM_PUBLISHER},
                 ),
+                *self._rule_key_statements(args.event_rule_names),
             ]
         )
         key = aws.kms.Key(
@@ -199,9 +220,57 @@ class OnCall(pulumi.ComponentResource):
             ":alarm:*",
         )
 
-    def _topic_policy(self, name: str, topic: aws.sns.Topic) -> None:
-        """Only this account's alarms publish, and only over TLS."""
+    def _rule_arns(self, rule_names: Sequence[str]) -> list[pulumi.Output[str]]:
+        return [
+            pulumi.Output.concat(
+                "arn:",
+                self._partition_info.partition,
+                ":events:",
+                self._region,
+                ":",
+                self._account,
+                ":rule/",
+                rule,
+            )
+            for rule in rule_names
+        ]
+
+    def _rule_key_statements(self, rule_names: Sequence[str]) -> list[dict[str, Any]]:
+        """EventBridge encrypts what its rules deliver to the topic; no source condition, which
+        EventBridge does not send to KMS (the topic policy holds publishing to the named rules)."""
+        if not rule_names:
+            return []
+        return [
+            with_principal(
+                Statement(
+                    RULE_KEY_ACTIONS,
+                    ["*"],
+                    sid="EventRulesPublish",
+                    wildcard_reason=KEY_POLICY_WILDCARD,
+                ),
+                {"Service": RULE_PUBLISHER},
+            )
+        ]
+
+    def _topic_policy(self, name: str, topic: aws.sns.Topic, rule_names: Sequence[str]) -> None:
+        """Only this account's alarms and the named rules publish, and only over TLS."""
         account, alarms_of_account = self._account, self._alarms_of_account()
+        rules: list[dict[str, Any]] = []
+        if rule_names:
+            rules.append(
+                with_principal(
+                    Statement(
+                        ["sns:Publish"],
+                        [topic.arn],
+                        sid="EventRulesOfThisAccount",
+                        conditions={
+                            "StringEquals": {"aws:SourceAccount": account},
+                            "ArnEquals": {"aws:SourceArn": self._rule_arns(rule_names)},
+                        },
+                    ),
+                    {"Service": RULE_PUBLISHER},
+                )
+            )
         aws.sns.TopicPolicy(
             f"{name}-topic-policy",
             arn=topic.arn,
@@ -219,6 +288,7 @@ class OnCall(pulumi.ComponentResource):
                         ),
                         {"Service": ALARM_PUBLISHER},
                     ),
+                    *rules,
                     {
                         "Sid": "DenyInsecureTransport",
                         "Effect": "Deny",

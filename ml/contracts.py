@@ -42,6 +42,7 @@ def baseline_key_for(model_key: str) -> str:
     """Where the drift job reads the served model's baseline: beside the served artifact."""
     return posixpath.join(posixpath.dirname(model_key), BASELINE_FILE)
 
+
 # --- the model pipeline ------------------------------------------------------------------------
 # `components.model_pipeline` writes the SageMaker Pipeline definition; `python -m ml.pipeline
 # <step>` runs each of its Processing and Training steps in the platform image; the sandbox
@@ -111,3 +112,10 @@ PIPELINE_DIMENSION = "Pipeline"
 REJECTED_ROWS_METRIC = "RejectedRows"
 REJECTED_SHARE_METRIC = "RejectedShare"
 CURATED_ROWS_METRIC = "CuratedRows"
+# Where a failing step says why, in the container's output directory (`SM_OUTPUT_DIR`, default
+# CONTAINER_OUTPUT_DIR): a Processing job shows `message` as its ExitMessage, a Training job
+# `failure` as its FailureReason (the first 1 KB). `python -m ml.pipeline` also prints it on stderr.
+CONTAINER_OUTPUT_DIR = "/opt/ml/output"
+OUTPUT_DIR_ENV = "SM_OUTPUT_DIR"
+PROCESSING_MESSAGE_FILE = "message"
+TRAINING_FAILURE_FILE = "failure"

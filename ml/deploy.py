@@ -1,29 +1,41 @@
 """Deploying: promote an approved model package version to a stack's endpoint, or roll back.
 
-`deploy(stack, package_arn, apply=...)` refuses a version that is not `Approved` (saying what it
-is), then runs `apply(stack, package_arn)` — with the Pulumi CLI, `pulumi_apply`: set the stack's
-`ml-platform:modelPackageArn` and `pulumi up`; the sandbox passes its own callable that re-realizes
-the endpoint — and, once that succeeded, records the deployment in the version's metadata
-(`CustomerMetadataProperties`):
+`deploy(stack, package_arn, release)` first checks the version, before anything is applied, and
+refuses (saying which) a version that is not `Approved`, has no gate report
+(`ModelMetrics.ModelQuality.Constraints`: the `gate.json` its evaluation wrote) or whose report does
+not say `"passed": true`, or has no readable drift baseline (`ModelMetrics.ModelDataQuality.
+Statistics`). Then, in this order:
 
-* `deployed-to`, `deployed-by`, `deployed-at`, `deploy-action` (`deploy` | `rollback`): the latest
-  deployment of this version;
-* `deploy-seq.<stack>`: the number of this version's latest deployment to that stack (1, 2, ...
-  per stack, across the group): the history rollback reads, exact where timestamps could tie, and
-  per stack so one group can serve several stacks;
-* on the version a rollback leaves: `rolled-back-seq.<stack>`, `rolled-back-at`, `rolled-back-by`;
-  on the one it returns to: `rolled-back-from`.
+1. `release.apply(stack, package_arn)` makes the stack serve it: with the Pulumi CLI
+   (`ml.workflow.pulumi_release`), `pulumi_apply` sets the stack's `ml-platform:modelPackageArn` and
+   runs `pulumi up`; the sandbox passes its own callable that re-realizes the endpoint. A failed
+   apply records nothing.
+2. The deployment is recorded in the version's metadata (`CustomerMetadataProperties`):
 
-`rollback(stack, group, apply=...)` finds the version that serves the stack (the highest
+   * `deployed-to`, `deployed-by`, `deployed-at`, `deploy-action` (`deploy` | `rollback`): the
+     latest deployment of this version;
+   * `deploy-seq.<stack>`: the number of this version's latest deployment to that stack (1, 2, ...
+     per stack, across the group): the history rollback reads, exact where timestamps could tie,
+     and per stack so one group can serve several stacks;
+   * on the version a rollback leaves: `rolled-back-seq.<stack>`, `rolled-back-at`,
+     `rolled-back-by`; on the one it returns to: `rolled-back-from`.
+3. The version's baseline is copied to `release.baseline`, where the stack's drift job reads it
+   (`publish_baseline`). It comes last because it is the one step that may fail once the stack
+   serves the version: the deployment is then recorded already, and `BaselineNotPublished` says
+   so and how to retry (deploy the same version again: the stack does not change, the baseline is
+   published).
+
+`rollback(stack, group, release)` finds the version that serves the stack (the highest
 `deploy-seq.<stack>` not since rolled back from) and returns to the one deployed there before it
-that is still approved. Rolling back twice goes two deployments back; deploying a version again
-makes it current again.
+that is still approved, with the same checks and the same order. Rolling back twice goes two
+deployments back; deploying a version again makes it current again.
 
-SageMaker clients come from an injected `boto3.Session` (or the default one), made per call.
+AWS clients come from an injected `boto3.Session` (or the default one), made per call.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from collections.abc import Callable, Mapping
@@ -31,6 +43,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+
+from ml.contracts import BASELINE_FORMAT
 
 if TYPE_CHECKING:
     import boto3
@@ -62,6 +76,38 @@ class Deployment:
     previous_arn: str | None
     deployed_by: str
     deployed_at: str
+    baseline_uri: str  # where the stack's drift job reads the served version's baseline
+
+
+class BaselineNotPublished(DeployError):
+    """The stack serves the version and the deployment is recorded, but its drift baseline could
+    not be published; `deployment` is what was recorded."""
+
+    def __init__(self, message: str, deployment: Deployment) -> None:
+        super().__init__(message)
+        self.deployment = deployment
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineTarget:
+    """Where a stack's drift job reads the baseline of the version the stack serves."""
+
+    bucket: str
+    key: str
+    kms_key_arn: str | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """How a version reaches a stack: `apply` makes the stack serve it; once the deployment is
+    recorded, the version's baseline is published to `baseline`."""
+
+    apply: ApplyFn
+    baseline: BaselineTarget
 
 
 def group_of(package_arn: str) -> str:
@@ -81,6 +127,12 @@ def _client(session: boto3.Session | None) -> SageMakerClient:
     return (session or boto3.Session()).client("sagemaker")
 
 
+def _s3(session: boto3.Session | None) -> Any:
+    import boto3
+
+    return (session or boto3.Session()).client("s3")
+
+
 def caller(session: boto3.Session | None = None) -> str:
     """Who is deploying: the caller's ARN (STS)."""
     import boto3
@@ -92,14 +144,18 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _error_message(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Message", exc))
+
+
 def _describe(client: SageMakerClient, arn: str) -> dict[str, Any]:
     from botocore.exceptions import ClientError
 
     try:
         return dict(client.describe_model_package(ModelPackageName=arn))
     except ClientError as exc:
-        message = exc.response.get("Error", {}).get("Message", str(exc))
-        raise DeployError(f"cannot read model package {arn}: {message}") from exc
+        raise DeployError(f"cannot read model package {arn}: {_error_message(exc)}") from exc
 
 
 def _record(
@@ -121,6 +177,9 @@ def _record(
     client.update_model_package(**request)
 
 
+# --- what a deployable version carries ------------------------------------------------------------
+
+
 def _require_approved(package: Mapping[str, Any]) -> None:
     status = package.get("ModelApprovalStatus", "unknown")
     if status != APPROVED:
@@ -128,6 +187,85 @@ def _require_approved(package: Mapping[str, Any]) -> None:
             f"model package {package['ModelPackageArn']} is {status}, not {APPROVED}: only an "
             "approved version is deployed (approve it after its evaluation gate passes)"
         )
+
+
+def gate_refusal(report: object) -> str | None:
+    """None when a gate report says `"passed": true`; else why not, in words: its `message`
+    (the pipeline's report) or its failed checks (`ml.evaluate.GateReport.to_dict()`)."""
+    if isinstance(report, Mapping) and report.get("passed") is True:
+        return None
+    if not isinstance(report, Mapping) or "passed" not in report:
+        return 'it has no "passed" field'
+    if report.get("message"):
+        return str(report["message"])
+    failed = [
+        str(c.get("name"))
+        for c in report.get("checks", [])
+        if isinstance(c, Mapping) and not c.get("passed")
+    ]
+    return f"failed: {', '.join(failed)}" if failed else f"passed is {report['passed']!r}"
+
+
+def _report_uri(package: Mapping[str, Any], section: str, kind: str) -> str | None:
+    uri = package.get("ModelMetrics", {}).get(section, {}).get(kind, {}).get("S3Uri")
+    return str(uri) if uri else None
+
+
+def _baseline_uri(package: Mapping[str, Any]) -> str:
+    uri = _report_uri(package, "ModelDataQuality", "Statistics")
+    if uri is None or not uri.startswith("s3://"):
+        raise DeployError(
+            f"{package['ModelPackageArn']} was registered without a baseline (ModelMetrics."
+            "ModelDataQuality.Statistics): the drift job would have nothing to compare traffic "
+            "with; register the model again with its baseline.json"
+        )
+    return uri
+
+
+def _read_json(s3: Any, uri: str, what: str) -> Any:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not uri.startswith("s3://") or not bucket or not key:
+        raise DeployError(f"{what} is at {uri!r}, not an s3://bucket/key URI")
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except (ClientError, BotoCoreError) as exc:
+        raise DeployError(f"cannot read {what} at {uri}: {_error_message(exc)}") from exc
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DeployError(f"{what} at {uri} is not JSON ({exc})") from exc
+
+
+def _require_deployable(package: Mapping[str, Any], s3: Any) -> None:
+    """Approved, a gate report that says passed, a readable baseline: or a `DeployError` naming
+    what is missing."""
+    arn = package["ModelPackageArn"]
+    _require_approved(package)
+    gate_uri = _report_uri(package, "ModelQuality", "Constraints")
+    if gate_uri is None:
+        raise DeployError(
+            f"{arn} has no gate report (ModelMetrics.ModelQuality.Constraints): only a version "
+            "whose evaluation gate passed is deployed; register the model with its gate.json "
+            "(`mlplat register`, or the pipeline's Register step)"
+        )
+    refusal = gate_refusal(_read_json(s3, gate_uri, f"the gate report of {arn}"))
+    if refusal is not None:
+        raise DeployError(
+            f"the gate report {gate_uri} of {arn} does not say passed ({refusal}): a version "
+            "the evaluation gate refused is not deployed"
+        )
+    baseline_uri = _baseline_uri(package)
+    baseline = _read_json(s3, baseline_uri, f"the drift baseline of {arn}")
+    if not isinstance(baseline, Mapping) or baseline.get("format") != BASELINE_FORMAT:
+        raise DeployError(
+            f"the drift baseline {baseline_uri} of {arn} is not a {BASELINE_FORMAT} baseline: "
+            "the stack's drift job could not read it"
+        )
+
+
+# --- deploy and roll back -------------------------------------------------------------------------
 
 
 def _seq_key(stack: str) -> str:
@@ -151,37 +289,39 @@ def _deployment_updates(stack: str, by: str, at: str, action: str, seq: int) -> 
 def deploy(
     stack: str,
     model_package_arn: str,
-    apply: ApplyFn,
+    release: Release,
     *,
     session: boto3.Session | None = None,
     deployed_by: str | None = None,
 ) -> Deployment:
-    """Promote an approved version to `stack`: check, apply, record."""
+    """Promote an approved version whose gate passed to `stack`: check, apply, record, publish."""
     group = group_of(model_package_arn)
     client = _client(session)
     package = _describe(client, model_package_arn)
-    _require_approved(package)
+    _require_deployable(package, _s3(session))
     versions = _versions(client, group)
     history = _history(versions, stack)
     by = deployed_by or caller(session)
-    apply(stack, model_package_arn)
+    release.apply(stack, model_package_arn)
     at = _now()
     seq = _next_seq(versions, stack)
     _record(client, package, _deployment_updates(stack, by, at, "deploy", seq))
-    current = history[0] if history else None
-    previous = current["ModelPackageArn"] if current is not None else None
-    return Deployment("deploy", stack, model_package_arn, previous, by, at)
+    previous = history[0]["ModelPackageArn"] if history else None
+    done = Deployment("deploy", stack, model_package_arn, previous, by, at, release.baseline.uri)
+    _publish(done, release.baseline, session)
+    return done
 
 
 def rollback(
     stack: str,
     group: str,
-    apply: ApplyFn,
+    release: Release,
     *,
     session: boto3.Session | None = None,
     deployed_by: str | None = None,
 ) -> Deployment:
-    """Return `stack` to the approved version deployed there before the current one."""
+    """Return `stack` to the approved version deployed there before the current one: check,
+    apply, record, publish."""
     client = _client(session)
     versions = _versions(client, group)
     history = _history(versions, stack)
@@ -199,8 +339,15 @@ def rollback(
             "was deployed there to roll back to"
             + (f" (earlier, no longer approved: {skipped})" if skipped else "")
         )
+    try:
+        _require_deployable(target, _s3(session))
+    except DeployError as exc:
+        raise DeployError(
+            f"stack {stack!r} cannot roll back from {current['ModelPackageArn']} to "
+            f"{target['ModelPackageArn']}: {exc}"
+        ) from exc
     by = deployed_by or caller(session)
-    apply(stack, target["ModelPackageArn"])
+    release.apply(stack, target["ModelPackageArn"])
     at = _now()
     seq = _next_seq(versions, stack)
     _record(
@@ -216,9 +363,35 @@ def rollback(
             "rolled-back-from": current["ModelPackageArn"],
         },
     )
-    return Deployment(
-        "rollback", stack, target["ModelPackageArn"], current["ModelPackageArn"], by, at
+    done = Deployment(
+        "rollback",
+        stack,
+        target["ModelPackageArn"],
+        current["ModelPackageArn"],
+        by,
+        at,
+        release.baseline.uri,
     )
+    _publish(done, release.baseline, session)
+    return done
+
+
+def _publish(done: Deployment, target: BaselineTarget, session: boto3.Session | None) -> None:
+    """The recorded deployment's baseline published; a failure says the deployment stands."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    arn = done.model_package_arn
+    try:
+        publish_baseline(arn, target.bucket, target.key, target.kms_key_arn, session=session)
+    except (DeployError, ClientError, BotoCoreError) as exc:
+        raise BaselineNotPublished(
+            f"stack {done.stack!r} serves {arn} and the {done.action} is recorded, but the "
+            f"version's drift baseline was not published to {target.uri}: {exc}. Until it is, "
+            "the drift job compares traffic with the baseline of the version served before. To "
+            f"retry, deploy the same version again (`mlplat deploy --stack {done.stack} "
+            f"--model-package {arn}`): the stack does not change and the baseline is published",
+            done,
+        ) from exc
 
 
 def _versions(client: SageMakerClient, group: str) -> list[dict[str, Any]]:
@@ -230,8 +403,9 @@ def _versions(client: SageMakerClient, group: str) -> list[dict[str, Any]]:
         for page in paginator.paginate(ModelPackageGroupName=group):
             arns += [s["ModelPackageArn"] for s in page["ModelPackageSummaryList"]]
     except ClientError as exc:
-        message = exc.response.get("Error", {}).get("Message", str(exc))
-        raise DeployError(f"cannot list model package group {group!r}: {message}") from exc
+        raise DeployError(
+            f"cannot list model package group {group!r}: {_error_message(exc)}"
+        ) from exc
     return [_describe(client, arn) for arn in arns]
 
 
@@ -269,36 +443,23 @@ def publish_baseline(
     The scheduled drift job compares traffic with the baseline at that key, so every deploy and
     rollback must publish the baseline of the version it serves. Returns the new S3 URI.
     """
-    import boto3
     from botocore.exceptions import ClientError
 
-    package = _describe(_client(session), model_package_arn)
-    source = (
-        package.get("ModelMetrics", {})
-        .get("ModelDataQuality", {})
-        .get("Statistics", {})
-        .get("S3Uri")
-    )
-    if not source or not str(source).startswith("s3://"):
-        raise DeployError(
-            f"{model_package_arn} was registered without a baseline (ModelMetrics."
-            "ModelDataQuality.Statistics): register it with `baseline_s3_uri`"
-        )
-    source_bucket, source_key = str(source).removeprefix("s3://").split("/", 1)
+    source = _baseline_uri(_describe(_client(session), model_package_arn))
+    source_bucket, _, source_key = source.removeprefix("s3://").partition("/")
     encryption = (
         {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_arn} if kms_key_arn else {}
     )
     try:
-        (session or boto3.Session()).client("s3").copy_object(
+        _s3(session).copy_object(
             Bucket=bucket,
             Key=key,
             CopySource={"Bucket": source_bucket, "Key": source_key},
             **encryption,
         )
     except ClientError as exc:
-        message = exc.response.get("Error", {}).get("Message", str(exc))
         raise DeployError(
-            f"cannot publish the baseline {source} to s3://{bucket}/{key}: {message}"
+            f"cannot publish the baseline {source} to s3://{bucket}/{key}: {_error_message(exc)}"
         ) from exc
     return f"s3://{bucket}/{key}"
 
@@ -321,3 +482,11 @@ def pulumi_apply(stack: str, model_package_arn: str, cwd: Path | None = None) ->
         if done.returncode != 0:
             tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-20:])
             raise DeployError(f"`{' '.join(command)}` failed ({done.returncode}):\n{tail}")
+
+
+def serving_version(group: str, stack: str, *, client: SageMakerClient) -> dict[str, Any] | None:
+    """The version of `group` that serves `stack` now, as DescribeModelPackage returns it: the
+    highest `deploy-seq.<stack>` not since rolled back from (what `rollback` reads; not the
+    highest approved version). None when no deployment of `group` to `stack` is recorded."""
+    history = _history(_versions(client, group), stack)
+    return history[0] if history else None

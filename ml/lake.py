@@ -46,6 +46,10 @@ so far visible (each whole) and the rest invisible; retrying the write republish
 The design assumes one writer per partition at a time (the last manifest wins); a reader that
 loaded a manifest just before it was replaced and finds a file gone re-reads the manifest once.
 
+A local copy of a dataset's prefix (a SageMaker training channel, `ml.pipeline.train`) is read
+by the same rules: ``read_local_dataset`` reads the files a partition's manifest lists (their keys
+mapped into the directory) and the streamed files beside them.
+
 Every object is put with ``ServerSideEncryption='aws:kms'`` and ``SSEKMSKeyId`` when a key is
 given: the zone buckets' policies deny unencrypted puts.
 
@@ -65,8 +69,10 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -95,6 +101,13 @@ MANIFEST_FORMAT = "ml-platform/lake-manifest/v1"
 DEFAULT_ROWS_PER_FILE = 1_000_000
 _DT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _LAKE_FILE = re.compile(r"^part-\d{8}T\d{12}Z-[0-9a-f]{8}-\d{5}\.parquet$")
+# Arrow types read straight into the pandas dtypes of `ml.schema.PANDAS_DTYPES` (the rest, float64
+# and timestamps, convert by default).
+_PANDAS_TYPES: dict[pa.DataType, Any] = {
+    ARROW_TYPES["string"]: pd.StringDtype(),
+    ARROW_TYPES["bigint"]: pd.Int64Dtype(),
+    ARROW_TYPES["boolean"]: pd.BooleanDtype(),
+}
 
 
 def zone_bucket(outputs: PlatformOutputs, zone: str) -> str:
@@ -243,13 +256,33 @@ def _sse(kms_key_id: str | None) -> dict[str, str]:
     return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id} if kms_key_id else {}
 
 
-def _parquet_bytes(frame: pd.DataFrame, dataset: Dataset) -> bytes:
+def arrow_table(frame: pd.DataFrame, dataset: Dataset, *, nullable: bool = False) -> pa.Table:
+    """`frame` (the dataset's columns as `Column.pandas_dtype`) as a table of its file schema;
+    `nullable` lifts the required columns' constraint (rows kept aside as they were read)."""
     schema = arrow_schema(dataset)
-    table = pa.Table.from_arrays(
+    if nullable:
+        schema = pa.schema([f.with_nullable(True) for f in schema])
+    return pa.Table.from_arrays(
         [_arrow_column(frame[c.name], c) for c in dataset.columns], schema=schema
     )
+
+
+def _parquet_bytes(frame: pd.DataFrame, dataset: Dataset) -> bytes:
+    table = arrow_table(frame, dataset)
     sink = io.BytesIO()
-    pq.write_table(table, sink, compression="snappy")
+    pq.write_table(
+        table,
+        sink,
+        compression="snappy",
+        # A column whose dictionary outgrows 64 KiB (ids, amounts, instants) falls back to plain
+        # encoding early: at the default 1 MiB the encoder hashes a large share of the column
+        # only to throw the dictionary away, half the cost of a write. Codes, flags, counts keep
+        # their small dictionaries (smaller files, faster reads).
+        dictionary_pagesize_limit=64 * 1024,
+        # No min/max for strings: a third of a write's cost, and they prune nothing here (a
+        # vocabulary spans every file; ids are in no order).
+        write_statistics=[c.name for c in dataset.columns if c.type != "string"],
+    )
     return sink.getvalue()
 
 
@@ -528,12 +561,30 @@ def read_dataset(
     s3: S3Client | None = None,
     region: str | None = None,
     endpoint_url: str | None = None,
+    allow_nulls: bool = False,
 ) -> pd.DataFrame:
     """The committed rows of `dataset`, as `Column.pandas_dtype`, partitions in date order.
 
     `dt` selects one partition, `start`/`end` an inclusive range. `columns` selects columns (in
-    the given order); `"dt"` among them adds the partition value as a string column.
+    the given order); `"dt"` among them adds the partition value as a string column. A null in a
+    required column is a `LakeError` unless `allow_nulls` (a reader that rejects such rows itself:
+    the stream's files are not validated before they land).
     """
+    names = _column_names(dataset, columns)
+    file_columns = [n for n in names if n != PARTITION_KEY]
+    client = s3 if s3 is not None else s3_client(region, endpoint_url)
+    partitions = list_partitions(bucket, dataset.prefix, dt=dt, start=start, end=end, s3=client)
+    tables = [
+        (
+            partition.dt,
+            _read_partition(client, bucket, dataset, partition, file_columns, allow_nulls),
+        )
+        for partition in partitions
+    ]
+    return _frame(dataset, names, tables)
+
+
+def _column_names(dataset: Dataset, columns: Sequence[str] | None) -> tuple[str, ...]:
     names = tuple(columns) if columns is not None else dataset.column_names
     unknown = [n for n in names if n != PARTITION_KEY and n not in dataset.column_names]
     if unknown:
@@ -547,26 +598,36 @@ def read_dataset(
             dataset.name,
             [f"unknown column(s) {', '.join(hints)}; columns: {', '.join(dataset.column_names)}"],
         )
-    file_columns = [n for n in names if n != PARTITION_KEY]
-    client = s3 if s3 is not None else s3_client(region, endpoint_url)
-    partitions = list_partitions(bucket, dataset.prefix, dt=dt, start=start, end=end, s3=client)
-    frames: list[pd.DataFrame] = []
-    for partition in partitions:
-        table = _read_partition(client, bucket, dataset, partition, file_columns)
-        frame = table.to_pandas()
-        if PARTITION_KEY in names:
-            frame[PARTITION_KEY] = partition.dt
-        frames.append(frame)
-    if not frames:
+    return names
+
+
+def _frame(
+    dataset: Dataset, names: Sequence[str], tables: Sequence[tuple[str, pa.Table]]
+) -> pd.DataFrame:
+    """Partition tables (already cast to the schema) as one frame of `Column.pandas_dtype`
+    columns, in order; `"dt"` among `names` adds the partition value as a string column."""
+    if not tables:
         return empty_frame(dataset, names)
-    out = pd.concat(frames, ignore_index=True)
-    return pd.DataFrame(
-        {n: out[n].astype(pd.api.types.pandas_dtype(dtype_of(dataset, n))) for n in names}
-    )
+    table = pa.concat_tables([t for _, t in tables]) if len(tables) > 1 else tables[0][1]
+    # Straight to the schema's dtypes: no Python objects for strings, no second conversion pass.
+    frame = table.to_pandas(types_mapper=_PANDAS_TYPES.get, coerce_temporal_nanoseconds=True)
+    if PARTITION_KEY in names:
+        days = pa.array([day for day, _ in tables], pa.string())
+        which = np.repeat(np.arange(len(tables)), [len(t) for _, t in tables])
+        frame[PARTITION_KEY] = pd.arrays.ArrowStringArray(days.take(pa.array(which)))
+    dtypes = {n: pd.api.types.pandas_dtype(dtype_of(dataset, n)) for n in names}
+    if list(frame.columns) == list(names) and all(frame[n].dtype == d for n, d in dtypes.items()):
+        return frame
+    return pd.DataFrame({n: frame[n].astype(d) for n, d in dtypes.items()})
 
 
 def _read_partition(
-    client: S3Client, bucket: str, dataset: Dataset, partition: Partition, columns: list[str]
+    client: S3Client,
+    bucket: str,
+    dataset: Dataset,
+    partition: Partition,
+    columns: list[str],
+    allow_nulls: bool = False,
 ) -> pa.Table:
     for attempt in (1, 2):
         try:
@@ -587,6 +648,8 @@ def _read_partition(
             partition = again[0]
             continue
         schema = arrow_schema(dataset, columns)
+        if allow_nulls:
+            schema = pa.schema([f.with_nullable(True) for f in schema])
         if not tables:
             return schema.empty_table()
         try:
@@ -605,3 +668,91 @@ def _read_file(client: S3Client, bucket: str, key: str, columns: list[str]) -> p
         return pq.read_table(pa.BufferReader(body), columns=columns)
     except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError) as exc:
         raise LakeError(f"s3://{bucket}/{key} is not a Parquet file of the dataset: {exc}") from exc
+
+
+# --------------------------------------------------------------------------------------------
+# Reading a local copy: a directory that mirrors `s3://<bucket>/<prefix>/` (a SageMaker training
+# channel, FastFile or File mode), read by the same visibility rules as the bucket.
+
+
+def local_partition(root: Path, prefix: str, dt: str | date) -> Partition | None:
+    """Partition `dt` under `root` (its `dt=<d>/` directory): the files its `_manifest.json`
+    lists, and the streamed files beside them; None when it has neither (not visible).
+
+    The keys stay S3 keys (`<prefix>/dt=<d>/<name>`), as in the bucket; `local_path` maps one to
+    its file under `root`.
+    """
+    day = _as_dt(dt)
+    directory = root / f"{PARTITION_KEY}={day}"
+    if not directory.is_dir():
+        return None
+    partition: Partition | None = None
+    manifest = directory / MANIFEST_NAME
+    if manifest.is_file():
+        try:
+            partition = Partition.from_manifest(json.loads(manifest.read_bytes()))
+        except json.JSONDecodeError as exc:
+            raise LakeError(f"{manifest}: not JSON: {exc}") from None
+        if partition.dt != day:
+            raise LakeError(f"{manifest} is the manifest of {PARTITION_KEY}={partition.dt}")
+    streamed = tuple(
+        DataFile(partition_prefix(prefix, day) + path.name, None, path.stat().st_size)
+        for path in sorted(directory.iterdir())
+        if path.is_file() and is_stream_file(path.name)
+    )
+    if partition is None and streamed:
+        partition = Partition(day, None, None, 0, ())
+    if partition is None:
+        return None
+    return dataclasses.replace(partition, streamed=streamed)
+
+
+def local_path(root: Path, prefix: str, key: str) -> Path:
+    """The file under `root` (the copy of `s3://<bucket>/<prefix>/`) of the object `key`."""
+    if not key.startswith(f"{prefix}/"):
+        raise LakeError(f"{key!r} is not under the prefix {prefix!r} that {root} holds")
+    return root / key[len(prefix) + 1 :]
+
+
+def read_local_dataset(
+    dataset: Dataset,
+    root: Path,
+    partitions: Sequence[str | date],
+    *,
+    prefix: str | None = None,
+    columns: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """The visible rows of the partitions `partitions` (dates) of `dataset` under `root`, a copy
+    of `s3://<bucket>/<prefix>/` (default prefix: the dataset's), as `read_dataset` returns them.
+
+    Raises `LakeError` naming the partition when one is not visible (no manifest, no streamed
+    file) or a file it lists is missing or does not match the schema.
+    """
+    names = _column_names(dataset, columns)
+    file_columns = [n for n in names if n != PARTITION_KEY]
+    prefix = dataset.prefix if prefix is None else prefix
+    schema = arrow_schema(dataset, file_columns)
+    tables: list[tuple[str, pa.Table]] = []
+    for day in sorted({_as_dt(d) for d in partitions}):
+        partition = local_partition(root, prefix, day)
+        if partition is None:
+            raise LakeError(
+                f"partition {PARTITION_KEY}={day} of {dataset.name!r} is not visible under "
+                f"{root}: no {MANIFEST_NAME} and no streamed file in {PARTITION_KEY}={day}/"
+            )
+        parts = []
+        for file in (*partition.files, *partition.streamed):
+            path = local_path(root, prefix, file.key)
+            if not path.is_file():
+                raise LakeError(
+                    f"partition {PARTITION_KEY}={day} of {dataset.name!r} lists {file.key}, "
+                    f"which is not at {path}"
+                )
+            try:
+                table = pq.ParquetFile(path).read(columns=file_columns)
+                parts.append(table.select(file_columns).cast(schema))
+            except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, KeyError) as exc:
+                raise LakeError(f"{path} is not a Parquet file of {dataset.name!r}: {exc}") from exc
+        table = pa.concat_tables(parts) if parts else schema.empty_table()
+        tables.append((day, table))
+    return _frame(dataset, names, tables)

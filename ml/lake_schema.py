@@ -14,8 +14,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ml.schema import DATASETS, PARTITION_KEY, Column, Dataset
@@ -162,26 +164,35 @@ def _value_problems(series: pd.Series, column: Column) -> list[str]:
     nulls = int(series.isna().sum())
     if nulls and not column.nullable:
         problems.append(f"column {name!r}: {nulls} null value(s), but the column is not nullable")
-    present = series.dropna()
-    if column.minimum is not None and not present.empty:
-        low = present[present < column.minimum]
-        if not low.empty:
+    if nulls == len(series):
+        return problems
+    numeric = pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(
+        series.dtype
+    )
+    # One float64 pass for the bounds (missing values are NaN: never out of range); the values
+    # named come from the series itself.
+    values = series.to_numpy(dtype=np.float64, na_value=np.nan) if numeric else None
+    for bound, word, outside in (
+        (column.minimum, "below the minimum", np.less),
+        (column.maximum, "above the maximum", np.greater),
+    ):
+        if bound is None:
+            continue
+        if values is not None:
+            bad = series[outside(values, bound)]
+        else:
+            present = series.dropna()
+            bad = present[outside(present, bound)]
+        if not bad.empty:
             problems.append(
-                f"column {name!r}: {len(low)} value(s) below the minimum {column.minimum:g} "
-                f"(e.g. {_example(low)})"
+                f"column {name!r}: {len(bad)} value(s) {word} {bound:g} (e.g. {_example(bad)})"
             )
-    if column.maximum is not None and not present.empty:
-        high = present[present > column.maximum]
-        if not high.empty:
+    if column.allowed is not None:
+        found = pc.unique(pa.array(series, from_pandas=True)).drop_null().cast(pa.string())
+        unknown = sorted(set(found.to_pylist()) - set(column.allowed))
+        if unknown:
             problems.append(
-                f"column {name!r}: {len(high)} value(s) above the maximum {column.maximum:g} "
-                f"(e.g. {_example(high)})"
-            )
-    if column.allowed is not None and not present.empty:
-        bad = sorted(set(present.astype(str)) - set(column.allowed))
-        if bad:
-            problems.append(
-                f"column {name!r}: value(s) {', '.join(map(repr, bad[:5]))} not allowed; "
+                f"column {name!r}: value(s) {', '.join(map(repr, unknown[:5]))} not allowed; "
                 f"allowed: {', '.join(column.allowed)}"
             )
     return problems
@@ -217,6 +228,16 @@ def conform_frame(frame: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
         problems.append("no rows: nothing to write")
     if problems:
         raise SchemaError(dataset.name, problems)
+
+    if names == list(expected) and all(
+        frame[c.name].dtype == pd.api.types.pandas_dtype(c.pandas_dtype) for c in dataset.columns
+    ):
+        # Already the schema's columns and dtypes (a frame the lake read): check the values only.
+        for column in dataset.columns:
+            problems.extend(_value_problems(frame[column.name], column))
+        if problems:
+            raise SchemaError(dataset.name, problems)
+        return frame.reset_index(drop=True)  # a new frame; copy-on-write shares the data
 
     out: dict[str, pd.Series] = {}
     for column in dataset.columns:

@@ -48,6 +48,7 @@ class PlatformOutputs:
     # registry and serving
     model_package_group_name: str
     model_artifacts_prefix: str
+    pipeline_name: str | None  # the model's SageMaker Pipeline (None: pipelineEnabled false)
     endpoint_name: str | None
     endpoint_execution_role_arn: str | None
     # monitoring

@@ -2,10 +2,13 @@
 
 `register_model` creates a version (status `PendingManualApproval` unless told otherwise) with its
 headline metrics and lineage as customer metadata properties (string key/values, at most 256
-characters each), the commit as metadata, and, when the metrics JSON has been uploaded, the
-`ModelMetrics` pointing at it. `set_approval` (or `approve` / `reject`) moves it between
-`PendingManualApproval`, `Approved` and `Rejected`; `review` picks a version of a group by number
-(default: the latest) and approves or rejects it; `latest_approved` finds what should be serving.
+characters each), the commit as metadata, and its reports attached as `ModelMetrics`: the drift
+baseline (`ModelDataQuality.Statistics`, required: the drift job of a stack that serves the version
+reads it), the gate report (`ModelQuality.Constraints`: `ml.deploy` refuses a version without a
+passed one) and the metrics (`ModelQuality.Statistics`). `set_approval` (or `approve` /
+`reject`) moves it between `PendingManualApproval`, `Approved` and `Rejected`; `review` picks a
+version of a group by number (default: the latest) and approves or rejects it; `latest_approved`
+finds what should be serving.
 
 Every function takes an optional `client` (a boto3 SageMaker client); without one it creates a
 client per call from the default credential chain. Nothing talks to AWS at import time.
@@ -113,15 +116,25 @@ def register_model(
     lineage: Mapping[str, Any] | None = None,
     status: ApprovalStatus = "PendingManualApproval",
     description: str = "",
+    baseline_s3_uri: str,
+    gate_s3_uri: str | None = None,
     metrics_s3_uri: str | None = None,
-    baseline_s3_uri: str | None = None,
     client: Any | None = None,
 ) -> ModelVersion:
-    """Register a new version of `group` (which must exist: see `ensure_group`)."""
+    """Register a new version of `group` (which must exist: see `ensure_group`), serving
+    `model_data_url`, with the drift baseline at `baseline_s3_uri` and the gate report (the
+    `gate.json` the evaluation wrote) at `gate_s3_uri`."""
     if status not in APPROVAL_STATUSES:
         raise RegistryError(f"status {status!r}: use one of {list(APPROVAL_STATUSES)}")
-    if not model_data_url.startswith("s3://"):
-        raise RegistryError(f"model_data_url must be an s3:// URI, got {model_data_url!r}")
+    uris = {
+        "model_data_url": model_data_url,
+        "baseline_s3_uri": baseline_s3_uri,
+        "gate_s3_uri": gate_s3_uri,
+        "metrics_s3_uri": metrics_s3_uri,
+    }
+    for name, uri in uris.items():
+        if uri is not None and not uri.startswith("s3://"):
+            raise RegistryError(f"{name} must be an s3:// URI, got {uri!r}")
     sm = client or _client()
     lineage = lineage or {}
     request: dict[str, Any] = {
@@ -145,22 +158,23 @@ def register_model(
     commit = lineage.get("code", {}).get("git_commit")
     if commit:
         request["MetadataProperties"] = {"CommitId": str(commit), "GeneratedBy": "mlplat"}
-    model_metrics: dict[str, Any] = {}
+    quality: dict[str, Any] = {}
     if metrics_s3_uri:
-        model_metrics["ModelQuality"] = {
-            "Statistics": {"ContentType": "application/json", "S3Uri": metrics_s3_uri}
-        }
-    if baseline_s3_uri:
-        model_metrics["ModelDataQuality"] = {
-            "Statistics": {"ContentType": "application/json", "S3Uri": baseline_s3_uri}
-        }
-    if model_metrics:
-        request["ModelMetrics"] = model_metrics
+        quality["Statistics"] = _json_report(metrics_s3_uri)
+    if gate_s3_uri:
+        quality["Constraints"] = _json_report(gate_s3_uri)
+    request["ModelMetrics"] = {"ModelDataQuality": {"Statistics": _json_report(baseline_s3_uri)}}
+    if quality:
+        request["ModelMetrics"]["ModelQuality"] = quality
     try:
         arn = sm.create_model_package(**request)["ModelPackageArn"]
     except sm.exceptions.ClientError as err:
         raise RegistryError(f"cannot register a version in {group!r}: {_message(err)}") from None
     return describe(str(arn), client=sm)
+
+
+def _json_report(uri: str) -> dict[str, str]:
+    return {"ContentType": "application/json", "S3Uri": uri}
 
 
 def describe(arn: str, *, client: Any | None = None) -> ModelVersion:

@@ -13,9 +13,14 @@ three run the same steps in the same order:
   one before returned, so they cannot run out of order.
 * `evaluate_model(model, raw, approved=...)`: score an already trained model and gate it.
 * `register(group, ArtifactUris(...), metrics=...)`: a new version of the model package group,
-  with its metrics and lineage as metadata and the uploaded reports attached (`ModelMetrics`).
-* `pulumi_release(baseline_key)`: how `ml.deploy.deploy` / `rollback` apply a version with the
-  Pulumi CLI (`pulumi up`, then the version's drift baseline published); the sandbox passes its own.
+  with its metrics and lineage as metadata and the uploaded reports attached (`ModelMetrics`): its
+  drift baseline and its gate report always, so that `ml.deploy` can check and serve it.
+  `register_trained(group, read_reports(path), model_data_url, ...)` does it for a trained model
+  (`mlplat register`): its reports, read from the model directory or `model.tar.gz` and refused
+  without a baseline or a passed gate report, uploaded beside the model first.
+* `pulumi_release(platform, baseline_key)`: how `ml.deploy.deploy` / `rollback` reach a stack with
+  the Pulumi CLI (`pulumi up`; the version's drift baseline published, by `deploy`, once the
+  deployment is recorded); the sandbox passes its own `ml.deploy.Release`.
 * What the callers are handed: `raw_customers` (a file, or synthetic data), `read_metrics` (the
   approved version's `metrics.json`), `load_model` (a `model.tar.gz`, a `model.joblib` or a
   directory holding it). They raise `InputError` naming the path; the caller names the option.
@@ -32,7 +37,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ml.contracts import BASELINE_FILE, GATE_FILE, METRICS_FILE, MODEL_FILE
+from ml.contracts import (
+    BASELINE_FILE,
+    BASELINE_FORMAT,
+    GATE_FILE,
+    LINEAGE_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+)
 from ml.evaluate import (
     EvaluationReport,
     GateConfig,
@@ -47,8 +59,9 @@ from ml.train import Hyperparameters, TrainingResult, train, write_outputs, writ
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ml.deploy import ApplyFn
+    from ml.deploy import Release
     from ml.features import ValidationReport
+    from ml.outputs import PlatformOutputs
     from ml.registry import ModelVersion
 
 
@@ -86,16 +99,31 @@ class Candidate:
             "model": self.package,
             "metrics": self.model_dir / METRICS_FILE,
             "baseline": self.model_dir / BASELINE_FILE,
+            "gate": self.model_dir / GATE_FILE,
         }
 
 
 @dataclass(frozen=True, slots=True)
 class ArtifactUris:
-    """Where a version's files are in S3: the package, and the reports attached to the version."""
+    """Where a version's files are in S3: the package, and the reports attached to the version
+    (the drift baseline and the gate report always; the metrics when uploaded)."""
 
     model: str
+    baseline: str
+    gate: str
     metrics: str | None = None
-    baseline: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reports:
+    """A trained model's reports, as registered beside it (`read_reports`): the files as written,
+    and the headline metrics and lineage the version's metadata carries."""
+
+    metrics: bytes
+    baseline: bytes
+    gate: bytes
+    overall: dict[str, Any]
+    lineage: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,10 +251,11 @@ def register(
     client: Any,
 ) -> ModelVersion:
     """A new `PendingManualApproval` version of `group` serving `uris.model`: its headline
-    `metrics` and `lineage` as metadata, `uris.metrics` and `uris.baseline` (when uploaded) as its
-    model quality and data quality statistics. The image defaults to the SageMaker scikit-learn
-    serving image of the client's region; `create_group` creates the group when absent. Raises
-    `ml.registry.RegistryError` with the reason."""
+    `metrics` and `lineage` as metadata; `uris.baseline` as its data quality statistics (the drift
+    baseline), `uris.gate` as its model quality constraints (the gate report) and `uris.metrics`
+    (when uploaded) as its model quality statistics. The image defaults to the SageMaker
+    scikit-learn serving image of the client's region; `create_group` creates the group when
+    absent. Raises `ml.registry.RegistryError` with the reason."""
     from ml import registry
 
     image = image_uri or registry.sklearn_image_uri(client.meta.region_name)
@@ -238,33 +267,90 @@ def register(
         image_uri=image,
         metrics=metrics,
         lineage=lineage,
-        metrics_s3_uri=uris.metrics,
         baseline_s3_uri=uris.baseline,
+        gate_s3_uri=uris.gate,
+        metrics_s3_uri=uris.metrics,
         client=client,
+    )
+
+
+def register_trained(
+    group: str,
+    reports: Reports,
+    model_data_url: str,
+    *,
+    sagemaker: Any,
+    s3: Any,
+    kms_key_arn: str | None = None,
+    image_uri: str | None = None,
+    create_group: bool = False,
+) -> ModelVersion:
+    """Register the model uploaded at `model_data_url` (`s3://bucket/.../model.tar.gz`): its
+    `reports` (`read_reports`) are uploaded beside it (SSE-KMS with `kms_key_arn` when given: the
+    lake's buckets refuse other puts), then attached to the new version (`register`). Raises
+    `ml.registry.RegistryError` when the model is not there or a report cannot be uploaded."""
+    import posixpath
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from ml.registry import RegistryError
+
+    bucket, _, key = model_data_url.removeprefix("s3://").partition("/")
+    if not model_data_url.startswith("s3://") or not bucket or not key or key.endswith("/"):
+        raise RegistryError(
+            f"model_data_url must be the s3://bucket/key of the uploaded model.tar.gz, got "
+            f"{model_data_url!r}"
+        )
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except (ClientError, BotoCoreError) as err:
+        raise RegistryError(
+            f"cannot read {model_data_url} ({err}): upload the model.tar.gz there first"
+        ) from None
+    sse = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_arn} if kms_key_arn else {}
+    uris: dict[str, str] = {}
+    files = {
+        "baseline": (BASELINE_FILE, reports.baseline),
+        "gate": (GATE_FILE, reports.gate),
+        "metrics": (METRICS_FILE, reports.metrics),
+    }
+    for field_name, (name, body) in files.items():
+        beside = posixpath.join(posixpath.dirname(key), name)
+        try:
+            s3.put_object(
+                Bucket=bucket, Key=beside, Body=body, ContentType="application/json", **sse
+            )
+        except (ClientError, BotoCoreError) as err:
+            raise RegistryError(f"cannot upload {name} to s3://{bucket}/{beside}: {err}") from None
+        uris[field_name] = f"s3://{bucket}/{beside}"
+    return register(
+        group,
+        ArtifactUris(model=model_data_url, **uris),
+        metrics=reports.overall,
+        lineage=reports.lineage,
+        image_uri=image_uri,
+        create_group=create_group,
+        client=sagemaker,
     )
 
 
 # --- deploy ---------------------------------------------------------------------------------------
 
 
-def pulumi_release(baseline_key: str, *, cwd: Path | None = None) -> ApplyFn:
-    """`ml.deploy`'s apply with the Pulumi CLI: set the stack's model and `pulumi up` it
-    (`ml.deploy.pulumi_apply`), then publish the version's drift baseline to `baseline_key` in the
-    stack's models bucket, where its drift job reads it. Raises `ml.deploy.DeployError`."""
-    from ml.deploy import DeployError, publish_baseline, pulumi_apply
-    from ml.outputs import OutputsError, PlatformOutputs
+def pulumi_release(
+    platform: PlatformOutputs, baseline_key: str, *, cwd: Path | None = None
+) -> Release:
+    """How `ml.deploy.deploy` / `rollback` reach the stack of `platform` with the Pulumi CLI: the
+    apply sets the stack's model and `pulumi up`s it (`ml.deploy.pulumi_apply`, nothing more); once
+    the deployment is recorded, `deploy` publishes the version's drift baseline to `baseline_key`
+    in the stack's models bucket (encrypted with the lake key), where its drift job reads it."""
+    from ml.deploy import BaselineTarget, Release, pulumi_apply
 
     def apply(stack: str, model_package_arn: str) -> None:
         pulumi_apply(stack, model_package_arn, cwd=cwd)
-        try:
-            platform = PlatformOutputs.from_pulumi(stack, cwd=cwd)
-        except OutputsError as exc:
-            raise DeployError(str(exc)) from exc
-        publish_baseline(
-            model_package_arn, platform.models_bucket, baseline_key, platform.lake_kms_key_arn
-        )
 
-    return apply
+    target = BaselineTarget(platform.models_bucket, baseline_key, platform.lake_kms_key_arn or None)
+    return Release(apply, target)
 
 
 # --- what the callers are handed ------------------------------------------------------------------
@@ -313,6 +399,92 @@ def read_metrics(path: Path) -> Metrics:
         return EvaluationReport.from_dict(json.loads(path.read_text())).overall
     except (OSError, json.JSONDecodeError, ValueError) as err:
         raise InputError(f"{path}: not a metrics.json written by training ({err})") from None
+
+
+def read_reports(
+    path: Path, *, metrics: Path | None = None, lineage: Path | None = None
+) -> Reports:
+    """The reports of the trained model at `path` (the directory `mlplat train --local` wrote, or
+    its `model.tar.gz`): `baseline.json` and a `gate.json` that says passed are required, as is
+    `metrics.json` (or `metrics`); `lineage.json` (or `lineage`) when present. Raises
+    `InputError` naming the path and what is missing or wrong."""
+    from ml.deploy import gate_refusal
+
+    files = _model_files(path)
+    gate = _required(files, GATE_FILE, path, "the evaluation gate's report")
+    refusal = gate_refusal(_json(gate, f"{path}: {GATE_FILE}"))
+    if refusal is not None:
+        raise InputError(
+            f"{path}: its {GATE_FILE} does not say passed ({refusal}): a model the evaluation "
+            "gate refused is not registered"
+        )
+    baseline_text = _required(files, BASELINE_FILE, path, "the drift baseline")
+    baseline = _json(baseline_text, f"{path}: {BASELINE_FILE}")
+    if not isinstance(baseline, dict) or baseline.get("format") != BASELINE_FORMAT:
+        raise InputError(f"{path}: its {BASELINE_FILE} is not a {BASELINE_FORMAT} baseline")
+    metrics_text = _read_bytes(metrics) if metrics else files.get(METRICS_FILE)
+    if metrics_text is None:
+        raise InputError(f"{path}: no {METRICS_FILE}; pass the metrics.json training wrote")
+    report = _json(metrics_text, str(metrics or f"{path}: {METRICS_FILE}"))
+    overall = report.get("overall", report) if isinstance(report, dict) else None
+    if not isinstance(overall, dict):
+        raise InputError(f"{metrics or path}: expected the metrics.json written by training")
+    lineage_text = _read_bytes(lineage) if lineage else files.get(LINEAGE_FILE)
+    lineage_data = _json(lineage_text, str(lineage or path)) if lineage_text else {}
+    if not isinstance(lineage_data, dict):
+        raise InputError(f"{lineage or path}: expected the lineage.json written by training")
+    return Reports(
+        metrics=metrics_text,
+        baseline=baseline_text,
+        gate=gate,
+        overall=overall,
+        lineage=lineage_data,
+    )
+
+
+def _required(files: Mapping[str, bytes], name: str, path: Path, what: str) -> bytes:
+    if name not in files:
+        raise InputError(
+            f"{path}: no {name} ({what}): register the directory `mlplat train --local --output "
+            "DIR` wrote, or its model.tar.gz"
+        )
+    return files[name]
+
+
+def _model_files(path: Path) -> dict[str, bytes]:
+    """The report files of a model directory or at the root of its model.tar.gz."""
+    import tarfile
+
+    from ml.contracts import COMPANION_FILES
+
+    if path.is_dir():
+        return {n: (path / n).read_bytes() for n in COMPANION_FILES if (path / n).is_file()}
+    if not path.exists():
+        raise InputError(f"{path}: no such file or directory")
+    try:
+        with tarfile.open(path) as tar:
+            names = set(tar.getnames())
+            members = {n: tar.extractfile(n) for n in COMPANION_FILES if n in names}
+            return {n: f.read() for n, f in members.items() if f is not None}
+    except tarfile.TarError:
+        raise InputError(
+            f"{path}: expected a model directory (`mlplat train --local --output DIR`) or its "
+            "model.tar.gz"
+        ) from None
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise InputError(f"{path}: {err.strerror or err}") from None
+
+
+def _json(text: bytes, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"{where}: not JSON ({err})") from None
 
 
 def load_model(path: Path) -> Any:

@@ -19,6 +19,7 @@ from components.data_lake import DataLake
 from components.drift_job import DriftJob
 from components.ingestion import Ingestion
 from components.model_endpoint import ModelEndpoint
+from components.model_pipeline import ModelPipeline
 from components.model_registry import ModelRegistry
 from components.monitoring import Monitoring
 from components.network import Network
@@ -80,6 +81,7 @@ def build(settings: Settings) -> dict[str, Any]:
             writer_role_names={"training": training_role.role_name},
         ),
     )
+    pipeline = _pipeline(settings, lake, network, image, registry, on_call)
     endpoint: ModelEndpoint | None = None
     if settings.endpoint.enabled:
         endpoint = ModelEndpoint(
@@ -128,7 +130,8 @@ def build(settings: Settings) -> dict[str, Any]:
             drift_state_machine_arn=drift.state_machine_arn if drift else None,
         ),
     )
-    _audit(settings, lake, on_call, [ingestion, network, training_role, cluster, endpoint, drift])
+    makers = [ingestion, network, training_role, cluster, pipeline, endpoint, drift]
+    _audit(settings, lake, on_call, makers)
 
     return _outputs(
         settings,
@@ -139,9 +142,40 @@ def build(settings: Settings) -> dict[str, Any]:
         cluster,
         image,
         registry,
+        pipeline,
         endpoint,
         on_call,
         monitoring,
+    )
+
+
+def _pipeline(
+    settings: Settings,
+    lake: DataLake,
+    network: Network,
+    image: PlatformImage,
+    registry: ModelRegistry,
+    on_call: OnCall,
+) -> ModelPipeline | None:
+    """The model's pipeline (named after its model), in the private network; on-call pages its
+    failures (the topic's policy names its failure rule up front)."""
+    if not settings.pipeline.enabled:
+        return None
+    return ModelPipeline(
+        "churn",
+        settings.pipeline.args(
+            image_uri=image.image_uri,
+            image_repository_arn=image.repository_arn,
+            lake_bucket_names=lake.bucket_names,
+            lake_bucket_arns=lake.bucket_arns,
+            kms_key_arn=lake.key_arn,
+            vpc_id=network.vpc_id,
+            subnet_ids=network.private_subnet_ids,
+            security_group_ids=[network.compute_security_group_id],
+            group_name=registry.group_name,
+            artifacts_prefix=registry.artifacts_prefix,
+            topic_arn=on_call.topic_arn,
+        ),
     )
 
 
@@ -167,6 +201,7 @@ def _outputs(
     cluster: TrainingCluster | None,
     image: PlatformImage,
     registry: ModelRegistry,
+    pipeline: ModelPipeline | None,
     endpoint: ModelEndpoint | None,
     on_call: OnCall,
     monitoring: Monitoring,
@@ -200,6 +235,7 @@ def _outputs(
         "platform_image_uri": image.image_uri,
         "model_package_group_name": registry.group_name,
         "model_artifacts_prefix": registry.artifacts_prefix,
+        "pipeline_name": pipeline.pipeline_name if pipeline else None,
         "endpoint_name": endpoint.endpoint_name if endpoint else None,
         "endpoint_execution_role_arn": endpoint.execution_role_arn if endpoint else None,
         "alarm_topic_arn": on_call.topic_arn,

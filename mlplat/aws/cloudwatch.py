@@ -293,6 +293,8 @@ _TARGET_RENAMES = {
     "httpTarget": "HttpParameters",
 }
 _TARGET_OPAQUE = frozenset({"inputPaths", "headerParameters", "queryStringParameters"})
+# fields inside a target's parameters whose boto3 name is not their PascalCase
+_TARGET_FIELD_RENAMES = {"pipelineParameterLists": "PipelineParameterList"}
 
 
 def _read_target(ctx: RealizeContext, ident: str, state: Mapping[str, Any]) -> Any:
@@ -330,7 +332,7 @@ def _event_target(ctx: RealizeContext, reg: Registration) -> tuple[str, dict[str
         )
     for key, boto in _TARGET_RENAMES.items():
         if reg.get(key):
-            target[boto] = pascal(reg.get(key), opaque=_TARGET_OPAQUE)
+            target[boto] = pascal(reg.get(key), _TARGET_FIELD_RENAMES, _TARGET_OPAQUE)
     result = ctx.client("events").put_targets(Rule=rule, EventBusName=bus, Targets=[target])
     if result.get("FailedEntryCount"):
         raise RealizeError(f"put_targets failed: {result['FailedEntries']}")

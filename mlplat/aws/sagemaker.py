@@ -1,8 +1,10 @@
-"""SageMaker: the model registry's package groups, models, endpoint configurations and
-endpoints.
+"""SageMaker: the model registry's package groups, models, endpoint configurations,
+endpoints and model pipelines.
 
 moto has no UpdateEndpoint and SageMaker models and endpoint configurations are immutable: a
-changed one is replaced, and the sandbox says so in its notes.
+changed one is replaced, and the sandbox says so in its notes. A pipeline is created with the
+definition the program gave, and updated in place when it changes (as UpdatePipeline does): the
+sandbox reads it back (`DescribePipeline`) to execute it.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from mlplat.aws.realizing import (
     drop_empty,
     exists,
     pascal,
+    same_json,
     tag_list,
 )
-from mlplat.aws.registry import AwsType, Fake, Outputs, Service
+from mlplat.aws.registry import Arns, AwsType, Fake, Outputs, Service
 
 # --- the plan engine's fakes
 
@@ -37,6 +40,15 @@ def _fake_sagemaker(f: Fake) -> Outputs:
     if f.kind == "ModelPackageGroup":
         out["modelPackageGroupName"] = f.physical
     return f.physical, out
+
+
+def _pipeline_state(at: Arns, name: str) -> dict[str, Any]:
+    """A pipeline's ARN (SageMaker lower-cases the name in it); its id is its name."""
+    return {"arn": at.arn("sagemaker", f"pipeline/{name.lower()}")}
+
+
+def _fake_pipeline(f: Fake) -> Outputs:
+    return f.physical, _pipeline_state(f, f.physical)
 
 
 # --- the sandbox's realizers and readers
@@ -220,6 +232,40 @@ def _sm_endpoint(ctx: RealizeContext, reg: Registration) -> tuple[str, dict[str,
     return name, {"name": name, "arn": arn}
 
 
+def _read_pipeline(ctx: RealizeContext, ident: str, _: Mapping[str, Any]) -> Any:
+    return ctx.client("sagemaker").describe_pipeline(PipelineName=ident)
+
+
+def _sm_pipeline(ctx: RealizeContext, reg: Registration) -> tuple[str, dict[str, Any]]:
+    sagemaker = ctx.client("sagemaker")
+    name = str(reg.require("pipelineName"))
+    location = reg.get("pipelineDefinitionS3Location")
+    request = drop_empty(
+        {
+            "PipelineName": name,
+            "PipelineDisplayName": reg.get("pipelineDisplayName"),
+            "PipelineDefinition": reg.get("pipelineDefinition"),
+            "PipelineDefinitionS3Location": pascal(location) if location else None,
+            "PipelineDescription": reg.get("pipelineDescription"),
+            "RoleArn": reg.require("roleArn"),
+            "ParallelismConfiguration": pascal(reg.get("parallelismConfiguration")),
+        }
+    )
+    found = exists(lambda: sagemaker.describe_pipeline(PipelineName=name), "ValidationException")
+    if found is None:
+        sagemaker.create_pipeline(**request, Tags=tag_list(reg.get("tags")))
+    else:
+        changed = {
+            k: v
+            for k, v in request.items()
+            if k != "PipelineDefinitionS3Location"
+            and not (same_json(found.get(k), v) if k == "PipelineDefinition" else found.get(k) == v)
+        }
+        if changed or location:
+            sagemaker.update_pipeline(**request)
+    return name, _pipeline_state(ctx, name)
+
+
 # --- the registry entries
 
 SERVICE = Service(
@@ -247,6 +293,12 @@ SERVICE = Service(
             realize=_sm_endpoint,
             read=_read_endpoint,
             force_new=frozenset({"name"}),
+        ),
+        AwsType(
+            "aws:sagemaker/pipeline:Pipeline",
+            fake=_fake_pipeline,
+            realize=_sm_pipeline,
+            read=_read_pipeline,
         ),
     ),
 )

@@ -9,4 +9,5 @@ MODULES: tuple[str, ...] = (
     "mlplat.bench.serving",
     "mlplat.bench.drift",
     "mlplat.bench.sandbox",
+    "mlplat.bench.pipeline",
 )

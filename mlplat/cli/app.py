@@ -14,6 +14,7 @@ from mlplat.cli.commands import bench as bench_commands
 from mlplat.cli.commands import data as data_commands
 from mlplat.cli.commands import ml as ml_commands
 from mlplat.cli.commands import monitor as monitor_commands
+from mlplat.cli.commands import pipeline as pipeline_commands
 from mlplat.cli.commands import plan as plan_commands
 from mlplat.cli.commands import policy as policy_commands
 from mlplat.cli.commands import sandbox as sandbox_commands
@@ -33,6 +34,7 @@ for module in (
     policy_commands,
     data_commands,
     ml_commands,
+    pipeline_commands,
     serving_commands,
     monitor_commands,
     bench_commands,

@@ -15,7 +15,9 @@ date they were published; verify before relying on a figure). Usage comes from t
 - fixed monthly items: EKS control planes, NAT gateways, interface endpoints (per zone), KMS keys,
   CloudWatch alarms.
 
-Everything else (requests, data transfer, logs, Athena scans, training jobs) is not estimated.
+Everything else (requests, data transfer, logs, Athena scans, training jobs, the runs of the model
+pipeline and of the drift job: SageMaker bills their jobs per run, a pipeline itself is free) is
+not estimated.
 """
 
 from __future__ import annotations

@@ -25,8 +25,6 @@ if TYPE_CHECKING:
     from ml.outputs import PlatformOutputs
     from ml.registry import ModelVersion
     from ml.serve import ModelServer
-    from ml.train import TrainingResult
-    from ml.workflow import ArtifactUris, Candidate
     from mlplat.sandbox.realize import RealizingMocks
     from mlplat.sandbox.server import SandboxServer
     from mlplat.sandbox.steps.serving import Captured, Exchange, Serving
@@ -57,11 +55,7 @@ class SandboxState:
     platform: PlatformOutputs | None = None  # read from the exported outputs on first use
     hour: datetime | None = None  # the sandbox's clock: fixed on first use
     customers: pd.DataFrame | None = None  # generate-data
-    training: TrainingResult | None = None  # train
-    candidate: Candidate | None = None  # evaluate (gated), then package (packaged)
-    tarball: Path | None = None  # package
-    uploaded: ArtifactUris | None = None  # upload
-    version: ModelVersion | None = None  # register, then approve
+    version: ModelVersion | None = None  # pipeline (registered), then approve
     model_server: ModelServer | None = None  # deploy
     serving: Serving | None = None  # deploy
     exchanges: list[Exchange] | None = None  # send-traffic
@@ -74,19 +68,7 @@ class SandboxState:
     def need_customers(self) -> pd.DataFrame:
         return need(self.customers, "customers", "generate-data")
 
-    def need_training(self) -> TrainingResult:
-        return need(self.training, "training", "train")
-
-    def need_candidate(self) -> Candidate:
-        return need(self.candidate, "candidate", "evaluate")
-
-    def need_tarball(self) -> Path:
-        return need(self.tarball, "tarball", "package")
-
-    def need_uploaded(self) -> ArtifactUris:
-        return need(self.uploaded, "uris", "upload")
-
-    def need_version(self, step: str = "register") -> ModelVersion:
+    def need_version(self, step: str = "pipeline") -> ModelVersion:
         return need(self.version, "version", step)
 
     def need_model_server(self) -> ModelServer:

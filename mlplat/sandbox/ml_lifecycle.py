@@ -10,10 +10,10 @@ in the open, in one place each: Firehose's delivery (`mlplat.sandbox.firehose`),
 serving, data capture and metrics (here: `ml.serve.ModelServer` answers on loopback, the sandbox
 writes what SageMaker writes), CloudWatch's alarm evaluation (`mlplat.sandbox.alarms`).
 
-The model: `train`, `evaluate` and `package` are the stages of `ml.workflow.train_candidate` —
-the train → evaluate → gate → package that `mlplat train --local` and the SageMaker training job
-run in one call —, the gate against the group's approved version; `register` is
-`ml.workflow.register`, as `mlplat register`.
+The model: `pipeline` executes the stack's SageMaker Pipeline from the definition the program
+realized (`mlplat.sandbox.pipeline`): curate, features, train, evaluate against the serving version,
+register — the `ml.pipeline` commands in containers, each as its step role. `retrain-refused` runs
+it again, after the deployment, with a deliberately worse model that its gate must refuse.
 
 The clock: the endpoint's traffic is stamped over the two hours before the current hour, `[H-2h,
 H-1h)` without drift and `[H-1h, H)` with drift injected (`generate_customers(drift=...)`), so
@@ -22,8 +22,8 @@ alarms (one hourly period) go OK, then ALARM.
 
 Least privilege: the steps that a role of the stack performs in AWS run with that role's
 credentials (STS AssumeRole) while the moto server enforces IAM (`SandboxServer.iam_enforced`):
-training reads the features zone and uploads the model as the training role; data capture is
-written as the endpoint's execution role. The `least-privilege` step then shows what those roles
+every pipeline step reads and writes the lake as its own step role; data capture is written as the
+endpoint's execution role. The `least-privilege` step then shows what those roles
 cannot do (write the raw zone, write outside their prefixes): an AccessDenied each.
 """
 
@@ -33,23 +33,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from mlplat.sandbox.context import Step
-from mlplat.sandbox.steps.data import curate, features, generate_data, ingest
+from mlplat.sandbox.steps.data import generate_data, ingest
 from mlplat.sandbox.steps.least_privilege import least_privilege
-from mlplat.sandbox.steps.model import approve, evaluate, package, register, train, upload
 from mlplat.sandbox.steps.monitoring import alarms, drift, notifications, prediction_logs
+from mlplat.sandbox.steps.pipeline import approve, pipeline, retrain_refused
 from mlplat.sandbox.steps.serving import capture, deploy, send_traffic
 
 ML_STEPS: tuple[Step, ...] = (
     Step("generate-data", generate_data, "synthetic customers with the churn label"),
     Step("ingest", ingest, "batch upload to raw; a slice through the Firehose stream"),
-    Step("curate", curate, "raw -> validated, de-duplicated curated zone"),
-    Step("features", features, "curated -> features zone (the serving feature code)"),
-    Step("train", train, "local training on the features zone (as the training role)"),
-    Step("evaluate", evaluate, "the promotion gate"),
-    Step("package", package, "model.tar.gz with the handler"),
-    Step("upload", upload, "artifact to the registry's prefix (as the training role)"),
-    Step("register", register, "a version in the model package group"),
-    Step("approve", approve, "approve the version"),
+    Step("pipeline", pipeline, "the stack's pipeline, executed: curate ... register"),
+    Step("approve", approve, "approve the registered version"),
     Step("deploy", deploy, "the endpoint moved to the version; served on loopback"),
     Step("send-traffic", send_traffic, "two hours of requests, drift in the second"),
     Step("capture", capture, "data capture to the predictions zone (as the endpoint role)"),
@@ -58,6 +52,7 @@ ML_STEPS: tuple[Step, ...] = (
     Step("alarms", alarms, "the stack's alarms evaluated, notifications published"),
     Step("notifications", notifications, "the on-call queue receives the drift alarm"),
     Step("prediction-logs", prediction_logs, "prediction logs read back from the lake"),
+    Step("retrain-refused", retrain_refused, "a worse model refused against the deployed one"),
 )
 
 

@@ -55,6 +55,7 @@ class SandboxServer:
         os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
         # werkzeug logs every request to stderr; the sandbox reports what matters itself.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        _authorize_with_iam_service_names()
         server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
         try:
             server.start()
@@ -134,6 +135,44 @@ class SandboxServer:
         with urllib.request.urlopen(request, timeout=10) as response:
             answer: dict[str, Any] = json.loads(response.read())
         return answer
+
+
+# Services whose signing name is not their IAM action prefix (moto authorizes `<signing name>:X`).
+_IAM_PREFIXES = {"monitoring": "cloudwatch"}
+
+
+def _authorize_with_iam_service_names() -> None:
+    """Two corrections to moto's IAM authorization, once per process:
+
+    * moto names the action after the request's signing name (`monitoring:PutMetricData`),
+      which no policy grants (`cloudwatch:PutMetricData`): renamed as IAM does;
+    * moto does not know the resource of a non-S3 request and authorizes it against `*`, which
+      a statement scoped to ARNs never matches (every scoped grant would be refused): for such a
+      request a statement's resources count as matching, so the action alone is authorized (the
+      least-privilege step's limits say so)."""
+    from moto.iam import access_control
+
+    statement: Any = access_control.IAMPolicyStatement
+    element_matches = statement._check_element_matches
+
+    def matches(self: Any, element: Any, value: str) -> bool:
+        if element == "Resource" and value == "*":
+            return True
+        return bool(element_matches(self, element, value))
+
+    base: Any = access_control.IAMRequestBase
+    if getattr(base, "_mlplat_iam_names", False):
+        return
+    original = base.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        service, _, action = self._action.partition(":")
+        self._action = f"{_IAM_PREFIXES.get(service, service)}:{action}"
+
+    base.__init__ = init
+    statement._check_element_matches = matches
+    base._mlplat_iam_names = True
 
 
 def environment_for(url: str, region: str) -> dict[str, str]:

@@ -103,6 +103,12 @@ def _prod_problems(s: Settings) -> list[str]:
             "prod audit logs cannot be deleted from inside the account",
         ),
         (
+            s.pipeline.auto_approve,
+            "pipeline.auto_approve",
+            "true",
+            "a person approves what prod serves: versions wait in PendingManualApproval",
+        ),
+        (
             bool(s.cluster.public_access_cidrs),
             "cluster.public_access_cidrs",
             "non-empty",

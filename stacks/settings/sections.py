@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # the component modules load Pulumi: `args()` imports each on
     from components.drift_job import DriftJobArgs
     from components.ingestion import IngestionArgs
     from components.model_endpoint import ModelEndpointArgs
+    from components.model_pipeline import ModelPipelineArgs
     from components.model_registry import ModelRegistryArgs
     from components.monitoring import MonitoringArgs
     from components.network import NetworkArgs
@@ -261,12 +262,19 @@ class ImageSettings(Section):
 class OnCallSettings(Section):
     subscriptions: tuple[Subscription, ...]
     kms_deletion_window_days: int
+    # the model pipeline's failure rule pages through the topic
+    pipeline_enabled: bool
 
     def args(self) -> OnCallArgs:
+        """EventBridge may publish for the pipeline's failure rule: its name is fixed, so the
+        topic's policy names it before the pipeline (which needs the topic) exists."""
+        from components.model_pipeline import default_pipeline_name, failure_rule_name
         from components.on_call import OnCallArgs
 
+        rules = (failure_rule_name(default_pipeline_name(self.stack.name)),)
         return OnCallArgs(
             subscriptions=self.subscriptions,
+            event_rule_names=rules if self.pipeline_enabled else (),
             kms_deletion_window_days=self.kms_deletion_window_days,
             tags=self.stack.tags,
             protect=self.stack.is_prod,
@@ -293,6 +301,83 @@ class RegistrySettings(Section):
             writer_role_names=writer_role_names,
             tags=self.stack.tags,
             protect=self.stack.is_prod,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSettings(Section):
+    """The model's SageMaker Pipeline (only when `enabled`): its steps, schedule and gate."""
+
+    enabled: bool
+    region: str
+    schedule: str
+    window_days: int
+    instance_type: str
+    instance_count: int
+    auto_approve: bool
+    max_rejected_share: float
+    # the training step runs as `mlplat train` jobs do
+    training_instance_type: str
+    training_use_spot: bool
+    training_max_runtime_seconds: int
+    training_max_wait_seconds: int
+
+    @property
+    def approval_status(self) -> str:
+        """What a version that passes the gate is registered as."""
+        return "Approved" if self.auto_approve else "PendingManualApproval"
+
+    def args(
+        self,
+        *,
+        image_uri: pulumi.Input[str],
+        image_repository_arn: pulumi.Input[str],
+        lake_bucket_names: Mapping[str, pulumi.Input[str]],
+        lake_bucket_arns: Mapping[str, pulumi.Input[str]],
+        kms_key_arn: pulumi.Input[str],
+        vpc_id: pulumi.Input[str],
+        subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]],
+        security_group_ids: Sequence[pulumi.Input[str]],
+        group_name: pulumi.Input[str],
+        artifacts_prefix: str,
+        topic_arn: pulumi.Input[str],
+    ) -> ModelPipelineArgs:
+        """`lake_bucket_names` / `lake_bucket_arns`: the lake's buckets by zone."""
+        from components.model_pipeline import ModelPipelineArgs, default_pipeline_name
+
+        names, arns = lake_bucket_names, lake_bucket_arns
+        return ModelPipelineArgs(
+            pipeline_name=default_pipeline_name(self.stack.name),
+            stack=self.stack.name,
+            region=self.region,
+            schedule=self.schedule,
+            image_uri=image_uri,
+            image_repository_arn=image_repository_arn,
+            raw_bucket_name=names["raw"],
+            raw_bucket_arn=arns["raw"],
+            curated_bucket_name=names["curated"],
+            curated_bucket_arn=arns["curated"],
+            features_bucket_name=names["features"],
+            features_bucket_arn=arns["features"],
+            models_bucket_name=names["models"],
+            models_bucket_arn=arns["models"],
+            kms_key_arn=kms_key_arn,
+            vpc_id=vpc_id,
+            subnet_ids=subnet_ids,
+            security_group_ids=security_group_ids,
+            group_name=group_name,
+            artifacts_prefix=artifacts_prefix,
+            topic_arn=topic_arn,
+            window_days=self.window_days,
+            approval_status=self.approval_status,
+            max_rejected_share=self.max_rejected_share,
+            processing_instance_type=self.instance_type,
+            processing_instance_count=self.instance_count,
+            training_instance_type=self.training_instance_type,
+            training_use_spot=self.training_use_spot,
+            training_max_runtime_seconds=self.training_max_runtime_seconds,
+            training_max_wait_seconds=self.training_max_wait_seconds,
+            tags=self.stack.tags,
         )
 
 
@@ -547,6 +632,7 @@ class Settings:
     image: ImageSettings
     on_call: OnCallSettings
     registry: RegistrySettings
+    pipeline: PipelineSettings
     endpoint: EndpointSettings
     drift: DriftSettings
     monitoring: MonitoringSettings
@@ -582,6 +668,7 @@ SECTIONS: Mapping[str, type] = {
     "image": ImageSettings,
     "on_call": OnCallSettings,
     "registry": RegistrySettings,
+    "pipeline": PipelineSettings,
     "endpoint": EndpointSettings,
     "drift": DriftSettings,
     "monitoring": MonitoringSettings,

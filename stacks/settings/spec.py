@@ -26,6 +26,8 @@ DEFAULT_GPU_FAMILIES = ("g4dn", "g5", "g6", "g6e", "p4d", "p5")
 DEPLOYMENT_STRATEGIES = ("canary", "linear", "all-at-once")
 SUBSCRIPTION_PROTOCOLS = PROTOCOLS  # what the on-call topic subscribes
 SECRET_PLACEHOLDER = "[secret]"
+# An EventBridge schedule expression (the drift job, the pipeline's retraining).
+SCHEDULE_PATTERN = r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$"
 
 
 # --- the values a structured setting parses to ------------------------------------------------
@@ -113,7 +115,7 @@ SPEC: tuple[Spec, ...] = (
     ),
     Spec(
         "aws:region",
-        "region",
+        ("region", "pipeline.region"),
         "str",
         "AWS region (the provider's own key)",
         required=True,
@@ -338,7 +340,7 @@ SPEC: tuple[Spec, ...] = (
     ),
     Spec(
         "trainingInstanceType",
-        "training.instance_type",
+        ("training.instance_type", "pipeline.training_instance_type"),
         "str",
         "SageMaker training instance type",
         default="ml.m5.xlarge",
@@ -346,14 +348,14 @@ SPEC: tuple[Spec, ...] = (
     ),
     Spec(
         "trainingUseSpot",
-        "training.use_spot",
+        ("training.use_spot", "pipeline.training_use_spot"),
         "bool",
         "Managed spot training (with checkpoints)",
         default=True,
     ),
     Spec(
         "trainingMaxRuntimeSeconds",
-        "training.max_runtime_seconds",
+        ("training.max_runtime_seconds", "pipeline.training_max_runtime_seconds"),
         "int",
         "Longest a training job may run",
         default=4 * 3600,
@@ -362,12 +364,72 @@ SPEC: tuple[Spec, ...] = (
     ),
     Spec(
         "trainingMaxWaitSeconds",
-        "training.max_wait_seconds",
+        ("training.max_wait_seconds", "pipeline.training_max_wait_seconds"),
         "int",
         "Longest a spot training job may wait plus run (>= trainingMaxRuntimeSeconds)",
         default=8 * 3600,
         minimum=60,
         maximum=28 * 86400,
+    ),
+    # the model pipeline (retraining)
+    Spec(
+        "pipelineEnabled",
+        ("pipeline.enabled", "on_call.pipeline_enabled"),
+        "bool",
+        "Deploy the model's SageMaker Pipeline (curate, features, train, evaluate, register), "
+        "its schedule and its failure page",
+        default=True,
+    ),
+    Spec(
+        "pipelineSchedule",
+        "pipeline.schedule",
+        "str",
+        "EventBridge schedule that retrains the model (starts the pipeline)",
+        default="rate(7 days)",
+        pattern=SCHEDULE_PATTERN,
+    ),
+    Spec(
+        "pipelineWindowDays",
+        "pipeline.window_days",
+        "int",
+        "Days of raw data a pipeline run curates and trains on (up to the day it starts)",
+        default=30,
+        minimum=1,
+        maximum=3650,
+    ),
+    Spec(
+        "pipelineInstanceType",
+        "pipeline.instance_type",
+        "str",
+        "Instance type of the pipeline's Processing steps",
+        default="ml.m5.xlarge",
+        pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$",
+    ),
+    Spec(
+        "pipelineInstanceCount",
+        "pipeline.instance_count",
+        "int",
+        "Instances the curate and features steps shard the window's partitions across",
+        default=_by_env(prod=2, staging=2, other=1),
+        minimum=1,
+        maximum=100,
+    ),
+    Spec(
+        "pipelineAutoApprove",
+        "pipeline.auto_approve",
+        "bool",
+        "Register versions that pass the gate as Approved (else PendingManualApproval; refused "
+        "in prod)",
+        default=_by_env(dev=True, local=True, other=False),
+    ),
+    Spec(
+        "pipelineMaxRejectedShare",
+        "pipeline.max_rejected_share",
+        "float",
+        "Share of a window's raw rows the curate step may reject before the run fails (and pages)",
+        default=0.05,
+        minimum=0,
+        maximum=1,
     ),
     # serving
     Spec("endpointEnabled", "endpoint.enabled", "bool", "Deploy the model endpoint", default=True),
@@ -588,7 +650,7 @@ SPEC: tuple[Spec, ...] = (
         "str",
         "EventBridge schedule of the drift job",
         default="rate(1 hour)",
-        pattern=r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$",
+        pattern=SCHEDULE_PATTERN,
     ),
     Spec(
         "platformImageTag",

@@ -18,6 +18,21 @@ TAGS = {
 }
 VPC_CIDR = "10.40.0.0/16"
 PACKAGE_GROUP = "churn-sandbox"
+PIPELINE = "churn-sandbox-pipeline"
+PIPELINE_DEFINITION = json.dumps(
+    {
+        "Version": "2020-12-01",
+        "Metadata": {},
+        "Parameters": [{"Name": "WindowDays", "Type": "String", "DefaultValue": "30"}],
+        "Steps": [
+            {
+                "Name": "Refused",
+                "Type": "Fail",
+                "Arguments": {"ErrorMessage": {"Get": "Parameters.WindowDays"}},
+            }
+        ],
+    }
+)
 DASHBOARD = "ml-platform-sandbox"
 KEY_ALIAS = "alias/ml-platform-sandbox-lake"
 PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
@@ -367,6 +382,27 @@ def platform_program() -> None:
         model_package_group_name=PACKAGE_GROUP,
         model_package_group_description="churn models",
         tags=TAGS,
+    )
+    pipeline = aws.sagemaker.Pipeline(
+        "retrain",
+        pipeline_name=PIPELINE,
+        pipeline_display_name=PIPELINE,
+        pipeline_description="retrains the churn model",
+        role_arn=sm_role.arn,
+        pipeline_definition=PIPELINE_DEFINITION,
+        tags=TAGS,
+    )
+    retrain = aws.cloudwatch.EventRule(
+        "retrain-schedule", schedule_expression="rate(7 days)", tags=TAGS
+    )
+    aws.cloudwatch.EventTarget(
+        "retrain-target",
+        rule=retrain.name,
+        arn=pipeline.arn,
+        role_arn=sm_role.arn,
+        sagemaker_pipeline_target={
+            "pipeline_parameter_lists": [{"name": "WindowDays", "value": "14"}]
+        },
     )
     model = aws.sagemaker.Model(
         "churn-model",

@@ -32,6 +32,7 @@ from tests.conftest import ROOT
 GROUP = "ml-platform-local-churn"
 ENDPOINT = "ml-platform-local"
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:ml-platform-local-oncall"
+PIPELINE_CONTAINERS = ("Window", "Curate", "Features", "Train", "Evaluate")
 
 
 @dataclass
@@ -89,6 +90,14 @@ def _observe(run: Run, report_path: Path) -> None:
     config = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
     seen["endpoint_config"] = config
     seen["model"] = sm.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+    definition = json.loads(
+        sm.describe_pipeline(PipelineName=outputs["pipeline_name"])["PipelineDefinition"]
+    )
+    seen["definition_instances"] = {
+        step["Name"]: step["Arguments"]["ProcessingResources"]["ClusterConfig"]["InstanceCount"]
+        for step in definition["Steps"]
+        if step["Type"] == "Processing"
+    }
     arn = seen["model"]["PrimaryContainer"]["ModelPackageName"]
     seen["package"] = sm.describe_model_package(ModelPackageName=arn)
     capture = report["lifecycle"]["capture"]["prefix"].removeprefix("s3://").split("/", 1)[1]
@@ -205,27 +214,79 @@ def test_ingest_streams_through_firehose_as_parquet(run: Run) -> None:
     table = run.seen["streamed_table"]
     assert "churned" in table.column_names and "dt" not in table.column_names
     assert str(table.schema.field("event_time").type) == "timestamp[ms, tz=UTC]"
-    curate = run.report["lifecycle"]["curate"]
-    assert curate == {"rawRows": 30_000, "rejected": 0, "duplicates": 0, "curatedRows": 30_000}
 
 
-def test_the_model_is_trained_gated_registered_approved_and_deployed(run: Run) -> None:
+def test_the_pipeline_runs_every_step_of_its_deployed_definition(run: Run) -> None:
+    pipeline = run.report["lifecycle"]["pipeline"]
+    assert pipeline["status"] == "Succeeded" and pipeline["failure"] is None
+    assert [(s["name"], s["type"], s["status"]) for s in pipeline["steps"]] == [
+        ("Window", "Processing", "Succeeded"),
+        ("Curate", "Processing", "Succeeded"),
+        ("Features", "Processing", "Succeeded"),
+        ("Train", "Training", "Succeeded"),
+        ("Evaluate", "Processing", "Succeeded"),
+        ("GatePassed", "Condition", "Succeeded"),
+        ("Register", "RegisterModel", "Succeeded"),
+    ]
+    execution = pipeline["executionArn"].rsplit("/", 1)[-1]
+    work = f"s3://{run.report['outputs']['models_bucket']}/models/{GROUP}/pipeline/{execution}"
+    steps = {s["name"]: s for s in pipeline["steps"]}
+    assert steps["Curate"]["detail"].endswith(f"outputs to {work}/curate")
+    assert steps["Train"]["detail"].endswith(
+        f"{work}/train/pipelines-{execution}-train/output/model.tar.gz"
+    )
+    # the sharded steps ran on every instance the definition asks for, each with its share
+    instances = run.seen["definition_instances"]
+    assert steps["Curate"]["detail"].startswith(f"{instances['Curate']} instance(s), 31 input")
+    assert pipeline["parameters"]["ModelApprovalStatus"] == "Approved"  # local auto-approves
+    assert pipeline["modelPackageArn"].endswith(f":model-package/{GROUP}/1")
+
+
+def test_the_model_is_registered_with_its_reports_and_deployed(run: Run) -> None:
     report, seen = run.report, run.seen
     assert report["modelVersion"] == f"{GROUP}/1"
-    assert report["metrics"]["roc_auc"] > 0.75 and report["metrics"]["n"] > 5_000
-    assert report["lifecycle"]["evaluate"]["passed"] is True
-    upload = report["lifecycle"]["upload"]
-    prefix = f"s3://{report['outputs']['models_bucket']}/models/{GROUP}/"
-    assert upload["model"].startswith(prefix) and upload["model"].endswith("/model.tar.gz")
+    assert report["metrics"]["roc_auc"] > 0.75 and report["metrics"]["log_loss"] < 0.5
+    execution = report["lifecycle"]["pipeline"]["executionArn"].rsplit("/", 1)[-1]
+    work = f"s3://{report['outputs']['models_bucket']}/models/{GROUP}/pipeline/{execution}"
     package = seen["package"]
     assert package["ModelApprovalStatus"] == "Approved"
-    assert package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] == upload["model"]
+    container = package["InferenceSpecification"]["Containers"][0]
+    assert container["ModelDataUrl"] == (
+        f"{work}/train/pipelines-{execution}-train/output/model.tar.gz"
+    )
+    quality, data = (
+        package["ModelMetrics"]["ModelQuality"],
+        package["ModelMetrics"]["ModelDataQuality"],
+    )
+    assert quality["Statistics"]["S3Uri"] == f"{work}/evaluate/metrics.json"
+    assert quality["Constraints"]["S3Uri"] == f"{work}/evaluate/gate.json"
+    assert data["Statistics"]["S3Uri"] == f"{work}/evaluate/baseline.json"
     metadata = package["CustomerMetadataProperties"]
+    assert metadata["pipeline-execution"] == report["lifecycle"]["pipeline"]["executionArn"]
+    assert float(metadata["metric.roc_auc"]) == report["metrics"]["roc_auc"]
     assert (metadata["deployed-to"], metadata["deploy-seq.local"]) == ("local", "1")
     # the endpoint now runs a model made from the approved package, capture kept on
     assert seen["model"]["PrimaryContainer"]["ModelPackageName"] == package["ModelPackageArn"]
     assert seen["endpoint_config"]["DataCaptureConfig"]["InitialSamplingPercentage"] == 100
     assert seen["baseline"]["format"] == "mlplat-baseline/1"
+
+
+def test_a_worse_model_is_refused_against_the_deployed_version(run: Run) -> None:
+    refused = run.report["lifecycle"]["retrain-refused"]
+    assert refused["status"] == "Failed" and refused["modelPackageArn"] is None
+    assert refused["parameters"]["C"] == "0.0001"
+    assert [(s["name"], s["status"]) for s in refused["steps"]][-2:] == [
+        ("GatePassed", "Succeeded"),
+        ("GateRefused", "Failed"),
+    ]
+    gate = refused["gate"]
+    assert (
+        gate["passed"] is False and gate["servingVersion"] == run.seen["package"]["ModelPackageArn"]
+    )
+    assert "log_loss vs approved" in gate["failed"]
+    # the Fail step's message is the refusing rules, with their figures
+    assert refused["failure"].startswith("step GateRefused: gate refused: ")
+    assert "log_loss vs approved: candidate " in refused["failure"]
 
 
 def test_traffic_is_captured_in_sagemakers_format_and_logged_to_the_lake(run: Run) -> None:
@@ -301,9 +362,18 @@ def test_least_privilege_is_enforced_by_moto(run: Run) -> None:
         "endpoint",
         f"s3://{outputs['predictions_bucket']}/capture/another-endpoint/primary/x.jsonl",
     ) in denied
+    for step, zone in (
+        ("Curate", "features_bucket"),
+        ("Features", "raw_bucket"),
+        ("Train", "curated_bucket"),
+    ):
+        assert any(
+            role == f"pipeline {step}" and resource.startswith(f"s3://{outputs[zone]}/")
+            for role, resource in denied
+        )
+    assert ("pipeline Evaluate", GROUP) in denied  # it may not register
     allowed = {(c["role"], c["action"]) for c in checks if c["actual"] == "allowed"}
     assert allowed == {
-        ("training", "s3:ListBucket, s3:GetObject"),
-        ("training", "s3:PutObject"),
+        *((f"pipeline {s}", "its inputs, container and outputs") for s in PIPELINE_CONTAINERS),
         ("endpoint", "s3:PutObject"),
     }

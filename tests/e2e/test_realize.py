@@ -32,6 +32,8 @@ from tests.e2e.programs import (
     DASHBOARD,
     KEY_ALIAS,
     PACKAGE_GROUP,
+    PIPELINE,
+    PIPELINE_DEFINITION,
     TRUST,
     VPC_CIDR,
     platform_program,
@@ -90,7 +92,7 @@ def test_every_realizer_is_exercised_and_nothing_failed(platform):
     assert mocks.failed == []
     assert {t for t, _, _ in mocks.realized} == set(REALIZERS) == set(READERS)
     custom = [r for r in plan.resources if r.custom]
-    assert len(mocks.realized) + len(mocks.not_emulated) == len(custom) == 81
+    assert len(mocks.realized) + len(mocks.not_emulated) == len(custom) == 84
     assert mocks.verify() == []
 
 
@@ -391,6 +393,47 @@ def test_sagemaker_chain(platform, aws_client):
     endpoint = sm.describe_endpoint(EndpointName=ident(plan, "churn-endpoint"))
     assert endpoint["EndpointConfigName"] == ident(plan, "churn-config")
     assert endpoint["EndpointStatus"] == "InService"
+
+
+def test_pipeline_with_its_definition_and_its_schedule(platform, aws_client):
+    plan, _ = platform
+    described = aws_client("sagemaker").describe_pipeline(PipelineName=PIPELINE)
+    assert ident(plan, "retrain") == PIPELINE
+    assert described["PipelineArn"] == state(plan, "retrain", "arn")
+    assert described["PipelineArn"].endswith(f":pipeline/{PIPELINE}")
+    assert json.loads(described["PipelineDefinition"]) == json.loads(PIPELINE_DEFINITION)
+    assert described["RoleArn"] == state(plan, "serving-exec", "arn")
+    assert described["PipelineDescription"] == "retrains the churn model"
+    events = aws_client("events")
+    [target] = events.list_targets_by_rule(Rule=ident(plan, "retrain-schedule"))["Targets"]
+    assert target["Arn"] == described["PipelineArn"]
+    assert target["RoleArn"] == state(plan, "serving-exec", "arn")
+    assert target["SageMakerPipelineParameters"] == {
+        "PipelineParameterList": [{"Name": "WindowDays", "Value": "14"}]
+    }
+
+
+def test_a_changed_pipeline_definition_is_updated_in_place(realize, aws_client):
+    changed = json.loads(PIPELINE_DEFINITION)
+    changed["Parameters"][0]["DefaultValue"] = "60"
+
+    def program() -> None:
+        role = aws.iam.Role("update-exec", assume_role_policy=TRUST["sagemaker"])
+        aws.sagemaker.Pipeline(
+            "update",
+            pipeline_name="churn-sandbox-update",
+            pipeline_display_name="churn-sandbox-update",
+            role_arn=role.arn,
+            pipeline_definition=json.dumps(definition),
+        )
+
+    definition = json.loads(PIPELINE_DEFINITION)
+    _, first = realize(program)
+    definition = changed
+    _, second = realize(program)
+    assert first.failed == second.failed == []
+    described = aws_client("sagemaker").describe_pipeline(PipelineName="churn-sandbox-update")
+    assert json.loads(described["PipelineDefinition"]) == changed
 
 
 def test_autoscaling_target_and_policy(platform, aws_client):

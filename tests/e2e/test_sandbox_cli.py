@@ -147,13 +147,7 @@ def test_the_step_list_is_platform_then_ml():
     assert [s.name for s in ML_STEPS] == [
         "generate-data",
         "ingest",
-        "curate",
-        "features",
-        "train",
-        "evaluate",
-        "package",
-        "upload",
-        "register",
+        "pipeline",
         "approve",
         "deploy",
         "send-traffic",
@@ -163,21 +157,24 @@ def test_the_step_list_is_platform_then_ml():
         "alarms",
         "notifications",
         "prediction-logs",
+        "retrain-refused",
     ]
     assert (*PLATFORM_STEPS, *ML_STEPS) == STEPS
 
 
 def test_an_ml_step_without_its_platform_says_what_is_missing(tmp_path):
     steps = {s.name: s for s in ML_STEPS}
-    report = run_steps(_context(tmp_path), [steps["curate"], steps["features"]])
+    report = run_steps(_context(tmp_path), [steps["ingest"], steps["pipeline"]])
     assert [(s.name, s.status) for s in report.steps] == [
-        ("curate", "failed"),
-        ("features", "not-run"),
+        ("ingest", "failed"),
+        ("pipeline", "not-run"),
     ]
     assert report.steps[0].error == "no platform outputs (did realize-platform run?)"
+    report = run_steps(_context(tmp_path), [steps["approve"]])
+    assert report.steps[0].error == "no version (did pipeline run?)"
     ctx = _context(tmp_path)
     ctx.outputs = {"alarm_topic_arn": "arn:aws:sns:us-east-1:123456789012:t"}
-    report = run_steps(ctx, [steps["train"]])
+    report = run_steps(ctx, [steps["least-privilege"]])
     assert "lack" in report.steps[0].error and "raw_bucket" in report.steps[0].error
 
 

@@ -67,7 +67,7 @@ def test_eks_says_why_it_is_not_emulated_for_every_eks_type() -> None:
 
     for token in ("aws:eks/cluster:Cluster", "aws:eks/addon:Addon"):  # listed or not
         assert "no control plane" in not_emulated_reason(token)
-    assert not_emulated_reason("aws:sagemaker/pipeline:Pipeline") == NO_REALIZER
+    assert not_emulated_reason("aws:sagemaker/domain:Domain") == NO_REALIZER
     assert "no Kubernetes API server" in not_emulated_reason("kubernetes:core/v1:Namespace")
     assert "provider instance" in not_emulated_reason("pulumi:providers:aws")
 
@@ -128,7 +128,7 @@ def test_types_not_listed_fall_back_to_their_service_or_the_generic_fake() -> No
     assert REGISTRY.fake_for("aws:ec2/networkAcl:NetworkAcl") is REGISTRY.fake_for(
         "aws:ec2/vpc:Vpc"
     )
-    assert REGISTRY.fake_for("aws:sagemaker/pipeline:Pipeline") is generic_fake
+    assert REGISTRY.fake_for("aws:sagemaker/domain:Domain") is generic_fake
     assert REGISTRY.fake_for("kubernetes:core/v1:Namespace") is generic_fake
 
 
@@ -253,6 +253,7 @@ SHAPES: dict[str, tuple[str, str | None]] = {  # every AWS type the shipped stac
         N,
         rf"arn:aws:sagemaker:{R}:{A}:model-package-group/{N}",
     ),
+    "aws:sagemaker/pipeline:Pipeline": (N, rf"arn:aws:sagemaker:{R}:{A}:pipeline/[a-z0-9\-]+"),
     "aws:sfn/stateMachine:StateMachine": (
         rf"arn:aws:states:{R}:{A}:stateMachine:{N}",
         rf"arn:aws:states:{R}:{A}:stateMachine:{N}",

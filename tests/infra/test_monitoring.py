@@ -151,8 +151,19 @@ def test_topic_policy_lets_only_this_accounts_alarms_publish(plan: Plan) -> None
         "StringEquals": {"aws:SourceAccount": ACCOUNT},
         "ArnLike": {"aws:SourceArn": f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:*"},
     }
+    # and the model pipeline's failure rule, by its fixed name (tests/infra/test_model_pipeline.py)
+    rules = statement(doc, "EventRulesOfThisAccount")
+    assert rules["Principal"] == {"Service": "events.amazonaws.com"}
+    assert rules["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": ACCOUNT},
+        "ArnEquals": {
+            "aws:SourceArn": [
+                f"arn:aws:events:us-east-1:{ACCOUNT}:rule/ml-platform-prod-churn-failed"
+            ]
+        },
+    }
     services = {s["Principal"].get("Service") for s in doc["Statement"] if s["Effect"] == "Allow"}
-    assert services == {"cloudwatch.amazonaws.com"}
+    assert services == {"cloudwatch.amazonaws.com", "events.amazonaws.com"}
     deny = statement(doc, "DenyInsecureTransport")
     assert deny["Effect"] == "Deny"
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}

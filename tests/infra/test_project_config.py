@@ -170,7 +170,10 @@ def test_pulumi_yaml_keeps_the_comment_and_write_is_idempotent(tmp_path):
     assert text == (ROOT / "Pulumi.yaml").read_text()
     assert text.endswith(config_section())
     assert "  # Generated from stacks/settings/spec.py:SPEC by `make docs`" in text
-    assert "  # - a decimal (the CLI has no number type): driftPsiThreshold" in text
+    assert (
+        "  # - a decimal (the CLI has no number type): pipelineMaxRejectedShare, driftPsiThreshold"
+        in text
+    )
     assert yaml.safe_load(text)["config"] == config_schema()
 
 

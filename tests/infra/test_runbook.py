@@ -2,10 +2,13 @@
 
 Every command of the block is either run (mlplat commands, `pulumi config set` on a copy of the
 stack file, `pulumi up` as the offline plan with the policy pack) or checked against what the
-plan says (the service-linked role the stack names, the bucket, key and object key of an upload,
-the stack outputs a command reads). Account-only commands (a state backend, a quota lookup) are
-checked for shape. A line no handler knows fails the test: the runbook cannot grow a step that
-nothing here exercises.
+plan says (the service-linked role the stack names, the stack outputs a command reads).
+Account-only commands (a state backend, a quota lookup) are checked for shape. The commands that
+act on the platform run against moto with the plan's outputs (`--outputs`): the batch ingest into
+the raw bucket; the pipeline run against a stubbed SageMaker client (moto has no pipeline steps),
+registering version 1 as the pipeline's Register step would; approve; deploy with the real
+`pulumi_apply`, whose `pulumi config set` and `pulumi up` run here as the lines above do. A line
+no handler knows fails the test: the runbook cannot grow a step that nothing here exercises.
 """
 
 from __future__ import annotations
@@ -14,14 +17,20 @@ import json
 import re
 import shlex
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
+import boto3
 import pytest
 import yaml
+from botocore.stub import ANY, Stubber
+from moto import mock_aws
 from typer.testing import CliRunner
 
-from ml.contracts import baseline_key_for
+from ml import contracts
+from ml.contracts import BASELINE_FORMAT, baseline_key_for
 from ml.outputs import OUTPUT_KEYS
 from mlplat.cli.app import app
 from tests.conftest import ROOT
@@ -104,23 +113,6 @@ class Runbook:
         settings, _ = load_stack("staging", self.project)
         assert any(g.capacity_type == capacity for g in settings.cluster.gpu_node_groups)
 
-    def _aws_s3(self, words: list[str]) -> None:
-        assert words[0] == "cp"
-        source, target = Path(self.work / words[1]), words[2]
-        options = dict(zip(words[3::2], words[4::2], strict=False))
-        assert source.is_file(), f"{words[1]} was not written by an earlier step"
-        (stack,) = self.outputs
-        outputs, settings = self.outputs[stack], self.settings[stack]
-        bucket, _, key = target.removeprefix("s3://").partition("/")
-        assert bucket == outputs["models_bucket"]
-        expected = {
-            "model.tar.gz": settings.endpoint.model_key,
-            "baseline.json": baseline_key_for(settings.endpoint.model_key),
-        }
-        assert key == expected[source.name], (key, expected[source.name])
-        # the lake's bucket policy refuses puts without SSE-KMS under the lake key
-        assert options == {"--sse": "aws:kms", "--sse-kms-key-id": outputs["lake_kms_key_arn"]}
-
     # --- the Pulumi CLI ------------------------------------------------------------------------
 
     def _pulumi_login(self, words: list[str]) -> None:
@@ -152,35 +144,171 @@ class Runbook:
         result = CliRunner().invoke(app, ["preview", *words, "--project-dir", str(self.project)])
         assert result.exit_code == 0, result.output
 
+    def outputs_file(self, stack: str) -> Path:
+        """The last plan's outputs as `--outputs FILE` (what `pulumi stack output --json` says)."""
+        path = self.work / f"{stack}-outputs.json"
+        path.write_text(json.dumps(self.outputs[stack]))
+        return path
+
+    @staticmethod
+    def stack_of(words: list[str]) -> tuple[str, list[str]]:
+        """The `--stack S` of a command, and its other words."""
+        at = words.index("--stack")
+        return words[at + 1], words[:at] + words[at + 2 :]
+
+    def invoke(self, *args: str) -> Any:
+        result = CliRunner().invoke(app, list(args))
+        assert result.exit_code == 0, result.output
+        return result
+
     def _mlplat_train(self, words: list[str]) -> None:
-        if "--local" in words:
-            out = words[words.index("--output") + 1]
-            args = [*words, "--rows", "20000"]  # a smaller sample than the default, same path
-            args[args.index(out)] = str(self.work / out)
-            result = CliRunner().invoke(app, ["train", *args])
-            assert result.exit_code == 0, result.output
-            return
         # remote: the Job the jobs gateway would get (no cluster here to follow it on)
         stack = words[words.index("--stack") + 1]
-        outputs = self.work / f"{stack}-outputs.json"
-        outputs.write_text(json.dumps(self.outputs[stack]))
         assert self.outputs[stack]["training_jobs_function_name"]
-        args = [a for a in words if a != "--wait"] + ["--outputs", str(outputs), "--dry-run"]
-        result = CliRunner().invoke(app, ["train", *args])
-        assert result.exit_code == 0, result.output
+        args = [a for a in words if a != "--wait"]
+        result = self.invoke(
+            "train", *args, "--outputs", str(self.outputs_file(stack)), "--dry-run"
+        )
         job = yaml.safe_load(result.stdout)
         assert job["kind"] == "Job" and job["metadata"]["namespace"] == "training"
+
+    def _mlplat_data(self, words: list[str]) -> None:
+        # a batch export into the raw zone: synthetic customers, the plan's raw bucket in moto
+        assert words[0] == "ingest"
+        stack, args = self.stack_of(words[1:])
+        export = self.work / args[0]
+        from ml.sample_data import generate_customers
+
+        generate_customers(2_000, seed=3).to_parquet(export)
+        boto3.client("s3").create_bucket(Bucket=self.outputs[stack]["raw_bucket"])
+        outputs = str(self.outputs_file(stack))
+        # the Glue catalog is the stack's (not realized here): the files only
+        self.invoke("data", "ingest", str(export), *args[1:], "--outputs", outputs, "--no-catalog")
+        listed = boto3.client("s3").list_objects_v2(Bucket=self.outputs[stack]["raw_bucket"])
+        assert any(o["Key"].endswith(".parquet") for o in listed.get("Contents", []))
+
+    def _mlplat_pipeline(self, words: list[str]) -> None:
+        assert words[0] == "run" and "--wait" in words
+        stack, args = self.stack_of(words)
+        outputs = self.outputs[stack]
+        name = outputs["pipeline_name"]
+        assert name, "the stack deploys no pipeline"
+        self.register_first_version(outputs)
+        client = boto3.client("sagemaker")
+        stub = Stubber(client)
+        arn = f"arn:aws:sagemaker:{outputs['region']}:{outputs['account_id']}:pipeline/{name}"
+        execution = f"{arn}/execution/first"
+        stub.add_response(
+            "start_pipeline_execution",
+            {"PipelineExecutionArn": execution},
+            {
+                "PipelineName": name,
+                "ClientRequestToken": ANY,
+                "PipelineParameters": [],
+                "PipelineExecutionDisplayName": ANY,
+            },
+        )
+        stub.add_response(
+            "describe_pipeline_execution",
+            {"PipelineExecutionArn": execution, "PipelineExecutionStatus": "Succeeded"},
+            {"PipelineExecutionArn": execution},
+        )
+        steps = [
+            {"StepName": step, "StepStatus": "Succeeded"}
+            for step in (
+                contracts.STEP_WINDOW,
+                contracts.STEP_CURATE,
+                contracts.STEP_FEATURES,
+                contracts.STEP_TRAIN,
+                contracts.STEP_EVALUATE,
+                contracts.STEP_GATE,
+                contracts.STEP_REGISTER,
+            )
+        ]
+        stub.add_response(
+            "list_pipeline_execution_steps",
+            {"PipelineExecutionSteps": steps},
+            {"PipelineExecutionArn": execution, "SortOrder": "Ascending"},
+        )
+        with stub, mock.patch.object(boto3, "client", return_value=client):
+            result = self.invoke("pipeline", *args, "--outputs", str(self.outputs_file(stack)))
+        stub.assert_no_pending_responses()
+        assert f"{contracts.STEP_REGISTER:<14} Succeeded" in result.stdout
+
+    def register_first_version(self, outputs: dict[str, Any]) -> None:
+        """What the pipeline's Register step leaves: version 1 of the stack's group, pending
+        approval, its evaluation's reports in the models bucket and attached."""
+        from ml import registry
+
+        s3 = boto3.client("s3")
+        bucket = outputs["models_bucket"]
+        s3.create_bucket(Bucket=bucket)
+        prefix = f"{outputs['model_artifacts_prefix']}/{contracts.PIPELINE_ROOT}/first"
+        reports = {
+            contracts.GATE_FILE: {"passed": True, "message": "gate passed", "failed": []},
+            contracts.BASELINE_FILE: {"format": BASELINE_FORMAT, "n_rows": 1, "features": {}},
+            contracts.METRICS_FILE: {"overall": {"roc_auc": 0.8}},
+        }
+        for name, body in reports.items():
+            s3.put_object(Bucket=bucket, Key=f"{prefix}/evaluation/{name}", Body=json.dumps(body))
+        evaluation = f"s3://{bucket}/{prefix}/evaluation"
+        registry.ensure_group(outputs["model_package_group_name"])
+        registry.register_model(
+            outputs["model_package_group_name"],
+            model_data_url=f"s3://{bucket}/{prefix}/train/model.tar.gz",
+            image_uri=registry.sklearn_image_uri(outputs["region"]),
+            metrics={"roc_auc": 0.8},
+            baseline_s3_uri=f"{evaluation}/{contracts.BASELINE_FILE}",
+            gate_s3_uri=f"{evaluation}/{contracts.GATE_FILE}",
+            metrics_s3_uri=f"{evaluation}/{contracts.METRICS_FILE}",
+        )
+
+    def _mlplat_approve(self, words: list[str]) -> None:
+        stack, _ = self.stack_of(words)
+        result = self.invoke("approve", *words, "--outputs", str(self.outputs_file(stack)))
+        approved = json.loads(result.stdout)
+        assert (approved["version"], approved["status"]) == (1, "Approved")
+
+    def _mlplat_deploy(self, words: list[str]) -> None:
+        stack, _ = self.stack_of(words)
+        arn = words[words.index("--model-package") + 1]
+        outputs = self.outputs_file(stack)
+
+        def pulumi(command: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
+            # `pulumi_apply`'s commands, run as the runbook's own `pulumi ...` lines are
+            assert command[0] == "pulumi"
+            if command[1] == "up":
+                assert command[2:] == ["-s", stack, "--yes"]
+                self.preview(stack)
+            else:
+                self._pulumi_config(command[2:])
+            return subprocess.CompletedProcess(command, 0, "", "")
+
+        with mock.patch("ml.deploy.subprocess.run", pulumi):
+            result = self.invoke(
+                "deploy", *words, "--outputs", str(outputs), "--project-dir", str(self.project)
+            )
+        deployed = json.loads(result.stdout)
+        assert deployed["model_package_arn"] == arn
+        key = baseline_key_for(self.settings[stack].endpoint.model_key)
+        assert deployed["baseline_uri"] == f"s3://{self.outputs[stack]['models_bucket']}/{key}"
+        document = yaml.safe_load((self.project / f"Pulumi.{stack}.yaml").read_text())
+        assert document["config"]["ml-platform:modelPackageArn"] == arn
 
 
 def test_every_runbook_command_runs_offline(tmp_path: Path) -> None:
     runbook = Runbook(tmp_path)
     lines = runbook_lines()
     assert len(lines) >= 10
-    for line in lines:
-        runbook.run(line)
+    endpoints: list[str | None] = []
+    with mock_aws():
+        for line in lines:
+            runbook.run(line)
+            if line.startswith(("pulumi up", "uv run mlplat deploy")):
+                endpoints.append(runbook.outputs["staging"]["endpoint_name"])
     assert runbook.ran == lines
-    # the first `pulumi up` had no endpoint, the second serves the first model
-    assert runbook.outputs["staging"]["endpoint_name"]
+    # `pulumi up` without an endpoint; `mlplat deploy`'s `pulumi up` serves the first model
+    assert endpoints[0] is None and endpoints[-1]
 
 
 def test_an_unknown_runbook_step_is_refused(tmp_path: Path) -> None:

@@ -135,8 +135,14 @@ def test_bad_usage_exits_2_with_a_message(
 
 
 @pytest.fixture
-def aws() -> Iterator[Any]:
+def aws(trained_dir: Path) -> Iterator[Any]:
+    """moto, with the trained model uploaded to s3://models-b/model.tar.gz."""
     with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="models-b")
+        s3.put_object(
+            Bucket="models-b", Key="model.tar.gz", Body=(trained_dir / "model.tar.gz").read_bytes()
+        )
         yield boto3.client("sagemaker", region_name="us-east-1")
 
 
@@ -145,18 +151,25 @@ def test_register_then_approve(app: typer.Typer, trained_dir: Path, aws: Any) ->
         "register",
         "--group",
         "churn",
+        "--model",
+        str(trained_dir),
         "--model-data-url",
-        "s3://m/model.tar.gz",
-        "--metrics",
-        str(trained_dir / "metrics.json"),
-        "--lineage",
-        str(trained_dir / "lineage.json"),
+        "s3://models-b/model.tar.gz",
         "--region",
         "us-east-1",
     ]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
     assert json.loads(first.output)["status"] == "PendingManualApproval"
+    # the version carries its baseline and its gate report, uploaded beside the model
+    described = aws.describe_model_package(ModelPackageName=json.loads(first.output)["arn"])
+    reports = described["ModelMetrics"]
+    assert reports["ModelDataQuality"]["Statistics"]["S3Uri"] == "s3://models-b/baseline.json"
+    assert reports["ModelQuality"]["Constraints"]["S3Uri"] == "s3://models-b/gate.json"
+    s3 = boto3.client("s3", region_name="us-east-1")
+    gate = s3.get_object(Bucket="models-b", Key="gate.json")["Body"].read()
+    assert gate == (trained_dir / "gate.json").read_bytes()
+    assert described["CustomerMetadataProperties"]["data.uri"] == "synthetic"
     runner.invoke(app, args)
     approved = runner.invoke(
         app, ["approve", "--group", "churn", "--version", "1", "--region", "us-east-1"]
@@ -200,13 +213,18 @@ def test_group_and_region_come_from_the_platform_outputs(
             "register",
             "--outputs",
             str(outputs),
+            "--model",
+            str(trained_dir / "model.tar.gz"),
             "--model-data-url",
-            "s3://m/model.tar.gz",
+            "s3://models-b/model.tar.gz",
             "--metrics",
             str(trained_dir / "metrics.json"),
         ],
     )
     assert registered.exit_code == 0, registered.output
+    # encrypted with the lake key the bucket policy demands
+    baseline = boto3.client("s3").head_object(Bucket="models-b", Key="baseline.json")
+    assert baseline["SSEKMSKeyId"] == "test-lake-kms-key-arn"
     approved = runner.invoke(app, ["approve", "--outputs", str(outputs)])
     assert approved.exit_code == 0, approved.output
     assert json.loads(approved.output)["arn"] == (
@@ -215,6 +233,70 @@ def test_group_and_region_come_from_the_platform_outputs(
     nothing = runner.invoke(app, ["approve"])
     assert nothing.exit_code == 2
     assert "--group NAME, or --stack S / --outputs FILE" in nothing.output
+
+
+@pytest.mark.parametrize(
+    ("remove", "gate", "message"),
+    [
+        ("baseline.json", None, "no baseline.json (the drift baseline)"),
+        ("gate.json", None, "no gate.json (the evaluation gate's report)"),
+        (None, {"passed": False, "checks": [{"name": "ece"}]}, "does not say passed (failed: ece)"),
+    ],
+)
+def test_register_refuses_a_model_without_its_baseline_or_a_passed_gate(
+    app: typer.Typer,
+    trained_dir: Path,
+    aws: Any,
+    tmp_path: Path,
+    remove: str | None,
+    gate: dict[str, Any] | None,
+    message: str,
+) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    for name in ("metrics.json", "baseline.json", "gate.json", "lineage.json"):
+        if name != remove:
+            (model / name).write_bytes((trained_dir / name).read_bytes())
+    if gate is not None:
+        (model / "gate.json").write_text(json.dumps(gate))
+    result = runner.invoke(
+        app,
+        [
+            "register",
+            "--group",
+            "churn",
+            "--model",
+            str(model),
+            "--model-data-url",
+            "s3://models-b/model.tar.gz",
+            "--region",
+            "us-east-1",
+        ],
+    )
+    assert result.exit_code == 2
+    assert message in result.output and str(model) in result.output
+    assert aws.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
+
+
+def test_register_refuses_a_model_that_is_not_uploaded(
+    app: typer.Typer, trained_dir: Path, aws: Any
+) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "register",
+            "--group",
+            "churn",
+            "--model",
+            str(trained_dir),
+            "--model-data-url",
+            "s3://models-b/elsewhere/model.tar.gz",
+            "--region",
+            "us-east-1",
+        ],
+    )
+    assert result.exit_code == 2
+    assert "upload the model.tar.gz there first" in result.output
 
 
 def test_every_command_has_help(app: typer.Typer) -> None:

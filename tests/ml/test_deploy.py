@@ -6,6 +6,7 @@ import itertools
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import boto3
 import pytest
@@ -13,10 +14,14 @@ import typer
 from moto import mock_aws
 from typer.testing import CliRunner
 
+from ml.contracts import BASELINE_FORMAT
 from ml.deploy import (
     CONFIG_KEY,
+    BaselineNotPublished,
+    BaselineTarget,
     DeployError,
     Deployment,
+    Release,
     deploy,
     group_of,
     pulumi_apply,
@@ -26,13 +31,20 @@ from tests.conftest import make_outputs
 
 GROUP = "ml-platform-prod-churn"
 WHO = "arn:aws:iam::123456789012:user/release-bot"
+BUCKET = "models"
+KMS = "arn:aws:kms:us-east-1:123456789012:key/k"
+TARGET = BaselineTarget(BUCKET, "churn/current/baseline.json", KMS)
+BASELINE = {"format": BASELINE_FORMAT, "n_rows": 10, "features": {}, "score": {}}
+PASSED = {"passed": True, "checks": [{"name": "roc_auc vs baseline", "passed": True}]}
 
 
 @pytest.fixture(scope="module")
 def aws() -> Iterator[boto3.Session]:
     """One moto backend for the module (fast); each test works in a group of its own."""
     with mock_aws():
-        yield boto3.Session(region_name="us-east-1")
+        session = boto3.Session(region_name="us-east-1")
+        session.client("s3").create_bucket(Bucket=BUCKET)
+        yield session
 
 
 _GROUPS = itertools.count(1)
@@ -50,7 +62,34 @@ def group(aws: boto3.Session) -> str:
     return name
 
 
-def add_version(session: boto3.Session, group: str, status: str = "Approved") -> str:
+_VERSIONS = itertools.count(1)
+ABSENT = object()  # a report not attached to the version
+
+
+def add_version(
+    session: boto3.Session,
+    group: str,
+    status: str = "Approved",
+    *,
+    gate: object = PASSED,
+    baseline: object = BASELINE,
+) -> str:
+    """A version as `mlplat register` or the pipeline leaves it: its reports in S3, attached.
+    A report given as None is attached but never uploaded; ABSENT is not attached."""
+    s3 = session.client("s3")
+    prefix = f"models/{group}/v{next(_VERSIONS)}"
+    metrics: dict[str, object] = {}
+    for name, section, kind, body in (
+        ("gate.json", "ModelQuality", "Constraints", gate),
+        ("baseline.json", "ModelDataQuality", "Statistics", baseline),
+    ):
+        if body is ABSENT:
+            continue
+        if body is not None:
+            text = body if isinstance(body, bytes) else json.dumps(body).encode()
+            s3.put_object(Bucket=BUCKET, Key=f"{prefix}/{name}", Body=text)
+        uri = f"s3://{BUCKET}/{prefix}/{name}"
+        metrics[section] = {kind: {"ContentType": "application/json", "S3Uri": uri}}
     response = session.client("sagemaker").create_model_package(
         ModelPackageGroupName=group,
         ModelPackageDescription="churn model",
@@ -60,12 +99,13 @@ def add_version(session: boto3.Session, group: str, status: str = "Approved") ->
                 {
                     "Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/"
                     "sagemaker-scikit-learn:1.9-0-cpu-py3",
-                    "ModelDataUrl": f"s3://models/models/{group}/v/model.tar.gz",
+                    "ModelDataUrl": f"s3://{BUCKET}/{prefix}/model.tar.gz",
                 }
             ],
             "SupportedContentTypes": ["application/json", "text/csv"],
             "SupportedResponseMIMETypes": ["application/json", "text/csv"],
         },
+        **({"ModelMetrics": metrics} if metrics else {}),
     )
     return str(response["ModelPackageArn"])
 
@@ -80,14 +120,16 @@ def status_of(session: boto3.Session, arn: str) -> str:
     return str(described["ModelApprovalStatus"])
 
 
-class Recorder:
-    """The pluggable apply step: remembers what it was asked to apply."""
+class Recorder(Release):
+    """A release whose apply step remembers what it was asked to apply; baselines go to
+    TARGET (or `target`)."""
 
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str]] = []
+    calls: list[tuple[str, str]]
 
-    def __call__(self, stack: str, arn: str) -> None:
-        self.calls.append((stack, arn))
+    def __init__(self, target: BaselineTarget = TARGET) -> None:
+        calls: list[tuple[str, str]] = []
+        super().__init__(lambda stack, arn: calls.append((stack, arn)), target)
+        object.__setattr__(self, "calls", calls)  # Release is frozen
 
 
 # --- deploy -------------------------------------------------------------------------------------
@@ -114,6 +156,11 @@ def test_deploy_applies_an_approved_version_and_records_who_what_when(session, g
         "deploy-seq.prod": "1",
     }
     assert status_of(session, v1) == "Approved"  # recording never changes the approval
+    # the version's baseline, where the stack's drift job reads it
+    assert result.baseline_uri == TARGET.uri
+    published = session.client("s3").get_object(Bucket=BUCKET, Key=TARGET.key)
+    assert json.loads(published["Body"].read()) == BASELINE
+    assert published["ServerSideEncryption"] == "aws:kms"
 
 
 def test_deploy_names_the_version_it_replaces(session, group):
@@ -159,6 +206,50 @@ def test_deploy_refuses_what_is_not_a_version_arn(session, group, bad):
         deploy("prod", bad, Recorder(), session=session, deployed_by=WHO)
 
 
+@pytest.mark.parametrize(
+    ("reports", "reason"),
+    [
+        ({"gate": ABSENT}, r"has no gate report \(ModelMetrics\.ModelQuality\.Constraints\)"),
+        ({"gate": None}, r"cannot read the gate report of .* at s3://models/.*/gate\.json"),
+        ({"gate": b"not json"}, r"the gate report of .* is not JSON"),
+        (
+            {"gate": {"passed": False, "checks": [{"name": "roc_auc vs approved"}]}},
+            r"does not say passed \(failed: roc_auc vs approved\)",
+        ),
+        (
+            {"gate": {"passed": False, "message": "pr_auc 0.31 < 0.40 (serving version)"}},
+            r"does not say passed \(pr_auc 0\.31 < 0\.40 \(serving version\)\)",
+        ),
+        ({"gate": {"passed": "yes"}}, r"does not say passed \(passed is 'yes'\)"),
+        ({"gate": {"checks": []}}, r'does not say passed \(it has no "passed" field\)'),
+        ({"baseline": ABSENT}, r"was registered without a baseline"),
+        ({"baseline": None}, r"cannot read the drift baseline of .* at s3://.*baseline\.json"),
+        ({"baseline": {"features": {}}}, r"is not a mlplat-baseline/1 baseline"),
+    ],
+    ids=[
+        "no-gate",
+        "gate-unreadable",
+        "gate-not-json",
+        "gate-failed-checks",
+        "gate-failed-message",
+        "gate-passed-not-true",
+        "gate-without-passed",
+        "no-baseline",
+        "baseline-unreadable",
+        "baseline-wrong-format",
+    ],
+)
+def test_deploy_refuses_a_version_without_a_passed_gate_or_a_readable_baseline(
+    session, group, reports, reason
+):
+    v1 = add_version(session, group, **reports)
+    release = Recorder()
+    with pytest.raises(DeployError, match=reason):
+        deploy("prod", v1, release, session=session, deployed_by=WHO)
+    assert release.calls == []  # nothing applied
+    assert metadata(session, v1) == {}  # nothing recorded
+
+
 def test_failed_apply_records_nothing(session, group):
     v1 = add_version(session, group)
 
@@ -166,8 +257,27 @@ def test_failed_apply_records_nothing(session, group):
         raise DeployError("pulumi up failed")
 
     with pytest.raises(DeployError, match="pulumi up failed"):
-        deploy("prod", v1, failing, session=session, deployed_by=WHO)
+        deploy("prod", v1, Release(failing, TARGET), session=session, deployed_by=WHO)
     assert metadata(session, v1) == {}
+
+
+def test_a_publish_failure_leaves_the_deployment_applied_and_recorded(session, group):
+    v1 = add_version(session, group)
+    release = Recorder(BaselineTarget("no-such-bucket", "churn/current/baseline.json", KMS))
+    with pytest.raises(BaselineNotPublished) as failed:
+        deploy("prod", v1, release, session=session, deployed_by=WHO)
+    assert release.calls == [("prod", v1)]
+    assert metadata(session, v1)["deploy-seq.prod"] == "1"
+    message = str(failed.value)
+    assert f"stack 'prod' serves {v1} and the deploy is recorded" in message
+    assert "not published to s3://no-such-bucket/churn/current/baseline.json" in message
+    assert f"`mlplat deploy --stack prod --model-package {v1}`" in message
+    assert isinstance(failed.value, DeployError)
+    assert failed.value.deployment.model_package_arn == v1
+    # the retry it names: the same version again, recorded as the current deployment
+    again = deploy("prod", v1, Recorder(), session=session, deployed_by=WHO)
+    assert again.previous_arn == v1
+    assert metadata(session, v1)["deploy-seq.prod"] == "2"
 
 
 def test_group_of():
@@ -283,6 +393,50 @@ def test_redeploying_after_a_rollback_makes_it_current_again(session, group):
     )
 
 
+def test_rollback_publishes_the_baseline_of_the_version_it_returns_to(session, group):
+    first, second = {**BASELINE, "n_rows": 1}, {**BASELINE, "n_rows": 2}
+    v1, v2 = (
+        add_version(session, group, baseline=first),
+        add_version(session, group, baseline=second),
+    )
+    target = BaselineTarget(BUCKET, f"{group}/current/baseline.json", KMS)
+    for v in (v1, v2):
+        deploy("prod", v, Recorder(target), session=session, deployed_by=WHO)
+    published = session.client("s3").get_object(Bucket=BUCKET, Key=target.key)
+    assert json.loads(published["Body"].read()) == second
+    result = rollback("prod", group, Recorder(target), session=session, deployed_by=WHO)
+    assert result.baseline_uri == target.uri
+    published = session.client("s3").get_object(Bucket=BUCKET, Key=target.key)
+    assert json.loads(published["Body"].read()) == first
+
+
+def test_rollback_refuses_a_version_whose_gate_report_is_gone(session, group):
+    v1, v2 = add_version(session, group), add_version(session, group)
+    for v in (v1, v2):
+        deploy("prod", v, Recorder(), session=session, deployed_by=WHO)
+    described = session.client("sagemaker").describe_model_package(ModelPackageName=v1)
+    gate = described["ModelMetrics"]["ModelQuality"]["Constraints"]["S3Uri"]
+    session.client("s3").delete_object(Bucket=BUCKET, Key=gate.split("/", 3)[3])
+    before = metadata(session, v1), metadata(session, v2)
+    release = Recorder()
+    with pytest.raises(DeployError, match=rf"cannot roll back from {v2} to {v1}: cannot read"):
+        rollback("prod", group, release, session=session, deployed_by=WHO)
+    assert release.calls == []
+    assert (metadata(session, v1), metadata(session, v2)) == before
+
+
+def test_a_rollback_whose_publish_fails_is_recorded(session, group):
+    v1, v2 = add_version(session, group), add_version(session, group)
+    for v in (v1, v2):
+        deploy("prod", v, Recorder(), session=session, deployed_by=WHO)
+    release = Recorder(BaselineTarget("no-such-bucket", "b.json", None))
+    with pytest.raises(BaselineNotPublished, match=f"serves {v1} and the rollback is recorded"):
+        rollback("prod", group, release, session=session, deployed_by=WHO)
+    assert release.calls == [("prod", v1)]
+    assert metadata(session, v1)["rolled-back-from"] == v2
+    assert metadata(session, v2)["rolled-back-seq.prod"] == "3"
+
+
 # --- the Pulumi CLI apply step -----------------------------------------------------------------
 
 
@@ -332,7 +486,6 @@ def test_publish_baseline_copies_the_versions_baseline_where_the_drift_job_reads
     from ml.deploy import publish_baseline
 
     s3 = session.client("s3")
-    s3.create_bucket(Bucket="models")
     s3.put_object(Bucket="models", Key=f"models/{group}/v/baseline.json", Body=b'{"b": 1}')
     sm = session.client("sagemaker")
     arn = sm.create_model_package(
@@ -358,7 +511,7 @@ def test_publish_baseline_copies_the_versions_baseline_where_the_drift_job_reads
     copied = s3.get_object(Bucket="models", Key="churn/current/baseline.json")
     assert copied["Body"].read() == b'{"b": 1}'
     assert copied["ServerSideEncryption"] == "aws:kms"
-    without = add_version(session, group)
+    without = add_version(session, group, baseline=ABSENT)
     with pytest.raises(DeployError, match="was registered without a baseline"):
         publish_baseline(without, "models", "churn/current/baseline.json", key, session=session)
 
@@ -367,43 +520,87 @@ def test_publish_baseline_copies_the_versions_baseline_where_the_drift_job_reads
 
 
 @pytest.fixture
-def cli(monkeypatch) -> tuple[typer.Typer, Recorder]:
+def cli(monkeypatch, group, tmp_path) -> tuple[typer.Typer, list[tuple[str, str]], Path]:
+    """The commands with the Pulumi CLI's release, `pulumi up` replaced by a recorder; the prod
+    stack's outputs in a file."""
+    import ml.deploy
     from mlplat.cli.commands import serving
 
-    apply = Recorder()
-    monkeypatch.setattr(serving, "_apply_for", lambda stack, project_dir: apply)
+    calls: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        ml.deploy, "pulumi_apply", lambda stack, arn, cwd=None: calls.append((stack, arn))
+    )
+    outputs = tmp_path / "outputs.json"
+    platform = make_outputs(
+        stack="prod", models_bucket=BUCKET, lake_kms_key_arn=KMS, model_package_group_name=group
+    )
+    outputs.write_text(json.dumps(platform.to_json()))
     app = typer.Typer()
     serving.register(app)
-    return app, apply
+    return app, calls, outputs
 
 
-def test_cli_deploy_and_rollback(session, group, cli, tmp_path):
-    app, apply = cli
-    v1, v2 = add_version(session, group), add_version(session, group)
+def test_cli_deploy_and_rollback(session, group, cli):
+    app, calls, outputs = cli
+    first, second = {**BASELINE, "n_rows": 1}, {**BASELINE, "n_rows": 2}
+    v1, v2 = (
+        add_version(session, group, baseline=first),
+        add_version(session, group, baseline=second),
+    )
     runner = CliRunner()
     for v in (v1, v2):
-        result = runner.invoke(app, ["deploy", "--stack", "prod", "--model-package", v])
+        result = runner.invoke(
+            app, ["deploy", "--stack", "prod", "--model-package", v, "--outputs", str(outputs)]
+        )
         assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["model_package_arn"] == v2
-    outputs = tmp_path / "outputs.json"
-    outputs.write_text(json.dumps(make_outputs(model_package_group_name=group).to_json()))
+    deployed = json.loads(result.output)
+    assert deployed["model_package_arn"] == v2
+    # where the prod stack's settings put the drift job's baseline, in its models bucket
+    assert deployed["baseline_uri"] == f"s3://{BUCKET}/churn/current/baseline.json"
+    baseline = session.client("s3").get_object(Bucket=BUCKET, Key="churn/current/baseline.json")
+    assert json.loads(baseline["Body"].read()) == second
     result = runner.invoke(app, ["rollback", "--stack", "prod", "--outputs", str(outputs)])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["model_package_arn"] == v1
-    assert apply.calls == [("prod", v1), ("prod", v2), ("prod", v1)]
+    assert calls == [("prod", v1), ("prod", v2), ("prod", v1)]
+    baseline = session.client("s3").get_object(Bucket=BUCKET, Key="churn/current/baseline.json")
+    assert json.loads(baseline["Body"].read()) == first
 
 
-def test_cli_deploy_refusal_exits_2_with_the_reason(session, group, cli):
-    app, apply = cli
-    v1 = add_version(session, group, "PendingManualApproval")
-    result = CliRunner().invoke(app, ["deploy", "--stack", "prod", "--model-package", v1])
+@pytest.mark.parametrize(
+    ("status", "reports", "reason"),
+    [
+        ("PendingManualApproval", {}, "is PendingManualApproval, not Approved"),
+        ("Approved", {"gate": ABSENT}, "has no gate report"),
+        ("Approved", {"gate": {"passed": False}}, "does not say passed"),
+        ("Approved", {"baseline": ABSENT}, "was registered without a baseline"),
+    ],
+)
+def test_cli_deploy_refusal_exits_2_with_the_reason(session, group, cli, status, reports, reason):
+    app, calls, outputs = cli
+    v1 = add_version(session, group, status, **reports)
+    result = CliRunner().invoke(
+        app, ["deploy", "--stack", "prod", "--model-package", v1, "--outputs", str(outputs)]
+    )
     assert result.exit_code == 2
-    assert "is PendingManualApproval, not Approved" in result.output
-    assert apply.calls == []
+    assert reason in result.output
+    assert calls == []
+    assert metadata(session, v1) == {}
+
+
+def test_cli_deploy_refuses_the_outputs_of_another_stack(session, group, cli):
+    app, calls, outputs = cli
+    v1 = add_version(session, group)
+    result = CliRunner().invoke(
+        app, ["deploy", "--stack", "staging", "--model-package", v1, "--outputs", str(outputs)]
+    )
+    assert result.exit_code == 2
+    assert "the platform outputs of stack 'prod', not 'staging'" in result.output
+    assert calls == []
 
 
 def test_cli_rollback_without_a_group_source_is_clear(session, group, cli, tmp_path):
-    app, _ = cli
+    app, _, _ = cli
     outputs = tmp_path / "outputs.json"
     outputs.write_text(json.dumps({"stack": "prod"}))
     result = CliRunner().invoke(app, ["rollback", "--stack", "prod", "--outputs", str(outputs)])

@@ -35,6 +35,8 @@ def _register(sm: Any, n: int, auc: float = 0.8) -> registry.ModelVersion:
         metrics={"roc_auc": auc, "log_loss": 0.43, "pr_auc": None},
         lineage=LINEAGE,
         metrics_s3_uri=f"s3://models/{n}/metrics.json",
+        baseline_s3_uri=f"s3://models/{n}/baseline.json",
+        gate_s3_uri=f"s3://models/{n}/gate.json",
         client=sm,
     )
 
@@ -55,9 +57,32 @@ def test_register_records_metrics_and_lineage(sm: Any) -> None:
     assert version.properties["code.git_commit"] == "0123abcd"
     raw = sm.describe_model_package(ModelPackageName=version.arn)
     assert raw["MetadataProperties"]["CommitId"] == "0123abcd"
-    assert raw["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"].endswith("metrics.json")
+    reports = raw["ModelMetrics"]
+    assert reports == {
+        "ModelQuality": {
+            "Statistics": {
+                "ContentType": "application/json",
+                "S3Uri": "s3://models/1/metrics.json",
+            },
+            "Constraints": {"ContentType": "application/json", "S3Uri": "s3://models/1/gate.json"},
+        },
+        "ModelDataQuality": {
+            "Statistics": {
+                "ContentType": "application/json",
+                "S3Uri": "s3://models/1/baseline.json",
+            }
+        },
+    }
     env = raw["InferenceSpecification"]["Containers"][0]["Environment"]
     assert env == {"SAGEMAKER_PROGRAM": "inference.py"}
+
+
+def test_a_version_is_never_registered_without_its_baseline(sm: Any) -> None:
+    with pytest.raises(TypeError, match="baseline_s3_uri"):
+        registry.register_model(  # type: ignore[call-arg]
+            GROUP, model_data_url="s3://m/model.tar.gz", image_uri="img", metrics={}, client=sm
+        )
+    assert registry.list_versions(GROUP, client=sm) == []
 
 
 def test_approval_flow_and_latest_approved(sm: Any) -> None:
@@ -78,12 +103,24 @@ def test_approval_flow_and_latest_approved(sm: Any) -> None:
 def test_registry_errors_are_explained(sm: Any) -> None:
     with pytest.raises(registry.RegistryError, match="cannot register a version in 'nope'"):
         registry.register_model(
-            "nope", model_data_url="s3://m/model.tar.gz", image_uri="img", metrics={}, client=sm
+            "nope",
+            model_data_url="s3://m/model.tar.gz",
+            image_uri="img",
+            metrics={},
+            baseline_s3_uri="s3://m/baseline.json",
+            client=sm,
         )
-    with pytest.raises(registry.RegistryError, match="must be an s3:// URI"):
-        registry.register_model(
-            GROUP, model_data_url="/tmp/model.tar.gz", image_uri="img", metrics={}, client=sm
-        )
+    for wrong in ("model_data_url", "baseline_s3_uri", "gate_s3_uri"):
+        uris = {
+            "model_data_url": "s3://m/model.tar.gz",
+            "baseline_s3_uri": "s3://m/baseline.json",
+            "gate_s3_uri": "s3://m/gate.json",
+            wrong: "/tmp/x.json",
+        }
+        with pytest.raises(
+            registry.RegistryError, match=f"{wrong} must be an s3:// URI, got '/tmp/x.json'"
+        ):
+            registry.register_model(GROUP, image_uri="img", metrics={}, client=sm, **uris)
     with pytest.raises(registry.RegistryError, match="no model version"):
         registry.approve("arn:aws:sagemaker:us-east-1:123456789012:model-package/x/9", client=sm)
     with pytest.raises(registry.RegistryError, match="status 'Maybe'"):

@@ -23,9 +23,12 @@ from ml.workflow import (
     gate_candidate,
     load_model,
     package_candidate,
+    pulumi_release,
     read_metrics,
     read_raw_customers,
+    read_reports,
     register,
+    register_trained,
     train_candidate,
     train_candidate_from_raw,
 )
@@ -44,7 +47,7 @@ def test_a_passing_candidate_is_written_and_packaged(trained: Any, tmp_path: Pat
     assert names == {"model.joblib", "metrics.json", "baseline.json", "lineage.json", "gate.json"}
     with tarfile.open(candidate.package) as tar:
         assert {"model.joblib", "gate.json", "code/inference.py"} <= set(tar.getnames())
-    assert list(candidate.artifacts()) == ["model", "metrics", "baseline"]
+    assert list(candidate.artifacts()) == ["model", "metrics", "baseline", "gate"]
     assert json.loads((tmp_path / "model" / "gate.json").read_text())["passed"] is True
 
 
@@ -100,11 +103,20 @@ def sm() -> Iterator[Any]:
         yield boto3.client("sagemaker", region_name="us-east-1")
 
 
+def uris_of(prefix: str) -> ArtifactUris:
+    return ArtifactUris(
+        model=f"{prefix}/model.tar.gz",
+        baseline=f"{prefix}/baseline.json",
+        gate=f"{prefix}/gate.json",
+    )
+
+
 def test_register_attaches_the_reports(sm: Any, trained: Any) -> None:
     uris = ArtifactUris(
         model="s3://m/v1/model.tar.gz",
         metrics="s3://m/v1/metrics.json",
         baseline="s3://m/v1/baseline.json",
+        gate="s3://m/v1/gate.json",
     )
     version = register(
         "churn",
@@ -119,12 +131,13 @@ def test_register_attaches_the_reports(sm: Any, trained: Any) -> None:
     raw = sm.describe_model_package(ModelPackageName=version.arn)
     quality = raw["ModelMetrics"]
     assert quality["ModelQuality"]["Statistics"]["S3Uri"] == uris.metrics
+    assert quality["ModelQuality"]["Constraints"]["S3Uri"] == uris.gate
     assert quality["ModelDataQuality"]["Statistics"]["S3Uri"] == uris.baseline
 
 
 def test_register_without_a_group_is_explained(sm: Any) -> None:
     with pytest.raises(registry.RegistryError, match="cannot register a version in 'ghost'"):
-        register("ghost", ArtifactUris(model="s3://m/model.tar.gz"), metrics={}, client=sm)
+        register("ghost", uris_of("s3://m"), metrics={}, client=sm)
 
 
 def test_review_picks_a_version_and_explains_a_missing_one(sm: Any) -> None:
@@ -132,7 +145,7 @@ def test_review_picks_a_version_and_explains_a_missing_one(sm: Any) -> None:
     with pytest.raises(registry.RegistryError, match="has no versions: register one first"):
         registry.review("churn", client=sm)
     for n in (1, 2):
-        register("churn", ArtifactUris(model=f"s3://m/{n}/model.tar.gz"), metrics={}, client=sm)
+        register("churn", uris_of(f"s3://m/{n}"), metrics={}, client=sm)
     assert registry.review("churn", client=sm).version == 2
     rejected = registry.review("churn", version=1, reject=True, client=sm)
     assert (rejected.version, rejected.status) == (1, "Rejected")
@@ -171,3 +184,157 @@ def test_bad_metrics_and_models_name_their_path(tmp_path: Path, model_dir: Path)
     with pytest.raises(InputError, match=r"the archive has no model\.joblib at its root"):
         load_model(empty)
     assert hasattr(load_model(model_dir), "predict_proba")
+
+
+# --- a trained model's reports, registered beside it ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def packaged(trained: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What `mlplat train --local --output DIR` leaves: the model directory and model.tar.gz."""
+    out = tmp_path_factory.mktemp("trained")
+    package_candidate(gate_candidate(trained, model_dir=out), package=out / "model.tar.gz")
+    return out
+
+
+def test_reports_are_read_from_the_model_directory_or_its_tarball(packaged: Path) -> None:
+    from_dir = read_reports(packaged)
+    assert read_reports(packaged / "model.tar.gz") == from_dir
+    assert json.loads(from_dir.gate)["passed"] is True
+    assert json.loads(from_dir.baseline)["format"] == "mlplat-baseline/1"
+    assert from_dir.metrics == (packaged / "metrics.json").read_bytes()
+    assert from_dir.overall["roc_auc"] > 0.5
+    assert from_dir.lineage["data"]["rows_train"] > 0
+
+
+def _copy_without(packaged: Path, target: Path, *missing: str) -> Path:
+    target.mkdir()
+    for name in ("metrics.json", "baseline.json", "gate.json", "lineage.json"):
+        if name not in missing:
+            (target / name).write_bytes((packaged / name).read_bytes())
+    return target
+
+
+@pytest.mark.parametrize(
+    ("missing", "message"),
+    [
+        ("baseline.json", r"no baseline\.json \(the drift baseline\)"),
+        ("gate.json", r"no gate\.json \(the evaluation gate's report\)"),
+        ("metrics.json", r"no metrics\.json"),
+    ],
+)
+def test_a_model_without_its_reports_is_refused(
+    packaged: Path, tmp_path: Path, missing: str, message: str
+) -> None:
+    model = _copy_without(packaged, tmp_path / "model", missing)
+    with pytest.raises(InputError, match=message) as err:
+        read_reports(model)
+    assert str(err.value).startswith(str(model))
+
+
+def test_a_model_the_gate_refused_is_not_registered(trained: Any, tmp_path: Path) -> None:
+    refused = gate_candidate(trained, model_dir=tmp_path, approved=PERFECT)
+    assert not refused.passed
+    with pytest.raises(
+        InputError, match=r"gate\.json does not say passed \(failed: roc_auc vs approved"
+    ):
+        read_reports(tmp_path)
+
+
+def test_a_tarball_without_reports_and_other_files_are_refused(
+    packaged: Path, tmp_path: Path
+) -> None:
+    bare = tmp_path / "model.tar.gz"
+    with tarfile.open(bare, "w:gz") as tar:
+        tar.add(packaged / "model.joblib", arcname="model.joblib")
+    with pytest.raises(InputError, match=r"no gate\.json"):
+        read_reports(bare)
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(InputError, match=r"expected a model directory .* or its model\.tar\.gz"):
+        read_reports(text)
+    with pytest.raises(InputError, match="no such file or directory"):
+        read_reports(tmp_path / "absent")
+    wrong = _copy_without(packaged, tmp_path / "wrong")
+    (wrong / "baseline.json").write_text('{"format": "something-else"}')
+    with pytest.raises(InputError, match="is not a mlplat-baseline/1 baseline"):
+        read_reports(wrong)
+
+
+@pytest.fixture
+def aws() -> Iterator[tuple[Any, Any]]:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="models")
+        yield boto3.client("sagemaker", region_name="us-east-1"), s3
+
+
+KMS = "arn:aws:kms:us-east-1:123456789012:key/lake"
+
+
+def test_register_trained_uploads_the_reports_beside_the_model(
+    aws: tuple[Any, Any], packaged: Path
+) -> None:
+    sm, s3 = aws
+    s3.put_object(Bucket="models", Key="churn/v7/model.tar.gz", Body=b"model")
+    reports = read_reports(packaged)
+    version = register_trained(
+        "churn",
+        reports,
+        "s3://models/churn/v7/model.tar.gz",
+        sagemaker=sm,
+        s3=s3,
+        kms_key_arn=KMS,
+        create_group=True,
+    )
+    for name, body in (
+        ("baseline.json", reports.baseline),
+        ("gate.json", reports.gate),
+        ("metrics.json", reports.metrics),
+    ):
+        uploaded = s3.get_object(Bucket="models", Key=f"churn/v7/{name}")
+        assert uploaded["Body"].read() == body
+        assert (uploaded["ServerSideEncryption"], uploaded["SSEKMSKeyId"]) == ("aws:kms", KMS)
+    raw = sm.describe_model_package(ModelPackageName=version.arn)["ModelMetrics"]
+    assert raw["ModelDataQuality"]["Statistics"]["S3Uri"] == "s3://models/churn/v7/baseline.json"
+    assert raw["ModelQuality"]["Constraints"]["S3Uri"] == "s3://models/churn/v7/gate.json"
+    assert raw["ModelQuality"]["Statistics"]["S3Uri"] == "s3://models/churn/v7/metrics.json"
+    assert version.metrics["roc_auc"] == pytest.approx(reports.overall["roc_auc"])
+    assert version.properties["data.rows_train"] == str(reports.lineage["data"]["rows_train"])
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("s3://models/churn/v8/model.tar.gz", "upload the model.tar.gz there first"),
+        ("s3://models/", "must be the s3://bucket/key of the uploaded model.tar.gz"),
+        ("/tmp/model.tar.gz", "must be the s3://bucket/key of the uploaded model.tar.gz"),
+    ],
+)
+def test_register_trained_needs_the_uploaded_model(
+    aws: tuple[Any, Any], packaged: Path, url: str, message: str
+) -> None:
+    sm, s3 = aws
+    with pytest.raises(registry.RegistryError, match=message):
+        register_trained(
+            "churn", read_reports(packaged), url, sagemaker=sm, s3=s3, create_group=True
+        )
+    assert s3.list_objects_v2(Bucket="models").get("KeyCount", 0) == 0
+
+
+def test_pulumi_release_applies_with_pulumi_and_names_the_stacks_baseline(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import ml.deploy
+    from ml.deploy import BaselineTarget
+    from tests.conftest import make_outputs
+
+    calls: list[tuple[str, str, Path | None]] = []
+    monkeypatch.setattr(
+        ml.deploy, "pulumi_apply", lambda stack, arn, cwd=None: calls.append((stack, arn, cwd))
+    )
+    platform = make_outputs(models_bucket="models-b", lake_kms_key_arn=KMS)
+    release = pulumi_release(platform, "churn/current/baseline.json", cwd=tmp_path)
+    assert release.baseline == BaselineTarget("models-b", "churn/current/baseline.json", KMS)
+    release.apply("prod", "arn")
+    assert calls == [("prod", "arn", tmp_path)]  # the apply is `pulumi up`, nothing more

@@ -58,7 +58,8 @@ SPOT_NO_CHECKPOINT = json.dumps(
                 "Type": "Training",
                 "Arguments": {
                     "EnableManagedSpotTraining": True,
-                    "ResourceConfig": {"InstanceType": "ml.g5.xlarge", "InstanceCount": 1},
+                    # two instances, their traffic not encrypted
+                    "ResourceConfig": {"InstanceType": "ml.g5.xlarge", "InstanceCount": 2},
                 },
             }
         ],

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from mlplat.cli import options
 from mlplat.cli.errors import ExitCode, fail, usage_errors
 from mlplat.cli.inputs import platform_outputs, stack_settings
+
+if TYPE_CHECKING:
+    from ml.outputs import PlatformOutputs
 
 DEFAULT_ROWS = 50_000
 TARGETS = ("local", "sagemaker", "eks")
@@ -204,14 +207,15 @@ def evaluate(
 
 def _group_and_region(
     group: str | None, stack: str | None, outputs: Path | None, region: str | None
-) -> tuple[str, str | None]:
-    """The group and region given, else the platform outputs' (`--stack` or `--outputs`)."""
-    if group is not None:
-        return group, region
+) -> tuple[str, str | None, PlatformOutputs | None]:
+    """The group and region given, else the platform outputs' (`--stack` or `--outputs`); and
+    those outputs, when named."""
     if stack is None and outputs is None:
-        fail("name the model package group: --group NAME, or --stack S / --outputs FILE")
+        if group is None:
+            fail("name the model package group: --group NAME, or --stack S / --outputs FILE")
+        return group, region, None
     platform = platform_outputs(stack, outputs)
-    return platform.model_package_group_name, region or platform.region
+    return group or platform.model_package_group_name, region or platform.region, platform
 
 
 def _sagemaker(region: str | None) -> Any:
@@ -228,28 +232,26 @@ def _aws_errors() -> tuple[type[Exception], ...]:
     return (RegistryError, BotoCoreError, ClientError, ValueError)
 
 
-def _read_reports(metrics: Path, lineage: Path | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The overall metrics of `--metrics` and the lineage of `--lineage` (both JSON)."""
-    try:
-        report = json.loads(metrics.read_text())
-        overall = report.get("overall", report) if isinstance(report, dict) else None
-        lineage_data = json.loads(lineage.read_text()) if lineage else {}
-    except (OSError, json.JSONDecodeError) as err:
-        fail(f"cannot read metrics/lineage: {err}")
-    if not isinstance(overall, dict):
-        fail(f"--metrics {metrics}: expected the metrics.json written by training")
-    return overall, lineage_data
-
-
 def register_version(
+    model: Annotated[
+        Path,
+        typer.Option(
+            "--model",
+            help="The trained model: the directory `mlplat train --local` wrote, or its "
+            "model.tar.gz. Its baseline.json and gate.json (which must say passed) are "
+            "uploaded beside --model-data-url and attached to the version.",
+        ),
+    ],
     model_data_url: Annotated[
         str, typer.Option("--model-data-url", help="s3:// URI of the uploaded model.tar.gz.")
     ],
     metrics: Annotated[
-        Path, typer.Option("--metrics", help="metrics.json written by `mlplat train`.")
-    ],
+        Path | None,
+        typer.Option("--metrics", help="metrics.json (default: the one of --model)."),
+    ] = None,
     lineage: Annotated[
-        Path | None, typer.Option("--lineage", help="lineage.json written by `mlplat train`.")
+        Path | None,
+        typer.Option("--lineage", help="lineage.json (default: the one of --model, if any)."),
     ] = None,
     image_uri: Annotated[
         str | None,
@@ -263,21 +265,29 @@ def register_version(
     stack: options.Stack = None,
     outputs: options.Outputs = None,
 ) -> None:
-    """Register a trained model as a new PendingManualApproval version of a model package group."""
-    from ml.workflow import ArtifactUris
-    from ml.workflow import register as register_model
+    """Register a trained model as a new PendingManualApproval version of a model package group.
 
-    group, region = _group_and_region(group, stack, outputs, region)
-    overall, lineage_data = _read_reports(metrics, lineage)
+    Its drift baseline, gate report and metrics are uploaded beside the model (SSE-KMS with the
+    lake key of --stack/--outputs) and attached to the version: `mlplat deploy` needs them.
+    """
+    import boto3
+
+    from ml.workflow import InputError, read_reports, register_trained
+
+    group, region, platform = _group_and_region(group, stack, outputs, region)
+    kms_key_arn = (platform.lake_kms_key_arn or None) if platform is not None else None
+    with usage_errors(InputError):
+        reports = read_reports(model, metrics=metrics, lineage=lineage)
     with usage_errors(*_aws_errors()):
-        version = register_model(
+        version = register_trained(
             group,
-            ArtifactUris(model=model_data_url),
-            metrics=overall,
-            lineage=lineage_data,
+            reports,
+            model_data_url,
+            sagemaker=_sagemaker(region),
+            s3=boto3.client("s3", region_name=region),
+            kms_key_arn=kms_key_arn,
             image_uri=image_uri,
             create_group=create_group,
-            client=_sagemaker(region),
         )
     typer.echo(
         json.dumps({"arn": version.arn, "version": version.version, "status": version.status})
@@ -303,7 +313,7 @@ def approve(
     """Approve (or --reject) a version of a model package group (default: its latest)."""
     from ml import registry
 
-    group, region = _group_and_region(group, stack, outputs, region)
+    group, region, _ = _group_and_region(group, stack, outputs, region)
     with usage_errors(*_aws_errors()):
         done = registry.review(
             group,

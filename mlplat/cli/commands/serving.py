@@ -1,8 +1,10 @@
 """Serving commands: `mlplat serve` (the container contract locally), `deploy`, `rollback`.
 
-`deploy` and `rollback` run `ml.deploy` with the Pulumi CLI's apply (`ml.workflow.pulumi_release`:
-`pulumi up` with the version set, then its drift baseline published where the stack's drift job
-reads it). Errors: message on stderr, exit 2.
+`deploy` and `rollback` run `ml.deploy` with the Pulumi CLI's release
+(`ml.workflow.pulumi_release`): the version checked (approved, a gate report that says passed, a
+readable baseline), `pulumi up` with the version set, the deployment recorded, then its drift
+baseline published where the stack's drift job reads it. Errors (a refusal, a failed `pulumi up`,
+a baseline not published after the deployment was recorded): message on stderr, exit 2.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from mlplat.cli.errors import fail, usage_errors
 from mlplat.cli.inputs import platform_outputs, stack_settings
 
 if TYPE_CHECKING:
-    from ml.deploy import ApplyFn
+    from ml.deploy import Release
+    from ml.outputs import PlatformOutputs
 
 
 def register(app: typer.Typer) -> None:
@@ -67,13 +70,25 @@ def serve(
         server.close()
 
 
-def _apply_for(stack: str, project_dir: Path | None) -> ApplyFn:
-    """The Pulumi CLI's apply for `stack`, publishing baselines where its settings say."""
+def _platform(stack: str, outputs: Path | None, project_dir: Path | None) -> PlatformOutputs:
+    """The stack's platform outputs (`--outputs`, else `pulumi stack output`), read before
+    anything is applied."""
+    platform = platform_outputs(stack, outputs, cwd=project_dir)
+    if platform.stack != stack:
+        fail(
+            f"--outputs {outputs}: the platform outputs of stack {platform.stack!r}, not {stack!r}"
+        )
+    return platform
+
+
+def _release_for(stack: str, platform: PlatformOutputs, project_dir: Path | None) -> Release:
+    """The Pulumi CLI's release for `stack`: `pulumi up` in `project_dir`; the baseline published
+    where its settings say, in its models bucket."""
     from ml.contracts import baseline_key_for
     from ml.workflow import pulumi_release
 
     settings, _ = stack_settings(stack, project_dir)
-    return pulumi_release(baseline_key_for(settings.endpoint.model_key), cwd=project_dir)
+    return pulumi_release(platform, baseline_key_for(settings.endpoint.model_key), cwd=project_dir)
 
 
 def _print(result: object) -> None:
@@ -88,18 +103,21 @@ def deploy(
     model_package: Annotated[
         str, typer.Option("--model-package", help="ARN of an approved model package version.")
     ],
+    outputs: options.Outputs = None,
     project_dir: options.ProjectDir = None,
 ) -> None:
     """Promote an approved model version: set the stack's model and `pulumi up` it.
 
-    Refuses a version that is not approved. Records deployed-to/-by/-at in its metadata.
+    Refuses, before anything is applied, a version that is not approved, whose gate report does
+    not say passed or that has no readable drift baseline. Records deployed-to/-by/-at in its
+    metadata, then publishes its baseline where the stack's drift job reads it.
     """
     from ml.deploy import DeployError
     from ml.deploy import deploy as run_deploy
 
-    apply = _apply_for(stack, project_dir)
+    release = _release_for(stack, _platform(stack, outputs, project_dir), project_dir)
     with usage_errors(DeployError):
-        result = run_deploy(stack, model_package, apply)
+        result = run_deploy(stack, model_package, release)
     _print(result)
 
 
@@ -113,9 +131,9 @@ def rollback(
     from ml.deploy import DeployError
     from ml.deploy import rollback as run_rollback
 
-    if group is None:
-        group = platform_outputs(stack, outputs, cwd=project_dir).model_package_group_name
-    apply = _apply_for(stack, project_dir)
+    platform = _platform(stack, outputs, project_dir)
+    release = _release_for(stack, platform, project_dir)
+    group = group or platform.model_package_group_name
     with usage_errors(DeployError):
-        result = run_rollback(stack, group, apply)
+        result = run_rollback(stack, group, release)
     _print(result)

@@ -100,7 +100,16 @@ def check(
         actual = "allowed"
     except Exception as exc:
         code = getattr(exc, "response", {}).get("Error", {}).get("Code", type(exc).__name__)
-        actual = str(code)
+        # moto answers a JSON-protocol service's denial in XML, which botocore reads as "403"
+        actual = "AccessDenied" if str(code) == "403" and "AccessDenied" in str(exc) else str(code)
+    return record_check(ctx, role, action, resource, expected, actual)
+
+
+def record_check(
+    ctx: SandboxContext, role: str, action: str, resource: str, expected: str, actual: str
+) -> str:
+    """Record what a role's call did against what its policy says it should; a mismatch fails
+    the step."""
     checks: list[dict[str, Any]] = ctx.report.least_privilege.setdefault("checks", [])
     checks.append(
         {

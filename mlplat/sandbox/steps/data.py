@@ -1,5 +1,6 @@
-"""The data steps: synthetic customers, ingested by batch upload and through the Firehose stream,
-curated, and turned into the features zone by the feature code serving uses."""
+"""The data steps: synthetic customers, ingested by batch upload and through the Firehose stream
+into the raw zone. Curating them and deriving the features zone is the pipeline's work
+(`mlplat.sandbox.steps.pipeline`)."""
 
 from __future__ import annotations
 
@@ -72,58 +73,3 @@ def ingest(ctx: SandboxContext) -> str:
         f"{sent.delivered:,} records through {outputs.ingest_stream_name} "
         f"-> {len(deliveries)} Parquet object(s)"
     )
-
-
-def curate(ctx: SandboxContext) -> str:
-    from ml.features import validate_frame
-    from ml.lake import read_dataset, write_dataset
-    from ml.schema import CUSTOMERS_CURATED, CUSTOMERS_RAW
-
-    outputs = platform_outputs(ctx)
-    s3 = s3_client(ctx)
-    raw = read_dataset(CUSTOMERS_RAW, outputs.raw_bucket, s3=s3)
-    expected = len(ctx.state.need_customers())
-    if len(raw) != expected:
-        raise StepFailed(f"the raw zone holds {len(raw)} rows; {expected} were ingested")
-    valid, report = validate_frame(raw, on_invalid="reject")
-    curated = valid.drop_duplicates(subset=["customer_id", "event_time"], keep="last")
-    duplicates = len(valid) - len(curated)
-    written = write_dataset(
-        curated,
-        CUSTOMERS_CURATED,
-        outputs.curated_bucket,
-        kms_key_id=outputs.lake_kms_key_arn,
-        s3=s3,
-    )
-    record(
-        ctx,
-        "curate",
-        rawRows=len(raw),
-        rejected=report.n_rejected,
-        duplicates=duplicates,
-        curatedRows=written.rows,
-    )
-    return (
-        f"{len(raw):,} raw rows (batch + streamed) -> {written.rows:,} curated "
-        f"({report.n_rejected} rejected, {duplicates} duplicates)"
-    )
-
-
-def features(ctx: SandboxContext) -> str:
-    from ml.features import build_features
-    from ml.lake import read_dataset, write_dataset
-    from ml.schema import CUSTOMER_FEATURES, CUSTOMERS_CURATED
-
-    outputs = platform_outputs(ctx)
-    s3 = s3_client(ctx)
-    curated = read_dataset(CUSTOMERS_CURATED, outputs.curated_bucket, s3=s3)
-    table = build_features(curated)
-    written = write_dataset(
-        table,
-        CUSTOMER_FEATURES,
-        outputs.features_bucket,
-        kms_key_id=outputs.lake_kms_key_arn,
-        s3=s3,
-    )
-    record(ctx, "features", rows=written.rows, partitions=len(written.partitions))
-    return f"{written.rows:,} feature rows, {len(table.columns)} columns"

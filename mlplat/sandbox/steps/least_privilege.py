@@ -1,15 +1,80 @@
 """The least-privilege step: what the stack's roles' policies do not grant is refused.
 
-The steps a role performs in AWS already ran with its credentials while moto enforced IAM (training
-reads the features zone and uploads the model as the training role; data capture is written as the
-endpoint's execution role): each call is recorded as `allowed`. This step tries what those roles
-must not do — write the raw zone, write outside their prefixes — and records an AccessDenied each.
+The steps a role performs in AWS already ran with its credentials while moto enforced IAM (every
+pipeline step reads and writes the lake as its step role; data capture is written as the endpoint's
+execution role): each is recorded as `allowed`. This step tries what those roles must not do —
+write the raw zone, write another step's zone, write outside their prefixes, register a model
+from the evaluation step — and records an AccessDenied each.
 """
 
 from __future__ import annotations
 
-from mlplat.sandbox.context import SandboxContext
+import json
+
+from mlplat.sandbox.context import SandboxContext, StepFailed
 from mlplat.sandbox.steps.common import as_role, check, platform_outputs, s3_client, sse
+
+
+def _step_roles(ctx: SandboxContext) -> dict[str, str]:
+    """Step name -> role ARN of the pipeline's container steps, from its realized definition."""
+    name = platform_outputs(ctx).pipeline_name
+    if not name:
+        raise StepFailed("the stack has no model pipeline (pipelineEnabled is false)")
+    described = ctx.client("sagemaker").describe_pipeline(PipelineName=name)
+    definition = json.loads(described["PipelineDefinition"])
+    return {
+        str(step["Name"]): str(step["Arguments"]["RoleArn"])
+        for step in definition["Steps"]
+        if step["Type"] in ("Processing", "Training")
+    }
+
+
+def _pipeline_roles_stay_in_their_zones(ctx: SandboxContext) -> None:
+    """Each step role writes only its own zone: a write into the zone of another step, and a
+    registration by a step that only evaluates, are refused."""
+    from ml.contracts import STEP_CURATE, STEP_EVALUATE, STEP_FEATURES, STEP_TRAIN, STEP_WINDOW
+    from ml.schema import CUSTOMER_FEATURES, CUSTOMERS_CURATED, CUSTOMERS_RAW
+
+    outputs = platform_outputs(ctx)
+    roles = _step_roles(ctx)
+    day = "dt=2025-01-01/injected.parquet"
+    writes = (
+        (STEP_WINDOW, outputs.raw_bucket, f"{CUSTOMERS_RAW.prefix}/{day}"),
+        (STEP_CURATE, outputs.features_bucket, f"{CUSTOMER_FEATURES.prefix}/{day}"),
+        (STEP_FEATURES, outputs.raw_bucket, f"{CUSTOMERS_RAW.prefix}/{day}"),
+        (STEP_TRAIN, outputs.curated_bucket, f"{CUSTOMERS_CURATED.prefix}/{day}"),
+        (STEP_EVALUATE, outputs.features_bucket, f"{CUSTOMER_FEATURES.prefix}/{day}"),
+    )
+    for step, bucket, key in writes:
+        with as_role(ctx, roles[step], "sandbox-negative") as credentials:
+            s3 = s3_client(ctx, credentials)
+            check(
+                ctx,
+                f"pipeline {step}",
+                "s3:PutObject",
+                f"s3://{bucket}/{key}",
+                "AccessDenied",
+                lambda s3=s3, bucket=bucket, key=key: s3.put_object(  # type: ignore[misc]
+                    Bucket=bucket, Key=key, Body=b"x", **sse(outputs)
+                ),
+            )
+    with as_role(ctx, roles[STEP_EVALUATE], "sandbox-negative") as credentials:
+        sm = ctx.client("sagemaker", **credentials)
+        check(
+            ctx,
+            f"pipeline {STEP_EVALUATE}",
+            "sagemaker:CreateModelPackage",
+            outputs.model_package_group_name,
+            "AccessDenied",
+            lambda: sm.create_model_package(
+                ModelPackageGroupName=outputs.model_package_group_name,
+                InferenceSpecification={
+                    "Containers": [{"Image": "x", "ModelDataUrl": "s3://x/model.tar.gz"}],
+                    "SupportedContentTypes": ["application/json"],
+                    "SupportedResponseMIMETypes": ["application/json"],
+                },
+            ),
+        )
 
 
 def least_privilege(ctx: SandboxContext) -> str:
@@ -60,6 +125,7 @@ def least_privilege(ctx: SandboxContext) -> str:
                     Bucket=bucket, Key=key, Body=b"x"
                 ),
             )
+    _pipeline_roles_stay_in_their_zones(ctx)
     checks = ctx.report.least_privilege["checks"]
     ctx.report.least_privilege.update(
         {
@@ -77,7 +143,8 @@ def least_privilege(ctx: SandboxContext) -> str:
                 "moto does not supply condition keys (s3:prefix, cloudwatch:namespace, "
                 "kms:ViaService): calls governed by a conditioned statement are not run as the "
                 "role (the drift job's PutMetricData, registry calls)",
-                "non-S3 actions are authorized against resource '*' only",
+                "non-S3 actions are authorized by action: moto does not know the resource of "
+                "a non-S3 request, so the resources of a statement are not checked for them",
             ],
         }
     )

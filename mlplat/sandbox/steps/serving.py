@@ -12,7 +12,7 @@ import hashlib
 import http.client
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -32,6 +32,8 @@ from mlplat.sandbox.steps.common import (
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from ml.deploy import BaselineTarget
 
 TRAFFIC_ROWS = 1_500  # per hour of traffic (two hours)
 RECORDS_PER_REQUEST = 15
@@ -97,8 +99,9 @@ def sandbox_apply(ctx: SandboxContext) -> Callable[[str, str], None]:
     the endpoint (a new model from the package, a new endpoint configuration, the endpoint moved to
     it), then the endpoint's traffic served by `ml.serve.ModelServer` on loopback from the
     package's artifact. moto has no UpdateEndpoint: the endpoint is re-created on the new
-    configuration (a real update is blue/green, guarded by the rollback alarms). The version's
-    registered baseline goes where the drift job reads it (`_publish_baseline`)."""
+    configuration (a real update is blue/green, guarded by the rollback alarms). `ml.deploy`
+    publishes the version's baseline where the drift job reads it (`_baseline_target`) once the
+    deployment is recorded."""
 
     def apply(stack: str, package_arn: str) -> None:
         from ml.serve import ModelServer
@@ -134,7 +137,6 @@ def sandbox_apply(ctx: SandboxContext) -> Callable[[str, str], None]:
         sm.create_endpoint_config(**request)
         sm.delete_endpoint(EndpointName=name)
         sm.create_endpoint(EndpointName=name, EndpointConfigName=config_name)
-        baseline = _publish_baseline(ctx, package)
         # the container: the package's artifact, served by the real handler on loopback
         bucket, key = container["ModelDataUrl"].removeprefix("s3://").split("/", 1)
         local = ctx.scratch / "deployed" / version / "model.tar.gz"
@@ -153,39 +155,34 @@ def sandbox_apply(ctx: SandboxContext) -> Callable[[str, str], None]:
             variant=variant["VariantName"],
             url=server.url,
             model_data_url=container["ModelDataUrl"],
-            drift_baseline=baseline,
+            drift_baseline=_baseline_target(ctx).uri,
         )
 
     return apply
 
 
-def _publish_baseline(ctx: SandboxContext, package: Mapping[str, Any]) -> str:
-    """The deployed version's drift baseline, published where the drift job reads it
-    (`MLPLAT_DRIFT_BASELINE_KEY` in its environment) exactly as `mlplat deploy` does."""
-    from ml.deploy import DeployError, publish_baseline
+def _baseline_target(ctx: SandboxContext) -> BaselineTarget:
+    """Where the drift job reads the served version's baseline (`MLPLAT_DRIFT_BASELINE_KEY` in
+    its environment): `ml.deploy` publishes it there, exactly as `mlplat deploy` does."""
+    from ml.deploy import BaselineTarget
     from ml.drift.job import DriftJobConfig
 
     config = DriftJobConfig.from_env(drift_environment(ctx))
-    try:
-        return publish_baseline(
-            str(package["ModelPackageArn"]),
-            config.models_bucket,
-            config.baseline_key,
-            platform_outputs(ctx).lake_kms_key_arn,
-            session=ctx.session,
-        )
-    except DeployError as exc:
-        raise StepFailed(str(exc)) from exc
+    kms_key_arn = platform_outputs(ctx).lake_kms_key_arn
+    return BaselineTarget(config.models_bucket, config.baseline_key, kms_key_arn)
 
 
 def deploy(ctx: SandboxContext) -> str:
+    from ml.deploy import DeployError, Release
     from ml.deploy import deploy as deploy_version
 
     version = ctx.state.need_version("approve")
+    release = Release(sandbox_apply(ctx), _baseline_target(ctx))
     with ctx.aws_environment():  # ml.deploy makes its clients from the session, no endpoint
-        done = deploy_version(
-            ctx.settings.stack, version.arn, apply=sandbox_apply(ctx), session=ctx.session
-        )
+        try:
+            done = deploy_version(ctx.settings.stack, version.arn, release, session=ctx.session)
+        except DeployError as exc:
+            raise StepFailed(str(exc)) from exc
     serving = ctx.state.need_serving()
     record(
         ctx,

@@ -1,0 +1,143 @@
+"""The model steps: the stack's own SageMaker Pipeline, executed from its deployed definition.
+
+`pipeline` starts an execution of the pipeline the program realized (`pipeline_name` in the
+platform outputs) and runs it with `mlplat.sandbox.pipeline.Executor`: Window → Curate → Features
+→ Train → Evaluate → GatePassed → Register, every container under its step role while moto
+enforces IAM. `approve` approves the registered version (unless the stack's pipeline registers it
+approved). After the version has been deployed and watched, `retrain-refused` runs the pipeline a
+second time with hyperparameters that make a worse model: its gate compares the candidate with
+the version that serves now and must refuse it, the execution failing at the Fail step that names
+the rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from mlplat.sandbox.context import SandboxContext, StepFailed
+from mlplat.sandbox.steps.common import as_role, platform_outputs, record, record_check
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mlplat.sandbox.pipeline import PipelineRun
+
+# A deliberately worse model for the second execution: almost no signal survives this much
+# regularization, so log loss rises towards the prior's.
+WORSE_HYPERPARAMETERS = {"C": "0.0001"}
+
+
+def _window(ctx: SandboxContext) -> dict[str, str]:
+    """The execution's window: the days the generated customers span (UTC dates)."""
+    from ml.contracts import PARAM_WINDOW_END, PARAM_WINDOW_START
+
+    times = ctx.state.need_customers()["event_time"]
+    return {
+        PARAM_WINDOW_START: f"{times.min():%Y-%m-%d}",
+        PARAM_WINDOW_END: f"{times.max():%Y-%m-%d}",
+    }
+
+
+def execute(ctx: SandboxContext, parameters: dict[str, str], display_name: str) -> PipelineRun:
+    """One execution of the stack's pipeline, run from its realized definition."""
+    from mlplat.sandbox.pipeline import Executor, PipelineError
+
+    name = platform_outputs(ctx).pipeline_name
+    if not name:
+        raise StepFailed("the stack has no model pipeline (pipelineEnabled is false)")
+
+    @contextmanager
+    def role(arn: str) -> Iterator[tuple[Callable[[str], Any], dict[str, str]]]:
+        with as_role(ctx, arn, "sandbox-pipeline") as credentials:
+            env = {
+                "AWS_ACCESS_KEY_ID": credentials["aws_access_key_id"],
+                "AWS_SECRET_ACCESS_KEY": credentials["aws_secret_access_key"],
+                "AWS_SESSION_TOKEN": credentials["aws_session_token"],
+            }
+            yield (lambda service: ctx.client(service, **credentials)), env
+
+    executor = Executor(
+        sagemaker=ctx.client("sagemaker"),
+        as_role=role,
+        scratch=ctx.scratch / "pipeline",
+        endpoint_url=ctx.url,
+        region=ctx.settings.region,
+    )
+    try:
+        return executor.execute(name, parameters, display_name=display_name)
+    except PipelineError as exc:
+        raise StepFailed(str(exc)) from exc
+
+
+def pipeline(ctx: SandboxContext) -> str:
+    """The first execution: every step, a version registered."""
+    from ml import registry
+
+    run = execute(ctx, _window(ctx), "sandbox-first")
+    record(ctx, "pipeline", **run.to_json())
+    if not run.succeeded or run.model_package_arn is None:
+        raise StepFailed(f"execution {run.execution_arn} failed: {run.failure}")
+    for step in run.steps:  # each container step read and wrote the lake as its own role
+        if step.type in ("Processing", "Training"):
+            arguments = run.properties[step.name]
+            record_check(
+                ctx,
+                f"pipeline {step.name}",
+                "its inputs, container and outputs",
+                str(arguments["RoleArn"]),
+                "allowed",
+                "allowed",
+            )
+    version = registry.describe(run.model_package_arn, client=ctx.client("sagemaker"))
+    ctx.state.version = version
+    ctx.report.model_version = f"{version.group}/{version.version}"
+    ctx.report.metrics = {
+        k: float(v) for k, v in version.metrics.items() if isinstance(v, int | float)
+    }
+    steps = " -> ".join(f"{s.name} {s.seconds:.1f}s" for s in run.steps)
+    return f"{steps}; {version.arn} ({version.status})"
+
+
+def approve(ctx: SandboxContext) -> str:
+    """Approve the registered version (what `mlplat approve` does), unless the pipeline
+    registered it approved (`pipelineAutoApprove`)."""
+    from ml import registry
+
+    registered = ctx.state.need_version("pipeline")
+    version = registry.describe(registered.arn, client=ctx.client("sagemaker"))
+    if version.status == "Approved":
+        ctx.state.version = version
+        return f"{version.group}/{version.version}: registered Approved (pipelineAutoApprove)"
+    approved = registry.approve(
+        version.arn,
+        description="sandbox: evaluation gate passed in the pipeline",
+        client=ctx.client("sagemaker"),
+    )
+    ctx.state.version = approved
+    return f"{approved.group}/{approved.version}: {approved.status}"
+
+
+def retrain_refused(ctx: SandboxContext) -> str:
+    """A second execution whose candidate is worse than the deployed version: refused."""
+    from ml.contracts import GATE_PROPERTY_FILE, STEP_EVALUATE, STEP_REFUSED
+
+    serving = ctx.state.need_version("pipeline")
+    run = execute(ctx, {**_window(ctx), **WORSE_HYPERPARAMETERS}, "sandbox-worse")
+    gate = run.property_files.get(f"{STEP_EVALUATE}.{GATE_PROPERTY_FILE}", {})
+    record(ctx, "retrain-refused", **run.to_json(), gate=gate)
+    if run.succeeded:
+        raise StepFailed(
+            f"execution {run.execution_arn} registered {run.model_package_arn}: the gate let a "
+            f"deliberately worse model ({WORSE_HYPERPARAMETERS}) through"
+        )
+    failed = [s for s in run.steps if s.status == "Failed"]
+    if not failed or failed[-1].name != STEP_REFUSED:
+        raise StepFailed(f"execution {run.execution_arn} failed before its gate: {run.failure}")
+    if gate.get("servingVersion") != serving.arn:
+        raise StepFailed(
+            f"the gate compared with {gate.get('servingVersion')}, not the deployed {serving.arn}"
+        )
+    rules = ", ".join(gate.get("failed", [])) or "?"
+    return f"refused at {STEP_REFUSED} against {serving.group}/{serving.version}: {rules}"
