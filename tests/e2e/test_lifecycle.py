@@ -26,8 +26,11 @@ from typer.testing import CliRunner
 
 from ml.capture import parse_capture_file
 from mlplat.cli.commands import sandbox as sandbox_command
+from mlplat.sandbox import lifecycle
+from mlplat.sandbox.context import SandboxContext
 from mlplat.sandbox.lifecycle import STEPS
 from tests.conftest import ROOT
+from tests.e2e.pipeline_breaks import break_definitions
 
 GROUP = "ml-platform-local-churn"
 ENDPOINT = "ml-platform-local"
@@ -42,6 +45,7 @@ class Run:
     report: dict[str, Any]
     env: dict[str, str] = field(default_factory=dict)
     seen: dict[str, Any] = field(default_factory=dict)
+    ctx: SandboxContext | None = None
 
 
 def _client(env: dict[str, str], service: str) -> Any:
@@ -125,6 +129,8 @@ def _observe(run: Run, report_path: Path) -> None:
             QueueUrl=queue_url["QueueUrl"], AttributeNames=["Policy"]
         )["Attributes"]["Policy"]
     )
+    assert run.ctx is not None
+    seen["broken"] = break_definitions(run.ctx)
     seen["alarms"] = {
         a["AlarmName"]: a
         for page in _client(run.env, "cloudwatch").get_paginator("describe_alarms").paginate()
@@ -154,7 +160,14 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     def wait() -> None:
         _observe(state, report_path)
 
+    real_run_steps = lifecycle.run_steps
+
+    def run_steps(ctx: SandboxContext, *args: Any, **kwargs: Any) -> Any:
+        state.ctx = ctx
+        return real_run_steps(ctx, *args, **kwargs)
+
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lifecycle, "run_steps", run_steps)
         patch.setattr(sandbox_command, "_print_environment", capture)
         patch.setattr(sandbox_command, "wait_until_interrupted", wait)
         result = CliRunner().invoke(
@@ -377,3 +390,24 @@ def test_least_privilege_is_enforced_by_moto(run: Run) -> None:
         *((f"pipeline {s}", "its inputs, container and outputs") for s in PIPELINE_CONTAINERS),
         ("endpoint", "s3:PutObject"),
     }
+
+
+def test_a_broken_definition_fails_at_its_step_with_the_reason(run: Run) -> None:
+    """The sandbox runs the deployed definition and nothing else: each break fails there."""
+    broken = run.seen["broken"]
+    step, failure = broken["wrong-s3-uri"]
+    assert step == "Curate"
+    assert failure.startswith("step Curate: cannot list input s3://no-such-bucket/work/: ")
+    step, failure = broken["role-may-not-read-input"]
+    assert step == "Curate" and "AccessDenied" in failure and "train-role" in failure
+    step, failure = broken["reference-to-a-later-step"]
+    assert step == "Window"
+    assert failure.startswith("step Window: refers to step Train, which has not run before it")
+    step, failure = broken["empty-window"]
+    assert step == "Window" and failure.startswith("step Window: algo-1 exited 1: ")
+    assert "1999-01-01" in failure  # the container's own message names the empty window
+    assert broken["undeclared-parameter"] == (
+        "",
+        "pipeline ml-platform-local-churn has no parameter(s) Windw; parameters: C, Estimator, "
+        "MaxIter, ModelApprovalStatus, WindowDays, WindowEnd, WindowStart",
+    )

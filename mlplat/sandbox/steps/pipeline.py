@@ -27,15 +27,20 @@ if TYPE_CHECKING:
 # A deliberately worse model for the second execution: almost no signal survives this much
 # regularization, so log loss rises towards the prior's.
 WORSE_HYPERPARAMETERS = {"C": "0.0001"}
+RETRAIN_DAYS = 10  # the second execution's window: the latest days (a scheduled retrain's shape)
 
 
-def _window(ctx: SandboxContext) -> dict[str, str]:
-    """The execution's window: the days the generated customers span (UTC dates)."""
+def _window(ctx: SandboxContext, days: int | None = None) -> dict[str, str]:
+    """The execution's window: the days the generated customers span (UTC dates), or the last
+    `days` of them."""
+    from datetime import timedelta
+
     from ml.contracts import PARAM_WINDOW_END, PARAM_WINDOW_START
 
     times = ctx.state.need_customers()["event_time"]
+    start = times.min() if days is None else max(times.min(), times.max() - timedelta(days - 1))
     return {
-        PARAM_WINDOW_START: f"{times.min():%Y-%m-%d}",
+        PARAM_WINDOW_START: f"{start:%Y-%m-%d}",
         PARAM_WINDOW_END: f"{times.max():%Y-%m-%d}",
     }
 
@@ -124,7 +129,7 @@ def retrain_refused(ctx: SandboxContext) -> str:
     from ml.contracts import GATE_PROPERTY_FILE, STEP_EVALUATE, STEP_REFUSED
 
     serving = ctx.state.need_version("pipeline")
-    run = execute(ctx, {**_window(ctx), **WORSE_HYPERPARAMETERS}, "sandbox-worse")
+    run = execute(ctx, {**_window(ctx, RETRAIN_DAYS), **WORSE_HYPERPARAMETERS}, "sandbox-worse")
     gate = run.property_files.get(f"{STEP_EVALUATE}.{GATE_PROPERTY_FILE}", {})
     record(ctx, "retrain-refused", **run.to_json(), gate=gate)
     if run.succeeded:
