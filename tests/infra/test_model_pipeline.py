@@ -841,3 +841,50 @@ def test_without_the_pipeline_nothing_of_it_is_made_and_eventbridge_may_not_publ
     assert not [s for s in statements(plan.named("on-call-key")) if "EventRules" in s]
     # exported as None, not left out (`ml.outputs.PlatformOutputs` has the field)
     assert "pipeline_name" in exported and exported["pipeline_name"] is None
+
+
+# --- every step's request is one the SageMaker API accepts ---------------------------------------
+
+_SAMPLES = {  # what SageMaker substitutes for an expression at run time, by where it stands
+    "S3Uri": "s3://lake-models/models/ml-platform-prod-churn/pipeline/abc123/window",
+    "S3ModelArtifacts": "s3://lake-models/pipeline/abc123/train/job/output/model.tar.gz",
+}
+
+
+def _concrete(value: Any, key: str = "") -> Any:
+    """The request as SageMaker sends it: every expression replaced by a value of its place."""
+    if isinstance(value, list):
+        return [_concrete(v, key) for v in value]
+    if isinstance(value, dict):
+        if set(value) & {"Get", "Std:Join", "Std:JsonGet"}:
+            return _SAMPLES.get(key, "PendingManualApproval" if "Approval" in key else "0.83")
+        return {k: _concrete(v, k) for k, v in value.items()}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("step_type", "operation", "name_field"),
+    [
+        ("Processing", "CreateProcessingJob", "ProcessingJobName"),
+        ("Training", "CreateTrainingJob", "TrainingJobName"),
+        ("RegisterModel", "CreateModelPackage", None),
+    ],
+)
+def test_every_request_validates_against_the_sagemaker_api_model(
+    plan: Plan, step_type: str, operation: str, name_field: str | None
+) -> None:
+    """botocore's model of the SageMaker API (types, required members, lengths, list sizes,
+    enums): what the service validates when the pipeline starts each job."""
+    import boto3
+    from botocore.validate import ParamValidator
+
+    model = boto3.session.Session().client("sagemaker", region_name="us-east-1").meta.service_model
+    shape = model.operation_model(operation).input_shape
+    found = [s for s in steps(plan).values() if s["Type"] == step_type]
+    assert found
+    for step in found:
+        request = _concrete(step["Arguments"])
+        if name_field is not None:
+            request[name_field] = f"pipelines-abc123-{step['Name'].lower()}"
+        report = ParamValidator().validate(request, shape)
+        assert not report.has_errors(), f"{step['Name']}: {report.generate_report()}"
