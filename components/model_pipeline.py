@@ -51,6 +51,7 @@ from ml.contracts import (
     COMMAND_FEATURES,
     COMMAND_TRAIN,
     COMMAND_WINDOW,
+    GATE_FILE,
     METRICS_FILE,
     PARAM_WINDOW_DAYS,
     PIPELINE_NAMESPACE,
@@ -505,6 +506,21 @@ class ModelPipeline(pulumi.ComponentResource):
             Statement(
                 ["sagemaker:DescribeModelPackageGroup"], [self._group_arn()], sid="ReadGroup"
             ),
+            # The service reads the evaluation's property file (JsonGet) as the pipeline's role.
+            Statement(
+                ["s3:GetObject"],
+                [
+                    pulumi.Output.concat(
+                        self._args.models_bucket_arn,
+                        "/",
+                        work_pattern(self._args.artifacts_prefix, COMMAND_EVALUATE),
+                        "/",
+                        GATE_FILE,
+                    )
+                ],
+                sid="ReadPropertyFiles",
+            ),
+            Statement(["kms:Decrypt"], [self._args.kms_key_arn], sid="PropertyFilesKey"),
             Statement(
                 ["iam:PassRole"],
                 [step_roles[k].arn for k in STEP_KINDS],

@@ -252,24 +252,17 @@ class Executor:
                     f"step {name}: property file {prop['PropertyFileName']} names output "
                     f"{prop['OutputName']!r}, which the step does not have"
                 )
-            local_path = next(
-                (
-                    _local(o["S3Output"]["LocalPath"], root) / prop["FilePath"]
-                    for o in outputs.get("Outputs", [])
-                    if o["OutputName"] == prop["OutputName"]
-                    for root in roots
-                    if (_local(o["S3Output"]["LocalPath"], root) / prop["FilePath"]).is_file()
-                ),
-                None,
-            )
-            if local_path is None:
-                raise PipelineError(
-                    f"step {name}: the container wrote no {prop['FilePath']} in output "
-                    f"{prop['OutputName']} (property file {prop['PropertyFileName']})"
-                )
-            context.run.property_files[f"{name}.{prop['PropertyFileName']}"] = json.loads(
-                local_path.read_text()
-            )
+            # the service reads it from the output's S3 location, as the pipeline's role
+            bucket, key = _split(f"{path.rstrip('/')}/{prop['FilePath']}", name)
+            with self._acting(context.pipeline_role) as (client, _):
+                try:
+                    body = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+                except Exception as exc:
+                    raise PipelineError(
+                        f"step {name}: cannot read property file {prop['PropertyFileName']} at "
+                        f"s3://{bucket}/{key}: {_reason(exc)}"
+                    ) from exc
+            context.run.property_files[f"{name}.{prop['PropertyFileName']}"] = json.loads(body)
         targets = ", ".join(uploaded.values()) or "none"
         return f"{count} instance(s), {inputs} input object(s), outputs to {targets}"
 

@@ -628,6 +628,9 @@ def test_the_pipeline_role_runs_its_jobs_registers_and_passes_the_step_roles(pla
             ["sagemaker:DescribeModelPackageGroup"],
             [f"{sm}:model-package-group/{GROUP}"],
         ),
+        # the service reads the gate's property file (JsonGet) as the pipeline's role
+        "ReadPropertyFiles": (["s3:GetObject"], [f"{WORK}/evaluate/gate.json"]),
+        "PropertyFilesKey": (["kms:Decrypt"], [KEY]),
         "PassStepRoles": (["iam:PassRole"], [role_arn(plan, k) for k in STEP_KINDS]),
     }
     assert doc["PassStepRoles"]["Condition"] == {
