@@ -33,6 +33,7 @@ from ml.contracts import (
     FEATURES_CHANNEL,
     GATE_FILE,
     GATE_PROPERTY_FILE,
+    LINEAGE_FILE,
     METRICS_FILE,
     MODEL_INPUT_PATH,
     PARAM_APPROVAL_STATUS,
@@ -46,7 +47,7 @@ from ml.contracts import (
     PIPELINE_DEFINITION_VERSION,
     PIPELINE_ENTRYPOINT,
     PIPELINE_ROOT,
-    REGISTER_METADATA_KEYS,
+    REGISTER_METADATA,
     STEP_CURATE,
     STEP_EVALUATE,
     STEP_FEATURES,
@@ -86,7 +87,6 @@ DEFAULT_MAX_ITER = "500"
 TRAINING_SEED = "0"
 # ml.registry's (components import only ml's contracts; a test keeps them equal).
 SUPPORTED_CONTENT_TYPES = ("application/json", "text/csv")
-METRIC_PREFIX = "metric."
 SERVING_PROGRAM = "inference.py"
 
 CHECKPOINT_DIR = "checkpoints"  # under the train directory: spot checkpoints
@@ -428,9 +428,10 @@ class _Steps:
             return {"ContentType": JSON, "S3Uri": join(evaluation, name)}
 
         metadata: dict[str, Any] = {
-            f"{METRIC_PREFIX}{k}": gate_report(f"metadata.{k}") for k in REGISTER_METADATA_KEYS
+            name: gate_report(f"metadata.{key}") for name, key in REGISTER_METADATA.items()
         }
         metadata["pipeline-execution"] = get("Execution.PipelineExecutionArn")
+        metadata["lineage"] = join(evaluation, LINEAGE_FILE)
         metadata["gate"] = "passed"
         return {
             "Name": STEP_REGISTER,

@@ -89,7 +89,16 @@ EVALUATION_OUTPUT = "evaluation"  # ProcessingOutput OutputName of EVALUATION_OU
 # {"passed": bool, "message": str (the failed rules, or "gate passed ..."), "failed": [rule],
 #  "servingVersion": arn | null, "metadata": {REGISTER_METADATA_KEYS: str}}
 GATE_PROPERTY_FILE = "GateReport"
-REGISTER_METADATA_KEYS: tuple[str, ...] = ("roc_auc", "pr_auc", "log_loss", "ece", "data_version")
+# The registered version's metadata property (as `ml.registry.metadata_properties` names it) ->
+# its key in the property file's "metadata".
+REGISTER_METADATA: dict[str, str] = {
+    "metric.roc_auc": "roc_auc",
+    "metric.pr_auc": "pr_auc",
+    "metric.log_loss": "log_loss",
+    "metric.ece": "ece",
+    "data.version": "data_version",
+}
+REGISTER_METADATA_KEYS: tuple[str, ...] = tuple(REGISTER_METADATA.values())
 # Training channels (under /opt/ml/input/data/): the features step's work items name the
 # partitions; the features zone itself is mounted (FastFile) and read through its manifests.
 PARTITIONS_CHANNEL = "partitions"

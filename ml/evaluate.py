@@ -213,6 +213,10 @@ class GateConfig:
     max_log_loss_regression: float = 0.005
     # Calibration: an absolute ceiling on expected calibration error.
     max_ece: float = 0.05
+    # Per slice, against the approved model's same slice: how much ROC AUC may drop, and the
+    # rows both sides need before a slice is judged (smaller slices are reported, not judged).
+    max_slice_auc_regression: float = 0.03
+    min_slice_rows: int = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,8 +261,13 @@ def check_gate(
     *,
     approved: Metrics | None = None,
     config: GateConfig | None = None,
+    approved_slices: Mapping[str, Mapping[str, Metrics]] | None = None,
 ) -> GateReport:
-    """Run every check (never stopping at the first failure) and report them all."""
+    """Run every check (never stopping at the first failure) and report them all.
+
+    With `approved_slices` (the approved model's per-slice metrics), each slice both reports
+    hold is held to the approved one's ROC AUC as well; a slice with too few rows on either side
+    is listed as not judged (a passing check that says so)."""
     config = config or GateConfig()
     cand = candidate.overall
     checks: list[GateCheck] = []
@@ -304,7 +313,40 @@ def check_gate(
     )
     if approved is not None:
         checks += _regression_checks(cand, approved, config)
+    if approved_slices:
+        checks += _slice_checks(candidate.slices, approved_slices, config)
     return GateReport(passed=all(c.passed for c in checks), checks=tuple(checks))
+
+
+def _slice_checks(
+    candidate: Mapping[str, Mapping[str, Metrics]],
+    approved: Mapping[str, Mapping[str, Metrics]],
+    config: GateConfig,
+) -> list[GateCheck]:
+    checks: list[GateCheck] = []
+    tolerance, floor = config.max_slice_auc_regression, config.min_slice_rows
+    for column in sorted(set(candidate) & set(approved)):
+        for value in sorted(set(candidate[column]) & set(approved[column])):
+            c, a = candidate[column][value], approved[column][value]
+            name = f"roc_auc vs approved [{column}={value}]"
+            if c.n < floor or a.n < floor or c.roc_auc is None or a.roc_auc is None:
+                detail = (
+                    f"not judged: {c.n} candidate and {a.n} approved rows (needs {floor} each, "
+                    "both classes)"
+                )
+                checks.append(GateCheck(name, True, c.roc_auc, a.roc_auc, detail))
+                continue
+            checks.append(
+                GateCheck(
+                    name,
+                    c.roc_auc >= a.roc_auc - tolerance,
+                    c.roc_auc,
+                    a.roc_auc,
+                    f"candidate {c.roc_auc:.4f} vs approved {a.roc_auc:.4f} on {c.n} rows; "
+                    f"may drop at most {tolerance}",
+                )
+            )
+    return checks
 
 
 def _regression_checks(cand: Metrics, approved: Metrics, config: GateConfig) -> list[GateCheck]:

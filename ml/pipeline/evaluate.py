@@ -30,7 +30,7 @@ from ml.contracts import (
     METRICS_FILE,
     REGISTER_METADATA_KEYS,
 )
-from ml.evaluate import EvaluationReport, GateReport, Metrics, check_gate
+from ml.evaluate import EvaluationReport, GateReport, check_gate
 from ml.pipeline.common import StepError
 from ml.train import write_report
 
@@ -68,8 +68,8 @@ def read_candidate(model: Path) -> dict[str, bytes]:
 
 def serving_metrics(
     group: str, stack: str, *, sagemaker: Any, s3: Any
-) -> tuple[str | None, Metrics | None]:
-    """(ARN, overall metrics) of the version that serves `stack`, or (None, None)."""
+) -> tuple[str | None, EvaluationReport | None]:
+    """(ARN, evaluation report) of the version that serves `stack`, or (None, None)."""
     from ml.deploy import DeployError, serving_version
 
     try:
@@ -96,7 +96,7 @@ def serving_metrics(
         ) from None
     except Exception as exc:  # botocore's errors: the reason is what matters here
         raise StepError(f"cannot read the metrics of {arn} at {uri}: {exc}") from None
-    return arn, report.overall
+    return arn, report
 
 
 def gate_file(
@@ -151,7 +151,11 @@ def run_evaluate(
     except (ValueError, KeyError, TypeError) as exc:
         raise StepError(f"the candidate's reports are not readable: {exc}") from None
     serving, approved = serving_metrics(group, stack, sagemaker=sagemaker, s3=s3)
-    gate = check_gate(candidate, approved=approved)
+    gate = check_gate(
+        candidate,
+        approved=approved.overall if approved else None,
+        approved_slices=approved.slices if approved else None,
+    )
     report = gate_file(gate, candidate, lineage, serving=serving, stack=stack)
     out.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():

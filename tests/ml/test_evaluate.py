@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -108,3 +109,33 @@ def test_report_roundtrips_through_a_dict(trained: Any) -> None:
         EvaluationReport.from_dict({})
     with pytest.raises(ValueError, match="metrics are missing 'ece'"):
         Metrics.from_dict({k: v for k, v in data["overall"].items() if k != "ece"})
+
+
+def _sliced(n: int, **aucs: float) -> dict[str, dict[str, Metrics]]:
+    slices = {v: _metrics(a, 0.43) for v, a in aucs.items()}
+    return {"contract_type": {v: replace(m, n=n) for v, m in slices.items()}}
+
+
+def test_the_gate_holds_each_slice_to_the_approved_models_slice() -> None:
+    candidate = replace(_report(), slices=_sliced(500, monthly=0.70, yearly=0.80))
+    approved = _sliced(400, monthly=0.76, yearly=0.79)
+    report = check_gate(candidate, approved=_metrics(0.82, 0.43), approved_slices=approved)
+    assert {c.name for c in report.failures} == {"roc_auc vs approved [contract_type=monthly]"}
+    [failed] = report.failures
+    assert failed.detail == (
+        "candidate 0.7000 vs approved 0.7600 on 500 rows; may drop at most 0.03"
+    )
+    # within the tolerance it passes; without the approved slices there is no slice check
+    ok = replace(_report(), slices=_sliced(500, monthly=0.74, yearly=0.80))
+    assert check_gate(ok, approved=_metrics(0.82, 0.43), approved_slices=approved).passed
+    assert not any("[" in c.name for c in check_gate(candidate).checks)
+
+
+def test_a_slice_too_small_to_judge_is_reported_not_dropped() -> None:
+    candidate = replace(_report(), slices=_sliced(50, monthly=0.50))
+    report = check_gate(candidate, approved_slices=_sliced(400, monthly=0.80))
+    [check] = [c for c in report.checks if c.name == "roc_auc vs approved [contract_type=monthly]"]
+    assert check.passed and check.detail.startswith("not judged: 50 candidate and 400 approved")
+    config = GateConfig(min_slice_rows=10)
+    strict = check_gate(candidate, approved_slices=_sliced(400, monthly=0.80), config=config)
+    assert not strict.passed

@@ -142,6 +142,13 @@ def test_a_better_candidate_passes_against_the_serving_version_not_the_highest_a
     assert f"against the version serving 'prod' ({history.serving})" in report["message"]
     names = {c["name"] for c in report["checks"]}
     assert {"roc_auc vs approved", "pr_auc vs approved", "log_loss vs approved"} <= names
+    # and per slice, against the serving version's same slices
+    sliced = {
+        f"roc_auc vs approved [{col}={value}]"
+        for col, values in trained.evaluation.slices.items()
+        for value in values
+    }
+    assert sliced and sliced <= names
 
     overall = trained.evaluation.overall
     assert set(report["metadata"]) == set(REGISTER_METADATA_KEYS)
