@@ -389,12 +389,7 @@ class Executor:
         base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         processes = []
         for command, root in zip(commands, roots, strict=True):
-            argv = [
-                self.python if command[0] in ("python", "python3") else command[0],
-                *command[1:],
-            ]
             root.mkdir(parents=True, exist_ok=True)
-            log = (root / "stderr.log").open("w")
             environment = {
                 **base,
                 **env,
@@ -403,23 +398,10 @@ class Executor:
                 "AWS_REGION": self.region,
                 "AWS_CONFIG_FILE": str(_path_style_config(root)),
             }
-            processes.append(
-                (
-                    subprocess.Popen(
-                        argv, cwd=root, env=environment, stdout=log, stderr=subprocess.STDOUT
-                    ),
-                    log,
-                    root,
-                )
-            )
+            processes.append((_start(command, environment, root, self.python), root))
         failures = []
-        for i, (process, log, root) in enumerate(processes):
-            try:
-                code = process.wait(timeout=self.timeout_seconds)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                code = -9
-            log.close()
+        for i, (process, root) in enumerate(processes):
+            code = process.wait(self.timeout_seconds)
             if code != 0:
                 reason = (root / "stderr.log").read_text()[-_TAIL:].strip()
                 if failure_file is not None and failure_file.is_file():
@@ -497,6 +479,98 @@ class _Context:
             name, _, path = rest.partition(".")
             return _walk(self.need_step(step, name), path, f"step {step}: {reference}")
         raise PipelineError(f"step {step}: cannot resolve {reference!r}")
+
+
+# --- containers ----------------------------------------------------------------------------------
+
+# What the platform image's Python entry points import: loaded once in the fork server, so each
+# container pays for its interpreter start-up once per sandbox, not once per instance.
+_PRELOAD = [
+    "ml.pipeline.__main__",
+    "ml.pipeline.curate",
+    "ml.pipeline.features",
+    "ml.pipeline.train",
+    "ml.pipeline.evaluate",
+    "ml.pipeline.window",
+    "boto3",
+]
+
+
+class _Container:
+    """A running container: `wait(timeout)` its exit code (-9 when it was killed at timeout)."""
+
+    def __init__(self, wait: Callable[[float], int]) -> None:
+        self.wait = wait
+
+
+def _start(command: Sequence[str], env: Mapping[str, str], root: Path, python: str) -> _Container:
+    """Start a container's command in its own process: `python3 -m <module> ...` forked from a
+    server that has the platform's modules imported (its own environment, working directory
+    and output, as a fresh interpreter would have them); anything else as a subprocess."""
+    log = root / "stderr.log"
+    if len(command) >= 3 and command[0] in ("python", "python3") and command[1] == "-m":
+        import multiprocessing
+
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(_PRELOAD)
+        process = context.Process(
+            target=_run_module, args=(command[2], list(command[3:]), dict(env), str(root), str(log))
+        )
+        process.start()
+
+        def wait_process(timeout: float) -> int:
+            process.join(timeout)
+            if process.exitcode is None:
+                process.kill()
+                process.join()
+                return -9
+            return int(process.exitcode)
+
+        return _Container(wait_process)
+    with log.open("w") as out:
+        popen = subprocess.Popen(
+            [python if command[0] in ("python", "python3") else command[0], *command[1:]],
+            cwd=root,
+            env=dict(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_popen(timeout: float) -> int:
+        try:
+            return popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait()
+            return -9
+
+    return _Container(wait_popen)
+
+
+def _run_module(module: str, args: list[str], env: dict[str, str], cwd: str, log: str) -> None:
+    """In the container's process: `python -m module args` with exactly `env`, in `cwd`, its
+    stdout and stderr to `log`."""
+    import runpy
+    import traceback
+
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    sys.argv = [module, *args]
+    code = 0
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 # --- helpers -------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from ml.contracts import (
 from ml.images import sklearn_image_uri
 from mlplat.plan.engine import Plan, RecordedResource
 from stacks.settings import Settings, SettingsError
-from tests.conftest import make_settings
+from tests.conftest import make_config, make_settings
 
 ACCOUNT = "123456789012"
 KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
@@ -76,9 +76,12 @@ def prod_settings() -> Settings:
     return make_settings("prod")
 
 
-@pytest.fixture
-def plan(record, prod_settings: Settings) -> Plan:
-    return record(program(prod_settings), settings=prod_settings)
+@pytest.fixture(scope="module")
+def plan(prod_settings: Settings) -> Plan:
+    """Recorded once for the module (a fresh runtime of its own): the tests only read it."""
+    from mlplat.plan import engine
+
+    return engine.run(prod_settings, make_config("prod"), program=program(prod_settings))
 
 
 def definition_of(plan: Plan) -> dict[str, Any]:
