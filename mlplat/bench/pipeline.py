@@ -255,7 +255,7 @@ def _worker(job: Job, warm: Job, ready: Any, go: Any, results: Any) -> None:
     cpu = time.process_time()
     rows, curate_s, features_s = _steps(job, s3)
     cpu_s = time.process_time() - cpu
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    peak_kb = _peak_rss_kb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     results.put(
         {
             "rows": rows,
@@ -266,6 +266,19 @@ def _worker(job: Job, warm: Job, ready: Any, go: Any, results: Any) -> None:
             "peak_rss_mb": peak_kb / 1024,
         }
     )
+
+
+def _peak_rss_kb(fallback: int) -> int:
+    """This process's resident high-water mark (VmHWM). Not `ru_maxrss`: Linux carries that
+    across exec from the parent, so a worker spawned by a bench process that has grown (the
+    sandbox ran before) would report the parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return fallback
 
 
 def run_workers(jobs: Sequence[Job], warm: Sequence[Job]) -> tuple[list[dict[str, float]], float]:
