@@ -36,9 +36,11 @@ from components.iam import (
     SAGEMAKER_ENI_ACTIONS,
     Statement,
     assume_role_policy,
+    image_pull_statements,
     network_interface_statements,
     policy_document,
     prefix_arn,
+    service_arn,
 )
 from ml.contracts import CAPTURE_ROOT, DRIFT_NAMESPACE, REPORT_PREFIX
 from ml.contracts import DRIFT_ENV_PREFIX as ENV_PREFIX
@@ -152,18 +154,7 @@ class DriftJob(pulumi.ComponentResource):
     # --- builders -------------------------------------------------------------------------------
 
     def _arn(self, service: str, resource: str) -> pulumi.Output[str]:
-        return pulumi.Output.concat(
-            "arn:",
-            self._partition,
-            ":",
-            service,
-            ":",
-            self._region,
-            ":",
-            self._account,
-            ":",
-            resource,
-        )
+        return service_arn(self._partition, self._region, self._account, service, resource)
 
     def _role(self, role: str, service: str) -> aws.iam.Role:
         made = aws.iam.Role(
@@ -253,18 +244,7 @@ class DriftJob(pulumi.ComponentResource):
                 security_group_ids=list(args.security_group_ids),
             )
         if args.image_repository_arn is not None:
-            statements += [
-                Statement(
-                    ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-                    [args.image_repository_arn],
-                    sid="PullImage",
-                ),
-                Statement(
-                    ["ecr:GetAuthorizationToken"],
-                    ["*"],
-                    wildcard_reason="GetAuthorizationToken has no resource-level permissions",
-                ),
-            ]
+            statements += image_pull_statements(args.image_repository_arn, "PullImage")
         return statements
 
     def _state_machine(self, job_role: aws.iam.Role) -> aws.sfn.StateMachine:

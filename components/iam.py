@@ -192,3 +192,28 @@ def network_interface_statements(
             wildcard_reason="EC2 Describe actions support no resource-level permissions",
         ),
     ]
+
+
+def image_pull_statements(repository_arn: pulumi.Input[str], sid: str) -> list[Statement]:
+    """Pull the images of one ECR repository (the authorization token takes no resource)."""
+    return [
+        Statement(["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"], [repository_arn], sid=sid),
+        Statement(
+            ["ecr:GetAuthorizationToken"],
+            ["*"],
+            wildcard_reason="GetAuthorizationToken has no resource-level permissions",
+        ),
+    ]
+
+
+def service_arn(
+    partition: pulumi.Input[str],
+    region: pulumi.Input[str],
+    account: pulumi.Input[str],
+    service: str,
+    resource: pulumi.Input[str],
+) -> pulumi.Output[str]:
+    """`arn:<partition>:<service>:<region>:<account>:<resource>`."""
+    return pulumi.Output.concat(
+        "arn:", partition, ":", service, ":", region, ":", account, ":", resource
+    )

@@ -35,9 +35,11 @@ from components.iam import (
     SAGEMAKER_ENI_ACTIONS,
     Statement,
     assume_role_policy,
+    image_pull_statements,
     network_interface_statements,
     policy_document,
     prefix_arn,
+    service_arn,
 )
 from components.model_registry import default_group_name
 from components.pipeline_definition import (
@@ -228,10 +230,7 @@ class ModelPipeline(pulumi.ComponentResource):
     # --- helpers --------------------------------------------------------------------------------
 
     def _arn(self, service: str, resource: pulumi.Input[str]) -> pulumi.Output[str]:
-        return pulumi.Output.concat(
-            "arn:", self._partition, ":", service, ":", self._region, ":", self._account, ":",
-            resource,
-        )  # fmt: skip
+        return service_arn(self._partition, self._region, self._account, service, resource)
 
     def _role(self, role: str, service: str, description: str) -> aws.iam.Role:
         made = aws.iam.Role(
@@ -453,16 +452,7 @@ class ModelPipeline(pulumi.ComponentResource):
                 vpc_id=a.vpc_id,
                 security_group_ids=list(a.security_group_ids),
             ),
-            Statement(
-                ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-                [a.image_repository_arn],
-                sid="PullPlatformImage",
-            ),
-            Statement(
-                ["ecr:GetAuthorizationToken"],
-                ["*"],
-                wildcard_reason="GetAuthorizationToken has no resource-level permissions",
-            ),
+            *image_pull_statements(a.image_repository_arn, "PullPlatformImage"),
         ]
 
     # --- the pipeline ---------------------------------------------------------------------------
