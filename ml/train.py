@@ -12,7 +12,7 @@ hyperparameters from `<SM_INPUT_CONFIG_DIR>/hyperparameters.json` (values are st
 feature table from the parquet files under the `train` channel (`SM_CHANNEL_TRAIN`; an optional
 `validation` channel; an optional `approved` channel holding the approved model's `metrics.json`
 for the gate), and the model written to `SM_MODEL_DIR` by `ml.workflow.train_candidate` (the same
-train → evaluate → gate → package `mlplat train --local` and the sandbox run). A failed gate writes
+train → evaluate → gate → package `mlplat train --local` runs). A failed gate writes
 the reason to `<SM_OUTPUT_DIR>/failure` (what SageMaker shows as the job's failure reason) and exits
 non-zero. Every path comes from the environment, with the container's defaults, so tests can point
 them at a temporary directory.

@@ -1,16 +1,17 @@
 """A model's way from data to the registry, written once.
 
-`mlplat train --local`, `mlplat evaluate` and `mlplat register`, the SageMaker training entry
-point (`ml.train.run_training_job`) and the sandbox (`mlplat sandbox`) call these functions, so the
-three run the same steps in the same order:
+`mlplat train --local`, `mlplat evaluate` and `mlplat register` and the SageMaker training entry
+point (`ml.train.run_training_job`) call these functions, so they run the same steps in the same
+order. The model pipeline (`ml.pipeline`, which `mlplat sandbox` executes) runs the same stages
+as separate steps: its train step `ml.train.train` and `ml.train.write_outputs`, its evaluate
+step `ml.evaluate.check_gate` against the serving version:
 
 * `train_candidate(features, hp, model_dir=..., approved=...)`: train, evaluate, apply the promotion
   gate against the metrics of the version the candidate would replace, write the model directory
   and, when the gate passes, package it. Returns a `Candidate`.
   `train_candidate_from_raw(raw, ...)` does the same from a raw customers table, whose invalid rows
-  are dropped and counted first. Its stages are public for a runner whose steps are the stages
-  (the sandbox): `ml.train.train` → `gate_candidate` → `package_candidate`, each taking what the
-  one before returned, so they cannot run out of order.
+  are dropped and counted first. Its stages are public: `ml.train.train` → `gate_candidate` →
+  `package_candidate`, each taking what the one before returned, so they cannot run out of order.
 * `evaluate_model(model, raw, approved=...)`: score an already trained model and gate it.
 * `register(group, ArtifactUris(...), metrics=...)`: a new version of the model package group,
   with its metrics and lineage as metadata and the uploaded reports attached (`ModelMetrics`): its
