@@ -121,23 +121,27 @@ def group_of(package_arn: str) -> str:
     return match.group("group")
 
 
-def _client(session: boto3.Session | None) -> SageMakerClient:
+def _make(service: str, session: boto3.Session | None) -> Any:
+    """A client of `session`, or of boto3's default session: one per process, so the service's
+    model (the SageMaker one is megabytes of JSON) is parsed once, not per call."""
     import boto3
 
-    return (session or boto3.Session()).client("sagemaker")
+    if session is not None:
+        return session.client(service)  # type: ignore[call-overload]
+    return boto3.client(service)  # type: ignore[call-overload]
+
+
+def _client(session: boto3.Session | None) -> SageMakerClient:
+    return _make("sagemaker", session)
 
 
 def _s3(session: boto3.Session | None) -> Any:
-    import boto3
-
-    return (session or boto3.Session()).client("s3")
+    return _make("s3", session)
 
 
 def caller(session: boto3.Session | None = None) -> str:
     """Who is deploying: the caller's ARN (STS)."""
-    import boto3
-
-    return str((session or boto3.Session()).client("sts").get_caller_identity()["Arn"])
+    return str(_make("sts", session).get_caller_identity()["Arn"])
 
 
 def _now() -> str:
