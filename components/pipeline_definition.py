@@ -76,9 +76,6 @@ STEP_KINDS: tuple[str, ...] = (
     COMMAND_TRAIN,
     COMMAND_EVALUATE,
 )
-PROCESSING_KINDS = (COMMAND_WINDOW, COMMAND_CURATE, COMMAND_FEATURES, COMMAND_EVALUATE)
-# What the pipeline's top level runs, in order (Register and GateRefused sit in the Condition).
-TOP_LEVEL_STEPS = (STEP_WINDOW, STEP_CURATE, STEP_FEATURES, STEP_TRAIN, STEP_EVALUATE, STEP_GATE)
 
 # ml.train.Hyperparameters' defaults (components do not import ml.train: a test keeps them equal).
 DEFAULT_ESTIMATOR = "logistic_regression"

@@ -78,7 +78,6 @@ PARAM_C = "C"  # ml.train.Hyperparameters.c
 PARAM_MAX_ITER = "MaxIter"  # ml.train.Hyperparameters.max_iter
 
 # Container paths of the Processing steps (LocalPath in the definition, arguments of the commands).
-PROCESSING_ROOT = "/opt/ml/processing"
 WORK_INPUT_PATH = "/opt/ml/processing/input/work"  # work items, sharded by S3 key
 MODEL_INPUT_PATH = "/opt/ml/processing/input/model"  # the training step's model.tar.gz
 WORK_OUTPUT_PATH = "/opt/ml/processing/output/work"  # one work item per partition handled

@@ -91,12 +91,6 @@ class PipelineRun:
     def succeeded(self) -> bool:
         return self.status == "Succeeded"
 
-    def step(self, name: str) -> StepRun:
-        for run in self.steps:
-            if run.name == name:
-                return run
-        raise KeyError(name)
-
     def to_json(self) -> dict[str, Any]:
         return {
             "pipeline": self.pipeline,
