@@ -18,6 +18,34 @@ class OutputsError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class ModelOutputs:
+    """What one model of the stack's `models` list got: its own registry group, artifact prefix,
+    training role, pipeline, endpoint and drift job. Keys of `PlatformOutputs.models`."""
+
+    model_package_group_name: str
+    model_artifacts_prefix: str  # s3://<models bucket>/<prefix>: this model's artifacts only
+    training_role_arn: str
+    pipeline_name: str | None  # None: pipelineEnabled false
+    endpoint_name: str | None  # None: no endpoint in this stack
+    endpoint_execution_role_arn: str | None
+    capture_prefix: str | None  # key prefix in the predictions bucket its endpoint captures to
+    drift_state_machine_arn: str | None
+
+    @classmethod
+    def from_mapping(cls, name: str, data: Any) -> ModelOutputs:
+        if not isinstance(data, dict):
+            raise OutputsError(f"platform outputs: models.{name} is not an object")
+        names = [f.name for f in fields(cls)]
+        missing = [n for n in names if n not in data]
+        if missing:
+            raise OutputsError(f"platform outputs: models.{name} lacks {', '.join(missing)}")
+        return cls(**{n: data[n] for n in names})
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True, slots=True)
 class PlatformOutputs:
     stack: str
     environment: str
@@ -36,7 +64,6 @@ class PlatformOutputs:
     ingest_stream_name: str
     # network and training compute
     vpc_id: str
-    training_role_arn: str
     training_subnet_ids: list[str]
     training_security_group_ids: list[str]
     training_cluster_name: str | None
@@ -45,15 +72,20 @@ class PlatformOutputs:
     training_submitter_role_arn: str | None
     training_jobs_function_name: str | None
     platform_image_uri: str
-    # registry and serving
-    model_package_group_name: str
-    model_artifacts_prefix: str
-    pipeline_name: str | None  # the model's SageMaker Pipeline (None: pipelineEnabled false)
-    endpoint_name: str | None
-    endpoint_execution_role_arn: str | None
     # monitoring
     alarm_topic_arn: str
     dashboard_name: str
+    # one entry per model of the stack's `models` list, by model name
+    models: dict[str, ModelOutputs]
+
+    def model(self, name: str) -> ModelOutputs:
+        """The outputs of model `name`; a clear error when the stack does not host it."""
+        if name not in self.models:
+            raise OutputsError(
+                f"stack {self.stack!r} hosts no model {name!r}; its models: "
+                f"{', '.join(sorted(self.models)) or 'none'} (add it to the stack's `models`)"
+            )
+        return self.models[name]
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> PlatformOutputs:
@@ -64,7 +96,14 @@ class PlatformOutputs:
                 f"platform outputs lack {', '.join(missing)}; is the stack up to date "
                 "(`pulumi up`) and is this the ml-platform project?"
             )
-        return cls(**{n: data[n] for n in names})
+        values = {n: data[n] for n in names}
+        if not isinstance(values["models"], dict):
+            raise OutputsError("platform outputs: `models` is not an object of model outputs")
+        values["models"] = {
+            k: v if isinstance(v, ModelOutputs) else ModelOutputs.from_mapping(k, v)
+            for k, v in values["models"].items()
+        }
+        return cls(**values)
 
     @classmethod
     def from_json_file(cls, path: str | Path) -> PlatformOutputs:
@@ -109,7 +148,9 @@ class PlatformOutputs:
         return cls.from_pulumi(stack, cwd=cwd)
 
     def to_json(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["models"] = {k: v.to_json() for k, v in self.models.items()}
+        return out
 
 
 OUTPUT_KEYS: tuple[str, ...] = tuple(f.name for f in fields(PlatformOutputs))

@@ -21,7 +21,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ml.schema import CONTRACT_TYPES, CUSTOMERS_RAW, LABEL, PAYMENT_METHODS, REGIONS
+from ml.schema import (
+    CONTRACT_TYPES,
+    CUSTOMERS_RAW,
+    LABEL,
+    PAYMENT_METHODS,
+    REGIONS,
+    SPEND_LABEL,
+)
 
 DRIFTABLE_COLUMNS: tuple[str, ...] = (
     "tenure_months",
@@ -116,6 +123,14 @@ def generate_customers(
         senior=senior,
     )
     churned = (rng.random(n) < _sigmoid(logit)).astype(np.int64)
+    spend = _next_month_spend(
+        np.random.default_rng([seed, 1]),
+        monthly=monthly,
+        usage=np.where(usage_missing, np.nan, usage),
+        contract=contract,
+        tickets=tickets.astype(np.float64),
+        churned=churned,
+    )
 
     ids = pc.binary_join_element_wise(
         "C",
@@ -137,9 +152,32 @@ def generate_customers(
         "region": _strings(pa.array(REGIONS).take(pa.array(region))),
         "is_senior": pd.array(senior, dtype="boolean"),
         LABEL: pd.array(churned, dtype="Int64"),
+        SPEND_LABEL: spend,
     }
     frame = pd.DataFrame(columns)
     return frame.astype({c.name: c.pandas_dtype for c in CUSTOMERS_RAW.columns})
+
+
+def _next_month_spend(
+    rng: np.random.Generator,
+    *,
+    monthly: np.ndarray,
+    usage: np.ndarray,
+    contract: np.ndarray,
+    tickets: np.ndarray,
+    churned: np.ndarray,
+) -> np.ndarray:
+    """What each customer is billed in the next 30 days: the plan, metered overage above 30 GB,
+    a loyalty discount on two-year contracts, credits after many support tickets; a churned
+    customer pays only part of a month. Its own random stream: the churn columns are the same
+    with or without it."""
+    n = len(monthly)
+    overage = 0.45 * np.maximum(np.nan_to_num(usage, nan=0.0) - 30.0, 0.0)
+    discount = np.where(contract == 2, 0.92, 1.0)
+    credits = np.where(tickets >= 3, 0.85, 1.0)
+    spend = (monthly + overage) * discount * credits * rng.lognormal(0.0, 0.08, n)
+    spend = np.where(churned == 1, monthly * rng.uniform(0.0, 0.4, n), spend)
+    return np.round(np.clip(spend, 0.0, 1_000_000.0), 2)
 
 
 def true_churn_probability(frame: pd.DataFrame) -> np.ndarray:

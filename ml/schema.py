@@ -117,6 +117,7 @@ _CUSTOMER_COLUMNS: tuple[Column, ...] = (
 )
 
 LABEL = "churned"
+SPEND_LABEL = "next_month_spend"
 
 CUSTOMERS_RAW = Dataset(
     name="customers",
@@ -125,6 +126,13 @@ CUSTOMERS_RAW = Dataset(
     columns=(
         *_CUSTOMER_COLUMNS,
         Column(LABEL, "bigint", "1 if the customer churned within 30 days", minimum=0, maximum=1),
+        Column(
+            SPEND_LABEL,
+            "double",
+            "Amount billed in the 30 days after the snapshot; null until known",
+            minimum=0,
+            maximum=1_000_000,
+        ),
     ),
 )
 
@@ -153,6 +161,9 @@ PREDICTIONS = Dataset(
 )
 
 # Every dataset the lake catalogs, by name.
+# The datasets every model shares (the lake's raw and curated customer snapshots); each model adds
+# its own features and predictions tables (`ml.models.<name>.spec`).
+SHARED_DATASETS: tuple[Dataset, ...] = (CUSTOMERS_RAW, CUSTOMERS_CURATED)
 DATASETS: dict[str, Dataset] = {d.name: d for d in (CUSTOMERS_RAW, CUSTOMERS_CURATED, PREDICTIONS)}
 
 # The features zone: one row per customer snapshot, the model inputs as `ml.features` derives them

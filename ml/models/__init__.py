@@ -1,0 +1,215 @@
+"""The model contract: every model the platform hosts is a package `ml/models/<name>/`.
+
+A model package has two modules:
+
+* `spec.py` — **pure** (standard library and `ml.schema` only): `SPEC`, a `ModelSpec` declaring
+  what the model reads, predicts and is judged on. The stack, the components and the policies
+  read it (they may not import numpy), so that each model gets its own registry group, pipeline,
+  endpoint, alarms (one drift alarm per feature of *that* model), drift job and Glue tables.
+* `model.py` — the runtime: `MODEL`, an `ml.model.Model` binding the spec to its feature
+  derivation (one function for batch, online and drift), its estimator factory, hyperparameters
+  and search space, and its gate. Generic code (lake I/O, train, evaluate, package, serve,
+  capture, drift, registry, deploy, pipeline steps) takes a `Model` and never names a model.
+
+`names()` lists the packages here, `spec(name)` reads a declaration without loading numpy, and
+`load(name)` imports the runtime. The package `__init__.py` of a model must stay pure too
+(`from ml.models.<name>.spec import SPEC` at most): importing `ml.models.<name>.spec` runs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from ml.schema import Column, Dataset
+
+if TYPE_CHECKING:
+    from ml.model import Model
+
+Task = Literal["binary_classification", "regression"]
+TASKS: tuple[Task, ...] = ("binary_classification", "regression")
+
+# A model name is used in resource names (endpoint, registry group, pipeline, roles, prefixes):
+# lowercase letters, digits and hyphens are safe everywhere; Python packages cannot hold hyphens.
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]{1,19}$")
+# Columns of a features table that identify a row rather than feed the model.
+KEY_COLUMNS: tuple[str, ...] = ("customer_id", "event_time")
+
+
+class ModelSpecError(ValueError):
+    """A model package that does not follow the contract (every problem, one line each)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sensitive:
+    """An input that describes a protected group, and the recorded decision about it."""
+
+    column: str
+    # "feature": an input and a feature; "excluded": in the raw data (for group metrics) but
+    # neither an input nor a feature.
+    use: Literal["feature", "excluded"]
+    reason: str  # why: recorded in the model package's metadata and lineage
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """What a model reads, predicts and is judged on: data only, no numpy."""
+
+    name: str
+    task: Task
+    description: str
+    raw: Dataset  # the raw dataset it reads (a lake dataset in `ml.schema.DATASETS`)
+    curated: Dataset  # its validated, de-duplicated copy
+    inputs: tuple[str, ...]  # raw columns it reads, in the order a header-less CSV request lists
+    label: str  # the raw column holding the outcome (`features` carries it too)
+    features: Dataset  # its features-zone table: KEY_COLUMNS, the features, the label
+    predictions: Dataset  # its flattened capture table in the predictions zone
+    slices: tuple[str, ...]  # categorical features evaluation and the gate slice on
+    one_feature_baseline: str  # the feature the one-feature baseline sees
+    sensitive: tuple[Sensitive, ...] = ()
+    score_description: str = "the model's prediction"
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise ModelSpecError(f"model {self.name!r}: " + "; ".join(problems))
+
+    def problems(self) -> list[str]:
+        out: list[str] = []
+        if not NAME_PATTERN.match(self.name):
+            out.append(
+                f"name {self.name!r} must be 2-20 lowercase letters and digits, starting "
+                "with a letter"
+            )
+        if self.task not in TASKS:
+            out.append(f"task {self.task!r}: use one of {list(TASKS)}")
+        raw = set(self.raw.column_names)
+        out += [
+            f"input {c!r} is not a column of {self.raw.name!r}" for c in self.inputs if c not in raw
+        ]
+        if self.label not in raw:
+            out.append(f"label {self.label!r} is not a column of {self.raw.name!r}")
+        if self.label in self.inputs:
+            out.append(f"label {self.label!r} cannot be an input")
+        table = set(self.features.column_names)
+        out += [f"features table lacks key column {k!r}" for k in KEY_COLUMNS if k not in table]
+        if self.label not in table:
+            out.append(f"features table lacks the label {self.label!r}")
+        categorical = {c.name for c in self.feature_columns if c.type == "string"}
+        out += [
+            f"slice {s!r} is not a categorical feature" for s in self.slices if s not in categorical
+        ]
+        if self.one_feature_baseline not in {c.name for c in self.feature_columns}:
+            out.append(f"one_feature_baseline {self.one_feature_baseline!r} is not a feature")
+        features = {c.name for c in self.feature_columns}
+        for s in self.sensitive:
+            if s.column not in raw:
+                out.append(f"sensitive column {s.column!r} is not a column of {self.raw.name!r}")
+            if s.use == "feature" and (s.column not in self.inputs or s.column not in features):
+                out.append(
+                    f"sensitive column {s.column!r} is use='feature' but not an input feature"
+                )
+            if s.use == "excluded" and (s.column in self.inputs or s.column in features):
+                out.append(
+                    f"sensitive column {s.column!r} is use='excluded' but the model reads it"
+                )
+        for c in self.feature_columns:
+            if c.type == "string" and not c.allowed:
+                out.append(f"categorical feature {c.name!r} needs a vocabulary (allowed=...)")
+        return out
+
+    @property
+    def input_columns(self) -> tuple[Column, ...]:
+        return tuple(self.raw.column(name) for name in self.inputs)
+
+    @property
+    def feature_columns(self) -> tuple[Column, ...]:
+        """The model's features in matrix order: numeric first, then categorical."""
+        return tuple(
+            sorted(
+                (c for c in self.features.columns if c.name not in (*KEY_COLUMNS, self.label)),
+                key=lambda c: c.type == "string",
+            )
+        )
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.feature_columns)
+
+    @property
+    def datasets(self) -> tuple[Dataset, ...]:
+        """The lake tables this model owns (the raw and curated ones are shared)."""
+        return (self.features, self.predictions)
+
+
+def predictions_dataset(name: str, raw: Dataset, inputs: tuple[str, ...], score: Column) -> Dataset:
+    """A model's flattened capture table: one row per scored record (`ml.capture` writes it)."""
+    return Dataset(
+        name=name,
+        zone="predictions",
+        description="Captured endpoint requests and responses, flattened: one row per scored record",
+        columns=(
+            Column("event_id", "string", "SageMaker data-capture event id", nullable=False),
+            Column(
+                "inference_time", "timestamp", "When the endpoint answered (UTC)", nullable=False
+            ),
+            Column("endpoint_name", "string", "Endpoint that served the request", nullable=False),
+            Column("variant_name", "string", "Production variant that served the request"),
+            Column("model_version", "string", "Model package version that served the request"),
+            *(raw.column(c) for c in (KEY_COLUMNS[0], *inputs)),
+            score,
+        ),
+    )
+
+
+def names() -> tuple[str, ...]:
+    """The model packages under `ml/models/`, sorted."""
+    here = Path(__file__).resolve().parent
+    return tuple(
+        sorted(
+            p.parent.name
+            for p in here.glob("*/spec.py")
+            if NAME_PATTERN.match(p.parent.name) and (p.parent / "__init__.py").is_file()
+        )
+    )
+
+
+def spec(name: str) -> ModelSpec:
+    """The declaration of model `name` (pure: loads no numpy)."""
+    _check_name(name)
+    module = importlib.import_module(f"ml.models.{name}.spec")
+    found = getattr(module, "SPEC", None)
+    if not isinstance(found, ModelSpec):
+        raise ModelSpecError(f"ml/models/{name}/spec.py must define SPEC = ModelSpec(...)")
+    if found.name != name:
+        raise ModelSpecError(f"ml/models/{name}/spec.py declares name {found.name!r}, not {name!r}")
+    return found
+
+
+def load(name: str) -> Model:
+    """The runtime of model `name` (`ml/models/<name>/model.py`'s `MODEL`)."""
+    from ml.model import Model
+
+    _check_name(name)
+    module = importlib.import_module(f"ml.models.{name}.model")
+    found = getattr(module, "MODEL", None)
+    if not isinstance(found, Model):
+        raise ModelSpecError(f"ml/models/{name}/model.py must define MODEL = Model(...)")
+    if found.spec.name != name:
+        raise ModelSpecError(
+            f"ml/models/{name}/model.py binds the spec of {found.spec.name!r}, not {name!r}"
+        )
+    return found
+
+
+def _check_name(name: str) -> None:
+    known = names()
+    if name not in known:
+        raise ModelSpecError(
+            f"no model {name!r}: models are packages under ml/models/ with a spec.py; "
+            f"known: {', '.join(known) or 'none'}"
+        )
