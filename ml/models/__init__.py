@@ -151,7 +151,9 @@ def predictions_dataset(name: str, raw: Dataset, inputs: tuple[str, ...], score:
     return Dataset(
         name=name,
         zone="predictions",
-        description="Captured endpoint requests and responses, flattened: one row per scored record",
+        description=(
+            "Captured endpoint requests and responses, flattened: one row per scored record"
+        ),
         columns=(
             Column("event_id", "string", "SageMaker data-capture event id", nullable=False),
             Column(

@@ -1,0 +1,92 @@
+"""A model's runtime: its declaration (`ModelSpec`) bound to the code that fits and scores it.
+
+Every model package's `model.py` defines `MODEL = Model(...)`; `ml.models.load(name)` returns it.
+Generic code (train, evaluate, package, inference, capture, drift, pipeline steps) takes a `Model`
+and reads everything model-specific from it:
+
+* `derive`: the feature derivation, one vectorised function the batch, online and drift paths all
+  run (through `features`, an `ml.features.FeatureSet`);
+* `hyperparameters`: a frozen dataclass of the model's knobs with defaults, `from_mapping` (parses
+  SageMaker's all-strings hyperparameters) and `to_dict`; `search_space` lists candidate values;
+* `make_estimator(hp)`: the unfitted estimator (`fit(X, y)`, then `predict_proba` for
+  classification or `predict` for regression, over the feature matrix);
+* `gate`: the gate thresholds that fit the task;
+* `save`/`load`/`artifact_file`: how the fitted estimator is stored in the model directory.
+
+This module ships inside the model artifact (`code/ml/model.py`): numpy and the standard library
+only at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ml.contracts import MODEL_FILE
+from ml.models import ModelSpec
+
+if TYPE_CHECKING:
+    from ml.features import FeatureSet
+
+Derive = Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
+
+
+def joblib_save(estimator: Any, model_dir: Path) -> None:
+    import joblib
+
+    joblib.dump(estimator, model_dir / MODEL_FILE)
+
+
+def joblib_load(model_dir: Path) -> Any:
+    import joblib
+
+    path = model_dir / MODEL_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"no {MODEL_FILE} in {model_dir}: is this a model artifact?")
+    return joblib.load(path)
+
+
+def _no_info(estimator: Any) -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True, eq=False)
+class Model:
+    spec: ModelSpec
+    derive: Derive
+    hyperparameters: type[Any]
+    make_estimator: Callable[[Any], Any]
+    search_space: Mapping[str, tuple[Any, ...]]
+    gate: Any
+    artifact_file: str = MODEL_FILE
+    save: Callable[[Any, Path], None] = joblib_save
+    load: Callable[[Path], Any] = joblib_load
+    # Extra lineage about how the estimator was fitted (e.g. the device that trained it).
+    training_info: Callable[[Any], dict[str, Any]] = _no_info
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @cached_property
+    def features(self) -> FeatureSet:
+        from ml.features import FeatureSet
+
+        return FeatureSet(self.spec, self.derive)
+
+    def predict(self, estimator: Any, matrix: np.ndarray) -> np.ndarray:
+        """Scores of the feature matrix's rows: P(positive class) for a classifier, the predicted
+        value for a regressor (float64, one per row)."""
+        if self.spec.task == "binary_classification":
+            scores: np.ndarray = np.asarray(estimator.predict_proba(matrix)[:, 1], dtype=np.float64)
+        else:
+            scores = np.asarray(estimator.predict(matrix), dtype=np.float64).reshape(-1)
+        return scores
+
+    def __repr__(self) -> str:
+        return f"Model({self.spec.name!r}, task={self.spec.task!r})"
