@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 
 Task = Literal["binary_classification", "regression"]
 TASKS: tuple[Task, ...] = ("binary_classification", "regression")
+# The SageMaker framework container that trains and serves the model (`ml.images` resolves it):
+# the scikit-learn container or the XGBoost container, both in script mode with `code/`.
+Framework = Literal["sklearn", "xgboost"]
+FRAMEWORKS: tuple[Framework, ...] = ("sklearn", "xgboost")
 
 # A model name is used in resource names (endpoint, registry group, pipeline, roles, prefixes):
 # lowercase letters, digits and hyphens are safe everywhere; Python packages cannot hold hyphens.
@@ -70,6 +74,7 @@ class ModelSpec:
     slices: tuple[str, ...]  # categorical features evaluation and the gate slice on
     one_feature_baseline: str  # the feature the one-feature baseline sees
     sensitive: tuple[Sensitive, ...] = ()
+    framework: Framework = "sklearn"
     score_description: str = "the model's prediction"
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -87,6 +92,8 @@ class ModelSpec:
             )
         if self.task not in TASKS:
             out.append(f"task {self.task!r}: use one of {list(TASKS)}")
+        if self.framework not in FRAMEWORKS:
+            out.append(f"framework {self.framework!r}: use one of {list(FRAMEWORKS)}")
         raw = set(self.raw.column_names)
         out += [
             f"input {c!r} is not a column of {self.raw.name!r}" for c in self.inputs if c not in raw

@@ -84,4 +84,5 @@ SPEC = ModelSpec(
         ),
     ),
     score_description="predicted amount billed in the next 30 days",
+    framework="xgboost",
 )
