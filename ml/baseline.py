@@ -1,7 +1,7 @@
 """Training baseline statistics: what drift monitoring compares production traffic against.
 
-`compute_baseline(features, scores)` summarizes the training feature table and the model's scores
-on it as a JSON-ready dict (`baseline.json` beside the model):
+`compute_baseline(model, features, scores)` summarizes the training feature table and the model's
+scores on it as a JSON-ready dict (`baseline.json` beside the model):
 
 ```
 {"format": "mlplat-baseline/1", "n_rows": N,
@@ -11,7 +11,8 @@ on it as a JSON-ready dict (`baseline.json` beside the model):
                  "quantiles": {"q": [0.0, 0.01, ..., 1.0], "values": [...]}},
    "<categorical>": {"kind": "categorical", "counts": {"value": n}, "proportions": {...},
                      "missing": 0.0}},
- "score": {same as a numeric feature, with fixed edges 0.05, 0.10, ..., 0.95}}
+ "score": {same as a numeric feature: a classifier's with fixed edges 0.05, 0.10, ..., 0.95, a
+           regressor's with quantile edges}}
 ```
 
 `edges` are the interior cut points (JSON has no infinities): bin 0 holds x <= e1, bin i holds
@@ -31,22 +32,23 @@ import pandas as pd
 
 from ml.contracts import BASELINE_FORMAT as FORMAT
 from ml.contracts import OTHER_CATEGORY as OTHER
-from ml.features import FEATURES
+from ml.model import Model
 
 QUANTILES: tuple[float, ...] = tuple(i / 100 for i in range(101))
 SCORE_EDGES: tuple[float, ...] = tuple(round(i / 20, 2) for i in range(1, 20))
 
 
 def compute_baseline(
-    features: pd.DataFrame, scores: np.ndarray, *, n_bins: int = 10
+    model: Model, features: pd.DataFrame, scores: np.ndarray, *, n_bins: int = 10
 ) -> dict[str, Any]:
-    """Per-feature histograms and category frequencies, and the score distribution."""
+    """Per-feature histograms and category frequencies of `model`'s features, and the score
+    distribution."""
     if len(features) != len(scores):
         raise ValueError(f"{len(features)} feature rows but {len(scores)} scores")
     if len(features) == 0:
         raise ValueError("cannot compute a baseline from zero rows")
     out: dict[str, Any] = {}
-    for feature in FEATURES:
+    for feature in model.features.features:
         series = features[feature.name]
         if feature.kind == "categorical":
             out[feature.name] = _categorical(series)
@@ -54,11 +56,15 @@ def compute_baseline(
             values = series.to_numpy(dtype=np.float64, na_value=np.nan)
             out[feature.name] = _numeric(values, _quantile_edges(values, n_bins))
     score_values = np.asarray(scores, dtype=np.float64)
+    if model.spec.task == "binary_classification":
+        score_edges = np.array(SCORE_EDGES)
+    else:
+        score_edges = _quantile_edges(score_values, n_bins)
     return {
         "format": FORMAT,
         "n_rows": len(features),
         "features": out,
-        "score": _numeric(score_values, np.array(SCORE_EDGES)),
+        "score": _numeric(score_values, score_edges),
     }
 
 

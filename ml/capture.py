@@ -22,12 +22,14 @@ stored as text), `BASE64` otherwise (the body is stored base64-encoded, whatever
 sandbox produce exactly what an endpoint would.
 
 The request and response bodies follow the inference handler's contract, read by
-`CaptureRecord.input_records()` and `CaptureRecord.output_scores()`:
+`CaptureRecord.input_records(spec)` and `CaptureRecord.output_scores()`, `spec` being the
+`ModelSpec` of the model the endpoint serves:
 
 * request, JSON: `{"instances": [record, ...]}`, a list of records, or one record (an object of raw
   input values keyed by column name);
-* request, CSV: rows of the raw inputs in `ml.features.INPUT_NAMES` order, or under a header row
-  when every field of the first row is a raw column name (the handler's rule, `ml.inference`);
+* request, CSV: rows of the model's raw inputs in `ModelSpec.inputs` order, or under a header row
+  when every field of the first row is a column name of its raw dataset (the handler's rule,
+  `ml.inference`);
 * response, JSON: `{"predictions": [...]}` (optionally with `"model_version"`), or a bare list; each
   prediction is a number or an object with `"score"` (or `"probability"`);
 * response, CSV: one score per line.
@@ -44,9 +46,12 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ml.contracts import CAPTURE_ROOT
+
+if TYPE_CHECKING:
+    from ml.models import ModelSpec
 
 ENCODINGS: tuple[str, ...] = ("JSON", "CSV", "BASE64")
 EVENT_VERSION = "0"
@@ -109,9 +114,10 @@ class CaptureRecord:
     output: CapturePayload
     inference_id: str | None = None
 
-    def input_records(self) -> list[dict[str, Any]]:
-        """The raw input records the request carried (see the module docstring for shapes)."""
-        return parse_request(self.input.content_type, self.input.text())
+    def input_records(self, spec: ModelSpec) -> list[dict[str, Any]]:
+        """The raw input records the request to `spec`'s endpoint carried (see the module
+        docstring for shapes)."""
+        return parse_request(self.input.content_type, self.input.text(), spec=spec)
 
     def output_scores(self) -> list[float]:
         return parse_response(self.output.content_type, self.output.text())[0]
@@ -396,13 +402,10 @@ def read_capture(
 # ---------------------------------------------------------------------------------------------
 
 
-def _csv_value(text: str, column: str) -> Any:
-    from ml.schema import CUSTOMERS_RAW
-
+def _csv_value(text: str, kind: str) -> Any:
     value = text.strip()
     if value == "":
         return None
-    kind = CUSTOMERS_RAW.column(column).type
     try:
         if kind == "bigint":
             number = float(value)
@@ -420,19 +423,17 @@ def _csv_value(text: str, column: str) -> Any:
     return value
 
 
-def parse_request(content_type: str, text: str) -> list[dict[str, Any]]:
-    """The raw input records of a request body."""
+def parse_request(content_type: str, text: str, *, spec: ModelSpec) -> list[dict[str, Any]]:
+    """The raw input records of a request body to the endpoint of the model `spec` declares."""
     media = _media_type(content_type)
     if media == CSV_CONTENT_TYPE:
-        from ml.features import INPUT_NAMES
-        from ml.schema import CUSTOMERS_RAW
-
+        raw = spec.raw
         try:
             rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
         except csv.Error as exc:
             raise CaptureFormatError(f"CSV request is not CSV: {exc}") from None
-        names: list[str] = list(INPUT_NAMES)
-        if rows and all(c.strip() in CUSTOMERS_RAW.column_names for c in rows[0]):
+        names: list[str] = list(spec.inputs)
+        if rows and all(c.strip() in raw.column_names for c in rows[0]):
             names, rows = [c.strip() for c in rows[0]], rows[1:]
         records = []
         for n, row in enumerate(rows, start=1):
@@ -441,7 +442,12 @@ def parse_request(content_type: str, text: str) -> list[dict[str, Any]]:
                     f"CSV request row {n} has {len(row)} fields; expected {len(names)} "
                     f"({', '.join(names)})"
                 )
-            records.append({name: _csv_value(v, name) for name, v in zip(names, row, strict=True)})
+            records.append(
+                {
+                    name: _csv_value(v, raw.column(name).type)
+                    for name, v in zip(names, row, strict=True)
+                }
+            )
         return records
     if media == JSON_CONTENT_TYPE or media.endswith("+json"):
         try:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ml.lake import S3Client, list_partitions, partition_prefix, s3_client
-from ml.schema import DATASETS, PARTITION_KEY, Dataset
+from ml.lake_schema import lake_datasets
+from ml.schema import PARTITION_KEY, Dataset
 
 GlueClient = Any
 
@@ -156,8 +157,8 @@ class CatalogEntry:
 
     @property
     def known(self) -> bool:
-        """The table is one of the datasets `ml.schema` ships."""
-        return self.name in DATASETS
+        """The table is one of the datasets the platform ships (shared, or a model's)."""
+        return self.name in lake_datasets()
 
 
 def _split_location(location: str) -> tuple[str, str] | None:

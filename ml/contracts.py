@@ -51,6 +51,10 @@ PIPELINE_MODULE = "ml.pipeline"
 PIPELINE_ENTRYPOINT: tuple[str, ...] = ("python3", "-m", PIPELINE_MODULE)  # + the step command
 PIPELINE_DEFINITION_VERSION = "2020-12-01"
 
+# The model a step runs for: every Processing and Training step of a model's pipeline carries it in
+# its environment (`ml.model.model_from_env`), as does a training job `mlplat train` starts.
+MODEL_ENV = "MLPLAT_MODEL"
+
 # Step names in the definition (what `mlplat pipeline status` shows, what a Fail names).
 STEP_WINDOW = "Window"  # Processing: the raw partitions of the window, one work item each
 STEP_CURATE = "Curate"  # Processing, sharded: raw -> curated zone (+ rejected rows)
@@ -73,9 +77,9 @@ PARAM_WINDOW_START = "WindowStart"  # YYYY-MM-DD, or "" (WindowDays up to Window
 PARAM_WINDOW_END = "WindowEnd"  # YYYY-MM-DD, or "" (the UTC date the execution started)
 PARAM_WINDOW_DAYS = "WindowDays"  # days of data when WindowStart is ""
 PARAM_APPROVAL_STATUS = "ModelApprovalStatus"  # PendingManualApproval | Approved
-PARAM_ESTIMATOR = "Estimator"  # ml.train.Hyperparameters.estimator
-PARAM_C = "C"  # ml.train.Hyperparameters.c
-PARAM_MAX_ITER = "MaxIter"  # ml.train.Hyperparameters.max_iter
+PARAM_ESTIMATOR = "Estimator"  # the hyperparameter `estimator` (of models that have it)
+PARAM_C = "C"  # the hyperparameter `c`
+PARAM_MAX_ITER = "MaxIter"  # the hyperparameter `max_iter`
 
 # Container paths of the Processing steps (LocalPath in the definition, arguments of the commands).
 WORK_INPUT_PATH = "/opt/ml/processing/input/work"  # work items, sharded by S3 key

@@ -1,33 +1,53 @@
-"""Evaluation and the promotion gate.
+"""Evaluation and the promotion gate, for any model (`ml.model.Model`).
 
-`compute_metrics` scores predictions (ROC AUC, PR AUC, log loss, Brier score, expected calibration
-error); `evaluate` scores a model overall, on slices (contract type, region...) and next to the
-simple baselines `fit_baselines` trains (class prior, one-feature logistic regression). `check_gate`
-decides whether a candidate may be registered: it must beat every baseline and must not regress
-against the currently approved model beyond a tolerance. `enforce_gate` raises `GateFailed`, whose
-`report` says which check failed and by how much.
+`compute_metrics` scores a classifier's predictions (ROC AUC, PR AUC, log loss, Brier score,
+expected calibration error); `evaluate` scores a model overall, on its slices (`ModelSpec.slices`)
+and next to the simple baselines `fit_baselines` trains (class prior, one-feature logistic
+regression). `check_gate` decides whether a candidate may be registered: it must beat every
+baseline and must not regress against the currently approved model beyond a tolerance
+(`model.gate`). `enforce_gate` raises `GateFailed`, whose `report` says which check failed and by
+how much.
+
+Each of them dispatches on `model.spec.task`: a regression model's metrics, baselines and gate
+rules are `ml.regression`'s (imported when a regression model needs them).
+`EvaluationReport.from_dict` tells the two kinds of metrics apart by their keys (`rmse`:
+regression).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import pandas as pd
 
-from ml.features import CATEGORICAL_FEATURES, MATRIX_COLUMNS, feature_matrix
-from ml.schema import LABEL
+from ml.model import GateConfig, Model
 
-DEFAULT_SLICES: tuple[str, ...] = ("contract_type", "region")
-# The one feature the one-feature baseline sees: the strongest single driver of churn.
-ONE_FEATURE_BASELINE = "contract_type"
+if TYPE_CHECKING:
+    from ml.regression import RegressionMetrics
+
+__all__ = [
+    "EvaluationReport",
+    "GateCheck",
+    "GateConfig",
+    "GateFailed",
+    "GateReport",
+    "Metrics",
+    "check_gate",
+    "compute_metrics",
+    "enforce_gate",
+    "evaluate",
+    "fit_baselines",
+    "labels",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class Metrics:
-    """Classification quality of churn scores. AUCs are None when only one class is present."""
+    """Classification quality of predicted probabilities. AUCs are None when only one class is
+    present."""
 
     n: int
     positive_rate: float
@@ -49,7 +69,7 @@ class Metrics:
 
 
 def compute_metrics(y_true: np.ndarray, scores: np.ndarray, *, n_bins: int = 10) -> Metrics:
-    """Metrics of predicted churn probabilities `scores` against 0/1 labels `y_true`."""
+    """Metrics of predicted probabilities `scores` against 0/1 labels `y_true`."""
     from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
     y = np.asarray(y_true, dtype=np.int64)
@@ -89,13 +109,26 @@ def expected_calibration_error(
     return float((gap * counts[used]).sum() / len(p))
 
 
+# A classifier's metrics or a regressor's (`ml.regression.RegressionMetrics`).
+AnyMetrics: TypeAlias = "Metrics | RegressionMetrics"
+
+
+def metrics_from_dict(data: Mapping[str, Any]) -> AnyMetrics:
+    """Metrics read back from JSON: a regressor's when they hold `rmse`, else a classifier's."""
+    if "rmse" in data:
+        from ml.regression import RegressionMetrics
+
+        return RegressionMetrics.from_dict(data)
+    return Metrics.from_dict(data)
+
+
 @dataclass(frozen=True, slots=True)
 class EvaluationReport:
     """A model's metrics: overall, per slice value, and those of the baselines on the same rows."""
 
-    overall: Metrics
-    slices: dict[str, dict[str, Metrics]] = field(default_factory=dict)
-    baselines: dict[str, Metrics] = field(default_factory=dict)
+    overall: AnyMetrics
+    slices: dict[str, dict[str, AnyMetrics]] = field(default_factory=dict)
+    baselines: dict[str, AnyMetrics] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -112,30 +145,40 @@ class EvaluationReport:
         if "overall" not in data:
             raise ValueError("an evaluation report needs an 'overall' section")
         return cls(
-            overall=Metrics.from_dict(data["overall"]),
+            overall=metrics_from_dict(data["overall"]),
             slices={
-                col: {v: Metrics.from_dict(m) for v, m in values.items()}
+                col: {v: metrics_from_dict(m) for v, m in values.items()}
                 for col, values in data.get("slices", {}).items()
             },
-            baselines={n: Metrics.from_dict(m) for n, m in data.get("baselines", {}).items()},
+            baselines={n: metrics_from_dict(m) for n, m in data.get("baselines", {}).items()},
         )
 
 
-def fit_baselines(features: pd.DataFrame, *, seed: int = 0) -> dict[str, Any]:
+def fit_baselines(model: Model, features: pd.DataFrame, *, seed: int = 0) -> dict[str, Any]:
     """The simple models a candidate must beat, fitted on a labelled feature table.
 
-    `prior`: always predicts the training churn rate. `one_feature`: a logistic regression on the
-    indicators of `ONE_FEATURE_BASELINE`.
+    A classifier's: `prior` always predicts the training rate of the positive class;
+    `one_feature` is a logistic regression on the matrix columns of the spec's
+    `one_feature_baseline` (a categorical feature's indicators). A regressor's:
+    `ml.regression.fit_regression_baselines`.
     """
+    if model.spec.task == "regression":
+        from ml.regression import fit_regression_baselines
+
+        return fit_regression_baselines(model, features, seed=seed)
     from sklearn.compose import ColumnTransformer
     from sklearn.dummy import DummyClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
 
-    X = feature_matrix(features)
-    y = labels(features)
-    prefix = f"{ONE_FEATURE_BASELINE}="
-    columns = [j for j, name in enumerate(MATRIX_COLUMNS) if name.startswith(prefix)]
+    X = model.features.feature_matrix(features)
+    y = labels(model, features)
+    name = model.spec.one_feature_baseline
+    columns = [
+        j
+        for j, column in enumerate(model.features.matrix_columns)
+        if column == name or column.startswith(f"{name}=")
+    ]
     one_feature = Pipeline(
         [
             ("columns", ColumnTransformer([("indicators", "passthrough", columns)])),
@@ -149,74 +192,69 @@ def fit_baselines(features: pd.DataFrame, *, seed: int = 0) -> dict[str, Any]:
 
 
 def evaluate(
-    model: Any,
+    model: Model,
+    estimator: Any,
     features: pd.DataFrame,
     *,
     baselines: Mapping[str, Any] | None = None,
-    slices: tuple[str, ...] = DEFAULT_SLICES,
+    slices: tuple[str, ...] | None = None,
     min_slice_rows: int = 30,
 ) -> EvaluationReport:
-    """Score `model` (anything with `predict_proba` over the feature matrix) on a labelled table."""
-    unknown = [s for s in slices if s not in CATEGORICAL_FEATURES]
+    """Score `estimator` (fitted by `model.make_estimator`, or anything `model.predict` can
+    score) on a labelled feature table: overall, per value of each slice (default: the spec's
+    slices) with at least `min_slice_rows` rows, and the `baselines` on the same rows."""
+    slices = model.spec.slices if slices is None else slices
+    categorical = model.features.categorical_features
+    unknown = [s for s in slices if s not in categorical]
     if unknown:
-        raise ValueError(f"cannot slice on {unknown}: slices must be among {CATEGORICAL_FEATURES}")
-    X = feature_matrix(features)
-    y = labels(features)
-    scores = model.predict_proba(X)[:, 1]
-    by_slice: dict[str, dict[str, Metrics]] = {}
+        raise ValueError(f"cannot slice on {unknown}: slices must be among {categorical}")
+    if model.spec.task == "regression":
+        from ml.regression import compute_regression_metrics
+
+        metric: Any = compute_regression_metrics
+    else:
+        metric = compute_metrics
+    X = model.features.feature_matrix(features)
+    y = labels(model, features)
+    scores = model.predict(estimator, X)
+    by_slice: dict[str, dict[str, AnyMetrics]] = {}
     for column in slices:
         values = features[column].astype("string").to_numpy(dtype=object, na_value="")
         by_slice[column] = {}
         for value in sorted(set(values)):
             mask = values == value
             if mask.sum() >= min_slice_rows:
-                by_slice[column][str(value)] = compute_metrics(y[mask], scores[mask])
+                by_slice[column][str(value)] = metric(y[mask], scores[mask])
     return EvaluationReport(
-        overall=compute_metrics(y, scores),
+        overall=metric(y, scores),
         slices=by_slice,
-        baselines={
-            name: compute_metrics(y, b.predict_proba(X)[:, 1])
-            for name, b in (baselines or {}).items()
-        },
+        baselines={name: metric(y, model.predict(b, X)) for name, b in (baselines or {}).items()},
     )
 
 
-def labels(features: pd.DataFrame) -> np.ndarray:
-    """The 0/1 label column of a feature table; refuses a table without labels or with nulls."""
-    if LABEL not in features.columns:
-        raise ValueError(f"the feature table has no {LABEL!r} column: cannot train or evaluate")
-    column = features[LABEL]
+def labels(model: Model, features: pd.DataFrame) -> np.ndarray:
+    """The label column of a feature table (a classifier's 0/1 as int64, a regressor's values as
+    float64); refuses a table without labels or with nulls."""
+    label = model.spec.label
+    if label not in features.columns:
+        raise ValueError(f"the feature table has no {label!r} column: cannot train or evaluate")
+    column = features[label]
     if column.isna().any():
-        raise ValueError(f"{int(column.isna().sum())} rows have no {LABEL!r} label")
+        raise ValueError(f"{int(column.isna().sum())} rows have no {label!r} label")
+    if model.spec.task == "regression":
+        values: np.ndarray = column.to_numpy(dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise ValueError(f"{label!r} must be finite numbers")
+        return values
     y: np.ndarray = column.to_numpy(dtype=np.int64)
     if not np.isin(y, (0, 1)).all():
-        raise ValueError(f"{LABEL!r} must be 0 or 1")
+        raise ValueError(f"{label!r} must be 0 or 1")
     return y
 
 
 # ---------------------------------------------------------------------------------------------
 # The gate.
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class GateConfig:
-    """Thresholds of the promotion gate."""
-
-    # ROC AUC must beat every baseline's by at least this much.
-    min_auc_lift: float = 0.02
-    # Log loss must be below every baseline's.
-    require_log_loss_below_baselines: bool = True
-    # Against the approved model: how much worse each metric may be.
-    max_auc_regression: float = 0.005
-    max_pr_auc_regression: float = 0.01
-    max_log_loss_regression: float = 0.005
-    # Calibration: an absolute ceiling on expected calibration error.
-    max_ece: float = 0.05
-    # Per slice, against the approved model's same slice: how much ROC AUC may drop, and the
-    # rows both sides need before a slice is judged (smaller slices are reported, not judged).
-    max_slice_auc_regression: float = 0.03
-    min_slice_rows: int = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,19 +295,41 @@ class GateFailed(RuntimeError):
 
 
 def check_gate(
+    model: Model,
     candidate: EvaluationReport,
     *,
-    approved: Metrics | None = None,
-    config: GateConfig | None = None,
-    approved_slices: Mapping[str, Mapping[str, Metrics]] | None = None,
+    approved: AnyMetrics | None = None,
+    config: Any = None,
+    approved_slices: Mapping[str, Mapping[str, AnyMetrics]] | None = None,
 ) -> GateReport:
     """Run every check (never stopping at the first failure) and report them all.
 
-    With `approved_slices` (the approved model's per-slice metrics), each slice both reports
-    hold is held to the approved one's ROC AUC as well; a slice with too few rows on either side
-    is listed as not judged (a passing check that says so)."""
-    config = config or GateConfig()
-    cand = candidate.overall
+    The thresholds are `config`, default `model.gate`. With `approved_slices` (the approved
+    model's per-slice metrics), each slice both reports hold is held to the approved one's as
+    well; a slice with too few rows on either side is listed as not judged (a passing check that
+    says so). A regression model's checks are `ml.regression.regression_gate_checks`."""
+    config = model.gate if config is None else config
+    if model.spec.task == "regression":
+        from ml.regression import RegressionMetrics, regression_gate_checks
+
+        def regression(metrics: AnyMetrics, what: str) -> RegressionMetrics:
+            if not isinstance(metrics, RegressionMetrics):
+                raise ValueError(f"{what} are a classifier's, not a regressor's: {metrics}")
+            return metrics
+
+        judged = regression_gate_checks(
+            candidate,
+            approved=None if approved is None else regression(approved, "approved metrics"),
+            config=config,
+            approved_slices=None
+            if approved_slices is None
+            else {
+                column: {v: regression(m, "approved slice metrics") for v, m in values.items()}
+                for column, values in approved_slices.items()
+            },
+        )
+        return GateReport(passed=all(c.passed for c in judged), checks=tuple(judged))
+    cand = _classification(candidate.overall, "the candidate's metrics")
     checks: list[GateCheck] = []
     if cand.roc_auc is None:
         checks.append(
@@ -279,7 +339,8 @@ def check_gate(
         checks.append(
             GateCheck("baselines present", False, None, None, "no baseline metrics to compare to")
         )
-    for name, base in candidate.baselines.items():
+    for name, found in candidate.baselines.items():
+        base = _classification(found, f"the metrics of baseline {name!r}")
         if cand.roc_auc is not None and base.roc_auc is not None:
             needed = base.roc_auc + config.min_auc_lift
             checks.append(
@@ -312,22 +373,29 @@ def check_gate(
         )
     )
     if approved is not None:
-        checks += _regression_checks(cand, approved, config)
+        checks += _regression_checks(cand, _classification(approved, "approved metrics"), config)
     if approved_slices:
         checks += _slice_checks(candidate.slices, approved_slices, config)
     return GateReport(passed=all(c.passed for c in checks), checks=tuple(checks))
 
 
+def _classification(metrics: AnyMetrics, what: str) -> Metrics:
+    if not isinstance(metrics, Metrics):
+        raise ValueError(f"{what} are a regressor's, not a classifier's: {metrics.to_dict()}")
+    return metrics
+
+
 def _slice_checks(
-    candidate: Mapping[str, Mapping[str, Metrics]],
-    approved: Mapping[str, Mapping[str, Metrics]],
+    candidate: Mapping[str, Mapping[str, AnyMetrics]],
+    approved: Mapping[str, Mapping[str, AnyMetrics]],
     config: GateConfig,
 ) -> list[GateCheck]:
     checks: list[GateCheck] = []
     tolerance, floor = config.max_slice_auc_regression, config.min_slice_rows
     for column in sorted(set(candidate) & set(approved)):
         for value in sorted(set(candidate[column]) & set(approved[column])):
-            c, a = candidate[column][value], approved[column][value]
+            c = _classification(candidate[column][value], "the candidate's slice metrics")
+            a = _classification(approved[column][value], "approved slice metrics")
             name = f"roc_auc vs approved [{column}={value}]"
             if c.n < floor or a.n < floor or c.roc_auc is None or a.roc_auc is None:
                 detail = (
@@ -382,13 +450,14 @@ def _regression_checks(cand: Metrics, approved: Metrics, config: GateConfig) -> 
 
 
 def enforce_gate(
+    model: Model,
     candidate: EvaluationReport,
     *,
-    approved: Metrics | None = None,
-    config: GateConfig | None = None,
+    approved: AnyMetrics | None = None,
+    config: Any = None,
 ) -> GateReport:
     """`check_gate`, raising `GateFailed` when any check fails."""
-    report = check_gate(candidate, approved=approved, config=config)
+    report = check_gate(model, candidate, approved=approved, config=config)
     if not report.passed:
         raise GateFailed(report)
     return report

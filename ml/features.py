@@ -1,12 +1,13 @@
-"""The feature definition: one declaration, one transform, two paths.
+"""The feature engine: one declaration, one transform, two paths — for any model.
 
-The model reads the columns of `INPUTS` (a subset of `CUSTOMERS_RAW`), validates them against the
-schema, and derives `FEATURES` with `_derive`: vectorized numpy over column arrays. Both paths run
-that same function:
+A model (`ml.models.<name>`) declares the raw columns it reads (`ModelSpec.inputs`, columns of its
+raw dataset), its features table (`ModelSpec.features`) and one vectorized derivation (`derive`:
+numpy over column arrays). `FeatureSet(spec, derive)` (`ml.model.Model.features`) validates the
+inputs against the schema and runs that same derivation on both paths:
 
-* batch: `build_features(raw_frame)` returns the features-zone table (`CUSTOMER_FEATURES`), and
-  `feature_matrix(table)` turns it into the float matrix the model pipeline consumes
-  (`MATRIX_COLUMNS`: numeric features, then a 0/1 indicator per categorical value);
+* batch: `build_features(raw_frame)` returns the features-zone table (the spec's `features`
+  dataset), and `feature_matrix(table)` turns it into the float matrix the estimator consumes
+  (`matrix_columns`: numeric features, then a 0/1 indicator per categorical value);
 * online: `records_to_matrix(records)` validates request records (plain dicts, as parsed from
   JSON or CSV) and derives the same matrix without building a DataFrame, so a single record costs
   tens of microseconds.
@@ -15,6 +16,10 @@ that same function:
 property-based test holds them to it). Categorical features take their values from declared
 vocabularies (the schema's allowed values) and are one-hot encoded here, so the matrix is all
 float64 and never contains NaN: every missing input has a declared treatment.
+
+`derive` receives numeric inputs as float64 (NaN = missing), categorical inputs as float64
+indices into the input column's vocabulary (NaN = missing), booleans as 0.0/1.0; it returns every
+feature as float64 without NaN, categorical features as indices into the feature's vocabulary.
 
 Bad input never becomes a silent NaN: a missing column, a wrong dtype, a null in a required column,
 a value out of the schema's range or outside its allowed values raises `FeatureValidationError`
@@ -29,42 +34,19 @@ needs it: the serving container may not ship it).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 
-from ml.schema import (
-    CUSTOMER_FEATURES,
-    CUSTOMERS_RAW,
-    FEATURE_COLUMNS,
-    FEATURE_NAMES,
-    KEY_COLUMNS,
-    LABEL,
-    MISSING_CATEGORY,
-    Column,
-)
+from ml.schema import Column
 
-# The raw columns the model reads, in the order a header-less CSV request lists them.
-INPUTS: tuple[Column, ...] = tuple(
-    CUSTOMERS_RAW.column(name)
-    for name in (
-        "tenure_months",
-        "monthly_charges",
-        "total_charges",
-        "contract_type",
-        "payment_method",
-        "support_tickets",
-        "data_usage_gb",
-        "region",
-        "is_senior",
-    )
-)
-INPUT_NAMES: tuple[str, ...] = tuple(c.name for c in INPUTS)
+if TYPE_CHECKING:
+    from ml.models import ModelSpec
 
-# `KEY_COLUMNS` are passed through from the raw frame into the feature table when present.
+Derive = Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,27 +64,6 @@ def _feature(column: Column) -> Feature:
         assert column.allowed is not None, column.name
         return Feature(column.name, "categorical", column.description, column.allowed)
     return Feature(column.name, "numeric", column.description)
-
-
-# Matrix column order: numeric features first, then categorical codes. Declared once, in the schema.
-FEATURES: tuple[Feature, ...] = tuple(_feature(c) for c in FEATURE_COLUMNS)
-assert tuple(f.name for f in FEATURES) == FEATURE_NAMES
-NUMERIC_FEATURES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.kind == "numeric")
-CATEGORICAL_FEATURES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.kind == "categorical")
-VOCABULARIES: dict[str, tuple[str, ...]] = {
-    f.name: f.vocabulary for f in FEATURES if f.kind == "categorical"
-}
-
-# The columns of the model matrix: numeric features as they are, categorical ones one-hot encoded
-# here (declared, fixed vocabularies) so that the model needs no encoder of its own.
-MATRIX_COLUMNS: tuple[str, ...] = (
-    *NUMERIC_FEATURES,
-    *(f"{name}={value}" for name in CATEGORICAL_FEATURES for value in VOCABULARIES[name]),
-)
-
-_INPUT_VOCABULARY: dict[str, dict[str, float]] = {
-    c.name: {v: float(i) for i, v in enumerate(c.allowed)} for c in INPUTS if c.allowed is not None
-}
 
 
 class FeatureValidationError(ValueError):
@@ -126,176 +87,296 @@ class ValidationReport:
         return self.n_rows - self.n_rejected
 
 
-# ---------------------------------------------------------------------------------------------
-# The transform: shared by both paths.
-# ---------------------------------------------------------------------------------------------
-
-
-def _derive(cols: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Features from input columns.
-
-    Numeric inputs are float64 arrays with NaN for missing; categorical inputs are float64 arrays
-    of vocabulary indices with NaN for missing; `is_senior` is 0.0/1.0. Returns float64 arrays
-    keyed by feature name (categorical features as vocabulary indices), none containing NaN.
-    """
-    tenure = cols["tenure_months"]
-    monthly = cols["monthly_charges"]
-    total = cols["total_charges"]
-    usage = cols["data_usage_gb"]
-    total_missing = np.isnan(total)
-    usage_missing = np.isnan(usage)
-    avg_spend = np.where(total_missing, monthly, total / np.maximum(tenure, 1.0))
-    payment = cols["payment_method"]
-    return {
-        "tenure_months": tenure,
-        "monthly_charges": monthly,
-        "avg_monthly_spend": avg_spend,
-        "charge_trend": monthly / np.maximum(avg_spend, 1.0),
-        "support_tickets": cols["support_tickets"],
-        "log_data_usage_gb": np.log1p(np.where(usage_missing, 0.0, usage)),
-        "data_usage_missing": usage_missing.astype(np.float64),
-        "total_charges_missing": total_missing.astype(np.float64),
-        "is_new_customer": (tenure < 6.0).astype(np.float64),
-        "is_senior": cols["is_senior"],
-        "contract_type": cols["contract_type"],
-        "payment_method": np.where(
-            np.isnan(payment),
-            float(VOCABULARIES["payment_method"].index(MISSING_CATEGORY)),
-            payment,
-        ),
-        "region": cols["region"],
-    }
-
-
-def _stack(derived: Mapping[str, np.ndarray]) -> np.ndarray:
-    """The model matrix (`MATRIX_COLUMNS`): numeric features, then one 0/1 indicator per
-    vocabulary value of each categorical feature."""
-    n = len(derived[FEATURE_NAMES[0]])
-    # Column-major: copying whole columns is several times faster than interleaving rows, and
-    # scikit-learn takes either layout.
-    matrix = np.empty((n, len(MATRIX_COLUMNS)), dtype=np.float64, order="F")
-    for j, name in enumerate(NUMERIC_FEATURES):
-        matrix[:, j] = derived[name]
-    j = len(NUMERIC_FEATURES)
-    for name in CATEGORICAL_FEATURES:
-        codes = derived[name]
-        for i in range(len(VOCABULARIES[name])):
-            np.equal(codes, float(i), out=matrix[:, j], casting="unsafe")
-            j += 1
-    return matrix
-
-
-# ---------------------------------------------------------------------------------------------
-# Batch path: frames.
-# ---------------------------------------------------------------------------------------------
-
-
-def validate_frame(
-    frame: pd.DataFrame, *, on_invalid: Literal["raise", "reject"] = "raise"
-) -> tuple[pd.DataFrame, ValidationReport]:
-    """Check a raw frame's model inputs against the schema.
-
-    Missing columns and wrong dtypes always raise `FeatureValidationError` (no row could be
-    used). Row problems (null in a required column, value out of range, not an allowed value, a
-    fraction in an integer column) raise too with `on_invalid="raise"`; with `"reject"` the bad rows
-    are dropped and counted by reason (`"<column>: <reason>"`). The frame is never modified.
-    """
-    if on_invalid not in ("raise", "reject"):
-        raise ValueError(f"on_invalid must be 'raise' or 'reject', got {on_invalid!r}")
-    _, bad, report = _inspect(frame)
-    if report.n_rejected and on_invalid == "raise":
-        raise _row_error(report)
-    valid = frame.loc[~bad] if report.n_rejected else frame
-    return valid, report
-
-
-def _inspect(frame: pd.DataFrame) -> tuple[dict[str, np.ndarray], np.ndarray, ValidationReport]:
-    """Input columns as arrays (see `_derive`), the mask of bad rows, and the report."""
-    _check_columns(frame)
-    cols: dict[str, np.ndarray] = {}
-    bad = np.zeros(len(frame), dtype=bool)
-    reasons: dict[str, int] = {}
-    for column in INPUTS:
-        cols[column.name], problems = _column_values(column, frame[column.name])
-        for reason, mask in problems.items():
-            count = int(mask.sum())
-            if count:
-                reasons[f"{column.name}: {reason}"] = count
-                bad |= mask
-    report = ValidationReport(n_rows=len(frame), n_rejected=int(bad.sum()), reasons=reasons)
-    return cols, bad, report
-
-
 def _row_error(report: ValidationReport) -> FeatureValidationError:
     return FeatureValidationError(
         [f"{reason} ({count} of {report.n_rows} rows)" for reason, count in report.reasons.items()]
     )
 
 
-def build_features(raw: pd.DataFrame) -> pd.DataFrame:
-    """The features-zone table (`CUSTOMER_FEATURES` columns) for a raw frame.
+def _where(i: int, many: bool) -> str:
+    return f"record {i}: " if many else ""
 
-    Raises `FeatureValidationError` on any bad input; to drop and count bad rows instead, pass the
-    frame through `validate_frame(raw, on_invalid="reject")` first. `customer_id`, `event_time`
-    and the label are carried over when the raw frame has them. The input is not modified.
+
+class FeatureSet:
+    """A model's features: its inputs, its derivation and its matrix layout, with both paths.
+
+    Built once per model (`ml.model.Model.features`) from its spec and its `derive` function.
     """
-    cols, _, report = _inspect(raw)
-    if report.n_rejected:
-        raise _row_error(report)
-    derived = _derive(cols)
-    out: dict[str, object] = {}
-    for name in KEY_COLUMNS:
-        if name in raw.columns:
-            out[name] = raw[name]
-    for feature in FEATURES:
-        values = derived[feature.name]
-        if feature.kind == "categorical":
-            out[feature.name] = _decode(values, feature.vocabulary)
-        else:
-            out[feature.name] = values
-    if LABEL in raw.columns:
-        out[LABEL] = raw[LABEL]
-    table = pd.DataFrame(out, index=raw.index, copy=False)
-    dtypes = {c.name: c.pandas_dtype for c in CUSTOMER_FEATURES.columns if c.name in table.columns}
-    return table.astype(dtypes)
 
-
-def feature_matrix(features: pd.DataFrame) -> np.ndarray:
-    """The model's input matrix (N x len(MATRIX_COLUMNS), float64) from a feature table."""
-    missing = [name for name in FEATURE_NAMES if name not in features.columns]
-    if missing:
-        raise FeatureValidationError(
-            [f"feature table is missing column {name!r}" for name in missing]
+    def __init__(self, spec: ModelSpec, derive: Derive) -> None:
+        self.spec = spec
+        self.derive = derive
+        # The raw columns the model reads, in the order a header-less CSV request lists them.
+        self.inputs: tuple[Column, ...] = spec.input_columns
+        self.input_names: tuple[str, ...] = tuple(c.name for c in self.inputs)
+        # Matrix column order: numeric features first, then categorical codes (the spec's order).
+        self.features: tuple[Feature, ...] = tuple(_feature(c) for c in spec.feature_columns)
+        self.feature_names: tuple[str, ...] = tuple(f.name for f in self.features)
+        self.numeric_features: tuple[str, ...] = tuple(
+            f.name for f in self.features if f.kind == "numeric"
         )
-    columns: dict[str, np.ndarray] = {}
-    problems: list[str] = []
-    for feature in FEATURES:
-        series = features[feature.name]
-        if feature.kind == "categorical":
-            codes = _codes(series, feature.vocabulary)
-            unknown = np.isnan(codes)
-            if unknown.any():
+        self.categorical_features: tuple[str, ...] = tuple(
+            f.name for f in self.features if f.kind == "categorical"
+        )
+        self.vocabularies: dict[str, tuple[str, ...]] = {
+            f.name: f.vocabulary for f in self.features if f.kind == "categorical"
+        }
+        # The columns of the model matrix: numeric features as they are, categorical ones one-hot
+        # encoded here (declared, fixed vocabularies) so that the model needs no encoder of its own.
+        self.matrix_columns: tuple[str, ...] = (
+            *self.numeric_features,
+            *(
+                f"{name}={value}"
+                for name in self.categorical_features
+                for value in self.vocabularies[name]
+            ),
+        )
+        # The features-zone table: the key columns (passed through from the raw frame when
+        # present), the features, the label when known.
+        self.table = spec.features
+        self.label = spec.label
+        self._keys: tuple[str, ...] = tuple(
+            c for c in spec.features.column_names if c not in (*self.feature_names, spec.label)
+        )
+        self._input_vocabulary: dict[str, dict[str, float]] = {
+            c.name: {v: float(i) for i, v in enumerate(c.allowed)}
+            for c in self.inputs
+            if c.allowed is not None
+        }
+
+    def __repr__(self) -> str:
+        return f"FeatureSet({self.spec.name!r}, {len(self.features)} features)"
+
+    # -----------------------------------------------------------------------------------------
+    # The transform: shared by both paths.
+    # -----------------------------------------------------------------------------------------
+
+    def _stack(self, derived: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The model matrix (`matrix_columns`): numeric features, then one 0/1 indicator per
+        vocabulary value of each categorical feature."""
+        n = len(derived[self.feature_names[0]])
+        # Column-major: copying whole columns is several times faster than interleaving rows, and
+        # scikit-learn takes either layout.
+        matrix = np.empty((n, len(self.matrix_columns)), dtype=np.float64, order="F")
+        for j, name in enumerate(self.numeric_features):
+            matrix[:, j] = derived[name]
+        j = len(self.numeric_features)
+        for name in self.categorical_features:
+            codes = derived[name]
+            for i in range(len(self.vocabularies[name])):
+                np.equal(codes, float(i), out=matrix[:, j], casting="unsafe")
+                j += 1
+        return matrix
+
+    # -----------------------------------------------------------------------------------------
+    # Batch path: frames.
+    # -----------------------------------------------------------------------------------------
+
+    def validate_frame(
+        self, frame: pd.DataFrame, *, on_invalid: Literal["raise", "reject"] = "raise"
+    ) -> tuple[pd.DataFrame, ValidationReport]:
+        """Check a raw frame's model inputs against the schema.
+
+        Missing columns and wrong dtypes always raise `FeatureValidationError` (no row could be
+        used). Row problems (null in a required column, value out of range, not an allowed value,
+        a fraction in an integer column) raise too with `on_invalid="raise"`; with `"reject"` the
+        bad rows are dropped and counted by reason (`"<column>: <reason>"`). The frame is never
+        modified.
+        """
+        if on_invalid not in ("raise", "reject"):
+            raise ValueError(f"on_invalid must be 'raise' or 'reject', got {on_invalid!r}")
+        _, bad, report = self._inspect(frame)
+        if report.n_rejected and on_invalid == "raise":
+            raise _row_error(report)
+        valid = frame.loc[~bad] if report.n_rejected else frame
+        return valid, report
+
+    def _inspect(
+        self, frame: pd.DataFrame
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, ValidationReport]:
+        """Input columns as arrays (see `derive`), the mask of bad rows, and the report."""
+        _check_columns(frame, self.inputs)
+        cols: dict[str, np.ndarray] = {}
+        bad = np.zeros(len(frame), dtype=bool)
+        reasons: dict[str, int] = {}
+        for column in self.inputs:
+            cols[column.name], problems = _column_values(column, frame[column.name])
+            for reason, mask in problems.items():
+                count = int(mask.sum())
+                if count:
+                    reasons[f"{column.name}: {reason}"] = count
+                    bad |= mask
+        report = ValidationReport(n_rows=len(frame), n_rejected=int(bad.sum()), reasons=reasons)
+        return cols, bad, report
+
+    def build_features(self, raw: pd.DataFrame) -> pd.DataFrame:
+        """The features-zone table (the columns of the spec's `features` dataset) for a raw frame.
+
+        Raises `FeatureValidationError` on any bad input; to drop and count bad rows instead, pass
+        the frame through `validate_frame(raw, on_invalid="reject")` first. The key columns
+        (`customer_id`, `event_time`) and the label are carried over when the raw frame has them.
+        The input is not modified.
+        """
+        cols, _, report = self._inspect(raw)
+        if report.n_rejected:
+            raise _row_error(report)
+        derived = self.derive(cols)
+        out: dict[str, object] = {}
+        for name in self._keys:
+            if name in raw.columns:
+                out[name] = raw[name]
+        for feature in self.features:
+            values = derived[feature.name]
+            if feature.kind == "categorical":
+                out[feature.name] = _decode(values, feature.vocabulary)
+            else:
+                out[feature.name] = values
+        if self.label in raw.columns:
+            out[self.label] = raw[self.label]
+        table = pd.DataFrame(out, index=raw.index, copy=False)
+        dtypes = {c.name: c.pandas_dtype for c in self.table.columns if c.name in table.columns}
+        return table.astype(dtypes)
+
+    def feature_matrix(self, features: pd.DataFrame) -> np.ndarray:
+        """The model's input matrix (N x len(matrix_columns), float64) from a feature table."""
+        missing = [name for name in self.feature_names if name not in features.columns]
+        if missing:
+            raise FeatureValidationError(
+                [f"feature table is missing column {name!r}" for name in missing]
+            )
+        columns: dict[str, np.ndarray] = {}
+        problems: list[str] = []
+        for feature in self.features:
+            series = features[feature.name]
+            if feature.kind == "categorical":
+                codes = _codes(series, feature.vocabulary)
+                unknown = np.isnan(codes)
+                if unknown.any():
+                    problems.append(
+                        f"feature {feature.name!r}: {int(unknown.sum())} values not in "
+                        f"{list(feature.vocabulary)}"
+                    )
+                columns[feature.name] = codes
+            else:
+                if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+                    problems.append(
+                        f"feature {feature.name!r} has dtype {series.dtype}, not numeric"
+                    )
+                    continue
+                values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+                if np.isnan(values).any():
+                    problems.append(
+                        f"feature {feature.name!r} has {int(np.isnan(values).sum())} nulls"
+                    )
+                columns[feature.name] = values
+        if problems:
+            raise FeatureValidationError(problems)
+        return self._stack(columns)
+
+    # -----------------------------------------------------------------------------------------
+    # Online path: request records.
+    # -----------------------------------------------------------------------------------------
+
+    def records_to_matrix(self, records: Sequence[Mapping[str, object]]) -> np.ndarray:
+        """Validate request records and derive the model's input matrix, without pandas.
+
+        Each record maps input column names to JSON-typed values (int/float, str, bool, None);
+        extra keys are ignored. Any problem raises `FeatureValidationError` listing every problem
+        found, each prefixed with the record's position when there is more than one record.
+        """
+        if not records:
+            raise FeatureValidationError(["no records: send at least one record"])
+        rows: list[list[float]] = []
+        problems: list[str] = []
+        many = len(records) > 1
+        for i, record in enumerate(records):
+            if not isinstance(record, Mapping):
                 problems.append(
-                    f"feature {feature.name!r}: {int(unknown.sum())} values not in "
-                    f"{list(feature.vocabulary)}"
+                    f"{_where(i, many)}expected an object of feature values, got "
+                    f"{type(record).__name__}"
                 )
-            columns[feature.name] = codes
-        else:
-            if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
-                problems.append(f"feature {feature.name!r} has dtype {series.dtype}, not numeric")
                 continue
-            values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-            if np.isnan(values).any():
-                problems.append(f"feature {feature.name!r} has {int(np.isnan(values).sum())} nulls")
-            columns[feature.name] = values
-    if problems:
-        raise FeatureValidationError(problems)
-    return _stack(columns)
+            row, record_problems = self._record_values(record)
+            problems.extend(_where(i, many) + p for p in record_problems)
+            rows.append(row)
+        if problems:
+            raise FeatureValidationError(problems)
+        if len(rows) == 1:
+            cols = {
+                name: np.array([v], dtype=np.float64)
+                for name, v in zip(self.input_names, rows[0], strict=True)
+            }
+        else:
+            block = np.array(rows, dtype=np.float64)
+            cols = {name: block[:, j] for j, name in enumerate(self.input_names)}
+        return self._stack(self.derive(cols))
+
+    def _record_values(self, record: Mapping[str, object]) -> tuple[list[float], list[str]]:
+        row: list[float] = []
+        problems: list[str] = []
+        for column in self.inputs:
+            name = column.name
+            if name not in record:
+                problems.append(f"missing feature {name!r} ({column.description})")
+                row.append(math.nan)
+                continue
+            value = record[name]
+            if value is None or (type(value) is float and math.isnan(value)):
+                if not column.nullable:
+                    problems.append(f"feature {name!r} is required and cannot be null")
+                row.append(math.nan)
+                continue
+            if column.type == "string":
+                code = self._input_vocabulary[name].get(value) if type(value) is str else None
+                if code is None:
+                    allowed = list(column.allowed or ())
+                    if type(value) is str:
+                        problems.append(f"feature {name!r} is {value!r}; allowed values: {allowed}")
+                    else:
+                        problems.append(
+                            f"feature {name!r} must be a string, one of {allowed}; "
+                            f"got {type(value).__name__} {value!r}"
+                        )
+                    row.append(math.nan)
+                else:
+                    row.append(code)
+            elif column.type == "boolean":
+                if type(value) is not bool:
+                    problems.append(
+                        f"feature {name!r} must be true or false; got "
+                        f"{type(value).__name__} {value!r}"
+                    )
+                    row.append(math.nan)
+                else:
+                    row.append(1.0 if value else 0.0)
+            else:
+                if type(value) not in (int, float):
+                    problems.append(
+                        f"feature {name!r} must be a number; got {type(value).__name__} {value!r}"
+                    )
+                    row.append(math.nan)
+                    continue
+                number = float(value)  # type: ignore[arg-type]
+                low = column.minimum if column.minimum is not None else -math.inf
+                high = column.maximum if column.maximum is not None else math.inf
+                if not low <= number <= high:
+                    problems.append(
+                        f"feature {name!r} is {value!r}; must be in [{low:g}, {high:g}]"
+                    )
+                elif column.type == "bigint" and not number.is_integer():
+                    problems.append(f"feature {name!r} is {value!r}; must be a whole number")
+                row.append(number)
+        return row, problems
 
 
-def _check_columns(frame: pd.DataFrame) -> None:
+# ---------------------------------------------------------------------------------------------
+# Column helpers: shared by every model.
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_columns(frame: pd.DataFrame, inputs: Sequence[Column]) -> None:
     problems: list[str] = []
-    for column in INPUTS:
+    for column in inputs:
         if column.name not in frame.columns:
             problems.append(f"missing column {column.name!r} ({column.description})")
             continue
@@ -380,102 +461,3 @@ def _codes(series: pd.Series, vocabulary: tuple[str, ...]) -> np.ndarray:
     index = pc.index_in(array, value_set=pa.array(vocabulary, type=array.type))
     codes: np.ndarray = index.to_numpy(zero_copy_only=False).astype(np.float64)
     return codes
-
-
-# ---------------------------------------------------------------------------------------------
-# Online path: request records.
-# ---------------------------------------------------------------------------------------------
-
-
-def records_to_matrix(records: Sequence[Mapping[str, object]]) -> np.ndarray:
-    """Validate request records and derive the model's input matrix, without pandas.
-
-    Each record maps input column names to JSON-typed values (int/float, str, bool, None); extra
-    keys are ignored. Any problem raises `FeatureValidationError` listing every problem found, each
-    prefixed with the record's position when there is more than one record.
-    """
-    if not records:
-        raise FeatureValidationError(["no records: send at least one record"])
-    rows: list[list[float]] = []
-    problems: list[str] = []
-    many = len(records) > 1
-    for i, record in enumerate(records):
-        if not isinstance(record, Mapping):
-            problems.append(
-                f"{_where(i, many)}expected an object of feature values, got "
-                f"{type(record).__name__}"
-            )
-            continue
-        row, record_problems = _record_values(record)
-        problems.extend(_where(i, many) + p for p in record_problems)
-        rows.append(row)
-    if problems:
-        raise FeatureValidationError(problems)
-    if len(rows) == 1:
-        cols = {
-            name: np.array([v], dtype=np.float64)
-            for name, v in zip(INPUT_NAMES, rows[0], strict=True)
-        }
-    else:
-        block = np.array(rows, dtype=np.float64)
-        cols = {name: block[:, j] for j, name in enumerate(INPUT_NAMES)}
-    return _stack(_derive(cols))
-
-
-def _where(i: int, many: bool) -> str:
-    return f"record {i}: " if many else ""
-
-
-def _record_values(record: Mapping[str, object]) -> tuple[list[float], list[str]]:
-    row: list[float] = []
-    problems: list[str] = []
-    for column in INPUTS:
-        name = column.name
-        if name not in record:
-            problems.append(f"missing feature {name!r} ({column.description})")
-            row.append(math.nan)
-            continue
-        value = record[name]
-        if value is None or (type(value) is float and math.isnan(value)):
-            if not column.nullable:
-                problems.append(f"feature {name!r} is required and cannot be null")
-            row.append(math.nan)
-            continue
-        if column.type == "string":
-            code = _INPUT_VOCABULARY[name].get(value) if type(value) is str else None
-            if code is None:
-                allowed = list(column.allowed or ())
-                if type(value) is str:
-                    problems.append(f"feature {name!r} is {value!r}; allowed values: {allowed}")
-                else:
-                    problems.append(
-                        f"feature {name!r} must be a string, one of {allowed}; "
-                        f"got {type(value).__name__} {value!r}"
-                    )
-                row.append(math.nan)
-            else:
-                row.append(code)
-        elif column.type == "boolean":
-            if type(value) is not bool:
-                problems.append(
-                    f"feature {name!r} must be true or false; got {type(value).__name__} {value!r}"
-                )
-                row.append(math.nan)
-            else:
-                row.append(1.0 if value else 0.0)
-        else:
-            if type(value) not in (int, float):
-                problems.append(
-                    f"feature {name!r} must be a number; got {type(value).__name__} {value!r}"
-                )
-                row.append(math.nan)
-                continue
-            number = float(value)  # type: ignore[arg-type]
-            low = column.minimum if column.minimum is not None else -math.inf
-            high = column.maximum if column.maximum is not None else math.inf
-            if not low <= number <= high:
-                problems.append(f"feature {name!r} is {value!r}; must be in [{low:g}, {high:g}]")
-            elif column.type == "bigint" and not number.is_integer():
-                problems.append(f"feature {name!r} is {value!r}; must be a whole number")
-            row.append(number)
-    return row, problems

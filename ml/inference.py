@@ -1,22 +1,27 @@
-"""The SageMaker inference handler: `model_fn`, `input_fn`, `predict_fn`, `output_fn`.
+"""The SageMaker inference handler: `model_fn`, `input_fn`, `predict_fn`, `output_fn`, bound to
+one model by `handler(name)`.
 
-It runs in the SageMaker scikit-learn container (1.9-0) from the model artifact's `code/` folder,
-with network isolation: it imports only what that container ships (numpy, pandas, scikit-learn,
-joblib, sagemaker_inference) and `ml.schema` / `ml.features`, copied beside it.
+It runs in the SageMaker container from the model artifact's `code/` folder, with network
+isolation: it imports only what that container ships (numpy, pandas, scikit-learn, joblib,
+sagemaker_inference) and the `ml` modules copied beside it (`ml.schema`, `ml.features`,
+`ml.model`, `ml.models` and the model's own package). `code/inference.py` is
+`model_fn, input_fn, predict_fn, output_fn = handler("<name>")`.
 
 Request bodies (`Content-Type`):
 
 * `application/json`: one record `{"tenure_months": 12, ...}`, a list of records, or
-  `{"instances": [records...]}`. A record maps every input column of `ml.features.INPUTS` to a
-  value (null allowed where the schema allows it); extra keys (e.g. `customer_id`) are ignored.
+  `{"instances": [records...]}`. A record maps every input column of the model
+  (`ModelSpec.inputs`) to a value (null allowed where the schema allows it); extra keys (e.g.
+  `customer_id`) are ignored.
 * `text/csv`: one record per line. The header row is optional: the first row is taken as a header
-  when every field in it is a column name of the raw customer schema; without a header, each row
-  lists the input columns in `ml.features.INPUT_NAMES` order. An empty field is a missing value;
+  when every field in it is a column name of the model's raw dataset; without a header, each row
+  lists the model's input columns in `ModelSpec.inputs` order. An empty field is a missing value;
   booleans are `true`/`false` (or `1`/`0`).
 
 Responses (`Accept`, default JSON): `application/json` gives `{"predictions": [{"score": p}, ...]}`;
-`text/csv` one score per line. `score` is the predicted probability of churn, one per record in
-request order. `output_fn` returns `(body, content_type)`.
+`text/csv` one score per line. `score` is the model's prediction (`ModelSpec.score_description`:
+a classifier's probability of the positive class, a regressor's value), one per record in request
+order. `output_fn` returns `(body, content_type)`.
 
 Errors: a bad request raises `InvalidRequestError` (HTTP 400), an unsupported content type
 `UnsupportedMediaTypeError` (415), an unsupported `Accept` `NotAcceptableError` (406); each message
@@ -31,15 +36,16 @@ import csv
 import io
 import json
 import math
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ml.contracts import MODEL_FILE
-from ml.features import INPUT_NAMES, INPUTS, FeatureValidationError, records_to_matrix
-from ml.schema import CUSTOMERS_RAW
+from ml.features import FeatureValidationError
+
+if TYPE_CHECKING:
+    from ml.model import Model
 
 JSON = "application/json"
 CSV = "text/csv"
@@ -91,24 +97,56 @@ class NotAcceptableError(InferenceError):
     status = 406
 
 
-_KNOWN_COLUMNS = frozenset(CUSTOMERS_RAW.column_names)
-_NUMERIC = frozenset(c.name for c in INPUTS if c.type in ("double", "bigint"))
-_BOOLEAN = frozenset(c.name for c in INPUTS if c.type == "boolean")
 _TRUE = frozenset({"true", "1", "t", "yes"})
 _FALSE = frozenset({"false", "0", "f", "no"})
 
+Handler = tuple[
+    Callable[[str], Any],
+    Callable[[str | bytes, str], np.ndarray],
+    Callable[[np.ndarray, Any], np.ndarray],
+    Callable[[np.ndarray, str | None], tuple[str, str]],
+]
 
-def model_fn(model_dir: str) -> Any:
-    """Load the fitted pipeline from `<model_dir>/model.joblib`."""
-    import joblib
 
-    path = os.path.join(model_dir, MODEL_FILE)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no {MODEL_FILE} in {model_dir}: is this a model artifact?")
-    model = joblib.load(path)
-    if not hasattr(model, "predict_proba"):
-        raise TypeError(f"{path} holds a {type(model).__name__}, not a classifier")
-    return fold_linear(model) or model
+def handler(name: str) -> Handler:
+    """`(model_fn, input_fn, predict_fn, output_fn)` of model `name` (`ml.models.load`)."""
+    from ml.models import load
+
+    return bind(load(name))
+
+
+def bind(model: Model) -> Handler:
+    """The four handler functions of `model` (plain functions: the toolkit counts their
+    parameters)."""
+    features = model.features
+    requests = _Requests(model)
+    classifier = model.spec.task == "binary_classification"
+
+    def model_fn(model_dir: str) -> Any:
+        """Load the fitted estimator from the model directory (`model.load`)."""
+        estimator = model.load(Path(model_dir))
+        if classifier:
+            if not hasattr(estimator, "predict_proba"):
+                raise TypeError(
+                    f"{Path(model_dir) / model.artifact_file} holds a "
+                    f"{type(estimator).__name__}, not a classifier"
+                )
+            return fold_linear(estimator) or estimator
+        return estimator
+
+    def input_fn(input_data: str | bytes, content_type: str) -> np.ndarray:
+        """Parse and validate a request body into the model's feature matrix."""
+        records = requests.records(input_data, content_type)
+        try:
+            return features.records_to_matrix(records)
+        except FeatureValidationError as err:
+            raise InvalidRequestError(str(err)) from None
+
+    def predict_fn(data: np.ndarray, estimator: Any) -> np.ndarray:
+        """The model's score of each row of the feature matrix."""
+        return model.predict(estimator, data)
+
+    return model_fn, input_fn, predict_fn, output_fn
 
 
 class LinearScorer:
@@ -140,7 +178,8 @@ class LinearScorer:
 
 
 def fold_linear(model: Any) -> LinearScorer | None:
-    """The folded form of a `make_pipeline()` logistic-regression model, else None."""
+    """The folded form of a fitted scikit-learn `Pipeline` of a column transformer (scalers and
+    passthroughs) and a binary `LogisticRegression`, else None."""
     steps = getattr(model, "named_steps", None)
     if steps is None or set(steps) != {"columns", "model"}:
         return None
@@ -177,39 +216,90 @@ def fold_linear(model: Any) -> LinearScorer | None:
     return LinearScorer(weights, bias, model)
 
 
-def input_fn(input_data: str | bytes, content_type: str) -> np.ndarray:
-    """Parse and validate a request body into the model's feature matrix."""
-    media = _media_type(content_type) or JSON
-    if media not in (JSON, CSV):
-        raise UnsupportedMediaTypeError(
-            f"content type {content_type!r} is not supported; send {JSON} or {CSV}"
-        )
-    if isinstance(input_data, bytes | bytearray):
+class _Requests:
+    """How request bodies name a model's inputs: its raw dataset's columns (a CSV header), its
+    inputs in order (a header-less CSV row) and their types."""
+
+    def __init__(self, model: Model) -> None:
+        inputs = model.features.inputs
+        self.known_columns = frozenset(model.spec.raw.column_names)
+        self.input_names = model.features.input_names
+        self.numeric = frozenset(c.name for c in inputs if c.type in ("double", "bigint"))
+        self.boolean = frozenset(c.name for c in inputs if c.type == "boolean")
+
+    def records(self, input_data: str | bytes, content_type: str) -> Sequence[Mapping[str, Any]]:
+        """The records of a request body (`InferenceError` for a body that is not one)."""
+        media = _media_type(content_type) or JSON
+        if media not in (JSON, CSV):
+            raise UnsupportedMediaTypeError(
+                f"content type {content_type!r} is not supported; send {JSON} or {CSV}"
+            )
+        if isinstance(input_data, bytes | bytearray):
+            try:
+                text = bytes(input_data).decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise InvalidRequestError(f"the body is not UTF-8 text: {err}") from None
+        elif isinstance(input_data, str):
+            text = input_data
+        else:
+            raise InvalidRequestError(f"the body must be text, got {type(input_data).__name__}")
+        if not text.strip():
+            raise InvalidRequestError("the body is empty: send at least one record")
+        records = _json_records(text) if media == JSON else self.csv_records(text)
+        if len(records) > MAX_RECORDS:
+            raise InvalidRequestError(
+                f"{len(records)} records in one request; send at most {MAX_RECORDS} per request"
+            )
+        return records
+
+    def csv_records(self, text: str) -> list[dict[str, Any]]:
         try:
-            text = bytes(input_data).decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise InvalidRequestError(f"the body is not UTF-8 text: {err}") from None
-    elif isinstance(input_data, str):
-        text = input_data
-    else:
-        raise InvalidRequestError(f"the body must be text, got {type(input_data).__name__}")
-    if not text.strip():
-        raise InvalidRequestError("the body is empty: send at least one record")
-    records = _json_records(text) if media == JSON else _csv_records(text)
-    if len(records) > MAX_RECORDS:
-        raise InvalidRequestError(
-            f"{len(records)} records in one request; send at most {MAX_RECORDS} per request"
-        )
-    try:
-        return records_to_matrix(records)
-    except FeatureValidationError as err:
-        raise InvalidRequestError(str(err)) from None
+            rows = [
+                row for row in csv.reader(io.StringIO(text)) if row and any(f.strip() for f in row)
+            ]
+        except csv.Error as err:
+            raise InvalidRequestError(f"the body is not valid CSV: {err}") from None
+        if not rows:
+            raise InvalidRequestError("the CSV body has no rows: send at least one record")
+        header = [f.strip() for f in rows[0]]
+        if all(name in self.known_columns for name in header):
+            names, body, first_line = header, rows[1:], 2
+            if len(set(names)) != len(names):
+                raise InvalidRequestError(f"the CSV header repeats a column: {header}")
+            if not body:
+                raise InvalidRequestError("the CSV body has a header but no records")
+        else:
+            names, body, first_line = list(self.input_names), rows, 1
+        records = []
+        for offset, row in enumerate(body):
+            if len(row) != len(names):
+                raise InvalidRequestError(
+                    f"CSV line {first_line + offset} has {len(row)} fields; expected "
+                    f"{len(names)}: {','.join(names)} (or send a header row naming the columns)"
+                )
+            records.append(
+                {name: self.csv_value(name, field) for name, field in zip(names, row, strict=True)}
+            )
+        return records
 
-
-def predict_fn(data: np.ndarray, model: Any) -> np.ndarray:
-    """Churn probability of each row of the feature matrix."""
-    scores: np.ndarray = model.predict_proba(data)[:, 1]
-    return scores
+    def csv_value(self, name: str, field: str) -> Any:
+        text = field.strip()
+        if text == "":
+            return None
+        if name in self.numeric:
+            try:
+                value = float(text)
+            except ValueError:
+                return text  # the feature validator reports "must be a number; got str ..."
+            return None if math.isnan(value) else value
+        if name in self.boolean:
+            lowered = text.lower()
+            if lowered in _TRUE:
+                return True
+            if lowered in _FALSE:
+                return False
+            return text
+        return text
 
 
 def output_fn(prediction: np.ndarray, accept: str | None) -> tuple[str, str]:
@@ -261,52 +351,3 @@ def _json_records(text: str) -> Sequence[Mapping[str, Any]]:
         'send a JSON object (one record), a list of objects, or {"instances": [objects]}; '
         f"got a JSON {type(body).__name__}"
     )
-
-
-def _csv_records(text: str) -> list[dict[str, Any]]:
-    try:
-        rows = [row for row in csv.reader(io.StringIO(text)) if row and any(f.strip() for f in row)]
-    except csv.Error as err:
-        raise InvalidRequestError(f"the body is not valid CSV: {err}") from None
-    if not rows:
-        raise InvalidRequestError("the CSV body has no rows: send at least one record")
-    header = [f.strip() for f in rows[0]]
-    if all(name in _KNOWN_COLUMNS for name in header):
-        names, body, first_line = header, rows[1:], 2
-        if len(set(names)) != len(names):
-            raise InvalidRequestError(f"the CSV header repeats a column: {header}")
-        if not body:
-            raise InvalidRequestError("the CSV body has a header but no records")
-    else:
-        names, body, first_line = list(INPUT_NAMES), rows, 1
-    records = []
-    for offset, row in enumerate(body):
-        if len(row) != len(names):
-            raise InvalidRequestError(
-                f"CSV line {first_line + offset} has {len(row)} fields; expected {len(names)}: "
-                f"{','.join(names)} (or send a header row naming the columns)"
-            )
-        records.append(
-            {name: _csv_value(name, field) for name, field in zip(names, row, strict=True)}
-        )
-    return records
-
-
-def _csv_value(name: str, field: str) -> Any:
-    text = field.strip()
-    if text == "":
-        return None
-    if name in _NUMERIC:
-        try:
-            value = float(text)
-        except ValueError:
-            return text  # the feature validator reports "must be a number; got str ..."
-        return None if math.isnan(value) else value
-    if name in _BOOLEAN:
-        lowered = text.lower()
-        if lowered in _TRUE:
-            return True
-        if lowered in _FALSE:
-            return False
-        return text
-    return text

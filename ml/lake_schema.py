@@ -48,16 +48,27 @@ class SchemaError(LakeError):
 class UnknownDatasetError(LakeError):
     def __init__(self, name: str) -> None:
         self.name = name
-        known = sorted(DATASETS)
+        known = sorted(lake_datasets())
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         super().__init__(f"unknown dataset {name!r}{hint} known datasets: {', '.join(known)}")
 
 
+def lake_datasets() -> dict[str, Dataset]:
+    """Every dataset the lake holds, by name: the shared ones (`ml.schema.DATASETS`) and each
+    model's own tables (`ModelSpec.datasets` of every package in `ml.models`)."""
+    from ml.models import names, spec
+
+    found = dict(DATASETS)
+    for model in names():
+        found.update((d.name, d) for d in spec(model).datasets)
+    return found
+
+
 def get_dataset(name: str) -> Dataset:
     """The shipped dataset called `name`, or `UnknownDatasetError` with a suggestion."""
     try:
-        return DATASETS[name]
+        return lake_datasets()[name]
     except KeyError:
         raise UnknownDatasetError(name) from None
 

@@ -10,7 +10,8 @@ and reads everything model-specific from it:
   SageMaker's all-strings hyperparameters) and `to_dict`; `search_space` lists candidate values;
 * `make_estimator(hp)`: the unfitted estimator (`fit(X, y)`, then `predict_proba` for
   classification or `predict` for regression, over the feature matrix);
-* `gate`: the gate thresholds that fit the task;
+* `gate`: the gate thresholds that fit the task (`GateConfig` here for a classifier,
+  `ml.regression.RegressionGateConfig` for a regressor);
 * `save`/`load`/`artifact_file`: how the fitted estimator is stored in the model directory.
 
 This module ships inside the model artifact (`code/ml/model.py`): numpy and the standard library
@@ -27,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ml.contracts import MODEL_FILE
-from ml.models import ModelSpec
+from ml.contracts import MODEL_ENV, MODEL_FILE
+from ml.models import ModelSpec, load, names
 
 if TYPE_CHECKING:
     from ml.features import FeatureSet
@@ -53,6 +54,30 @@ def joblib_load(model_dir: Path) -> Any:
 
 def _no_info(estimator: Any) -> dict[str, Any]:
     return {}
+
+
+@dataclass(frozen=True, slots=True)
+class GateConfig:
+    """Thresholds of a classifier's promotion gate (`ml.evaluate.check_gate`).
+
+    Declared here, not in `ml.evaluate`, because a model package's `model.py` builds one at import
+    and ships in the artifact's `code/`, which carries this module but not the evaluation code.
+    """
+
+    # ROC AUC must beat every baseline's by at least this much.
+    min_auc_lift: float = 0.02
+    # Log loss must be below every baseline's.
+    require_log_loss_below_baselines: bool = True
+    # Against the approved model: how much worse each metric may be.
+    max_auc_regression: float = 0.005
+    max_pr_auc_regression: float = 0.01
+    max_log_loss_regression: float = 0.005
+    # Calibration: an absolute ceiling on expected calibration error.
+    max_ece: float = 0.05
+    # Per slice, against the approved model's same slice: how much ROC AUC may drop, and the
+    # rows both sides need before a slice is judged (smaller slices are reported, not judged).
+    max_slice_auc_regression: float = 0.03
+    min_slice_rows: int = 200
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,3 +115,15 @@ class Model:
 
     def __repr__(self) -> str:
         return f"Model({self.spec.name!r}, task={self.spec.task!r})"
+
+
+def model_from_env(env: Mapping[str, str]) -> Model:
+    """The model a container runs for (`MLPLAT_MODEL`, `ml.contracts.MODEL_ENV`: the pipeline
+    steps, the training job); a `ValueError` naming the variable when it is unset or unknown."""
+    name = env.get(MODEL_ENV, "").strip()
+    if not name:
+        raise ValueError(
+            f"{MODEL_ENV} is not set: name the model this step runs for "
+            f"({', '.join(names()) or 'no models'})"
+        )
+    return load(name)

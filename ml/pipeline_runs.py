@@ -4,7 +4,7 @@
 make (tests inject a stubbed one); nothing here makes a client or talks to AWS at import time.
 
 * `pipeline_for(outputs, model)`: the pipeline of one of the stack's models, from the platform
-  outputs (`pipeline_name`).
+  outputs (`models[model].pipeline_name`).
 * `run_parameters(window_start, window_end, pairs)`: the execution's parameters, checked against
   the pipeline's (`ml.contracts`): the window as `YYYY-MM-DD`, anything else as `NAME=VALUE`.
 * `start(client, pipeline, parameters)`: `StartPipelineExecution` with a client request token, so
@@ -149,9 +149,8 @@ class ExecutionSummary:
 
 
 def stack_pipelines(outputs: PlatformOutputs) -> dict[str, str | None]:
-    """The stack's models and their pipelines (None: the stack deploys none). The stack has one
-    model today, whose pipeline component the composition names after it."""
-    return {"churn": outputs.pipeline_name}
+    """The stack's models and their pipelines (None: the stack deploys none)."""
+    return {name: model.pipeline_name for name, model in outputs.models.items()}
 
 
 def pipeline_for(outputs: PlatformOutputs, model: str) -> str:

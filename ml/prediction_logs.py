@@ -1,11 +1,12 @@
 """Prediction logs: captured requests and responses, flattened back into the lake.
 
-`flatten(records, ...)` turns SageMaker capture records (`ml.capture`) into one row per scored
-record with exactly `ml.schema.PREDICTIONS`' columns and dtypes: the event metadata, the raw inputs
-the request carried and the score the endpoint answered. `write_prediction_logs` commits them with
-`ml.lake.write_dataset` (schema-checked, partitioned by the UTC day of `inference_time`, atomic
-per partition) into the predictions zone, where the lake component catalogs `PREDICTIONS` as a Glue
-table: Athena can then join predictions with labels that arrive later (on `customer_id`).
+`flatten(model, records, ...)` turns SageMaker capture records (`ml.capture`) of a model's endpoint
+into one row per scored record with exactly the columns and dtypes of the model's predictions table
+(`ModelSpec.predictions`): the event metadata, the raw inputs the request carried and the score the
+endpoint answered. `write_prediction_logs` commits them with `ml.lake.write_dataset`
+(schema-checked, partitioned by the UTC day of `inference_time`, atomic per partition) into the
+predictions zone, where the lake component catalogs that table in Glue: Athena can then join
+predictions with labels that arrive later (on `customer_id`).
 
 Joining keys: `customer_id` is taken from the request record when it carries one (extra keys are
 ignored by the handler, so clients may send it); otherwise from the caller's `inferenceId` (the
@@ -24,6 +25,7 @@ every day complete and duplicate-free however often it is repeated.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,13 +35,15 @@ import numpy as np
 import pandas as pd
 
 from ml.capture import CaptureFormatError, CaptureRecord, parse_response
-from ml.schema import PREDICTIONS
+from ml.model import Model
 
-# The raw input columns a prediction row carries (PREDICTIONS minus metadata and the score).
 _META = ("event_id", "inference_time", "endpoint_name", "variant_name", "model_version")
-INPUT_COLUMNS: tuple[str, ...] = tuple(
-    c.name for c in PREDICTIONS.columns if c.name not in (*_META, "score")
-)
+
+
+def input_columns(model: Model) -> tuple[str, ...]:
+    """The raw input columns a prediction row carries (the predictions table minus the event
+    metadata and the score)."""
+    return tuple(c.name for c in model.spec.predictions.columns if c.name not in (*_META, "score"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,13 +66,15 @@ def _customer_id(record: Mapping[str, Any], event: CaptureRecord, n: int, many: 
     return f"{event.event_id}#{n}"
 
 
-def empty_predictions() -> pd.DataFrame:
-    return pd.DataFrame({c.name: pd.Series([], dtype=c.pandas_dtype) for c in PREDICTIONS.columns})
+def empty_predictions(model: Model) -> pd.DataFrame:
+    return pd.DataFrame(
+        {c.name: pd.Series([], dtype=c.pandas_dtype) for c in model.spec.predictions.columns}
+    )
 
 
-def _typed(rows: dict[str, list[Any]]) -> pd.DataFrame:
+def _typed(model: Model, rows: dict[str, list[Any]]) -> pd.DataFrame:
     out: dict[str, pd.Series] = {}
-    for column in PREDICTIONS.columns:
+    for column in model.spec.predictions.columns:
         values = rows[column.name]
         if column.type in ("double", "bigint"):
             numbers = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
@@ -93,23 +99,27 @@ def _typed(rows: dict[str, list[Any]]) -> pd.DataFrame:
 
 
 def flatten(
+    model: Model,
     records: Iterable[CaptureRecord],
     *,
     endpoint_name: str,
     variant_name: str,
     model_version: str | None = None,
 ) -> tuple[pd.DataFrame, FlattenReport]:
-    """One `PREDICTIONS` row per scored record of the captured events, and what was skipped.
+    """One row of `model`'s predictions table per scored record of the captured events of its
+    endpoint, and what was skipped.
 
     `model_version` fills rows whose response does not name one.
     """
-    rows: dict[str, list[Any]] = {c.name: [] for c in PREDICTIONS.columns}
+    spec = model.spec
+    inputs_of_row = input_columns(model)
+    rows: dict[str, list[Any]] = {c.name: [] for c in spec.predictions.columns}
     skipped: dict[str, int] = {}
     n_events = 0
     for event in records:
         n_events += 1
         try:
-            inputs = event.input_records()
+            inputs = event.input_records(spec)
             scores_list, version = parse_response(event.output.content_type, event.output.text())
         except CaptureFormatError as exc:
             _skip(skipped, f"unreadable payload: {exc}")
@@ -124,26 +134,28 @@ def flatten(
             rows["endpoint_name"].append(endpoint_name)
             rows["variant_name"].append(variant_name)
             rows["model_version"].append(version or model_version)
-            for name in INPUT_COLUMNS:
+            for name in inputs_of_row:
                 rows[name].append(record.get(name))
             rows["customer_id"][-1] = _customer_id(record, event, n, many)
             rows["score"].append(score)
-    frame = _typed(rows) if rows["event_id"] else empty_predictions()
+    frame = _typed(model, rows) if rows["event_id"] else empty_predictions(model)
     return frame, FlattenReport(n_events, len(frame), skipped)
 
 
-def valid_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
-    """The rows the schema accepts (inputs as the feature code validates them, score in [0, 1])."""
+def valid_rows(model: Model, frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The rows the schema accepts (inputs as the model's feature code validates them, the score
+    in the range of the predictions table's `score` column: [0, 1] for a probability)."""
     if len(frame) == 0:
         return frame, {}
-    from ml.features import validate_frame
-
-    valid, report = validate_frame(frame, on_invalid="reject")
+    valid, report = model.features.validate_frame(frame, on_invalid="reject")
     reasons = {f"invalid {k}": v for k, v in report.reasons.items()}
     score = valid["score"].to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = ~((score >= 0) & (score <= 1))
+    column = model.spec.predictions.column("score")
+    low = column.minimum if column.minimum is not None else -math.inf
+    high = column.maximum if column.maximum is not None else math.inf
+    bad = ~((score >= low) & (score <= high))
     if bad.any():
-        reasons["invalid score: not in [0, 1]"] = int(bad.sum())
+        reasons[f"invalid score: not in [{low:g}, {high:g}]"] = int(bad.sum())
         valid = valid.loc[~bad]
     return valid.reset_index(drop=True), reasons
 
@@ -155,13 +167,15 @@ def day_window(since: datetime, until: datetime) -> tuple[datetime, datetime]:
 
 
 def write_prediction_logs(
+    model: Model,
     s3: Any,
     bucket: str,
     frame: pd.DataFrame,
     *,
     kms_key_arn: str | None = None,
 ) -> tuple[str, ...]:
-    """Commit prediction rows to the predictions zone; returns the partition manifest keys.
+    """Commit prediction rows to `model`'s table in the predictions zone; returns the partition
+    manifest keys.
 
     Each UTC day in `frame` replaces that day's partition whole (see the module docstring).
     """
@@ -169,8 +183,9 @@ def write_prediction_logs(
 
     if len(frame) == 0:
         return ()
-    result = write_dataset(frame, PREDICTIONS, bucket, kms_key_id=kms_key_arn, s3=s3)
-    return tuple(manifest_key(PREDICTIONS.prefix, p.dt) for p in result.partitions)
+    table = model.spec.predictions
+    result = write_dataset(frame, table, bucket, kms_key_id=kms_key_arn, s3=s3)
+    return tuple(manifest_key(table.prefix, p.dt) for p in result.partitions)
 
 
 def scores_of(frame: pd.DataFrame) -> np.ndarray:

@@ -20,9 +20,12 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ml import images
+
+if TYPE_CHECKING:
+    from ml.models import Framework
 
 ApprovalStatus = Literal["PendingManualApproval", "Approved", "Rejected"]
 APPROVAL_STATUSES: tuple[str, ...] = ("PendingManualApproval", "Approved", "Rejected")
@@ -51,8 +54,14 @@ class ModelVersion:
 
 def sklearn_image_uri(region: str) -> str:
     """The SageMaker scikit-learn serving image for `region` (the SDK's table, read offline)."""
+    return serving_image_uri(region, "sklearn")
+
+
+def serving_image_uri(region: str, framework: Framework) -> str:
+    """The SageMaker serving image of a model's framework (`ModelSpec.framework`) for `region`
+    (the SDK's table, read offline)."""
     try:
-        return images.sklearn_image_uri(region)
+        return images.image_uri(framework, region)
     except images.ImageUriError as exc:
         raise RegistryError(f"{exc}; pass the image URI explicitly") from exc
 

@@ -1,16 +1,18 @@
 """Training away from the laptop: a SageMaker training job, or a Kubernetes Job on the EKS GPU
 cluster. Both run the same code bundle, `ml.train`'s container entry point.
 
-* `package_source()` packs the `ml` package and a one-line entry script (`mlplatform_train.py`,
-  which calls `ml.train.main`) as `sourcedir.tar.gz`; `upload_source()` puts it under the
-  training prefix of the models bucket.
+* `package_source(model)` packs the `ml` package (its modules, the model contract and the model's
+  own package) and a one-line entry script (`mlplatform_train.py`, which calls `ml.train.main`) as
+  `sourcedir.tar.gz`; `upload_source()` puts it under the training prefix of the models bucket.
+  The run names its model in the container's environment (`MLPLAT_MODEL`, `ml.contracts`).
 * `sagemaker_training_request(...)` builds a `CreateTrainingJob` request: the scikit-learn 1.9-0
   training image of the region (resolved offline from the SageMaker SDK's own image table, without
   importing the SDK), the bundle in script mode (`sagemaker_program`, `sagemaker_submit_directory`),
-  the features zone as the `train` channel, artifacts to the training prefix, VPC, KMS for volume
-  and output, managed spot with S3 checkpoints, network isolation (the bundle then travels as the
-  `code` channel, since an isolated container cannot fetch it), inter-container encryption when
-  several instances train together. `submit_sagemaker_training` sends it.
+  the model's table in the features zone as the `train` channel, artifacts to the training prefix,
+  VPC, KMS for volume and output, managed spot with S3 checkpoints, network isolation (the bundle
+  then travels as the `code` channel, since an isolated container cannot fetch it),
+  inter-container encryption when several instances train together. `submit_sagemaker_training`
+  sends it.
 * `kubernetes_training_job(...)` renders a `batch/v1` Job for the training namespace: one GPU
   requested, the GPU taint tolerated, GPU nodes selected, the IRSA service account, bounded
   retries and run time, cleaned up after a day. Its container fetches the same bundle and runs
@@ -20,8 +22,9 @@ cluster. Both run the same code bundle, `ml.train`'s container entry point.
   prints it (`--dry-run`); `follow_kubernetes_job` reports its state until it ends.
 * `train_remote(on, target, run)` does one run end to end (`mlplat train --on sagemaker|eks`).
 
-Infrastructure comes from the platform outputs (`TrainingTarget.from_mapping`); the run's knobs
-(`RemoteRun`) from the stack's settings, which the caller reads. No pulumi here.
+Infrastructure comes from the platform outputs (`TrainingTarget.from_mapping`, the model's own
+training role among them); the run's knobs (`RemoteRun`) from the stack's settings, which the
+caller reads. No pulumi here.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from ml import images
+from ml.contracts import MODEL_ENV
 
 SKLEARN_VERSION = images.SKLEARN_VERSION
 ENTRY_POINT = "mlplatform_train.py"
@@ -47,7 +51,6 @@ SOURCE_ARCHIVE = "sourcedir.tar.gz"
 CODE_CHANNEL = "code"
 TRAIN_CHANNEL = "train"
 TARGETS = ("sagemaker", "eks")
-DEFAULT_FEATURES_PREFIX = "customer_features"
 DEFAULT_MODELS_PREFIX = "training"
 # The values the cluster's node groups carry (components.cluster_addons; a test keeps them equal).
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -78,8 +81,10 @@ class TrainingRunFailed(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class TrainingTarget:
-    """The platform outputs remote training reads (a subset of `ml.outputs.PlatformOutputs`)."""
+    """The platform outputs remote training of one model reads (a subset of
+    `ml.outputs.PlatformOutputs`, and the model's `ModelOutputs`)."""
 
+    model: str  # the model to train (a package of `ml.models`)
     region: str
     features_bucket: str
     models_bucket: str
@@ -104,7 +109,16 @@ class TrainingTarget:
     )
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> TrainingTarget:
+    def from_mapping(cls, data: Mapping[str, Any], model: str) -> TrainingTarget:
+        """From the platform outputs' JSON (`PlatformOutputs.to_json()`), for `model`."""
+        models = data.get("models")
+        if not isinstance(models, Mapping) or not isinstance(models.get(model), Mapping):
+            known = ", ".join(sorted(models)) if isinstance(models, Mapping) else "none"
+            raise RemoteTrainingError(
+                f"platform outputs hold no model {model!r} (its models: {known}); is it in the "
+                "stack's `models` and the stack up to date (`pulumi up`)?"
+            )
+        data = {**data, "training_role_arn": models[model].get("training_role_arn")}
         missing = [k for k in cls.REQUIRED if data.get(k) in (None, "", [], ())]
         if missing:
             raise RemoteTrainingError(
@@ -118,6 +132,7 @@ class TrainingTarget:
                     f"platform output {key}: expected a list of ids, got {value!r}"
                 )
         return cls(
+            model=model,
             region=str(data["region"]),
             features_bucket=str(data["features_bucket"]),
             models_bucket=str(data["models_bucket"]),
@@ -182,8 +197,9 @@ def sklearn_training_image(
 # --- the code bundle ---------------------------------------------------------------------------
 
 
-def package_source(ml_dir: Path = _ML_DIR) -> bytes:
-    """`sourcedir.tar.gz`: the entry script and the `ml` package's modules (reproducible bytes)."""
+def package_source(model: str, ml_dir: Path = _ML_DIR) -> bytes:
+    """`sourcedir.tar.gz`: the entry script, the `ml` package's modules, the model contract and
+    `model`'s own package (reproducible bytes)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=9) as tar:
 
@@ -193,8 +209,14 @@ def package_source(ml_dir: Path = _ML_DIR) -> bytes:
             tar.addfile(info, io.BytesIO(data))
 
         add(ENTRY_POINT, _ENTRY_SCRIPT.encode())
-        for path in sorted(ml_dir.glob("*.py")):
-            add(f"ml/{path.name}", path.read_bytes())
+        package = ml_dir / "models" / model
+        files = [
+            *ml_dir.glob("*.py"),
+            ml_dir / "models" / "__init__.py",
+            *(p for p in package.rglob("*.py") if "__pycache__" not in p.parts),
+        ]
+        for path in sorted(files):
+            add(f"ml/{path.relative_to(ml_dir).as_posix()}", path.read_bytes())
     # gzip stamps the time in its header: zero it so equal code gives equal bytes.
     raw = bytearray(buffer.getvalue())
     raw[4:8] = b"\0\0\0\0"
@@ -220,7 +242,7 @@ def upload_source(
     s3.put_object(
         Bucket=target.models_bucket,
         Key=key,
-        Body=package_source(),
+        Body=package_source(target.model),
         ServerSideEncryption="aws:kms",
         SSEKMSKeyId=target.lake_kms_key_arn,
     )
@@ -239,16 +261,17 @@ def sagemaker_training_request(
     max_runtime_seconds: int,
     max_wait_seconds: int,
     hyperparameters: Mapping[str, Any] | None = None,
-    features_prefix: str = DEFAULT_FEATURES_PREFIX,
+    features_prefix: str | None = None,
     models_prefix: str = DEFAULT_MODELS_PREFIX,
     instance_count: int = 1,
     volume_gb: int = 30,
     network_isolation: bool = True,
     tags: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The `CreateTrainingJob` request (boto3 keyword arguments) of one training run."""
+    """The `CreateTrainingJob` request (boto3 keyword arguments) of one training run of
+    `target.model` (on its features table unless `features_prefix` says otherwise)."""
     check_job_name(job_name)
-    features = _clean_prefix(features_prefix, "features prefix")
+    features = _clean_prefix(features_prefix or _features_prefix(target.model), "features prefix")
     models = _clean_prefix(models_prefix, "models prefix")
     problems = []
     if not 60 <= max_runtime_seconds <= 28 * 86400:
@@ -311,6 +334,7 @@ def sagemaker_training_request(
         "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
         "RoleArn": target.training_role_arn,
         "HyperParameters": hp,
+        "Environment": {MODEL_ENV: target.model},
         "InputDataConfig": inputs,
         "OutputDataConfig": {
             "S3OutputPath": f"{base}/output/",
@@ -377,15 +401,15 @@ def kubernetes_training_job(
     gpus: int = 1,
     cpu: str = "4",
     memory: str = "16Gi",
-    features_prefix: str = DEFAULT_FEATURES_PREFIX,
+    features_prefix: str | None = None,
     models_prefix: str = DEFAULT_MODELS_PREFIX,
     backoff_limit: int = 1,
     active_deadline_seconds: int = 4 * 3600,
     ttl_seconds_after_finished: int = 86400,
 ) -> dict[str, Any]:
-    """A `batch/v1` Job that trains on one GPU node of the training cluster."""
+    """A `batch/v1` Job that trains `target.model` on one GPU node of the training cluster."""
     check_job_name(job_name)
-    features = _clean_prefix(features_prefix, "features prefix")
+    features = _clean_prefix(features_prefix or _features_prefix(target.model), "features prefix")
     models = _clean_prefix(models_prefix, "models prefix")
     problems = []
     if not image or any(c.isspace() for c in image):
@@ -444,6 +468,7 @@ def kubernetes_training_job(
                                 output_uri,
                             ],
                             "env": [
+                                {"name": MODEL_ENV, "value": target.model},
                                 {"name": "AWS_REGION", "value": target.region},
                                 {"name": "AWS_DEFAULT_REGION", "value": target.region},
                                 {"name": "HOME", "value": "/tmp"},
@@ -523,8 +548,18 @@ class RemoteRun:
     hyperparameters: Mapping[str, Any] | None = None
 
 
-def default_job_name(now: datetime | None = None) -> str:
-    return "churn-" + (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
+def default_job_name(model: str, now: datetime | None = None) -> str:
+    return f"{model}-" + (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
+
+
+def _features_prefix(model: str) -> str:
+    """The key prefix of `model`'s features table in the features bucket."""
+    from ml.models import ModelSpecError, spec
+
+    try:
+        return spec(model).features.prefix
+    except ModelSpecError as exc:
+        raise RemoteTrainingError(str(exc)) from None
 
 
 def train_remote(
@@ -679,6 +714,7 @@ def run_pod_training(
         print(f"training failed: no objects under {features_uri}", file=sys.stderr)
         return 1
     env = {
+        MODEL_ENV: os.environ.get(MODEL_ENV, ""),
         "SM_CHANNEL_TRAIN": str(channel),
         "SM_MODEL_DIR": str(model_dir),
         "SM_OUTPUT_DIR": str(out_dir),

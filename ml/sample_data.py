@@ -21,10 +21,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ml.models.churn.spec import LABEL
 from ml.schema import (
     CONTRACT_TYPES,
     CUSTOMERS_RAW,
-    LABEL,
     PAYMENT_METHODS,
     REGIONS,
     SPEND_LABEL,

@@ -67,7 +67,7 @@ class Dataset:
         return self.name
 
 
-# The sample problem: will a customer of a subscription service churn within the next month?
+# The customers of a subscription service: snapshots, and what was observed in the month after.
 CONTRACT_TYPES = ("month-to-month", "one-year", "two-year")
 PAYMENT_METHODS = ("card", "bank-transfer", "invoice", "wallet")
 REGIONS = ("north", "south", "east", "west")
@@ -116,7 +116,7 @@ _CUSTOMER_COLUMNS: tuple[Column, ...] = (
     Column("is_senior", "boolean", "Customer is 65 or older", nullable=False),
 )
 
-LABEL = "churned"
+# Outcomes observed after a snapshot: the labels of the models (`ml.models`) that predict them.
 SPEND_LABEL = "next_month_spend"
 
 CUSTOMERS_RAW = Dataset(
@@ -125,7 +125,9 @@ CUSTOMERS_RAW = Dataset(
     description="Customer snapshots as collected (batch uploads, Firehose stream), with the label",
     columns=(
         *_CUSTOMER_COLUMNS,
-        Column(LABEL, "bigint", "1 if the customer churned within 30 days", minimum=0, maximum=1),
+        Column(
+            "churned", "bigint", "1 if the customer churned within 30 days", minimum=0, maximum=1
+        ),
         Column(
             SPEND_LABEL,
             "double",
@@ -143,149 +145,11 @@ CUSTOMERS_CURATED = Dataset(
     columns=CUSTOMERS_RAW.columns,
 )
 
-PREDICTIONS = Dataset(
-    name="predictions",
-    zone="predictions",
-    description="Captured endpoint requests and responses, flattened: one row per scored record",
-    columns=(
-        Column("event_id", "string", "SageMaker data-capture event id", nullable=False),
-        Column("inference_time", "timestamp", "When the endpoint answered (UTC)", nullable=False),
-        Column("endpoint_name", "string", "Endpoint that served the request", nullable=False),
-        Column("variant_name", "string", "Production variant that served the request"),
-        Column("model_version", "string", "Model package version that served the request"),
-        *(c for c in _CUSTOMER_COLUMNS if c.name != "event_time"),
-        Column(
-            "score", "double", "Predicted churn probability", nullable=False, minimum=0, maximum=1
-        ),
-    ),
-)
-
-# Every dataset the lake catalogs, by name.
-# The datasets every model shares (the lake's raw and curated customer snapshots); each model adds
-# its own features and predictions tables (`ml.models.<name>.spec`).
+# The datasets every model shares (the lake's raw and curated customer snapshots), by name; each
+# model adds its own features and predictions tables (`ModelSpec.datasets`).
 SHARED_DATASETS: tuple[Dataset, ...] = (CUSTOMERS_RAW, CUSTOMERS_CURATED)
-DATASETS: dict[str, Dataset] = {d.name: d for d in (CUSTOMERS_RAW, CUSTOMERS_CURATED, PREDICTIONS)}
+DATASETS: dict[str, Dataset] = {d.name: d for d in SHARED_DATASETS}
 
-# The features zone: one row per customer snapshot, the model inputs as `ml.features` derives them
-# (the same code the online handler runs), with the label when it is known. Categorical features are
-# stored as strings; a nullable category's missing value is stored as MISSING_CATEGORY.
+# A model's features table stores categorical features as strings; a nullable category's missing
+# value is stored as MISSING_CATEGORY.
 MISSING_CATEGORY = "unknown"
-
-CUSTOMER_FEATURES = Dataset(
-    name="customer_features",
-    zone="features",
-    description="Model-ready customer features derived by ml.features, with the label when known",
-    columns=(
-        Column("customer_id", "string", "Stable customer identifier", nullable=False),
-        Column("event_time", "timestamp", "When the snapshot was taken (UTC)", nullable=False),
-        Column(
-            "tenure_months",
-            "double",
-            "Months since sign-up",
-            nullable=False,
-            minimum=0,
-            maximum=600,
-        ),
-        Column(
-            "monthly_charges",
-            "double",
-            "Current monthly bill",
-            nullable=False,
-            minimum=0,
-            maximum=10_000,
-        ),
-        Column(
-            "avg_monthly_spend",
-            "double",
-            "Lifetime billed amount / max(tenure, 1); the current bill when unknown",
-            nullable=False,
-            minimum=0,
-        ),
-        Column(
-            "charge_trend",
-            "double",
-            "monthly_charges / max(avg_monthly_spend, 1)",
-            nullable=False,
-            minimum=0,
-        ),
-        Column(
-            "support_tickets",
-            "double",
-            "Support tickets in the last 90 days",
-            nullable=False,
-            minimum=0,
-            maximum=1_000,
-        ),
-        Column(
-            "log_data_usage_gb",
-            "double",
-            "log1p(data_usage_gb); 0 when not metered",
-            nullable=False,
-            minimum=0,
-        ),
-        Column(
-            "data_usage_missing",
-            "double",
-            "1 when data_usage_gb is missing",
-            nullable=False,
-            minimum=0,
-            maximum=1,
-        ),
-        Column(
-            "total_charges_missing",
-            "double",
-            "1 when total_charges is missing",
-            nullable=False,
-            minimum=0,
-            maximum=1,
-        ),
-        Column(
-            "is_new_customer",
-            "double",
-            "1 when tenure_months < 6",
-            nullable=False,
-            minimum=0,
-            maximum=1,
-        ),
-        Column(
-            "is_senior",
-            "double",
-            "1 when the customer is 65 or older",
-            nullable=False,
-            minimum=0,
-            maximum=1,
-        ),
-        Column(
-            "contract_type", "string", "Contract length", nullable=False, allowed=CONTRACT_TYPES
-        ),
-        Column(
-            "payment_method",
-            "string",
-            "How the customer pays, or 'unknown'",
-            nullable=False,
-            allowed=(*PAYMENT_METHODS, MISSING_CATEGORY),
-        ),
-        Column("region", "string", "Sales region", nullable=False, allowed=REGIONS),
-        Column(
-            LABEL,
-            "bigint",
-            "1 if the customer churned within 30 days; null when unknown",
-            minimum=0,
-            maximum=1,
-        ),
-    ),
-)
-
-DATASETS[CUSTOMER_FEATURES.name] = CUSTOMER_FEATURES
-
-# Columns of the features table that identify a row rather than feed the model.
-KEY_COLUMNS: tuple[str, ...] = ("customer_id", "event_time")
-# The model's features, in matrix order: numeric first, then categorical (`ml.features` derives
-# them; the stack makes one drift alarm per name).
-FEATURE_COLUMNS: tuple[Column, ...] = tuple(
-    sorted(
-        (c for c in CUSTOMER_FEATURES.columns if c.name not in (*KEY_COLUMNS, LABEL)),
-        key=lambda c: c.type == "string",
-    )
-)
-FEATURE_NAMES: tuple[str, ...] = tuple(c.name for c in FEATURE_COLUMNS)

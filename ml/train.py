@@ -1,14 +1,16 @@
-"""Training: a seeded scikit-learn pipeline, locally or as a SageMaker training job.
+"""Training any model (`ml.model.Model`), locally or as a SageMaker training job.
 
-`make_pipeline(hp)` returns the unfitted `Pipeline` (column transformer + estimator) over the
-feature matrix `ml.features` derives. `train(features, hp)` splits a labelled feature table,
-fits the model and the baselines, evaluates, and returns a `TrainingResult` holding the model, the
-evaluation, the drift baseline and the lineage; `write_outputs` saves them as `model.joblib`,
-`metrics.json`, `baseline.json` and `lineage.json`, and `code/` (the inference handler) so the
+`model.make_estimator(hp)` returns the unfitted estimator over the feature matrix the model's
+`FeatureSet` derives. `train(model, features, hp)` splits a labelled feature table, fits the
+estimator and the baselines, evaluates, and returns a `TrainingResult` holding the fitted
+estimator, the evaluation, the drift baseline and the lineage; `write_outputs` saves them as the
+model's artifact file (`model.save`: `model.joblib` for a scikit-learn model), `metrics.json`,
+`baseline.json` and `lineage.json`, and `code/` (the inference handler bound to the model) so the
 directory is a servable model as is.
 
 As a SageMaker training entry point (`python -m ml.train`), `main()` follows the container contract:
-hyperparameters from `<SM_INPUT_CONFIG_DIR>/hyperparameters.json` (values are strings there), the
+the model from `MLPLAT_MODEL` (`ml.contracts.MODEL_ENV`), hyperparameters from
+`<SM_INPUT_CONFIG_DIR>/hyperparameters.json` (values are strings there), the
 feature table from the parquet files under the `train` channel (`SM_CHANNEL_TRAIN`; an optional
 `validation` channel; an optional `approved` channel holding the approved model's `metrics.json`
 for the gate), and the model written to `SM_MODEL_DIR` by `ml.workflow.train_candidate` (the same
@@ -20,7 +22,6 @@ them at a temporary directory.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -28,122 +29,31 @@ import platform
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ml.baseline import compute_baseline
-from ml.contracts import BASELINE_FILE, LINEAGE_FILE, METRICS_FILE, MODEL_FILE
-from ml.evaluate import EvaluationReport, Metrics, evaluate, fit_baselines, labels
-from ml.features import MATRIX_COLUMNS, NUMERIC_FEATURES, feature_matrix
-from ml.schema import CUSTOMER_FEATURES, FEATURE_NAMES
-
-if TYPE_CHECKING:
-    from sklearn.pipeline import Pipeline
-
-MODEL_NAME = "customer-churn"
-
-Estimator = Literal["logistic_regression", "hist_gradient_boosting"]
-
-
-@dataclass(frozen=True, slots=True)
-class Hyperparameters:
-    """Training knobs. `from_mapping` parses SageMaker's all-strings hyperparameters.json."""
-
-    estimator: Estimator = "logistic_regression"
-    c: float = 1.0  # inverse regularization strength (logistic regression)
-    max_iter: int = 500
-    learning_rate: float = 0.1  # hist gradient boosting
-    max_leaf_nodes: int = 31  # hist gradient boosting
-    validation_fraction: float = 0.2
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        problems = []
-        if self.estimator not in ("logistic_regression", "hist_gradient_boosting"):
-            problems.append(
-                f"estimator={self.estimator!r}: use logistic_regression or hist_gradient_boosting"
-            )
-        if self.c <= 0:
-            problems.append(f"c={self.c}: must be > 0")
-        if self.max_iter < 1:
-            problems.append(f"max_iter={self.max_iter}: must be >= 1")
-        if not 0 < self.learning_rate <= 1:
-            problems.append(f"learning_rate={self.learning_rate}: must be in (0, 1]")
-        if self.max_leaf_nodes < 2:
-            problems.append(f"max_leaf_nodes={self.max_leaf_nodes}: must be >= 2")
-        if not 0 < self.validation_fraction < 1:
-            problems.append(f"validation_fraction={self.validation_fraction}: must be in (0, 1)")
-        if problems:
-            raise ValueError("invalid hyperparameters: " + "; ".join(problems))
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> Hyperparameters:
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(fields))
-        if unknown:
-            raise ValueError(f"unknown hyperparameters {unknown}; known: {sorted(fields)}")
-        parsed: dict[str, Any] = {}
-        for name, raw in values.items():
-            kind = type(getattr(cls(), name))
-            try:
-                if kind is int and isinstance(raw, str | float) and float(raw).is_integer():
-                    parsed[name] = int(float(raw))
-                else:
-                    parsed[name] = kind(raw)
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"hyperparameter {name}={raw!r} is not a valid {kind.__name__}"
-                ) from None
-        return cls(**parsed)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def make_pipeline(hp: Hyperparameters | None = None) -> Pipeline:
-    """The unfitted model: a column transformer over the feature matrix, then the estimator."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    hp = hp or Hyperparameters()
-    numeric = [MATRIX_COLUMNS.index(n) for n in NUMERIC_FEATURES]
-    indicators = [j for j in range(len(MATRIX_COLUMNS)) if j not in numeric]
-    if hp.estimator == "hist_gradient_boosting":
-        columns = ColumnTransformer(
-            [("numeric", "passthrough", numeric), ("indicators", "passthrough", indicators)]
-        )
-        estimator: Any = HistGradientBoostingClassifier(
-            learning_rate=hp.learning_rate,
-            max_iter=hp.max_iter,
-            max_leaf_nodes=hp.max_leaf_nodes,
-            random_state=hp.seed,
-        )
-    else:
-        columns = ColumnTransformer(
-            [("numeric", StandardScaler(), numeric), ("indicators", "passthrough", indicators)]
-        )
-        estimator = LogisticRegression(C=hp.c, max_iter=hp.max_iter, random_state=hp.seed)
-    return Pipeline([("columns", columns), ("model", estimator)])
+from ml.contracts import BASELINE_FILE, LINEAGE_FILE, METRICS_FILE
+from ml.evaluate import AnyMetrics, EvaluationReport, evaluate, fit_baselines, labels
+from ml.model import Model
 
 
 @dataclass(frozen=True)
 class TrainingResult:
-    model: Pipeline
+    model: Model
+    estimator: Any  # fitted by `model.make_estimator(hyperparameters)`
     evaluation: EvaluationReport
     baseline: dict[str, Any]
     lineage: dict[str, Any]
-    hyperparameters: Hyperparameters = field(default_factory=Hyperparameters)
+    hyperparameters: Any
 
     @property
-    def metrics(self) -> Metrics:
+    def metrics(self) -> AnyMetrics:
         return self.evaluation.overall
 
 
@@ -165,69 +75,82 @@ def split(
 
 
 def train(
+    model: Model,
     features: pd.DataFrame,
-    hp: Hyperparameters | None = None,
+    hp: Any = None,
     *,
     validation: pd.DataFrame | None = None,
     data_uri: str = "",
 ) -> TrainingResult:
-    """Fit the model on a labelled feature table (`CUSTOMER_FEATURES`) and evaluate it.
+    """Fit `model` on a labelled feature table (its spec's `features` dataset) and evaluate it.
 
-    Without `validation`, a `hp.validation_fraction` share of the rows is held out (see `split`).
-    The inputs are not modified; the same data and hyperparameters give the same predictions.
+    `hp`: an instance of `model.hyperparameters` (default: its defaults); its `seed` and
+    `validation_fraction` (when it has them) seed the fit and size the held-out share. Without
+    `validation`, that share of the rows is held out (see `split`). The inputs are not modified;
+    the same data and hyperparameters give the same predictions.
     """
-    hp = hp or Hyperparameters()
+    hp = model.hyperparameters() if hp is None else hp
+    seed = int(getattr(hp, "seed", 0))
     sources = [features] if validation is None else [features, validation]
     if validation is None:
-        train_rows, validation = split(features, hp.validation_fraction, hp.seed)
+        train_rows, validation = split(features, getattr(hp, "validation_fraction", 0.2), seed)
     else:
         train_rows = features
     for name, table in (("training", train_rows), ("validation", validation)):
-        y = labels(table)
-        if len(y) < 10 or y.min() == y.max():
+        y = labels(model, table)
+        if model.spec.task == "regression":
+            if len(y) < 10:
+                raise ValueError(
+                    f"the {name} set has {len(y)} rows: need at least 10 labelled rows"
+                )
+        elif len(y) < 10 or y.min() == y.max():
             raise ValueError(
                 f"the {name} set has {len(y)} rows and {len(set(y.tolist()))} class(es): "
-                "need at least 10 rows with both churned and retained customers"
+                f"need at least 10 rows with both values of {model.spec.label!r}"
             )
-    X = feature_matrix(train_rows)
-    y = labels(train_rows)
-    model = make_pipeline(hp).fit(X, y)
-    baselines = fit_baselines(train_rows, seed=hp.seed)
-    report = evaluate(model, validation, baselines=baselines)
-    baseline = compute_baseline(train_rows, model.predict_proba(X)[:, 1])
+    X = model.features.feature_matrix(train_rows)
+    y = labels(model, train_rows)
+    estimator = model.make_estimator(hp).fit(X, y)
+    baselines = fit_baselines(model, train_rows, seed=seed)
+    report = evaluate(model, estimator, validation, baselines=baselines)
+    baseline = compute_baseline(model, train_rows, model.predict(estimator, X))
     lineage = build_lineage(
+        model,
         sources,
         hp,
         data_uri=data_uri,
         n_train=len(train_rows),
         n_validation=len(validation),
     )
-    return TrainingResult(model, report, baseline, lineage, hp)
+    lineage.update(model.training_info(estimator))
+    return TrainingResult(model, estimator, report, baseline, lineage, hp)
 
 
 def build_lineage(
+    model: Model,
     sources: Sequence[pd.DataFrame],
-    hp: Hyperparameters,
+    hp: Any,
     *,
     data_uri: str,
     n_train: int,
     n_validation: int,
 ) -> dict[str, Any]:
-    """Where the data came from and which version, which code, which libraries, which knobs."""
+    """Which model, where the data came from and which version, which code, which libraries,
+    which knobs."""
     return {
-        "model_name": MODEL_NAME,
+        "model": model.name,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "data": {
-            "dataset": CUSTOMER_FEATURES.name,
+            "dataset": model.spec.features.name,
             "uri": data_uri,
             "version": data_version(*sources),
             "rows_train": n_train,
             "rows_validation": n_validation,
         },
-        "code": code_version(),
+        "code": code_version(model.name),
         "libraries": library_versions(),
         "hyperparameters": hp.to_dict(),
-        "features": list(FEATURE_NAMES),
+        "features": list(model.spec.feature_names),
     }
 
 
@@ -240,12 +163,18 @@ def data_version(*frames: pd.DataFrame) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
-def code_version() -> dict[str, str | None]:
-    """The git commit (env `GIT_COMMIT`, else `git rev-parse`) and a hash of the `ml` sources."""
+def code_version(model: str | None = None) -> dict[str, str | None]:
+    """The git commit (env `GIT_COMMIT`, else `git rev-parse`) and a hash of the `ml` sources:
+    its modules, and with `model` the model contract and that model's package."""
     package = Path(__file__).resolve().parent
+    sources = list(package.glob("*.py"))
+    if model is not None:
+        own = package / "models" / model
+        sources += [package / "models" / "__init__.py"]
+        sources += [p for p in own.rglob("*.py") if "__pycache__" not in p.parts]
     digest = hashlib.sha256()
-    for path in sorted(package.glob("*.py")):
-        digest.update(path.name.encode())
+    for path in sorted(sources):
+        digest.update(path.relative_to(package).as_posix().encode())
         digest.update(path.read_bytes())
     commit = os.environ.get("GIT_COMMIT")
     if commit is None:
@@ -277,18 +206,17 @@ def library_versions() -> dict[str, str]:
 
 
 def write_outputs(result: TrainingResult, model_dir: Path, *, with_code: bool = True) -> Path:
-    """Save the model and its JSON companions in `model_dir` (and `code/` for serving)."""
-    import joblib
-
+    """Save the fitted estimator (`model.save`) and its JSON companions in `model_dir` (and
+    `code/`, the handler bound to the model, for serving)."""
     model_dir.mkdir(parents=True, exist_ok=True)
-    joblib.dump(result.model, model_dir / MODEL_FILE)
+    result.model.save(result.estimator, model_dir)
     write_report(model_dir / METRICS_FILE, result.evaluation.to_dict())
     write_report(model_dir / BASELINE_FILE, result.baseline)
     write_report(model_dir / LINEAGE_FILE, result.lineage)
     if with_code:
         from ml.package import write_code_dir
 
-        write_code_dir(model_dir / "code")
+        write_code_dir(result.model, model_dir / "code")
     return model_dir
 
 
@@ -329,10 +257,12 @@ class ContainerPaths:
         )
 
 
-def read_hyperparameters(config_dir: Path) -> Hyperparameters:
+def read_hyperparameters(model: Model, config_dir: Path) -> Any:
+    """`model`'s hyperparameters from `<config_dir>/hyperparameters.json` (its defaults when
+    there is none)."""
     path = config_dir / "hyperparameters.json"
     if not path.exists():
-        return Hyperparameters()
+        return model.hyperparameters()
     try:
         values = json.loads(path.read_text())
     except json.JSONDecodeError as err:
@@ -340,7 +270,7 @@ def read_hyperparameters(config_dir: Path) -> Hyperparameters:
     if not isinstance(values, dict):
         raise ValueError(f"{path} must hold a JSON object of hyperparameters")
     # SageMaker adds its own keys (sagemaker_program, ...) in script mode: not ours.
-    return Hyperparameters.from_mapping(
+    return model.hyperparameters.from_mapping(
         {k: v for k, v in values.items() if not k.startswith("sagemaker_")}
     )
 
@@ -358,15 +288,19 @@ def read_feature_table(path: Path) -> pd.DataFrame:
 def run_training_job(
     env: Mapping[str, str] | None = None,
 ) -> TrainingResult:
-    """The training job: read channels and hyperparameters, then `ml.workflow.train_candidate`
-    into the model directory (which SageMaker archives: `code/` goes in it). A refused model
-    raises `GateFailed`; every failure is also written to `<SM_OUTPUT_DIR>/failure`."""
+    """The training job: the model named by `MLPLAT_MODEL`, channels and hyperparameters, then
+    `ml.workflow.train_candidate` into the model directory (which SageMaker archives: `code/` goes
+    in it). A refused model raises `GateFailed`; every failure is also written to
+    `<SM_OUTPUT_DIR>/failure`."""
     from ml.evaluate import GateFailed
+    from ml.model import model_from_env
     from ml.workflow import train_candidate
 
+    env = os.environ if env is None else env
     paths = ContainerPaths.from_env(env)
     try:
-        hp = read_hyperparameters(paths.config_dir)
+        model = model_from_env(env)
+        hp = read_hyperparameters(model, paths.config_dir)
         if "train" not in paths.channels:
             raise ValueError(
                 f"no 'train' channel (SM_CHANNEL_TRAIN); channels: {sorted(paths.channels)}"
@@ -381,6 +315,7 @@ def run_training_job(
             metrics = json.loads((paths.channels["approved"] / METRICS_FILE).read_text())
             approved = EvaluationReport.from_dict(metrics).overall
         candidate = train_candidate(
+            model,
             features,
             hp,
             model_dir=paths.model_dir,

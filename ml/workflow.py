@@ -6,13 +6,16 @@ order. The model pipeline (`ml.pipeline`, which `mlplat sandbox` executes) runs 
 as separate steps: its train step `ml.train.train` and `ml.train.write_outputs`, its evaluate
 step `ml.evaluate.check_gate` against the serving version:
 
-* `train_candidate(features, hp, model_dir=..., approved=...)`: train, evaluate, apply the promotion
-  gate against the metrics of the version the candidate would replace, write the model directory
-  and, when the gate passes, package it. Returns a `Candidate`.
-  `train_candidate_from_raw(raw, ...)` does the same from a raw customers table, whose invalid rows
+Every function takes the model (`ml.model.Model`, from `ml.models.load(name)`) it works for.
+
+* `train_candidate(model, features, hp, model_dir=..., approved=...)`: train, evaluate, apply the
+  promotion gate against the metrics of the version the candidate would replace, write the model
+  directory and, when the gate passes, package it. Returns a `Candidate`.
+  `train_candidate_from_raw(model, raw, ...)` does the same from a raw table, whose invalid rows
   are dropped and counted first. Its stages are public: `ml.train.train` → `gate_candidate` →
   `package_candidate`, each taking what the one before returned, so they cannot run out of order.
-* `evaluate_model(model, raw, approved=...)`: score an already trained model and gate it.
+* `evaluate_model(model, estimator, raw, approved=...)`: score an already trained estimator and
+  gate it.
 * `register(group, ArtifactUris(...), metrics=...)`: a new version of the model package group,
   with its metrics and lineage as metadata and the uploaded reports attached (`ModelMetrics`): its
   drift baseline and its gate report always, so that `ml.deploy` can check and serve it.
@@ -23,8 +26,8 @@ step `ml.evaluate.check_gate` against the serving version:
   the Pulumi CLI (`pulumi up`; the version's drift baseline published, by `deploy`, once the
   deployment is recorded); the sandbox passes its own `ml.deploy.Release`.
 * What the callers are handed: `raw_customers` (a file, or synthetic data), `read_metrics` (the
-  approved version's `metrics.json`), `load_model` (a `model.tar.gz`, a `model.joblib` or a
-  directory holding it). They raise `InputError` naming the path; the caller names the option.
+  approved version's `metrics.json`), `load_model` (a `model.tar.gz`, the model's artifact file or
+  a directory holding it). They raise `InputError` naming the path; the caller names the option.
 
 The model directory of a candidate the gate refused holds only `gate.json` and `metrics.json`
 (why it was refused): no model a later step could ship by mistake.
@@ -44,24 +47,24 @@ from ml.contracts import (
     GATE_FILE,
     LINEAGE_FILE,
     METRICS_FILE,
-    MODEL_FILE,
 )
 from ml.evaluate import (
+    AnyMetrics,
     EvaluationReport,
-    GateConfig,
     GateReport,
-    Metrics,
     check_gate,
     evaluate,
     fit_baselines,
 )
-from ml.train import Hyperparameters, TrainingResult, train, write_outputs, write_report
+from ml.train import TrainingResult, train, write_outputs, write_report
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from ml.deploy import Release
     from ml.features import ValidationReport
+    from ml.model import Model
+    from ml.models import Framework
     from ml.outputs import PlatformOutputs
     from ml.registry import ModelVersion
 
@@ -88,7 +91,7 @@ class Candidate:
         return self.gate.passed
 
     @property
-    def metrics(self) -> Metrics:
+    def metrics(self) -> AnyMetrics:
         return self.training.metrics
 
     def artifacts(self) -> dict[str, Path]:
@@ -142,25 +145,26 @@ class Evaluation:
 
 
 def train_candidate(
+    model: Model,
     features: pd.DataFrame,
-    hp: Hyperparameters | None = None,
+    hp: Any = None,
     *,
     model_dir: Path,
-    approved: Metrics | None = None,
+    approved: AnyMetrics | None = None,
     validation: pd.DataFrame | None = None,
     data_uri: str = "",
     package: Path | None = None,
-    gate_config: GateConfig | None = None,
+    gate_config: Any = None,
 ) -> Candidate:
     """Train on a labelled feature table, gate against `approved` (the metrics of the version the
     candidate would replace; None: only the baselines and calibration), write `model_dir`.
 
     With `package`, a passing model is packaged there as `model.tar.gz` (handler code inside).
     Without, the directory itself is the package — SageMaker archives `SM_MODEL_DIR` — and gets
-    `code/`. Raises `ValueError` on data that cannot be trained on; a refusal is not an error: see
-    `Candidate.passed`.
+    `code/`. `gate_config` overrides `model.gate`. Raises `ValueError` on data that cannot be
+    trained on; a refusal is not an error: see `Candidate.passed`.
     """
-    result = train(features, hp, validation=validation, data_uri=data_uri)
+    result = train(model, features, hp, validation=validation, data_uri=data_uri)
     candidate = gate_candidate(result, model_dir=model_dir, approved=approved, config=gate_config)
     if not candidate.passed:
         return candidate
@@ -171,12 +175,12 @@ def gate_candidate(
     result: TrainingResult,
     *,
     model_dir: Path,
-    approved: Metrics | None = None,
-    config: GateConfig | None = None,
+    approved: AnyMetrics | None = None,
+    config: Any = None,
 ) -> Candidate:
     """The gate's verdict on a trained model, against `approved`; writes `gate.json` to
     `model_dir` (and, for a refused model, the `metrics.json` that explains it)."""
-    gate = check_gate(result.evaluation, approved=approved, config=config)
+    gate = check_gate(result.model, result.evaluation, approved=approved, config=config)
     model_dir.mkdir(parents=True, exist_ok=True)
     write_report(model_dir / GATE_FILE, gate.to_dict())
     if not gate.passed:
@@ -194,29 +198,33 @@ def package_candidate(candidate: Candidate, *, package: Path | None = None) -> C
     if not candidate.passed:
         raise ValueError(f"the gate refused the model in {candidate.model_dir}: not packaged")
     model_dir = write_outputs(candidate.training, candidate.model_dir, with_code=package is None)
-    packaged = build_model_tarball(model_dir, package) if package is not None else model_dir
+    packaged = (
+        build_model_tarball(candidate.training.model, model_dir, package)
+        if package is not None
+        else model_dir
+    )
     return replace(candidate, package=packaged)
 
 
 def train_candidate_from_raw(
+    model: Model,
     raw: pd.DataFrame,
-    hp: Hyperparameters | None = None,
+    hp: Any = None,
     *,
     model_dir: Path,
-    approved: Metrics | None = None,
+    approved: AnyMetrics | None = None,
     data_uri: str = "",
     package: Path | None = None,
 ) -> Candidate:
-    """`train_candidate` on the features of a raw customers table; rows the schema refuses are
-    dropped and counted (`Candidate.rejected`). Raises `FeatureValidationError` when no row could
-    be used (a missing column, a wrong dtype)."""
+    """`train_candidate` on the features of a raw table; rows the schema refuses are dropped and
+    counted (`Candidate.rejected`). Raises `FeatureValidationError` when no row could be used (a
+    missing column, a wrong dtype)."""
     from dataclasses import replace
 
-    from ml.features import build_features, validate_frame
-
-    valid, report = validate_frame(raw, on_invalid="reject")
+    valid, report = model.features.validate_frame(raw, on_invalid="reject")
     candidate = train_candidate(
-        build_features(valid),
+        model,
+        model.features.build_features(valid),
         hp,
         model_dir=model_dir,
         approved=approved,
@@ -227,15 +235,20 @@ def train_candidate_from_raw(
 
 
 def evaluate_model(
-    model: Any, raw: pd.DataFrame, *, approved: Metrics | None = None, seed: int = 0
+    model: Model,
+    estimator: Any,
+    raw: pd.DataFrame,
+    *,
+    approved: AnyMetrics | None = None,
+    seed: int = 0,
 ) -> Evaluation:
-    """Score a trained model on a labelled raw table — overall, per slice, next to baselines fitted
-    on the same rows — and gate it against `approved`."""
-    from ml.features import build_features
-
-    features = build_features(raw)
-    report = evaluate(model, features, baselines=fit_baselines(features, seed=seed))
-    return Evaluation(report, check_gate(report, approved=approved))
+    """Score a trained estimator of `model` on a labelled raw table — overall, per slice, next to
+    baselines fitted on the same rows — and gate it against `approved`."""
+    features = model.features.build_features(raw)
+    report = evaluate(
+        model, estimator, features, baselines=fit_baselines(model, features, seed=seed)
+    )
+    return Evaluation(report, check_gate(model, report, approved=approved))
 
 
 # --- register -------------------------------------------------------------------------------------
@@ -248,18 +261,20 @@ def register(
     metrics: Mapping[str, Any],
     lineage: Mapping[str, Any] | None = None,
     image_uri: str | None = None,
+    framework: Framework = "sklearn",
     create_group: bool = False,
     client: Any,
 ) -> ModelVersion:
     """A new `PendingManualApproval` version of `group` serving `uris.model`: its headline
     `metrics` and `lineage` as metadata; `uris.baseline` as its data quality statistics (the drift
     baseline), `uris.gate` as its model quality constraints (the gate report) and `uris.metrics`
-    (when uploaded) as its model quality statistics. The image defaults to the SageMaker
-    scikit-learn serving image of the client's region; `create_group` creates the group when
-    absent. Raises `ml.registry.RegistryError` with the reason."""
+    (when uploaded) as its model quality statistics. The image defaults to the SageMaker serving
+    image of the model's `framework` (`ModelSpec.framework`) in the client's region;
+    `create_group` creates the group when absent. Raises `ml.registry.RegistryError` with the
+    reason."""
     from ml import registry
 
-    image = image_uri or registry.sklearn_image_uri(client.meta.region_name)
+    image = image_uri or registry.serving_image_uri(client.meta.region_name, framework)
     if create_group:
         registry.ensure_group(group, client=client)
     return registry.register_model(
@@ -284,6 +299,7 @@ def register_trained(
     s3: Any,
     kms_key_arn: str | None = None,
     image_uri: str | None = None,
+    framework: Framework = "sklearn",
     create_group: bool = False,
 ) -> ModelVersion:
     """Register the model uploaded at `model_data_url` (`s3://bucket/.../model.tar.gz`): its
@@ -330,6 +346,7 @@ def register_trained(
         metrics=reports.overall,
         lineage=reports.lineage,
         image_uri=image_uri,
+        framework=framework,
         create_group=create_group,
         client=sagemaker,
     )
@@ -394,7 +411,7 @@ def read_raw_customers(path: Path) -> pd.DataFrame:
         raise InputError(f"{path}: columns do not match the customers schema: {err}") from None
 
 
-def read_metrics(path: Path) -> Metrics:
+def read_metrics(path: Path) -> AnyMetrics:
     """The overall metrics of a `metrics.json` written by training."""
     try:
         return EvaluationReport.from_dict(json.loads(path.read_text())).overall
@@ -488,22 +505,27 @@ def _json(text: bytes, where: str) -> Any:
         raise InputError(f"{where}: not JSON ({err})") from None
 
 
-def load_model(path: Path) -> Any:
-    """The fitted pipeline of a `model.tar.gz`, a `model.joblib` or a directory holding one."""
+def load_model(model: Model, path: Path) -> Any:
+    """The fitted estimator of `model` in a `model.tar.gz`, its artifact file (`model.joblib` for
+    a scikit-learn model) or a directory holding it (`model.load`)."""
+    import shutil
     import tarfile
     import tempfile
 
-    import joblib
-
+    name = model.artifact_file
     if path.is_dir():
-        path = path / MODEL_FILE
+        path = path / name
     if not path.exists():
         raise InputError(f"{path}: no such file")
-    if path.name.endswith(".tar.gz"):
-        with tarfile.open(path) as tar, tempfile.TemporaryDirectory() as tmp:
-            try:
-                tar.extract(MODEL_FILE, tmp, filter="data")
-            except KeyError:
-                raise InputError(f"{path}: the archive has no {MODEL_FILE} at its root") from None
-            return joblib.load(Path(tmp) / MODEL_FILE)
-    return joblib.load(path)
+    if path.name == name:
+        return model.load(path.parent)
+    with tempfile.TemporaryDirectory() as tmp:
+        if path.name.endswith(".tar.gz"):
+            with tarfile.open(path) as tar:
+                try:
+                    tar.extract(name, tmp, filter="data")
+                except KeyError:
+                    raise InputError(f"{path}: the archive has no {name} at its root") from None
+        else:
+            shutil.copyfile(path, Path(tmp) / name)
+        return model.load(Path(tmp))

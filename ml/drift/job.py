@@ -1,8 +1,8 @@
 """The scheduled drift job: capture -> prediction logs -> features -> drift -> report + metrics.
 
-`python -m ml.drift` runs `main` on the last window (the processing job the stack schedules);
-`run_drift_job` is what `mlplat monitor drift` and the sandbox run for any window. The statistics
-live in `ml.drift`.
+`python -m ml.drift` runs `main` on the last window (the processing job the stack schedules, one per
+model, which `MLPLAT_MODEL` names as it does for the pipeline's steps); `run_drift_job` is what
+`mlplat monitor drift` and the sandbox run for any window. The statistics live in `ml.drift`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ml.contracts import DRIFT_ENV_PREFIX as ENV_PREFIX
-from ml.contracts import ENDPOINT_DIMENSION, SCORED_ROWS_METRIC
+from ml.contracts import ENDPOINT_DIMENSION, MODEL_ENV, SCORED_ROWS_METRIC
 from ml.drift import (
     Baseline,
     DriftError,
@@ -30,6 +30,7 @@ from ml.drift import (
 )
 
 _ENV_FIELDS = (
+    "model",
     "predictions_bucket",
     "models_bucket",
     "baseline_key",
@@ -44,6 +45,7 @@ _ENV_FIELDS = (
 
 @dataclass(frozen=True, slots=True)
 class DriftJobConfig:
+    model: str  # the model whose endpoint is watched (a package of `ml.models`)
     predictions_bucket: str
     models_bucket: str
     baseline_key: str
@@ -59,6 +61,7 @@ class DriftJobConfig:
         problems = [
             f"{name} is empty"
             for name in (
+                "model",
                 "predictions_bucket",
                 "models_bucket",
                 "baseline_key",
@@ -76,19 +79,21 @@ class DriftJobConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> DriftJobConfig:
-        """From `MLPLAT_DRIFT_*` variables (what the processing job's environment carries)."""
+        """From `MLPLAT_DRIFT_*` variables and `MLPLAT_MODEL` (what the processing job's
+        environment carries)."""
 
         def get(name: str) -> str | None:
-            return env.get(ENV_PREFIX + name.upper()) or None
+            return env.get(_variable(name)) or None
 
         required = (
+            "model",
             "predictions_bucket",
             "models_bucket",
             "baseline_key",
             "endpoint_name",
             "threshold",
         )
-        missing = [ENV_PREFIX + n.upper() for n in required if get(n) is None]
+        missing = [_variable(n) for n in required if get(n) is None]
         if missing:
             raise DriftError(f"drift job environment lacks {', '.join(missing)}")
         try:
@@ -97,6 +102,7 @@ class DriftJobConfig:
         except ValueError as exc:
             raise DriftError(f"drift job environment: {exc}") from None
         return cls(
+            model=str(get("model")),
             predictions_bucket=str(get("predictions_bucket")),
             models_bucket=str(get("models_bucket")),
             baseline_key=str(get("baseline_key")),
@@ -113,8 +119,14 @@ class DriftJobConfig:
         for name in _ENV_FIELDS:
             value = getattr(self, name)
             if value is not None:
-                out[ENV_PREFIX + name.upper()] = str(value)
+                out[_variable(name)] = str(value)
         return out
+
+
+def _variable(field_name: str) -> str:
+    """The environment variable of a config field: `MLPLAT_DRIFT_<FIELD>`, and the model in
+    `MLPLAT_MODEL` (`ml.contracts.MODEL_ENV`), the variable every model-bound job reads."""
+    return MODEL_ENV if field_name == "model" else ENV_PREFIX + field_name.upper()
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,9 +158,13 @@ def run_drift_job(
     import boto3
 
     from ml.capture import read_capture
-    from ml.features import build_features
+    from ml.models import ModelSpecError, load
     from ml.prediction_logs import between, day_window, flatten, valid_rows, write_prediction_logs
 
+    try:
+        model = load(config.model)
+    except ModelSpecError as exc:
+        raise DriftError(f"drift job configuration: {exc}") from None
     s3 = s3 or boto3.client("s3")
     cloudwatch = cloudwatch or boto3.client("cloudwatch")
     baseline = Baseline.from_s3(s3, config.models_bucket, config.baseline_key)
@@ -165,13 +181,13 @@ def run_drift_job(
         )
     )
     frame, flat = flatten(
-        records, endpoint_name=config.endpoint_name, variant_name=config.variant_name
+        model, records, endpoint_name=config.endpoint_name, variant_name=config.variant_name
     )
-    valid, rejected = valid_rows(frame)
+    valid, rejected = valid_rows(model, frame)
     log_keys: tuple[str, ...] = ()
     if config.write_prediction_logs and len(valid):
         log_keys = write_prediction_logs(
-            s3, config.predictions_bucket, valid, kms_key_arn=config.kms_key_arn
+            model, s3, config.predictions_bucket, valid, kms_key_arn=config.kms_key_arn
         )
     skipped = {**flat.skipped, **rejected}
     window = between(valid, since, until)
@@ -179,7 +195,7 @@ def run_drift_job(
     report: DriftReport | None = None
     keys: tuple[str, ...] = ()
     if len(window):
-        table = build_features(window)
+        table = model.features.build_features(window)
         report = compute_drift(
             baseline,
             table,

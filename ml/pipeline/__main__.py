@@ -1,5 +1,8 @@
 """`python -m ml.pipeline <window|curate|features|train|evaluate> ...`: a step of the pipeline.
 
+The model a step runs for comes from the environment: `MLPLAT_MODEL` (`ml.contracts.MODEL_ENV`),
+which every step of a model's pipeline carries (curate, features, train and evaluate need it).
+
 Exit 0 when the step did its work (an evaluation whose gate refused the candidate included);
 exit 1 with a one-line reason on stderr, also written where SageMaker shows it (`message` in the
 output directory for Processing, `failure` for Training; `SM_OUTPUT_DIR` moves it); exit 2 for
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -24,9 +28,14 @@ from ml.contracts import (
     PROCESSING_MESSAGE_FILE,
     TRAINING_FAILURE_FILE,
 )
+from ml.model import Model, model_from_env
 from ml.pipeline.common import StepError, client, output_dir, write_message
 
 Command = Callable[[argparse.Namespace], str]
+
+
+def _model() -> Model:
+    return model_from_env(os.environ)
 
 
 def _window(args: argparse.Namespace) -> str:
@@ -49,6 +58,7 @@ def _curate(args: argparse.Namespace) -> str:
     from ml.pipeline.curate import run_curate
 
     summary = run_curate(
+        _model(),
         work=args.work,
         out=args.out,
         raw_bucket=args.raw_bucket,
@@ -69,6 +79,7 @@ def _features(args: argparse.Namespace) -> str:
     from ml.pipeline.features import run_features
 
     items = run_features(
+        _model(),
         work=args.work,
         out=args.out,
         curated_bucket=args.curated_bucket,
@@ -83,19 +94,25 @@ def _train(args: argparse.Namespace) -> str:
     from ml.pipeline.train import run_train
     from ml.train import ContainerPaths
 
+    model = _model()
     paths = ContainerPaths.from_env()
-    result = run_train(paths)
-    metrics = result.metrics
-    return f"model in {paths.model_dir}: ROC AUC {metrics.roc_auc}, log loss {metrics.log_loss:.4f}"
+    result = run_train(model, paths)
+    metrics = result.metrics.to_dict()
+    if "rmse" in metrics:
+        figures = f"RMSE {metrics['rmse']:.4f}, MAE {metrics['mae']:.4f}"
+    else:
+        figures = f"ROC AUC {metrics['roc_auc']}, log loss {metrics['log_loss']:.4f}"
+    return f"{model.name} model in {paths.model_dir}: {figures}"
 
 
 def _evaluate(args: argparse.Namespace) -> str:
     from ml.pipeline.evaluate import run_evaluate
 
     report = run_evaluate(
+        _model(),
         group=args.group,
         stack=args.stack,
-        model=args.model,
+        archive=args.model,
         out=args.out,
         sagemaker=client("sagemaker", args.region),
         s3=client("s3", args.region),

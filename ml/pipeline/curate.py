@@ -2,16 +2,15 @@
 
 For each work item of this instance's shard: read the raw partition (batch files through its
 manifest, plus what the stream delivered, which nobody validated), validate it
-(`validate_rows`: the model's `ml.features.validate_frame`, rejecting bad rows, and the curated
-schema's rules for the key and the label), drop duplicate snapshots (same customer_id and
-event_time: the last one read wins), commit the curated partition (`ml.lake.write_dataset`,
-the manifest commit: whole or not at all), write the rejected rows as Parquet beside the zone
-(`s3://<curated>/rejected/<dataset>/dt=<d>/part-<write id>.parquet`, SSE-KMS) and a work item for
-the features step. Only one partition's rows are in memory at a time.
+(`validate_rows`: the model's `FeatureSet.validate_frame`, rejecting bad rows, and the curated
+schema's rules for the columns the model does not read: the key, the labels), drop duplicate
+snapshots (same customer_id and event_time: the last one read wins), commit the curated partition
+(`ml.lake.write_dataset`, the manifest commit: whole or not at all), write the rejected rows as
+Parquet beside the zone (`s3://<curated>/rejected/<dataset>/dt=<d>/part-<write id>.parquet`,
+SSE-KMS) and a work item for the features step. Only one partition's rows are in memory at a time.
 
 Then it puts RejectedRows, RejectedShare and CuratedRows (`PIPELINE_NAMESPACE`, dimension
-Pipeline) for what it handled, and fails when the rejected share is above the threshold.
-"""
+Pipeline) for what it handled, and fails when the rejected share is above the threshold."""
 
 from __future__ import annotations
 
@@ -37,8 +36,9 @@ from ml.contracts import (
     REJECTED_ROWS_METRIC,
     REJECTED_SHARE_METRIC,
 )
-from ml.features import INPUT_NAMES, ValidationReport, validate_frame
+from ml.features import ValidationReport
 from ml.lake import arrow_table, new_write_id, read_dataset, write_dataset
+from ml.model import Model
 from ml.pipeline.common import (
     StepError,
     WorkItem,
@@ -46,12 +46,10 @@ from ml.pipeline.common import (
     require_bucket,
     write_work_items,
 )
-from ml.schema import CUSTOMERS_CURATED, CUSTOMERS_RAW, PARTITION_KEY, Column, Dataset
+from ml.schema import PARTITION_KEY, Column, Dataset
 
 log = logging.getLogger(__name__)
 
-RAW = CUSTOMERS_RAW
-CURATED = CUSTOMERS_CURATED
 # A snapshot is one customer at one instant: a second copy of it is a duplicate.
 DEDUPLICATION_KEY: tuple[str, ...] = ("customer_id", "event_time")
 
@@ -122,16 +120,17 @@ def _key_array(series: pd.Series) -> pa.Array:
     return array
 
 
-def validate_rows(raw: pd.DataFrame) -> tuple[pd.DataFrame, ValidationReport]:
+def validate_rows(model: Model, raw: pd.DataFrame) -> tuple[pd.DataFrame, ValidationReport]:
     """The rows of a raw frame the curated zone takes: the model's validation
-    (`ml.features.validate_frame`, rejecting) and, for the columns the model does not read (the
-    key, the label), the curated schema's rules. A row the zone would refuse is rejected here,
+    (`FeatureSet.validate_frame`, rejecting) and, for the columns the model does not read (the
+    key, the labels), the curated schema's rules. A row the zone would refuse is rejected here,
     counted by reason, never left to fail the commit."""
-    valid, report = validate_frame(raw, on_invalid="reject")
+    features = model.features
+    valid, report = features.validate_frame(raw, on_invalid="reject")
     reasons = dict(report.reasons)
     bad = np.zeros(len(valid), dtype=bool)
-    for column in CURATED.columns:
-        if column.name in INPUT_NAMES:
+    for column in model.spec.curated.columns:
+        if column.name in features.input_names:
             continue
         for reason, mask in _problems(column, valid[column.name]).items():
             if count := int(mask.sum()):
@@ -162,25 +161,27 @@ def _problems(column: Column, series: pd.Series) -> dict[str, np.ndarray]:
 
 
 def curate_partition(
-    item: WorkItem, *, curated_bucket: str, kms_key_arn: str | None, s3: Any
+    model: Model, item: WorkItem, *, curated_bucket: str, kms_key_arn: str | None, s3: Any
 ) -> CuratedPartition:
-    """Curate one raw partition (see the module docstring); its frames are released on return."""
-    raw = read_dataset(RAW, item.bucket, dt=item.dt, s3=s3, allow_nulls=True)
+    """Curate one raw partition of `model`'s raw dataset (see the module docstring); its frames
+    are released on return."""
+    raw_dataset, curated = model.spec.raw, model.spec.curated
+    raw = read_dataset(raw_dataset, item.bucket, dt=item.dt, s3=s3, allow_nulls=True)
     if raw.empty:
         raise StepError(f"raw partition {item.uri} holds no rows (is it still visible?)")
-    valid, report = validate_rows(raw)
-    curated = drop_duplicates(valid)
+    valid, report = validate_rows(model, raw)
+    rows = drop_duplicates(valid)
     write_id: str | None = None
     out: WorkItem | None = None
-    if len(curated):
+    if len(rows):
         written = write_dataset(
-            curated, CURATED, curated_bucket, kms_key_id=kms_key_arn, dt=item.dt, s3=s3
+            rows, curated, curated_bucket, kms_key_id=kms_key_arn, dt=item.dt, s3=s3
         )
         write_id = written.write_id
         out = WorkItem(
-            dataset=CURATED.name,
+            dataset=curated.name,
             bucket=curated_bucket,
-            prefix=CURATED.prefix,
+            prefix=curated.prefix,
             dt=item.dt,
             window_start=item.window_start,
             window_end=item.window_end,
@@ -191,14 +192,20 @@ def curate_partition(
         kept = np.zeros(len(raw), dtype=bool)
         kept[raw.index.get_indexer(valid.index)] = True
         rejected_uri = _put_rejected(
-            raw.loc[~kept], item, curated_bucket, write_id or new_write_id(), kms_key_arn, s3
+            raw.loc[~kept],
+            raw_dataset,
+            item,
+            curated_bucket,
+            write_id or new_write_id(),
+            kms_key_arn,
+            s3,
         )
     return CuratedPartition(
         dt=item.dt,
         raw_rows=len(raw),
         rejected=report.n_rejected,
-        duplicates=len(valid) - len(curated),
-        curated=len(curated),
+        duplicates=len(valid) - len(rows),
+        curated=len(rows),
         reasons=dict(report.reasons),
         rejected_uri=rejected_uri,
         item=out,
@@ -211,6 +218,7 @@ def rejected_key(dataset: Dataset, dt: str, write_id: str) -> str:
 
 def _put_rejected(
     rows: pd.DataFrame,
+    dataset: Dataset,
     item: WorkItem,
     bucket: str,
     write_id: str,
@@ -219,8 +227,8 @@ def _put_rejected(
 ) -> str:
     """The rejected rows as read (raw columns and types; any value may be null), SSE-KMS."""
     sink = io.BytesIO()
-    pq.write_table(arrow_table(rows, RAW, nullable=True), sink, compression="snappy")
-    key = rejected_key(RAW, item.dt, write_id)
+    pq.write_table(arrow_table(rows, dataset, nullable=True), sink, compression="snappy")
+    key = rejected_key(dataset, item.dt, write_id)
     sse = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_arn} if kms_key_arn else {}
     s3.put_object(
         Bucket=bucket,
@@ -260,6 +268,7 @@ def put_metrics(cloudwatch: Any, pipeline: str, summary: CurateSummary) -> None:
 
 
 def run_curate(
+    model: Model,
     *,
     work: Path,
     out: Path,
@@ -271,16 +280,19 @@ def run_curate(
     s3: Any,
     cloudwatch: Any,
 ) -> CurateSummary:
-    """Curate every work item under `work` (one partition at a time), write the curated work
-    items to `out`, put the metrics; `StepError` when the rejected share is above the maximum."""
+    """Curate every work item under `work` (one partition of `model`'s raw dataset at a time),
+    write the curated work items to `out`, put the metrics; `StepError` when the rejected share is
+    above the maximum."""
     if not 0.0 <= max_rejected_share <= 1.0:
         raise StepError(f"--max-rejected-share {max_rejected_share} must be between 0 and 1")
     items = read_work_items(work)
     for item in items:
-        require_bucket(item, raw_bucket, "--raw-bucket", RAW)
+        require_bucket(item, raw_bucket, "--raw-bucket", model.spec.raw)
     done: list[CuratedPartition] = []
     for item in items:
-        part = curate_partition(item, curated_bucket=curated_bucket, kms_key_arn=kms_key_arn, s3=s3)
+        part = curate_partition(
+            model, item, curated_bucket=curated_bucket, kms_key_arn=kms_key_arn, s3=s3
+        )
         if part.item is not None:
             write_work_items(out, [part.item])
         log.info(

@@ -5,7 +5,7 @@ evaluation on held-out rows, with the baselines; baseline.json; lineage.json), f
 of the model package group that serves the stack from the registry's deploy history
 (`ml.deploy.serving_version`: the latest deployment not rolled back, not the highest approved
 version), reads that version's metrics (its ModelQuality statistics in S3), and runs
-`ml.evaluate.check_gate` against them. Writes to the evaluation output:
+`ml.evaluate.check_gate` (the model's gate) against them. Writes to the evaluation output:
 
 * `gate.json`, the pipeline's property file (format in `ml.contracts`): `passed`, `message` (each
   failed rule with its figures, which the Fail step shows), `failed`, `servingVersion`,
@@ -31,6 +31,7 @@ from ml.contracts import (
     REGISTER_METADATA_KEYS,
 )
 from ml.evaluate import EvaluationReport, GateReport, check_gate
+from ml.model import Model
 from ml.pipeline.common import StepError
 from ml.train import write_report
 
@@ -139,11 +140,19 @@ def _property(value: Any) -> str:
 
 
 def run_evaluate(
-    *, group: str, stack: str, model: Path, out: Path, sagemaker: Any, s3: Any
+    model: Model,
+    *,
+    group: str,
+    stack: str,
+    archive: Path,
+    out: Path,
+    sagemaker: Any,
+    s3: Any,
 ) -> dict[str, Any]:
-    """Gate the candidate in `model` and write the evaluation output to `out` (see the module
-    docstring). Returns the property file."""
-    files = read_candidate(model)
+    """Gate the candidate of `model` in `archive` (its model.tar.gz, or the directory holding it)
+    and write the evaluation output to `out` (see the module docstring). Returns the property
+    file."""
+    files = read_candidate(archive)
     try:
         candidate = EvaluationReport.from_dict(json.loads(files[METRICS_FILE]))
         lineage = json.loads(files[LINEAGE_FILE])
@@ -152,6 +161,7 @@ def run_evaluate(
         raise StepError(f"the candidate's reports are not readable: {exc}") from None
     serving, approved = serving_metrics(group, stack, sagemaker=sagemaker, s3=s3)
     gate = check_gate(
+        model,
         candidate,
         approved=approved.overall if approved else None,
         approved_slices=approved.slices if approved else None,

@@ -1,7 +1,8 @@
 """The features step: curated partitions -> the features zone, one partition at a time.
 
 For each work item of this instance's shard: read the curated partition, derive the feature table
-with the code the endpoint serves (`ml.features.build_features`), commit it to the features zone
+with the code the endpoint serves (the model's `FeatureSet.build_features`), commit it to the
+model's table in the features zone
 (`ml.lake.write_dataset`, the manifest commit) and write a work item for the training step.
 """
 
@@ -11,8 +12,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ml.features import build_features
 from ml.lake import read_dataset, write_dataset
+from ml.model import Model
 from ml.pipeline.common import (
     StepError,
     WorkItem,
@@ -20,31 +21,28 @@ from ml.pipeline.common import (
     require_bucket,
     write_work_items,
 )
-from ml.schema import CUSTOMER_FEATURES, CUSTOMERS_CURATED
 
 log = logging.getLogger(__name__)
 
-CURATED = CUSTOMERS_CURATED
-FEATURES = CUSTOMER_FEATURES
-
 
 def features_partition(
-    item: WorkItem, *, features_bucket: str, kms_key_arn: str | None, s3: Any
+    model: Model, item: WorkItem, *, features_bucket: str, kms_key_arn: str | None, s3: Any
 ) -> WorkItem:
-    """Derive and commit the features of one curated partition; its frames are released on
+    """Derive and commit `model`'s features of one curated partition; its frames are released on
     return. Returns the work item of the features partition."""
-    curated = read_dataset(CURATED, item.bucket, dt=item.dt, s3=s3)
+    table_dataset = model.spec.features
+    curated = read_dataset(model.spec.curated, item.bucket, dt=item.dt, s3=s3)
     if curated.empty:
         raise StepError(f"curated partition {item.uri} holds no rows (did curate commit it?)")
-    table = build_features(curated)
+    table = model.features.build_features(curated)
     del curated
     written = write_dataset(
-        table, FEATURES, features_bucket, kms_key_id=kms_key_arn, dt=item.dt, s3=s3
+        table, table_dataset, features_bucket, kms_key_id=kms_key_arn, dt=item.dt, s3=s3
     )
     return WorkItem(
-        dataset=FEATURES.name,
+        dataset=table_dataset.name,
         bucket=features_bucket,
-        prefix=FEATURES.prefix,
+        prefix=table_dataset.prefix,
         dt=item.dt,
         window_start=item.window_start,
         window_end=item.window_end,
@@ -53,6 +51,7 @@ def features_partition(
 
 
 def run_features(
+    model: Model,
     *,
     work: Path,
     out: Path,
@@ -65,11 +64,11 @@ def run_features(
     to `out`."""
     items = read_work_items(work)
     for item in items:
-        require_bucket(item, curated_bucket, "--curated-bucket", CURATED)
+        require_bucket(item, curated_bucket, "--curated-bucket", model.spec.curated)
     done = []
     for item in items:
         written = features_partition(
-            item, features_bucket=features_bucket, kms_key_arn=kms_key_arn, s3=s3
+            model, item, features_bucket=features_bucket, kms_key_arn=kms_key_arn, s3=s3
         )
         write_work_items(out, [written])
         log.info("dt=%s: %s feature rows", written.dt, written.rows)

@@ -17,46 +17,43 @@ from typing import Any
 
 from ml.contracts import FEATURES_CHANNEL, PARTITIONS_CHANNEL
 from ml.lake import LakeError, read_local_dataset
+from ml.model import Model
 from ml.pipeline.common import StepError, WorkItem, read_work_items
-from ml.schema import CUSTOMER_FEATURES
 from ml.train import ContainerPaths, TrainingResult, read_hyperparameters, train, write_outputs
 
 log = logging.getLogger(__name__)
 
-FEATURES = CUSTOMER_FEATURES
 
-
-def run_train(paths: ContainerPaths) -> TrainingResult:
-    """Train on the partitions the work items name; write the model directory."""
+def run_train(model: Model, paths: ContainerPaths) -> TrainingResult:
+    """Train `model` on the partitions of its features table the work items name; write the
+    model directory."""
+    table = model.spec.features
     missing = [c for c in (PARTITIONS_CHANNEL, FEATURES_CHANNEL) if c not in paths.channels]
     if missing:
         raise StepError(
             f"no {', '.join(repr(c) for c in missing)} channel (SM_CHANNEL_<NAME>); "
             f"channels: {sorted(paths.channels) or 'none'}"
         )
-    hp = read_hyperparameters(paths.config_dir)
+    hp = read_hyperparameters(model, paths.config_dir)
     items = read_work_items(paths.channels[PARTITIONS_CHANNEL])
     if not items:
         raise StepError(f"the {PARTITIONS_CHANNEL!r} channel holds no work items: nothing to train")
     sources = {(i.dataset, i.bucket, i.prefix) for i in items}
-    if len(sources) != 1 or next(iter(sources))[0] != FEATURES.name:
+    if len(sources) != 1 or next(iter(sources))[0] != table.name:
         named = ", ".join(f"s3://{b}/{p}/ ({d})" for d, b, p in sorted(sources))
         raise StepError(
-            f"the work items must name partitions of {FEATURES.name!r} in one "
-            f"place; they name {named}"
+            f"the work items must name partitions of {table.name!r} in one place; they name {named}"
         )
     _, bucket, prefix = next(iter(sources))
     days = [i.dt for i in items]
     try:
-        features = read_local_dataset(
-            FEATURES, paths.channels[FEATURES_CHANNEL], days, prefix=prefix
-        )
+        features = read_local_dataset(table, paths.channels[FEATURES_CHANNEL], days, prefix=prefix)
     except LakeError as exc:
         raise StepError(f"the {FEATURES_CHANNEL!r} channel: {exc}") from exc
     log.info(
         "%d feature rows from %d partitions (%s .. %s)", len(features), len(days), days[0], days[-1]
     )
-    result = train(features, hp, data_uri=f"s3://{bucket}/{prefix}/")
+    result = train(model, features, hp, data_uri=f"s3://{bucket}/{prefix}/")
     del features
     result = dataclasses.replace(result, lineage=_with_partitions(result.lineage, items))
     write_outputs(result, paths.model_dir, with_code=True)

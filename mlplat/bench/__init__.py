@@ -6,6 +6,7 @@ under the names the issues give them (e.g. `features_batch_rows_per_s`).
 
 MODULES: tuple[str, ...] = (
     "mlplat.bench.ml",
+    "mlplat.bench.spend",
     "mlplat.bench.serving",
     "mlplat.bench.drift",
     "mlplat.bench.sandbox",

@@ -1,4 +1,4 @@
-"""ML benchmarks: batch feature throughput, handler latency, training time.
+"""ML benchmarks of the churn model: batch feature throughput, handler latency, training time.
 
 * `features_batch_rows_per_s`: raw frame -> feature table (`build_features`, validation included)
   on 1,000,000 rows; `features_matrix_rows_per_s`: feature table -> model matrix.
@@ -19,27 +19,30 @@ import numpy as np
 
 
 def run(quick: bool) -> dict[str, float]:
-    from ml.features import INPUT_NAMES, build_features, feature_matrix
-    from ml.inference import input_fn, model_fn, output_fn, predict_fn
+    from ml.inference import handler
+    from ml.models import load
     from ml.sample_data import generate_customers
-    from ml.train import Hyperparameters, train, write_outputs
+    from ml.train import train, write_outputs
 
+    churn = load("churn")
+    feature_set = churn.features
+    model_fn, input_fn, predict_fn, output_fn = handler("churn")
     n_rows = 20_000 if quick else 1_000_000
     raw = generate_customers(n_rows, seed=7)
 
-    build_features(raw.head(1000))  # warm-up: imports, first-call caches
+    feature_set.build_features(raw.head(1000))  # warm-up: imports, first-call caches
     started = time.perf_counter()
-    features = build_features(raw)
+    features = feature_set.build_features(raw)
     features_s = time.perf_counter() - started
     started = time.perf_counter()
-    feature_matrix(features)
+    feature_set.feature_matrix(features)
     matrix_s = time.perf_counter() - started
 
     started = time.perf_counter()
-    result = train(features, Hyperparameters(seed=7))
+    result = train(churn, features, churn.hyperparameters(seed=7))
     train_s = time.perf_counter() - started
 
-    record = {k: _plain(v) for k, v in raw.iloc[0][list(INPUT_NAMES)].items()}
+    record = {k: _plain(v) for k, v in raw.iloc[0][list(feature_set.input_names)].items()}
     body = json.dumps(record)
     with tempfile.TemporaryDirectory(prefix="bench-model-") as model_dir:
         # Loaded as the container loads it: model_fn over the written model directory.

@@ -212,12 +212,15 @@ class Job:
 
 def _steps(job: Job, s3: Any) -> tuple[int, float, float]:
     """(raw rows, curate seconds, features seconds) of one shard."""
+    from ml.models import load
     from ml.pipeline.curate import run_curate
     from ml.pipeline.features import run_features
 
+    churn = load("churn")
     curated_work = job.work.with_name(job.work.name + "-curated")
     started = time.perf_counter()
     summary = run_curate(
+        churn,
         work=job.work,
         out=curated_work,
         raw_bucket=job.raw_bucket,
@@ -230,6 +233,7 @@ def _steps(job: Job, s3: Any) -> tuple[int, float, float]:
     )
     curated = time.perf_counter()
     run_features(
+        churn,
         work=curated_work,
         out=job.work.with_name(job.work.name + "-features"),
         curated_bucket=CURATED_BUCKET + job.suffix,

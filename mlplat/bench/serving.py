@@ -25,24 +25,24 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _artifact(workdir: Path) -> Path:
-    import joblib
-
-    from ml.features import build_features, feature_matrix
+    from ml.models import load
     from ml.package import build_model_tarball
     from ml.sample_data import generate_customers
-    from ml.train import make_pipeline
 
-    features = build_features(generate_customers(2_000, seed=7))
-    model = make_pipeline().fit(feature_matrix(features), features["churned"].to_numpy())
-    joblib.dump(model, workdir / "model.joblib")
-    return build_model_tarball(workdir, workdir / "out" / "model.tar.gz")
+    churn = load("churn")
+    features = churn.features.build_features(generate_customers(2_000, seed=7))
+    estimator = churn.make_estimator(churn.hyperparameters()).fit(
+        churn.features.feature_matrix(features), features[churn.spec.label].to_numpy()
+    )
+    churn.save(estimator, workdir)
+    return build_model_tarball(churn, workdir, workdir / "out" / "model.tar.gz")
 
 
 def _record() -> bytes:
-    from ml.features import INPUT_NAMES
+    from ml.models import spec
     from ml.sample_data import generate_customers
 
-    row = generate_customers(1, seed=3)[list(INPUT_NAMES)].iloc[0].to_dict()
+    row = generate_customers(1, seed=3)[list(spec("churn").inputs)].iloc[0].to_dict()
     return json.dumps({k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}).encode()
 
 

@@ -14,6 +14,7 @@ from mlplat.cli.commands import bench as bench_commands
 from mlplat.cli.commands import data as data_commands
 from mlplat.cli.commands import ml as ml_commands
 from mlplat.cli.commands import monitor as monitor_commands
+from mlplat.cli.commands import new as new_commands
 from mlplat.cli.commands import pipeline as pipeline_commands
 from mlplat.cli.commands import plan as plan_commands
 from mlplat.cli.commands import policy as policy_commands
@@ -38,6 +39,7 @@ for module in (
     serving_commands,
     monitor_commands,
     bench_commands,
+    new_commands,
 ):
     module.register(app)
 

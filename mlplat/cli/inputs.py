@@ -1,5 +1,6 @@
 """What the shared options point at, loaded with the CLI's errors: the platform outputs
-(`--stack` / `--outputs`) and a stack's settings (`--stack`, `--project-dir`)."""
+(`--stack` / `--outputs`), a stack's settings (`--stack`, `--project-dir`) and the model
+(`--model`)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,28 @@ def platform_outputs(
         return PlatformOutputs.load(stack, outputs, cwd=cwd)
     except OutputsError as exc:
         fail(exc)
+
+
+def model_name(model: str | None, platform: PlatformOutputs | None = None) -> str:
+    """`--model` when given (a package of `ml/models/`, hosted by the stack of `platform` when
+    there is one), else the stack's first model, else the first package; exit 2 otherwise."""
+    from ml.models import names
+
+    known = names()
+    if model is None:
+        if platform is not None and platform.models:
+            return next(iter(platform.models))
+        if not known:
+            fail("no models: ml/models/ holds no model package")
+        return known[0]
+    if model not in known:
+        fail(f"--model {model!r}: no such model; the models: {', '.join(known) or 'none'}")
+    if platform is not None and model not in platform.models:
+        fail(
+            f"--model {model!r}: stack {platform.stack!r} hosts no such model; its models: "
+            f"{', '.join(sorted(platform.models)) or 'none'}"
+        )
+    return model
 
 
 def stack_settings(stack: str, project_dir: Path | None) -> tuple[Settings, dict[str, str]]:

@@ -52,8 +52,20 @@ Group = Annotated[
     str | None,
     typer.Option(
         "--group",
-        help="Model package group (default: the platform outputs' model_package_group_name, "
-        "with --stack or --outputs).",
+        help="Model package group (default: the model's model_package_group_name in the platform "
+        "outputs, with --stack or --outputs).",
+    ),
+]
+
+# --- which model ----------------------------------------------------------------------------------
+
+Model = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="The model: a package of ml/models/ (default: the stack's first model, else the "
+        "first package).",
     ),
 ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,14 @@ os.environ.pop("AWS_PROFILE", None)
 
 
 @pytest.fixture(scope="session")
+def churn() -> Any:
+    """The churn model (`ml.models.load("churn")`): what most ML tests train and serve."""
+    from ml.models import load
+
+    return load("churn")
+
+
+@pytest.fixture(scope="session")
 def raw() -> pd.DataFrame:
     from ml.sample_data import generate_customers
 
@@ -30,17 +39,15 @@ def raw() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
-def features(raw: pd.DataFrame) -> pd.DataFrame:
-    from ml.features import build_features
-
-    return build_features(raw)
+def features(churn: Any, raw: pd.DataFrame) -> pd.DataFrame:
+    return churn.features.build_features(raw)
 
 
 @pytest.fixture(scope="session")
-def trained(features: pd.DataFrame) -> Any:
-    from ml.train import Hyperparameters, train
+def trained(churn: Any, features: pd.DataFrame) -> Any:
+    from ml.train import train
 
-    return train(features, Hyperparameters(seed=3))
+    return train(churn, features, churn.hyperparameters(seed=3))
 
 
 @pytest.fixture(scope="session")
@@ -50,10 +57,11 @@ def model_dir(trained: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_outputs(trained, tmp_path_factory.mktemp("model"))
 
 
-def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows of a raw frame as JSON-typed request records (None for missing)."""
-    from ml.features import INPUT_NAMES
+def records(frame: pd.DataFrame, model: str = "churn") -> list[dict[str, Any]]:
+    """Rows of a raw frame as JSON-typed request records of `model` (None for missing)."""
+    from ml.models import spec
 
+    INPUT_NAMES = spec(model).inputs
     out = []
     for row in frame[list(INPUT_NAMES)].astype(object).itertuples(index=False):
         out.append(
@@ -67,3 +75,22 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
+
+
+def model_outputs(**values: Any) -> Any:
+    """A `ModelOutputs` with placeholder values for every field a test does not set."""
+    from ml.outputs import ModelOutputs
+
+    placeholders: dict[str, Any] = {}
+    for f in fields(ModelOutputs):
+        placeholders[f.name] = None if "None" in str(f.type) else f"test-{f.name.replace('_', '-')}"
+    return ModelOutputs(**{**placeholders, **values})
+
+
+def platform_with(
+    model: str = "churn", outputs: dict[str, Any] | None = None, **values: Any
+) -> Any:
+    """`make_outputs(**outputs)` hosting one model whose `ModelOutputs` hold `values`."""
+    from tests.conftest import make_outputs
+
+    return make_outputs(**(outputs or {}), models={model: model_outputs(**values)})

@@ -15,7 +15,11 @@ from ml.baseline import (
     ks_statistic,
     psi,
 )
-from ml.features import FEATURES
+from ml.models import load
+from ml.sample_data import generate_customers
+
+CHURN = load("churn")
+FEATURES = CHURN.features.features
 
 
 def test_baseline_has_every_feature_and_the_scores(trained: Any) -> None:
@@ -42,7 +46,7 @@ def test_bin_counts_follow_the_documented_edges() -> None:
 
 def test_same_data_has_no_drift_and_shifted_data_has(features: pd.DataFrame) -> None:
     scores = np.linspace(0, 1, len(features))
-    baseline = compute_baseline(features, scores)
+    baseline = compute_baseline(CHURN, features, scores)
     entry = baseline["features"]["monthly_charges"]
     same = bin_counts(features["monthly_charges"].to_numpy(), entry["edges"])
     assert psi(entry["proportions"], same / same.sum()) == pytest.approx(0.0, abs=1e-12)
@@ -60,6 +64,16 @@ def test_category_proportions_count_unseen_values_as_other() -> None:
 
 def test_bad_baseline_inputs(features: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="feature rows but"):
-        compute_baseline(features, np.zeros(3))
+        compute_baseline(CHURN, features, np.zeros(3))
     with pytest.raises(ValueError, match="bins differ"):
         psi([0.5, 0.5], [1.0])
+
+
+def test_a_regressors_score_bins_follow_its_scores(features: pd.DataFrame) -> None:
+    spend = load("spend")
+    table = spend.features.build_features(generate_customers(2_000, seed=5))
+    scores = np.linspace(10.0, 500.0, len(table))
+    baseline = compute_baseline(spend, table, scores)
+    assert set(baseline["features"]) == set(spend.spec.feature_names)
+    edges = baseline["score"]["edges"]
+    assert len(edges) == 9 and 10.0 < edges[0] < edges[-1] < 500.0

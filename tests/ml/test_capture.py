@@ -26,6 +26,7 @@ from ml.capture import (
     read_capture,
     write_capture_file,
 )
+from ml.models.churn.spec import SPEC
 
 BUCKET = "predictions"
 RECORD = {
@@ -79,7 +80,7 @@ def test_reads_a_json_capture_line() -> None:
     assert record.inference_time == datetime(2025, 1, 1, 12, 34, 56, tzinfo=UTC)
     assert record.inference_id is None
     assert (record.input.encoding, record.input.mode) == ("JSON", "INPUT")
-    assert record.input_records() == [{**RECORD, "customer_id": "c-1"}]
+    assert record.input_records(SPEC) == [{**RECORD, "customer_id": "c-1"}]
     assert record.output_scores() == [0.25]
 
 
@@ -88,7 +89,7 @@ def test_reads_a_csv_capture_line() -> None:
     assert record.inference_id == "customer-9"
     assert record.inference_time == datetime(2025, 1, 1, 12, 59, 59, 123000, tzinfo=UTC)
     assert record.input.encoding == "CSV"
-    assert record.input_records() == [RECORD]
+    assert record.input_records(SPEC) == [RECORD]
     assert record.output_scores() == [0.75]
 
 
@@ -96,7 +97,7 @@ def test_reads_a_base64_capture_line() -> None:
     record = parse_capture_line(BASE64_LINE)
     assert record.input.encoding == "BASE64"
     assert record.input.data == B64_IN
-    assert record.input_records() == [RECORD]
+    assert record.input_records(SPEC) == [RECORD]
     assert record.output_scores() == [0.5]
 
 
@@ -105,7 +106,7 @@ def test_csv_request_with_a_header_row_and_empty_fields() -> None:
         "monthly_charges,tenure_months,total_charges,contract_type,payment_method,"
         "support_tickets,data_usage_gb,region,is_senior\n70.5,12,,two-year,,0,,south,1\n"
     )
-    assert parse_request("text/csv", body) == [
+    assert parse_request("text/csv", body, spec=SPEC) == [
         {
             "monthly_charges": 70.5,
             "tenure_months": 12,
@@ -121,8 +122,11 @@ def test_csv_request_with_a_header_row_and_empty_fields() -> None:
 
 
 def test_json_request_shapes() -> None:
-    assert parse_request("application/json", json.dumps(RECORD)) == [RECORD]
-    assert parse_request("application/json", json.dumps([RECORD, RECORD])) == [RECORD, RECORD]
+    assert parse_request("application/json", json.dumps(RECORD), spec=SPEC) == [RECORD]
+    assert parse_request("application/json", json.dumps([RECORD, RECORD]), spec=SPEC) == [
+        RECORD,
+        RECORD,
+    ]
     assert parse_response("application/json", "[0.1, 0.2]") == ([0.1, 0.2], None)
     assert parse_response("application/json", '{"predictions": [0.3], "model_version": "7"}') == (
         [0.3],
@@ -172,11 +176,11 @@ def _with_input(line: dict[str, Any], **changes: Any) -> dict[str, Any]:
 def test_bad_bodies_are_refused() -> None:
     bad64 = parse_capture_line(BASE64_LINE.replace(B64_IN, "%%%not-base64%%%"))
     with pytest.raises(CaptureFormatError, match="INPUT data is not valid base64"):
-        bad64.input_records()
+        bad64.input_records(SPEC)
     with pytest.raises(CaptureFormatError, match="CSV request row 1 has 2 fields; expected 9"):
-        parse_request("text/csv", "1,2\n")
+        parse_request("text/csv", "1,2\n", spec=SPEC)
     with pytest.raises(CaptureFormatError, match="not JSON or CSV"):
-        parse_request("application/x-npy", "...")
+        parse_request("application/x-npy", "...", spec=SPEC)
     with pytest.raises(CaptureFormatError, match='has no "predictions"'):
         parse_response("application/json", '{"scores": [1]}')
     with pytest.raises(CaptureFormatError, match="prediction 0 is not a number"):
@@ -218,7 +222,7 @@ def test_writer_produces_the_exact_format_and_reads_back() -> None:
         "eventVersion": "0",
     }
     parsed = parse_capture_file(capture_lines([line]))
-    assert len(parsed) == 1 and parsed[0].input_records() == [RECORD]
+    assert len(parsed) == 1 and parsed[0].input_records(SPEC) == [RECORD]
 
 
 def test_writer_encodings() -> None:
@@ -299,3 +303,23 @@ def test_reads_only_the_window_across_hour_folders(s3: Any) -> None:
         list_capture_keys(
             s3, BUCKET, endpoint="churn-ep", variant="primary", since=until, until=since
         )
+
+
+def test_a_header_less_csv_request_lists_the_models_inputs() -> None:
+    from ml.models import spec
+
+    spend = spec("spend")
+    row = "12,70.5,month-to-month,card,2,3.5,north"
+    assert parse_request("text/csv", row, spec=spend) == [
+        {
+            "tenure_months": 12,
+            "monthly_charges": 70.5,
+            "contract_type": "month-to-month",
+            "payment_method": "card",
+            "support_tickets": 2,
+            "data_usage_gb": 3.5,
+            "region": "north",
+        }
+    ]
+    with pytest.raises(CaptureFormatError, match="has 7 fields; expected 9"):
+        parse_request("text/csv", row, spec=SPEC)

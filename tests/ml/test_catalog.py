@@ -11,8 +11,13 @@ from moto import mock_aws
 
 from ml import catalog, lake
 from ml.catalog import CatalogColumn, CatalogError
+from ml.lake_schema import lake_datasets
+from ml.models.churn.spec import PREDICTIONS
 from ml.sample_data import generate_customers
-from ml.schema import CUSTOMERS_RAW, DATASETS, PREDICTIONS
+from ml.schema import CUSTOMERS_RAW
+
+# Every table of the lake: the shared datasets and each model's own.
+DATASETS = lake_datasets()
 
 DATABASE = "lake_db"
 BUCKETS = {"raw": "raw-b", "curated": "cur-b", "features": "feat-b", "predictions": "pred-b"}

@@ -46,6 +46,16 @@ def test_train_writes_the_tarball_and_companions(trained_dir: Path) -> None:
     } <= names
     with tarfile.open(trained_dir / "model.tar.gz") as tar:
         assert "code/inference.py" in tar.getnames()
+    assert json.loads((trained_dir / "lineage.json").read_text())["model"] == "churn"
+
+
+def test_a_trained_artifact_names_its_model(trained_dir: Path, tmp_path: Path) -> None:
+    from mlplat.cli.commands.ml import _model_of
+
+    assert _model_of(trained_dir / "model.tar.gz") == "churn"  # its code/ml/models/churn
+    assert _model_of(trained_dir) == "churn"  # its lineage.json
+    (tmp_path / "lineage.json").write_text(json.dumps({"model": "spend"}))
+    assert _model_of(tmp_path) == "spend"
 
 
 def test_train_from_a_data_file_rejects_bad_rows(
@@ -121,6 +131,10 @@ def test_evaluate_and_gate_against_approved(
         (["train", "--local"], "--output DIR is required to train locally"),
         (["train", "--local", "--output", "x", "--data", "/no/such.parquet"], "no such file"),
         (["train", "--local", "--output", "x", "--estimator", "svm"], "estimator='svm'"),
+        (
+            ["train", "--local", "--output", "x", "--model", "fraud"],
+            "--model 'fraud': no such model; the models: churn, spend",
+        ),
         (["evaluate", "--model", "/no/model.tar.gz"], "no such file"),
     ],
 )
@@ -201,12 +215,11 @@ def test_approve_an_empty_group_exits_2(app: typer.Typer, aws: Any) -> None:
 def test_group_and_region_come_from_the_platform_outputs(
     app: typer.Typer, trained_dir: Path, aws: Any, tmp_path: Path
 ) -> None:
-    from tests.conftest import make_outputs
+    from tests.ml.conftest import platform_with
 
     outputs = tmp_path / "outputs.json"
-    outputs.write_text(
-        json.dumps(make_outputs(model_package_group_name="churn-dev", region="us-east-1").to_json())
-    )
+    platform = platform_with(outputs={"region": "us-east-1"}, model_package_group_name="churn-dev")
+    outputs.write_text(json.dumps(platform.to_json()))
     registered = runner.invoke(
         app,
         [

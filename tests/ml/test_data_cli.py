@@ -16,6 +16,7 @@ from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from ml import catalog, lake
+from ml.lake_schema import lake_datasets
 from ml.outputs import PlatformOutputs
 from ml.sample_data import generate_customers
 from ml.schema import CUSTOMERS_CURATED, CUSTOMERS_RAW, DATASETS
@@ -239,8 +240,9 @@ def test_ingest_rejects_an_unknown_dataset(
     stderr = bad_ingest(env, file, "customer")
     assert stderr.strip() == (
         "error: unknown dataset 'customer'; did you mean 'customers'? known datasets: "
-        + ", ".join(sorted(DATASETS))
+        + ", ".join(sorted(lake_datasets()))
     )
+    assert set(DATASETS) < set(lake_datasets())
 
 
 def test_ingest_rejects_a_bad_partition_date(

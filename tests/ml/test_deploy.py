@@ -27,7 +27,7 @@ from ml.deploy import (
     pulumi_apply,
     rollback,
 )
-from tests.conftest import make_outputs
+from tests.ml.conftest import platform_with
 
 GROUP = "ml-platform-prod-churn"
 WHO = "arn:aws:iam::123456789012:user/release-bot"
@@ -531,8 +531,9 @@ def cli(monkeypatch, group, tmp_path) -> tuple[typer.Typer, list[tuple[str, str]
         ml.deploy, "pulumi_apply", lambda stack, arn, cwd=None: calls.append((stack, arn))
     )
     outputs = tmp_path / "outputs.json"
-    platform = make_outputs(
-        stack="prod", models_bucket=BUCKET, lake_kms_key_arn=KMS, model_package_group_name=group
+    platform = platform_with(
+        outputs={"stack": "prod", "models_bucket": BUCKET, "lake_kms_key_arn": KMS},
+        model_package_group_name=group,
     )
     outputs.write_text(json.dumps(platform.to_json()))
     app = typer.Typer()
@@ -605,4 +606,13 @@ def test_cli_rollback_without_a_group_source_is_clear(session, group, cli, tmp_p
     outputs.write_text(json.dumps({"stack": "prod"}))
     result = CliRunner().invoke(app, ["rollback", "--stack", "prod", "--outputs", str(outputs)])
     assert result.exit_code == 2
-    assert "platform outputs lack" in result.output and "model_package_group_name" in result.output
+    assert "platform outputs lack" in result.output and "models" in result.output
+
+
+def test_cli_rollback_of_a_model_the_stack_does_not_host_is_clear(session, group, cli):
+    app, _, outputs = cli
+    result = CliRunner().invoke(
+        app, ["rollback", "--stack", "prod", "--model", "spend", "--outputs", str(outputs)]
+    )
+    assert result.exit_code == 2
+    assert "--model 'spend': stack 'prod' hosts no such model; its models: churn" in result.output

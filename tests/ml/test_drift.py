@@ -33,8 +33,12 @@ from ml.drift import (
     write_report,
 )
 from ml.drift.job import DriftJobConfig, main, run_drift_job
-from ml.features import FEATURE_NAMES, build_features
+from ml.models import load
 from ml.sample_data import generate_customers, true_churn_probability
+
+CHURN = load("churn")
+FEATURE_NAMES = CHURN.spec.feature_names
+build_features = CHURN.features.build_features
 
 T0 = datetime(2025, 1, 1, 12, tzinfo=UTC)
 T1 = T0 + timedelta(hours=1)
@@ -49,7 +53,7 @@ def sample(n: int, seed: int, drift: float = 0.0) -> tuple[pd.DataFrame, pd.Data
 @pytest.fixture(scope="module")
 def baseline_dict() -> dict[str, Any]:
     _, features, scores = sample(20_000, seed=1)
-    return training_baseline.compute_baseline(features, scores)
+    return training_baseline.compute_baseline(CHURN, features, scores)
 
 
 @pytest.fixture(scope="module")
@@ -322,7 +326,7 @@ def test_the_job_logs_predictions_reports_and_puts_metrics(
     aws: dict[str, Any], baseline_dict: dict[str, Any]
 ) -> None:
     from ml.lake import read_dataset
-    from ml.schema import PREDICTIONS
+    from ml.models.churn.spec import PREDICTIONS
 
     s3 = aws["s3"]
     s3.put_object(
@@ -336,6 +340,7 @@ def test_the_job_logs_predictions_reports_and_puts_metrics(
     _write_capture(s3, earlier, earlier_scores, start - timedelta(hours=2))  # outside the window
 
     config = DriftJobConfig(
+        model="churn",
         predictions_bucket="predictions",
         models_bucket="models",
         baseline_key="churn/current/baseline.json",
@@ -364,6 +369,7 @@ def test_the_job_without_traffic_reports_zero_rows(
 ) -> None:
     aws["s3"].put_object(Bucket="models", Key="b.json", Body=json.dumps(baseline_dict).encode())
     config = DriftJobConfig(
+        model="churn",
         predictions_bucket="predictions",
         models_bucket="models",
         baseline_key="b.json",
@@ -380,6 +386,7 @@ def test_the_job_without_traffic_reports_zero_rows(
 
 def test_the_job_names_a_missing_baseline(aws: dict[str, Any]) -> None:
     config = DriftJobConfig(
+        model="churn",
         predictions_bucket="predictions",
         models_bucket="models",
         baseline_key="nope.json",
@@ -390,8 +397,22 @@ def test_the_job_names_a_missing_baseline(aws: dict[str, Any]) -> None:
         run_drift_job(config, since=T0, until=T1, s3=aws["s3"], cloudwatch=aws["cloudwatch"])
 
 
+def test_the_job_names_an_unknown_model(aws: dict[str, Any]) -> None:
+    config = DriftJobConfig(
+        model="fraud",
+        predictions_bucket="predictions",
+        models_bucket="models",
+        baseline_key="b.json",
+        endpoint_name="e",
+        threshold=0.2,
+    )
+    with pytest.raises(DriftError, match="drift job configuration: no model 'fraud'"):
+        run_drift_job(config, since=T0, until=T1, s3=aws["s3"], cloudwatch=aws["cloudwatch"])
+
+
 def test_job_config_from_the_environment() -> None:
     config = DriftJobConfig(
+        model="churn",
         predictions_bucket="p",
         models_bucket="m",
         baseline_key="k",
@@ -401,8 +422,9 @@ def test_job_config_from_the_environment() -> None:
         kms_key_arn="arn:k",
     )
     assert DriftJobConfig.from_env(config.to_env()) == config
-    with pytest.raises(DriftError, match="lacks MLPLAT_DRIFT_PREDICTIONS_BUCKET"):
+    with pytest.raises(DriftError, match="lacks MLPLAT_MODEL, MLPLAT_DRIFT_PREDICTIONS_BUCKET"):
         DriftJobConfig.from_env({})
+    assert config.to_env()["MLPLAT_MODEL"] == "churn"  # the variable every model-bound job reads
     with pytest.raises(DriftError, match="threshold must be > 0"):
         DriftJobConfig.from_env({**config.to_env(), "MLPLAT_DRIFT_THRESHOLD": "-1"})
     with pytest.raises(DriftError, match="could not convert"):
@@ -414,6 +436,7 @@ def test_main_runs_the_last_window(
 ) -> None:
     aws["s3"].put_object(Bucket="models", Key="b.json", Body=json.dumps(baseline_dict).encode())
     env = DriftJobConfig(
+        model="churn",
         predictions_bucket="predictions",
         models_bucket="models",
         baseline_key="b.json",
@@ -460,6 +483,7 @@ def _cli() -> Any:
 
 def _outputs_file(tmp_path: Any, **extra: Any) -> Any:
     from ml.outputs import OUTPUT_KEYS
+    from tests.ml.conftest import model_outputs
 
     data: dict[str, Any] = {key: f"x-{key}" for key in OUTPUT_KEYS}
     data.update(
@@ -468,7 +492,7 @@ def _outputs_file(tmp_path: Any, **extra: Any) -> Any:
         predictions_bucket="predictions",
         models_bucket="models",
         lake_kms_key_arn="",
-        **extra,
+        models={"churn": model_outputs(**extra).to_json()},
     )
     path = tmp_path / "outputs.json"
     path.write_text(json.dumps(data))
@@ -534,3 +558,16 @@ def test_monitor_drift_needs_an_endpoint(tmp_path: Any) -> None:
     )
     assert result.exit_code == 2
     assert "pass --endpoint NAME" in result.stderr
+
+
+def test_monitor_drift_of_a_model_the_stack_does_not_host(tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    outputs = str(_outputs_file(tmp_path, endpoint_name="churn-ep"))
+    result = CliRunner().invoke(
+        _cli(), ["monitor", "drift", "--model", "spend", "--outputs", outputs]
+    )
+    assert result.exit_code == 2
+    assert "--model 'spend': stack 'x-stack' hosts no such model; its models: churn" in (
+        result.stderr
+    )

@@ -9,19 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ml.features import (
-    FEATURE_NAMES,
-    INPUT_NAMES,
-    MATRIX_COLUMNS,
-    FeatureValidationError,
-    build_features,
-    feature_matrix,
-    records_to_matrix,
-    validate_frame,
-)
+from ml.features import FeatureSet, FeatureValidationError
+from ml.models import load
+from ml.models.churn.spec import CUSTOMER_FEATURES, FEATURE_NAMES
 from ml.schema import (
     CONTRACT_TYPES,
-    CUSTOMER_FEATURES,
     CUSTOMERS_RAW,
     DATASETS,
     PAYMENT_METHODS,
@@ -29,11 +21,22 @@ from ml.schema import (
 )
 from tests.ml.conftest import records
 
+# The feature engine, exercised through the churn model's features.
+CHURN = load("churn")
+FEATURES = CHURN.features
+INPUT_NAMES = FEATURES.input_names
+MATRIX_COLUMNS = FEATURES.matrix_columns
+build_features = FEATURES.build_features
+feature_matrix = FEATURES.feature_matrix
+records_to_matrix = FEATURES.records_to_matrix
+validate_frame = FEATURES.validate_frame
+
 # --- the batch path --------------------------------------------------------------------------
 
 
 def test_feature_table_is_the_features_dataset(raw: pd.DataFrame, features: pd.DataFrame) -> None:
-    assert DATASETS["customer_features"] is CUSTOMER_FEATURES
+    assert CHURN.spec.features is CUSTOMER_FEATURES and CHURN.spec.datasets[0] is CUSTOMER_FEATURES
+    assert "customer_features" not in DATASETS  # a model's own table, not a shared one
     assert CUSTOMER_FEATURES.zone == "features"
     assert tuple(features.columns) == CUSTOMER_FEATURES.column_names
     assert {c: str(t) for c, t in features.dtypes.items()} == {
@@ -254,3 +257,29 @@ def test_batch_and_online_paths_give_identical_features(recs: list[dict[str, Any
 def test_parity_on_generated_data(raw: pd.DataFrame) -> None:
     head = raw.head(300)
     assert np.array_equal(feature_matrix(build_features(head)), records_to_matrix(records(head)))
+
+
+# --- the engine is the model's: built from a spec and its derivation --------------------------
+
+
+def test_a_feature_set_follows_its_spec() -> None:
+    assert isinstance(FEATURES, FeatureSet) and CHURN.features is FEATURES  # built once
+    assert FEATURES.feature_names == CHURN.spec.feature_names == FEATURE_NAMES
+    assert FEATURES.input_names == CHURN.spec.inputs
+    assert FEATURES.numeric_features + FEATURES.categorical_features == FEATURE_NAMES
+    assert FEATURES.vocabularies["payment_method"][-1] == "unknown"
+    assert MATRIX_COLUMNS[: len(FEATURES.numeric_features)] == FEATURES.numeric_features
+    assert len(MATRIX_COLUMNS) == len(FEATURES.numeric_features) + sum(
+        len(v) for v in FEATURES.vocabularies.values()
+    )
+
+
+def test_a_derivation_that_leaves_a_feature_out_is_caught_at_the_matrix(raw: pd.DataFrame) -> None:
+    def partial(cols: Any) -> dict[str, np.ndarray]:
+        derived = CHURN.derive(cols)
+        del derived["charge_trend"]
+        return derived
+
+    broken = FeatureSet(CHURN.spec, partial)
+    with pytest.raises(KeyError, match="charge_trend"):
+        broken.records_to_matrix(records(raw.head(1)))

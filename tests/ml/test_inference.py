@@ -9,9 +9,16 @@ import pandas as pd
 import pytest
 from sagemaker_inference.errors import GenericInferenceToolkitError
 
-from ml.features import INPUT_NAMES, build_features, feature_matrix
-from ml.inference import input_fn, model_fn, output_fn, predict_fn
+from ml.inference import handler
+from ml.models import load
 from tests.ml.conftest import records
+
+# The handler bound to the churn model, as the artifact's code/inference.py binds it.
+CHURN = load("churn")
+model_fn, input_fn, predict_fn, output_fn = handler("churn")
+INPUT_NAMES = CHURN.features.input_names
+build_features = CHURN.features.build_features
+feature_matrix = CHURN.features.feature_matrix
 
 
 @pytest.fixture(scope="module")
@@ -144,10 +151,9 @@ def test_model_fn_explains_a_missing_model(tmp_path: Path) -> None:
 
 
 def test_the_folded_linear_model_scores_like_the_pipeline() -> None:
-    from ml.features import build_features, feature_matrix
     from ml.inference import LinearScorer, fold_linear
+    from ml.models.churn.model import Hyperparameters, make_pipeline
     from ml.sample_data import generate_customers
-    from ml.train import Hyperparameters, make_pipeline
 
     features = build_features(generate_customers(3_000, seed=11))
     matrix = feature_matrix(features)
@@ -161,3 +167,12 @@ def test_the_folded_linear_model_scores_like_the_pipeline() -> None:
     assert fold_linear(boosted.fit(matrix, features["churned"].to_numpy())) is None
     with pytest.raises(ValueError, match="NaN or infinite"):
         folded.predict_proba(np.full((1, matrix.shape[1]), np.nan))
+
+
+def test_the_handler_is_bound_to_the_model_it_names() -> None:
+    from ml.models import ModelSpecError
+
+    functions = handler("churn")
+    assert [f.__name__ for f in functions] == ["model_fn", "input_fn", "predict_fn", "output_fn"]
+    with pytest.raises(ModelSpecError, match="no model 'fraud'"):
+        handler("fraud")

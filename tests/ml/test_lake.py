@@ -16,8 +16,11 @@ from moto import mock_aws
 
 from ml import lake
 from ml.lake import LakeError, SchemaError, UnknownDatasetError
+from ml.lake_schema import lake_datasets
+from ml.models import spec
+from ml.models.churn.spec import PREDICTIONS
 from ml.sample_data import generate_customers
-from ml.schema import CUSTOMERS_RAW, DATASETS, PREDICTIONS
+from ml.schema import CUSTOMERS_RAW, DATASETS
 from tests.conftest import make_outputs
 
 BUCKET = "raw-bucket"
@@ -412,9 +415,21 @@ def test_unknown_dataset_suggests_a_known_one() -> None:
         lake.get_dataset("custmers")
     assert str(info.value) == (
         "unknown dataset 'custmers'; did you mean 'customers'? known datasets: "
-        + ", ".join(sorted(DATASETS))
+        + ", ".join(sorted(lake_datasets()))
     )
     assert lake.get_dataset("predictions") is PREDICTIONS
+    assert lake.get_dataset("spend_features") is spec("spend").features
+
+
+def test_the_lake_holds_the_shared_datasets_and_every_models_own() -> None:
+    assert set(DATASETS) == {"customers", "customers_curated"}
+    assert set(lake_datasets()) == {
+        *DATASETS,
+        "customer_features",
+        "predictions",
+        "spend_features",
+        "spend_predictions",
+    }
 
 
 def test_read_rejects_unknown_columns_and_bad_filters(s3: Any) -> None:
@@ -488,11 +503,13 @@ def test_zone_bucket_maps_every_dataset_zone() -> None:
         athena_workgroup="wg",
         ingest_stream_name="s",
     )
-    assert {d.name: lake.zone_bucket(outputs, d.zone) for d in DATASETS.values()} == {
+    assert {d.name: lake.zone_bucket(outputs, d.zone) for d in lake_datasets().values()} == {
         "customers": "r",
         "customers_curated": "c",
         "predictions": "p",
         "customer_features": "f",
+        "spend_predictions": "p",
+        "spend_features": "f",
     }
     with pytest.raises(LakeError, match="unknown zone 'gold'"):
         lake.zone_bucket(outputs, "gold")

@@ -12,14 +12,13 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from ml.features import build_features, feature_matrix
-from ml.package import build_model_tarball
+from ml.package import build_model_tarball, code_files, model_name_of
 from tests.ml.conftest import records
 
 
 @pytest.fixture(scope="module")
-def tarball(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_model_tarball(model_dir, tmp_path_factory.mktemp("pkg") / "model.tar.gz")
+def tarball(churn: Any, model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_model_tarball(churn, model_dir, tmp_path_factory.mktemp("pkg") / "model.tar.gz")
 
 
 def test_layout_is_what_the_sklearn_container_loads(tarball: Path) -> None:
@@ -36,21 +35,60 @@ def test_layout_is_what_the_sklearn_container_loads(tarball: Path) -> None:
         "code/ml/schema.py",
         "code/ml/features.py",
         "code/ml/inference.py",
+        "code/ml/model.py",
+        "code/ml/models/__init__.py",
+        "code/ml/models/churn/__init__.py",
+        "code/ml/models/churn/spec.py",
+        "code/ml/models/churn/model.py",
     } <= names
     assert not any(n.endswith("requirements.txt") for n in names)
     assert not any(n.startswith("code/ml/") and "train" in n for n in names)
 
 
-def test_packaging_is_deterministic(model_dir: Path, tarball: Path, tmp_path: Path) -> None:
-    again = build_model_tarball(model_dir, tmp_path / "again.tar.gz")
+def test_the_code_holds_the_models_own_package_and_no_other(tarball: Path) -> None:
+    with tarfile.open(tarball) as tar:
+        code = sorted(n for n in tar.getnames() if n.startswith("code/") and n.endswith(".py"))
+    assert code == [
+        "code/inference.py",
+        "code/ml/__init__.py",
+        "code/ml/contracts.py",
+        "code/ml/features.py",
+        "code/ml/inference.py",
+        "code/ml/model.py",
+        "code/ml/models/__init__.py",
+        "code/ml/models/churn/__init__.py",
+        "code/ml/models/churn/model.py",
+        "code/ml/models/churn/spec.py",
+        "code/ml/schema.py",
+    ]
+    assert model_name_of(tarball) == "churn"
+
+
+def test_the_entry_point_binds_the_handler_to_the_model(churn: Any) -> None:
+    entry = code_files(churn)["inference.py"].decode()
+    assert "model_fn, input_fn, predict_fn, output_fn = handler('churn')" in entry
+
+
+def test_a_model_package_ships_the_ml_modules_it_imports() -> None:
+    from ml.models import load
+
+    files = code_files(load("spend"))
+    assert "ml/regression.py" in files  # spend's model.py imports its gate config from there
+    assert not any(n.startswith("ml/models/churn/") for n in files)
+
+
+def test_packaging_is_deterministic(
+    churn: Any, model_dir: Path, tarball: Path, tmp_path: Path
+) -> None:
+    again = build_model_tarball(churn, model_dir, tmp_path / "again.tar.gz")
     assert (
         hashlib.sha256(again.read_bytes()).digest() == hashlib.sha256(tarball.read_bytes()).digest()
     )
 
 
-def test_missing_model_is_explained(tmp_path: Path) -> None:
+def test_missing_model_is_explained(churn: Any, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"no model\.joblib in"):
-        build_model_tarball(tmp_path, tmp_path / "m.tar.gz")
+        build_model_tarball(churn, tmp_path, tmp_path / "m.tar.gz")
 
 
 # Runs in a fresh interpreter: -I (isolated: no cwd, no user site, no PYTHON* env), the repo is not
@@ -97,7 +135,7 @@ _PROBE = textwrap.dedent(
 
 
 def test_handler_loads_and_predicts_from_code_alone(
-    tarball: Path, tmp_path: Path, raw: pd.DataFrame, trained: Any
+    churn: Any, tarball: Path, tmp_path: Path, raw: pd.DataFrame, trained: Any
 ) -> None:
     with tarfile.open(tarball) as tar:
         tar.extractall(tmp_path, filter="data")
@@ -112,7 +150,8 @@ def test_handler_loads_and_predicts_from_code_alone(
     )
     assert done.returncode == 0, done.stderr
     fallback, container = json.loads(done.stdout)
-    expected = trained.model.predict_proba(feature_matrix(build_features(raw.head(3))))[:, 1]
+    matrix = churn.features.feature_matrix(churn.features.build_features(raw.head(3)))
+    expected = trained.estimator.predict_proba(matrix)[:, 1]
     for run in (fallback, container):
         assert run["ctype"] == "application/json"
         scores = [p["score"] for p in run["out"]["predictions"]]
@@ -123,6 +162,11 @@ def test_handler_loads_and_predicts_from_code_alone(
             "ml.contracts",
             "ml.features",
             "ml.inference",
+            "ml.model",
+            "ml.models",
+            "ml.models.churn",
+            "ml.models.churn.model",
+            "ml.models.churn.spec",
             "ml.schema",
         ]
     assert fallback["toolkit"] == "ml.inference"

@@ -22,6 +22,7 @@ from moto import mock_aws
 from ml import lake
 from ml.contracts import (
     CURATED_ROWS_METRIC,
+    MODEL_ENV,
     PIPELINE_DIMENSION,
     PIPELINE_NAMESPACE,
     PROCESSING_MESSAGE_FILE,
@@ -30,14 +31,19 @@ from ml.contracts import (
     TRAINING_FAILURE_FILE,
     WORK_ITEM_FORMAT,
 )
-from ml.features import build_features, validate_frame
+from ml.models import load
+from ml.models.churn.spec import CUSTOMER_FEATURES
 from ml.pipeline.__main__ import main
 from ml.pipeline.common import StepError, WorkItem, read_work_items, write_work_items
 from ml.pipeline.curate import drop_duplicates, run_curate
 from ml.pipeline.features import run_features
 from ml.pipeline.window import select_window
 from ml.sample_data import generate_customers
-from ml.schema import CUSTOMER_FEATURES, CUSTOMERS_CURATED, CUSTOMERS_RAW
+from ml.schema import CUSTOMERS_CURATED, CUSTOMERS_RAW
+
+CHURN = load("churn")
+build_features = CHURN.features.build_features
+validate_frame = CHURN.features.validate_frame
 
 REGION = "us-east-1"
 RAW, CURATED, FEATURES = "raw-zone", "curated-zone", "features-zone"
@@ -49,6 +55,7 @@ KEY = ["customer_id", "event_time"]
 @pytest.fixture
 def aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
     monkeypatch.setenv("SM_OUTPUT_DIR", str(tmp_path / "opt-ml-output"))
+    monkeypatch.setenv(MODEL_ENV, "churn")  # what each step of churn's pipeline carries
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         for bucket in (RAW, CURATED, FEATURES):
@@ -259,7 +266,7 @@ def curate(aws: SimpleNamespace, work: Path, **overrides: Any) -> Any:
         "s3": aws.s3,
         "cloudwatch": aws.cloudwatch,
     }
-    return run_curate(**{**args, **overrides})
+    return run_curate(CHURN, **{**args, **overrides})
 
 
 def test_curate_drops_invalid_and_duplicate_rows_and_commits_each_partition(
@@ -483,6 +490,7 @@ def test_features_of_a_missing_curated_partition_is_a_clear_error(aws: SimpleNam
         r"dt=2025-02-12/ holds no rows",
     ):
         run_features(
+            CHURN,
             work=work,
             out=aws.root / "o",
             curated_bucket=CURATED,
@@ -559,9 +567,10 @@ def test_train_reads_exactly_the_listed_partitions_from_the_mounted_channel(
     seen: list[pd.DataFrame] = []
     real = step.train
 
-    def train(features: pd.DataFrame, *args: Any, **kwargs: Any) -> Any:
+    def train(model: Any, features: pd.DataFrame, *args: Any, **kwargs: Any) -> Any:
+        assert model is CHURN
         seen.append(features)
-        return real(features, *args, **kwargs)
+        return real(model, features, *args, **kwargs)
 
     monkeypatch.setattr(step, "train", train)
     assert main(["train"]) == 0
@@ -589,6 +598,7 @@ def test_train_reads_exactly_the_listed_partitions_from_the_mounted_channel(
     assert lineage["data"]["uri"] == f"s3://{FEATURES}/customer_features/"
     assert lineage["data"]["rows_train"] + lineage["data"]["rows_validation"] == len(expected)
     assert lineage["hyperparameters"]["c"] == 0.5
+    assert lineage["model"] == "churn"
 
 
 def test_train_fails_naming_a_partition_the_mount_does_not_show(
@@ -646,7 +656,8 @@ def test_the_container_entry_point_runs_the_steps(tmp_path: Path) -> None:
     reason = done.stderr.strip().splitlines()
     assert reason == [
         "window failed: --dataset: unknown dataset 'customers_raw'; did you mean 'customers'? "
-        "known datasets: customer_features, customers, customers_curated, predictions"
+        "known datasets: customer_features, customers, customers_curated, predictions, "
+        "spend_features, spend_predictions"
     ]
     assert (tmp_path / "output" / PROCESSING_MESSAGE_FILE).read_text() == reason[0]
     usage = subprocess.run(
@@ -659,3 +670,21 @@ def test_the_container_entry_point_runs_the_steps(tmp_path: Path) -> None:
     )
     assert usage.returncode == 2
     assert "the following arguments are required: --raw-bucket" in usage.stderr
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [("", "MLPLAT_MODEL is not set: name the model this step runs for"), ("fraud", "no model")],
+)
+def test_a_step_names_its_model_in_the_environment(
+    aws: SimpleNamespace,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    model: str,
+    message: str,
+) -> None:
+    monkeypatch.setenv(MODEL_ENV, model)
+    args = ["--curated-bucket", CURATED, "--features-bucket", FEATURES]
+    work = ["--work", str(aws.root / "w"), "--out", str(aws.root / "o")]
+    assert main(["features", *args, *work]) == 1
+    assert message in capsys.readouterr().err

@@ -18,6 +18,7 @@ from ml.contracts import (
     GATE_FILE,
     LINEAGE_FILE,
     METRICS_FILE,
+    MODEL_ENV,
     PROCESSING_MESSAGE_FILE,
     REGISTER_METADATA_KEYS,
 )
@@ -37,13 +38,14 @@ def candidate(trained: TrainingResult, tmp_path_factory: pytest.TempPathFactory)
     """The training step's output as the evaluate step gets it: a directory with model.tar.gz."""
     model_dir = write_outputs(trained, tmp_path_factory.mktemp("trained"))
     target = tmp_path_factory.mktemp("input") / "model"
-    build_model_tarball(model_dir, target / "model.tar.gz")
+    build_model_tarball(trained.model, model_dir, target / "model.tar.gz")
     return target
 
 
 @pytest.fixture
 def aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
     monkeypatch.setenv("SM_OUTPUT_DIR", str(tmp_path / "opt-ml-output"))
+    monkeypatch.setenv(MODEL_ENV, "churn")
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=MODELS)

@@ -28,6 +28,7 @@ from ml.contracts import (
 )
 from ml.pipeline_runs import PipelineRunError, StepRun
 from tests.conftest import make_outputs
+from tests.ml.conftest import model_outputs, platform_with
 
 PIPELINE = "ml-platform-staging-churn"
 PIPELINE_ARN = f"arn:aws:sagemaker:us-east-1:123456789012:pipeline/{PIPELINE}"
@@ -312,11 +313,20 @@ def test_bad_parameters_are_explained(args: dict[str, Any], message: str) -> Non
 
 
 def test_the_pipeline_of_a_model_of_the_stack() -> None:
-    outputs = make_outputs(stack="staging", pipeline_name=PIPELINE)
+    outputs = make_outputs(
+        stack="staging",
+        models={
+            "churn": model_outputs(pipeline_name=PIPELINE),
+            "spend": model_outputs(pipeline_name="ml-platform-staging-spend"),
+        },
+    )
     assert pipeline_runs.pipeline_for(outputs, "churn") == PIPELINE
-    with pytest.raises(PipelineRunError, match="unknown model 'fraud'; the models of stack "):
+    assert pipeline_runs.pipeline_for(outputs, "spend") == "ml-platform-staging-spend"
+    with pytest.raises(
+        PipelineRunError, match="unknown model 'fraud'; the models of stack 'staging': churn, spend"
+    ):
         pipeline_runs.pipeline_for(outputs, "fraud")
-    without = make_outputs(stack="staging", pipeline_name=None)
+    without = platform_with(outputs={"stack": "staging"}, pipeline_name=None)
     with pytest.raises(PipelineRunError, match=r"deploys no pipeline for 'churn' \(pipelineEn"):
         pipeline_runs.pipeline_for(without, "churn")
 
@@ -354,7 +364,9 @@ def cli(polls: Polls, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[
 
     monkeypatch.setattr(boto3, "client", client)
     outputs = tmp_path / "outputs.json"
-    platform = make_outputs(stack="staging", region="eu-west-1", pipeline_name=PIPELINE)
+    platform = platform_with(
+        outputs={"stack": "staging", "region": "eu-west-1"}, pipeline_name=PIPELINE
+    )
     outputs.write_text(json.dumps(platform.to_json()))
     app = typer.Typer()
     pipeline.register(app)
@@ -500,10 +512,20 @@ def test_a_stack_without_its_pipeline_is_a_usage_error(
 ) -> None:
     app, _ = cli
     outputs = tmp_path / "no-pipeline.json"
-    outputs.write_text(json.dumps(make_outputs(stack="dev", pipeline_name=None).to_json()))
+    outputs.write_text(
+        json.dumps(platform_with(outputs={"stack": "dev"}, pipeline_name=None).to_json())
+    )
     result = runner.invoke(app, ["pipeline", "list", "--model", "churn", "--outputs", str(outputs)])
     assert result.exit_code == 2
     assert "stack 'dev' deploys no pipeline for 'churn'" in result.stderr
+
+
+def test_the_model_defaults_to_the_stacks_first(cli: tuple[Any, Path], polls: Polls) -> None:
+    polls.started()  # the stub answers only a start of PIPELINE, churn's
+    app, outputs = cli
+    result = runner.invoke(app, ["pipeline", "run", "--outputs", str(outputs)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"started {EXECUTION}\n"
 
 
 def test_every_pipeline_command_has_help(cli: tuple[Any, Path]) -> None:

@@ -1,4 +1,4 @@
-"""Prediction logs: capture records flattened to PREDICTIONS rows and committed to the lake."""
+"""Prediction logs: capture records flattened to a model's prediction rows, put in the lake."""
 
 from __future__ import annotations
 
@@ -13,15 +13,19 @@ import pytest
 from moto import mock_aws
 
 from ml.capture import CaptureRecord, capture_record, parse_capture_line
+from ml.models import load
+from ml.models.churn.spec import PREDICTIONS
 from ml.prediction_logs import (
-    INPUT_COLUMNS,
     between,
     day_window,
     flatten,
+    input_columns,
     valid_rows,
     write_prediction_logs,
 )
-from ml.schema import PREDICTIONS
+
+CHURN = load("churn")
+INPUT_COLUMNS = input_columns(CHURN)
 
 WHEN = datetime(2025, 1, 1, 23, 30, tzinfo=UTC)
 RECORD = {
@@ -63,6 +67,7 @@ def event(
 
 def test_columns_and_dtypes_are_exactly_the_predictions_schema() -> None:
     frame, report = flatten(
+        CHURN,
         [
             event(
                 json.dumps({"instances": [{**RECORD, "customer_id": "c-1"}, RECORD]}),
@@ -103,7 +108,11 @@ def test_csv_and_base64_events_flatten_alike() -> None:
         json.dumps(RECORD), '{"predictions": [{"score": 0.5}]}', base64_encode=True, event_id="e-2"
     )
     frame, _ = flatten(
-        [csv_event, b64_event], endpoint_name="e", variant_name="primary", model_version="fallback"
+        CHURN,
+        [csv_event, b64_event],
+        endpoint_name="e",
+        variant_name="primary",
+        model_version="fallback",
     )
     inputs = frame[list(INPUT_COLUMNS)].drop(columns=["customer_id"])
     assert inputs.iloc[0].equals(inputs.iloc[1])
@@ -113,6 +122,7 @@ def test_csv_and_base64_events_flatten_alike() -> None:
 
 def test_unreadable_events_are_skipped_and_counted() -> None:
     frame, report = flatten(
+        CHURN,
         [
             event(json.dumps([RECORD, RECORD]), '{"predictions": [{"score": 0.5}]}'),
             event("not json", "[0.1]"),
@@ -130,6 +140,7 @@ def test_unreadable_events_are_skipped_and_counted() -> None:
 def test_rows_the_schema_refuses_are_dropped_and_counted() -> None:
     bad = {**RECORD, "region": "atlantis"}
     frame, _ = flatten(
+        CHURN,
         [
             event(json.dumps(RECORD), "[0.4]", event_id="a"),
             event(json.dumps(bad), "[0.4]", event_id="b"),
@@ -138,7 +149,7 @@ def test_rows_the_schema_refuses_are_dropped_and_counted() -> None:
         endpoint_name="e",
         variant_name="primary",
     )
-    valid, reasons = valid_rows(frame)
+    valid, reasons = valid_rows(CHURN, frame)
     assert valid["event_id"].tolist() == ["a"]
     assert reasons == {
         "invalid region: not one of ['north', 'south', 'east', 'west']": 1,
@@ -153,6 +164,7 @@ def test_windows() -> None:
         since + timedelta(hours=1),
     )
     frame, _ = flatten(
+        CHURN,
         [
             event(json.dumps(RECORD), "[0.4]", when=WHEN + timedelta(minutes=m), event_id=f"e{m}")
             for m in (0, 20, 40)
@@ -185,12 +197,12 @@ def test_logs_are_committed_partitioned_by_day_and_read_back(s3: Any) -> None:
         )
         for m in (0, 45)
     ]
-    frame, _ = flatten(events, endpoint_name="e", variant_name="primary")
-    keys = write_prediction_logs(s3, "predictions", frame)
+    frame, _ = flatten(CHURN, events, endpoint_name="e", variant_name="primary")
+    keys = write_prediction_logs(CHURN, s3, "predictions", frame)
     assert keys == (
         "predictions/dt=2025-01-01/_manifest.json",
         "predictions/dt=2025-01-02/_manifest.json",
     )
     back = read_dataset(PREDICTIONS, "predictions", s3=s3)
     assert sorted(back["customer_id"]) == ["c0", "c45"]
-    assert write_prediction_logs(s3, "predictions", frame.iloc[:0]) == ()
+    assert write_prediction_logs(CHURN, s3, "predictions", frame.iloc[:0]) == ()

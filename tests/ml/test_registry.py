@@ -145,3 +145,13 @@ def test_no_client_is_made_at_import() -> None:
     finally:
         boto3.client = original
     assert calls == []
+
+
+def test_the_serving_image_follows_the_models_framework() -> None:
+    assert "/sagemaker-scikit-learn:1.9-0" in registry.serving_image_uri("us-east-1", "sklearn")
+    assert registry.sklearn_image_uri("us-east-1") == registry.serving_image_uri(
+        "us-east-1", "sklearn"
+    )
+    assert "/sagemaker-xgboost:" in registry.serving_image_uri("us-east-1", "xgboost")
+    with pytest.raises(registry.RegistryError, match="pass the image URI explicitly"):
+        registry.serving_image_uri("mars-north-1", "xgboost")

@@ -17,15 +17,17 @@ from moto import mock_aws
 
 from ml import remote_training as rt
 from tests.conftest import make_outputs
+from tests.ml.conftest import model_outputs
 
 REGION = "us-east-1"
+TRAINING_ROLE = "arn:aws:iam::123456789012:role/train-role-abc"
 OUTPUTS = make_outputs(
     stack="dev",
     region=REGION,
     features_bucket="lake-features",
     models_bucket="lake-models",
     lake_kms_key_arn="arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-5555",
-    training_role_arn="arn:aws:iam::123456789012:role/train-role-abc",
+    models={"churn": model_outputs(training_role_arn=TRAINING_ROLE)},
     training_subnet_ids=["subnet-0a", "subnet-0b"],
     training_security_group_ids=["sg-0c"],
     training_cluster_name="ml-platform-dev-training",
@@ -40,7 +42,7 @@ SKLEARN_US_EAST_1 = (
 
 @pytest.fixture
 def target() -> rt.TrainingTarget:
-    return rt.TrainingTarget.from_mapping(OUTPUTS)
+    return rt.TrainingTarget.from_mapping(OUTPUTS, "churn")
 
 
 def request(target, **overrides):
@@ -62,20 +64,22 @@ def test_target_from_outputs(target):
     assert target.training_subnet_ids == ("subnet-0a", "subnet-0b")
     assert target.training_cluster_name == "ml-platform-dev-training"
     bare = {k: v for k, v in OUTPUTS.items() if not k.startswith("training_cluster")}
-    assert rt.TrainingTarget.from_mapping(bare).training_cluster_name is None
+    assert rt.TrainingTarget.from_mapping(bare, "churn").training_cluster_name is None
+    assert target.model == "churn" and target.training_role_arn == TRAINING_ROLE
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"training_role_arn": None}, "lack training_role_arn"),
+        ({"models": {"churn": {"training_role_arn": None}}}, "lack training_role_arn"),
+        ({"models": {"spend": {}}}, "hold no model 'churn' \\(its models: spend\\)"),
         ({"training_subnet_ids": []}, "lack training_subnet_ids"),
         ({"training_security_group_ids": "sg-1"}, "expected a list of ids"),
     ],
 )
 def test_target_refuses_incomplete_outputs(change, message):
     with pytest.raises(rt.RemoteTrainingError, match=message):
-        rt.TrainingTarget.from_mapping({**OUTPUTS, **change})
+        rt.TrainingTarget.from_mapping({**OUTPUTS, **change}, "churn")
 
 
 # --- the image -------------------------------------------------------------------------------
@@ -117,13 +121,15 @@ def test_image_refuses_bad_input(args, message):
 
 
 def test_bundle_holds_entry_point_and_ml_package_reproducibly(tmp_path):
-    data = rt.package_source()
-    assert data == rt.package_source()  # equal code, equal bytes
+    data = rt.package_source("churn")
+    assert data == rt.package_source("churn")  # equal code, equal bytes
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         names = tar.getnames()
         entry = tar.extractfile(rt.ENTRY_POINT).read().decode()
     assert names[0] == "mlplatform_train.py"
     assert {"ml/train.py", "ml/features.py", "ml/schema.py", "ml/remote_training.py"} <= set(names)
+    assert {"ml/models/__init__.py", "ml/models/churn/model.py"} <= set(names)
+    assert not any(n.startswith("ml/models/spend/") for n in names)
     assert "from ml.train import main" in entry and "SystemExit(main())" in entry
     compile(entry, rt.ENTRY_POINT, "exec")
 
@@ -149,7 +155,8 @@ def test_request_fields(target):
         "TrainingImage": SKLEARN_US_EAST_1,
         "TrainingInputMode": "File",
     }
-    assert r["RoleArn"] == OUTPUTS["training_role_arn"]
+    assert r["RoleArn"] == TRAINING_ROLE
+    assert r["Environment"] == {"MLPLAT_MODEL": "churn"}
     hp = r["HyperParameters"]
     assert json.loads(hp["sagemaker_program"]) == "mlplatform_train.py"
     assert (
@@ -551,6 +558,11 @@ def test_command_errors_exit_2(outputs_file, tmp_path):
     ok = runner.invoke(app, [*base, "--on", "sagemaker", "--job-name", "churn-9"])
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.stdout)["TrainingJobName"] == "churn-9"
+    named = runner.invoke(app, [*base, "--on", "sagemaker", "--model", "churn"])
+    assert json.loads(named.stdout)["TrainingJobName"].startswith("churn-")
+    hosted = runner.invoke(app, [*base, "--on", "sagemaker", "--model", "spend"])
+    assert hosted.exit_code == 2
+    assert "stack 'dev' hosts no such model; its models: churn" in hosted.stderr
     cases = [
         (["--on", "tpu"], "--on 'tpu': expected one of local, sagemaker, eks"),
         (["--on", "sagemaker", "--job-name", "Bad"], "job name 'Bad'"),

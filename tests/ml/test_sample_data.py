@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ml.models.churn.spec import LABEL
 from ml.sample_data import generate_customers, true_churn_probability
-from ml.schema import CUSTOMERS_RAW, LABEL
+from ml.schema import CUSTOMERS_RAW
 
 
 def test_columns_and_dtypes_are_exactly_the_raw_schema(raw: pd.DataFrame) -> None:

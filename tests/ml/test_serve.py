@@ -388,22 +388,26 @@ def test_port_in_use_is_a_clear_error(server, artifact):
 @pytest.fixture(scope="module")
 def real_artifact(tmp_path_factory) -> tuple[Path, object]:
     package = pytest.importorskip("ml.package")
-    from ml.features import build_features, feature_matrix
+    from ml.models import load
+    from ml.models.churn.model import make_pipeline
     from ml.sample_data import generate_customers
-    from ml.train import make_pipeline
 
+    churn = load("churn")
     raw = generate_customers(400, seed=1)
-    features = build_features(raw)
-    model = make_pipeline().fit(feature_matrix(features), features["churned"].to_numpy())
+    features = churn.features.build_features(raw)
+    matrix = churn.features.feature_matrix(features)
+    model = make_pipeline().fit(matrix, features["churned"].to_numpy())
     model_dir = tmp_path_factory.mktemp("real-model")
     joblib.dump(model, model_dir / "model.joblib")
-    out = package.build_model_tarball(model_dir, model_dir / "out" / "model.tar.gz")
+    out = package.build_model_tarball(churn, model_dir, model_dir / "out" / "model.tar.gz")
     return out, (model, raw)
 
 
 def test_real_package_serves_json_and_csv(real_artifact):
-    from ml.features import INPUT_NAMES, records_to_matrix
+    from ml.models import load
 
+    features = load("churn").features
+    INPUT_NAMES, records_to_matrix = features.input_names, features.records_to_matrix
     path, (model, raw) = real_artifact
     records = raw[list(INPUT_NAMES)].head(3).to_dict(orient="records")
     want = model.predict_proba(records_to_matrix(records))[:, 1]

@@ -16,7 +16,7 @@ from moto import mock_aws
 
 from ml import registry
 from ml.evaluate import Metrics
-from ml.train import Hyperparameters
+from ml.models import load
 from ml.workflow import (
     ArtifactUris,
     InputError,
@@ -33,6 +33,8 @@ from ml.workflow import (
     train_candidate_from_raw,
 )
 
+CHURN = load("churn")
+Hyperparameters = CHURN.hyperparameters
 PERFECT = Metrics(
     n=1, positive_rate=0.3, roc_auc=0.99, pr_auc=0.99, log_loss=0.01, brier=0.01, ece=0.0
 )
@@ -73,10 +75,11 @@ def test_train_candidate_runs_the_stages_in_one_call(
     features: pd.DataFrame, tmp_path: Path
 ) -> None:
     refused = train_candidate(
-        features, Hyperparameters(seed=3), model_dir=tmp_path / "a", approved=PERFECT
+        CHURN, features, Hyperparameters(seed=3), model_dir=tmp_path / "a", approved=PERFECT
     )
     assert not refused.passed and refused.package is None
     passed = train_candidate(
+        CHURN,
         features,
         Hyperparameters(seed=3),
         model_dir=tmp_path / "b",
@@ -92,7 +95,7 @@ def test_raw_rows_the_schema_refuses_are_dropped_and_counted(
 ) -> None:
     bad = raw.copy()
     bad.loc[bad.index[0], "region"] = "mars"
-    candidate = train_candidate_from_raw(bad, model_dir=tmp_path)
+    candidate = train_candidate_from_raw(CHURN, bad, model_dir=tmp_path)
     assert candidate.rejected is not None
     assert (candidate.rejected.n_rows, candidate.rejected.n_rejected) == (len(raw), 1)
 
@@ -177,13 +180,14 @@ def test_bad_metrics_and_models_name_their_path(tmp_path: Path, model_dir: Path)
     with pytest.raises(InputError, match=r"not a metrics\.json written by training"):
         read_metrics(tmp_path / "metrics.json")
     with pytest.raises(InputError, match="no such file"):
-        load_model(tmp_path / "absent.tar.gz")
+        load_model(CHURN, tmp_path / "absent.tar.gz")
     empty = tmp_path / "empty.tar.gz"
     with tarfile.open(empty, "w:gz"):
         pass
     with pytest.raises(InputError, match=r"the archive has no model\.joblib at its root"):
-        load_model(empty)
-    assert hasattr(load_model(model_dir), "predict_proba")
+        load_model(CHURN, empty)
+    assert hasattr(load_model(CHURN, model_dir), "predict_proba")
+    assert hasattr(load_model(CHURN, model_dir / "model.joblib"), "predict_proba")
 
 
 # --- a trained model's reports, registered beside it ---------------------------------------------

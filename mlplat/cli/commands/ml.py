@@ -2,9 +2,11 @@
 
 Each parses its options, calls one function of `ml/` — `ml.workflow` (train → evaluate → gate →
 package, evaluate, register), `ml.remote_training.train_remote`, `ml.registry.review` — and prints
-the result. pandas, scikit-learn and boto3 are imported inside the commands so that `mlplat --help`
-stays fast. Exit codes: 0 done, 1 the gate refused the model (or a followed training job failed),
-2 bad input or usage (message on stderr).
+the result. The model is `--model NAME` (`train`, `approve`; default: the stack's first model, else
+the first package of `ml/models/`) or, where `--model` is a trained artifact (`evaluate`,
+`register`), the model that artifact was built for. pandas, scikit-learn and boto3 are imported
+inside the commands so that `mlplat --help` stays fast. Exit codes: 0 done, 1 the gate refused the
+model (or a followed training job failed), 2 bad input or usage (message on stderr).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import typer
 
 from mlplat.cli import options
 from mlplat.cli.errors import ExitCode, fail, usage_errors
-from mlplat.cli.inputs import platform_outputs, stack_settings
+from mlplat.cli.inputs import model_name, platform_outputs, stack_settings
 
 if TYPE_CHECKING:
     from ml.outputs import PlatformOutputs
@@ -47,17 +49,23 @@ def train(
     seed: options.Seed = 0,
     drift: options.Drift = 0.0,
     estimator: Annotated[
-        str,
-        typer.Option("--estimator", help="logistic_regression or hist_gradient_boosting."),
-    ] = "logistic_regression",
+        str | None,
+        typer.Option(
+            "--estimator",
+            help="The model's estimator hyperparameter, when it has one (churn: "
+            "logistic_regression or hist_gradient_boosting; default: the model's).",
+        ),
+    ] = None,
     approved_metrics: options.ApprovedMetrics = None,
+    model: options.Model = None,
     stack: options.Stack = None,
     outputs: options.Outputs = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Remote: print the request or Job YAML; send nothing.")
     ] = False,
     job_name: Annotated[
-        str | None, typer.Option("--job-name", help="Remote: job name (default: churn-<time>).")
+        str | None,
+        typer.Option("--job-name", help="Remote: job name (default: <model>-<time>)."),
     ] = None,
     instance_type: Annotated[
         str | None, typer.Option("--instance-type", help="SageMaker: instance type override.")
@@ -71,7 +79,7 @@ def train(
         typer.Option("--wait", help="EKS: follow the Job until it ends (exit 1 if it fails)."),
     ] = False,
 ) -> None:
-    """Train a churn model: locally (gated, writes DIR/model.tar.gz), on SageMaker or on EKS.
+    """Train a model: locally (gated, writes DIR/model.tar.gz), on SageMaker or on EKS.
 
     `--on sagemaker` runs the bundled entry point in the scikit-learn 1.9-0 training image
     (managed spot with checkpoints, in the VPC, KMS); `--on eks` renders a Kubernetes Job for the
@@ -85,6 +93,7 @@ def train(
     if target != "local":
         _train_remote(
             target,
+            model,
             stack,
             outputs,
             dry_run=dry_run,
@@ -97,29 +106,33 @@ def train(
         return
     if output is None:
         fail("--output DIR is required to train locally")
-    _train_local(output, data, rows, seed, drift, estimator, approved_metrics)
+    _train_local(model_name(model), output, data, rows, seed, drift, estimator, approved_metrics)
 
 
 def _train_local(
+    name: str,
     output: Path,
     data: Path | None,
     rows: int,
     seed: int,
     drift: float,
-    estimator: str,
+    estimator: str | None,
     approved_metrics: Path | None,
 ) -> None:
     from ml.evaluate import GateFailed
-    from ml.train import Hyperparameters
+    from ml.models import load
     from ml.workflow import InputError, raw_customers, read_metrics, train_candidate_from_raw
 
+    model = load(name)
     with usage_errors(ValueError, FileNotFoundError):  # FeatureValidationError is a ValueError
-        hp = Hyperparameters(estimator=estimator, seed=seed)  # type: ignore[arg-type]
+        knobs = {"seed": str(seed), **({"estimator": estimator} if estimator is not None else {})}
+        hp = model.hyperparameters.from_mapping(knobs)
         with usage_errors(InputError, prefix="--approved-metrics "):
             approved = read_metrics(approved_metrics) if approved_metrics else None
         with usage_errors(InputError, prefix="--data "):
             raw = raw_customers(data, rows=rows, seed=seed, drift=drift)
         candidate = train_candidate_from_raw(
+            model,
             raw,
             hp,
             model_dir=output,
@@ -132,12 +145,13 @@ def _train_local(
         typer.echo(f"rejected {rejected.n_rejected} of {rejected.n_rows} rows: {rejected.reasons}")
     if not candidate.passed:
         fail(GateFailed(candidate.gate), ExitCode.FAILED_CHECK)
-    model = {"model": str(candidate.package), "metrics": candidate.metrics.to_dict()}
-    typer.echo(json.dumps(model, indent=2))
+    trained = {"model": str(candidate.package), "metrics": candidate.metrics.to_dict()}
+    typer.echo(json.dumps(trained, indent=2))
 
 
 def _train_remote(
     on: str,
+    model: str | None,
     stack: str | None,
     outputs: Path | None,
     *,
@@ -155,9 +169,10 @@ def _train_remote(
         fail(f"--on {on} needs --stack (its settings and platform outputs)")
     settings, _ = stack_settings(stack, None)
     platform = platform_outputs(stack, outputs)
+    name = model_name(model, platform)
     training = settings.training
     run = rt.RemoteRun(
-        job_name=job_name or rt.default_job_name(),
+        job_name=job_name or rt.default_job_name(name),
         instance_type=instance_type or training.instance_type,
         use_spot=training.use_spot,
         max_runtime_seconds=training.max_runtime_seconds,
@@ -167,7 +182,7 @@ def _train_remote(
         gpus=gpus,
     )
     try:
-        target = rt.TrainingTarget.from_mapping(platform.to_json())
+        target = rt.TrainingTarget.from_mapping(platform.to_json(), name)
         rt.train_remote(on, target, run, dry_run=dry_run, wait=wait, echo=typer.echo)
     except rt.TrainingRunFailed as exc:
         fail(exc, ExitCode.FAILED_CHECK)
@@ -186,17 +201,21 @@ def evaluate(
     approved_metrics: options.ApprovedMetrics = None,
     json_path: Annotated[Path | None, options.json_file("the evaluation and the gate")] = None,
 ) -> None:
-    """Evaluate a trained model on labelled data (overall, per slice, vs baselines) and gate it."""
+    """Evaluate a trained model on labelled data (overall, per slice, vs baselines) and gate it.
+
+    The model is the one the artifact was built for (its `code/`), else the first model."""
+    from ml.models import load
     from ml.workflow import InputError, evaluate_model, load_model, raw_customers, read_metrics
 
+    runtime = load(_model_of(model))
     with usage_errors(ValueError, OSError):  # FeatureValidationError is a ValueError
         with usage_errors(InputError, prefix="--approved-metrics "):
             approved = read_metrics(approved_metrics) if approved_metrics else None
         with usage_errors(InputError, prefix="--model "):
-            fitted = load_model(model)
+            fitted = load_model(runtime, model)
         with usage_errors(InputError, prefix="--data "):
             raw = raw_customers(data, rows=rows, seed=seed, drift=drift)
-        evaluation = evaluate_model(fitted, raw, approved=approved, seed=seed)
+        evaluation = evaluate_model(runtime, fitted, raw, approved=approved, seed=seed)
     if json_path is not None:
         json_path.write_text(json.dumps(evaluation.to_dict(), indent=2) + "\n")
     typer.echo(json.dumps({"metrics": evaluation.report.overall.to_dict()}, indent=2))
@@ -205,17 +224,37 @@ def evaluate(
     typer.echo(evaluation.gate.summary())
 
 
+def _model_of(artifact: Path) -> str:
+    """The model a trained artifact (a model directory or its model.tar.gz) was built for: the
+    package in its `code/`, else the `model` its lineage names, else the first model."""
+    from ml.package import model_name_of
+
+    found = model_name_of(artifact)
+    if found is None and (artifact / "lineage.json").is_file():
+        try:
+            found = json.loads((artifact / "lineage.json").read_text()).get("model")
+        except (OSError, ValueError, AttributeError):
+            found = None
+    return model_name(found if isinstance(found, str) else None)
+
+
 def _group_and_region(
-    group: str | None, stack: str | None, outputs: Path | None, region: str | None
+    group: str | None,
+    model: str | None,
+    stack: str | None,
+    outputs: Path | None,
+    region: str | None,
 ) -> tuple[str, str | None, PlatformOutputs | None]:
-    """The group and region given, else the platform outputs' (`--stack` or `--outputs`); and
-    those outputs, when named."""
+    """The group and region given, else the platform outputs' (`--stack` or `--outputs`; the
+    group of `model`, default the stack's first); and those outputs, when named."""
     if stack is None and outputs is None:
         if group is None:
             fail("name the model package group: --group NAME, or --stack S / --outputs FILE")
         return group, region, None
     platform = platform_outputs(stack, outputs)
-    return group or platform.model_package_group_name, region or platform.region, platform
+    if group is None:
+        group = platform.model(model_name(model, platform)).model_package_group_name
+    return group, region or platform.region, platform
 
 
 def _sagemaker(region: str | None) -> Any:
@@ -255,7 +294,10 @@ def register_version(
     ] = None,
     image_uri: Annotated[
         str | None,
-        typer.Option("--image-uri", help="Serving image (default: SageMaker scikit-learn 1.9-0)."),
+        typer.Option(
+            "--image-uri",
+            help="Serving image (default: the SageMaker container of the model's framework).",
+        ),
     ] = None,
     create_group: Annotated[
         bool, typer.Option("--create-group/--no-create-group", help="Create the group if absent.")
@@ -268,13 +310,16 @@ def register_version(
     """Register a trained model as a new PendingManualApproval version of a model package group.
 
     Its drift baseline, gate report and metrics are uploaded beside the model (SSE-KMS with the
-    lake key of --stack/--outputs) and attached to the version: `mlplat deploy` needs them.
+    lake key of --stack/--outputs) and attached to the version: `mlplat deploy` needs them. The
+    group and the serving image default to those of the model the artifact was built for.
     """
     import boto3
 
+    from ml.models import spec
     from ml.workflow import InputError, read_reports, register_trained
 
-    group, region, platform = _group_and_region(group, stack, outputs, region)
+    name = _model_of(model)
+    group, region, platform = _group_and_region(group, name, stack, outputs, region)
     kms_key_arn = (platform.lake_kms_key_arn or None) if platform is not None else None
     with usage_errors(InputError):
         reports = read_reports(model, metrics=metrics, lineage=lineage)
@@ -287,6 +332,7 @@ def register_version(
             s3=boto3.client("s3", region_name=region),
             kms_key_arn=kms_key_arn,
             image_uri=image_uri,
+            framework=spec(name).framework,
             create_group=create_group,
         )
     typer.echo(
@@ -307,13 +353,14 @@ def approve(
         str, typer.Option("--description", help="Why it is approved or rejected.")
     ] = "",
     region: options.Region = None,
+    model: options.Model = None,
     stack: options.Stack = None,
     outputs: options.Outputs = None,
 ) -> None:
     """Approve (or --reject) a version of a model package group (default: its latest)."""
     from ml import registry
 
-    group, region, _ = _group_and_region(group, stack, outputs, region)
+    group, region, _ = _group_and_region(group, model, stack, outputs, region)
     with usage_errors(*_aws_errors()):
         done = registry.review(
             group,

@@ -4,7 +4,9 @@ The same code the scheduled processing job runs (`ml.drift.job.run_drift_job`): 
 data capture, log predictions to the lake, compare with the training baseline, write the report to
 `drift-reports/` and put the PSI metrics the alarms watch. The platform outputs come from
 `--outputs FILE` (a `pulumi stack output --json` dump) or `--stack S` (the Pulumi CLI);
-`--endpoint-url` points every AWS client at a moto server. Errors: message on stderr, exit 2.
+`--endpoint-url` points every AWS client at a moto server. `--model NAME` (default: the stack's
+first model) says whose endpoint, baseline and predictions table. Errors: message on stderr,
+exit 2.
 """
 
 from __future__ import annotations
@@ -18,9 +20,7 @@ import typer
 
 from mlplat.cli import options
 from mlplat.cli.errors import fail, usage_errors
-from mlplat.cli.inputs import platform_outputs
-
-DEFAULT_BASELINE_KEY = "churn/current/baseline.json"
+from mlplat.cli.inputs import model_name, platform_outputs
 
 
 def register(app: typer.Typer) -> None:
@@ -46,6 +46,7 @@ def parse_time(value: str, now: datetime) -> datetime:
 
 
 def drift_command(
+    model: options.Model = None,
     stack: options.Stack = None,
     outputs: options.Outputs = None,
     since: Annotated[
@@ -56,12 +57,18 @@ def drift_command(
     ] = None,
     endpoint: Annotated[
         str | None,
-        typer.Option("--endpoint", help="Endpoint name (default: the outputs' endpoint_name)."),
+        typer.Option(
+            "--endpoint", help="Endpoint name (default: the model's endpoint_name in the outputs)."
+        ),
     ] = None,
     variant: Annotated[str, typer.Option("--variant", help="Production variant.")] = "primary",
     baseline_key: Annotated[
-        str, typer.Option("--baseline-key", help="Baseline key in the models bucket.")
-    ] = DEFAULT_BASELINE_KEY,
+        str | None,
+        typer.Option(
+            "--baseline-key",
+            help="Baseline key in the models bucket (default: <model>/current/baseline.json).",
+        ),
+    ] = None,
     threshold: Annotated[
         float, typer.Option("--threshold", help="PSI that counts as drift.")
     ] = 0.2,
@@ -81,9 +88,10 @@ def drift_command(
     from ml.drift.job import DriftJobConfig, run_drift_job
 
     platform = platform_outputs(stack, outputs, exactly_one=True)
-    endpoint_name = endpoint or platform.endpoint_name
+    name = model_name(model, platform)
+    endpoint_name = endpoint or platform.model(name).endpoint_name
     if not endpoint_name:
-        fail("the platform outputs name no endpoint_name; pass --endpoint NAME")
+        fail(f"the platform outputs name no endpoint_name for {name!r}; pass --endpoint NAME")
     now = datetime.now(UTC)
     with usage_errors(ValueError, DriftError):
         end = parse_time(until, now) if until else now
@@ -91,9 +99,10 @@ def drift_command(
         if start >= end:
             raise ValueError(f"--since {since} is not before --until {until or 'now'}")
         config = DriftJobConfig(
+            model=name,
             predictions_bucket=platform.predictions_bucket,
             models_bucket=platform.models_bucket,
-            baseline_key=baseline_key,
+            baseline_key=baseline_key or f"{name}/current/baseline.json",
             endpoint_name=str(endpoint_name),
             threshold=threshold,
             variant_name=variant,

@@ -1,7 +1,8 @@
 """`mlplat pipeline run|status|list`: the executions of a model's SageMaker Pipeline.
 
-The pipeline comes from the platform outputs (`--stack S` or `--outputs FILE`, its `pipeline_name`)
-and `--model` (one of the stack's models); the work is `ml.pipeline_runs`. `run --wait` and
+The pipeline comes from the platform outputs (`--stack S` or `--outputs FILE`) and `--model` (one
+of the stack's models, default its first: that model's `pipeline_name`); the work is
+`ml.pipeline_runs`. `run --wait` and
 `status` print the steps and exit 1 when the execution failed or was stopped, naming the failing
 step and its reason on stderr. Errors (an unknown model, a bad parameter, an AWS refusal): message
 on stderr, exit 2.
@@ -19,17 +20,13 @@ import typer
 
 from mlplat.cli import options
 from mlplat.cli.errors import ExitCode, fail, usage_errors
-from mlplat.cli.inputs import platform_outputs
+from mlplat.cli.inputs import model_name, platform_outputs
 
 if TYPE_CHECKING:
     from ml.pipeline_runs import Execution, StepRun
 
 # How `--wait` pauses between polls (tests replace it: no test sleeps).
 sleep = time.sleep
-
-Model = Annotated[
-    str, typer.Option("--model", "-m", help="The model whose pipeline to use (the stack's: churn).")
-]
 
 
 def register(app: typer.Typer) -> None:
@@ -47,7 +44,7 @@ def register(app: typer.Typer) -> None:
 def _pipeline(
     stack: str | None,
     outputs: Path | None,
-    model: str,
+    model: str | None,
     region: str | None,
     endpoint_url: str | None,
 ) -> tuple[Any, str]:
@@ -58,7 +55,7 @@ def _pipeline(
 
     platform = platform_outputs(stack, outputs, exactly_one=True)
     with usage_errors(PipelineRunError):
-        name = pipeline_for(platform, model)
+        name = pipeline_for(platform, model or model_name(None, platform))
     client = boto3.client(
         "sagemaker", region_name=region or platform.region, endpoint_url=endpoint_url
     )
@@ -90,7 +87,7 @@ def _finish(execution: Execution, json_path: Path | None) -> None:
 
 
 def run_command(
-    model: Model,
+    model: options.Model = None,
     stack: options.Stack = None,
     outputs: options.Outputs = None,
     window_start: Annotated[
@@ -147,7 +144,7 @@ def run_command(
 
 
 def status_command(
-    model: Model,
+    model: options.Model = None,
     stack: options.Stack = None,
     outputs: options.Outputs = None,
     execution_arn: Annotated[
@@ -175,7 +172,7 @@ def status_command(
 
 
 def list_command(
-    model: Model,
+    model: options.Model = None,
     stack: options.Stack = None,
     outputs: options.Outputs = None,
     limit: Annotated[

@@ -3,8 +3,11 @@
 `deploy` and `rollback` run `ml.deploy` with the Pulumi CLI's release
 (`ml.workflow.pulumi_release`): the version checked (approved, a gate report that says passed, a
 readable baseline), `pulumi up` with the version set, the deployment recorded, then its drift
-baseline published where the stack's drift job reads it. Errors (a refusal, a failed `pulumi up`,
-a baseline not published after the deployment was recorded): message on stderr, exit 2.
+baseline published where the stack's drift job reads it (the model's: `--model NAME`; `deploy`
+defaults to the model whose registry group holds the version, `rollback` to the stack's first
+model). Errors (a refusal, a failed
+`pulumi up`, a baseline not published after the deployment was recorded): message on stderr,
+exit 2.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import typer
 
 from mlplat.cli import options
 from mlplat.cli.errors import fail, usage_errors
-from mlplat.cli.inputs import platform_outputs, stack_settings
+from mlplat.cli.inputs import model_name, platform_outputs, stack_settings
 
 if TYPE_CHECKING:
     from ml.deploy import Release
@@ -81,14 +84,32 @@ def _platform(stack: str, outputs: Path | None, project_dir: Path | None) -> Pla
     return platform
 
 
-def _release_for(stack: str, platform: PlatformOutputs, project_dir: Path | None) -> Release:
-    """The Pulumi CLI's release for `stack`: `pulumi up` in `project_dir`; the baseline published
-    where its settings say, in its models bucket."""
+def _release_for(
+    stack: str, platform: PlatformOutputs, model: str, project_dir: Path | None
+) -> Release:
+    """The Pulumi CLI's release of `model` for `stack`: `pulumi up` in `project_dir`; the baseline
+    published where the model's settings say, in the stack's models bucket."""
     from ml.contracts import baseline_key_for
     from ml.workflow import pulumi_release
 
     settings, _ = stack_settings(stack, project_dir)
-    return pulumi_release(platform, baseline_key_for(settings.endpoint.model_key), cwd=project_dir)
+    try:
+        endpoint = settings.model(model).endpoint
+    except KeyError as exc:
+        fail(str(exc.args[0]))
+    return pulumi_release(platform, baseline_key_for(endpoint.model_key), cwd=project_dir)
+
+
+def _model_of_version(platform: PlatformOutputs, package_arn: str) -> str | None:
+    """The stack's model whose registry group holds the version `package_arn`, if any."""
+    from ml.deploy import DeployError, group_of
+
+    try:
+        group = group_of(package_arn)
+    except DeployError:
+        return None
+    found = [n for n, m in platform.models.items() if m.model_package_group_name == group]
+    return found[0] if len(found) == 1 else None
 
 
 def _print(result: object) -> None:
@@ -103,6 +124,7 @@ def deploy(
     model_package: Annotated[
         str, typer.Option("--model-package", help="ARN of an approved model package version.")
     ],
+    model: options.Model = None,
     outputs: options.Outputs = None,
     project_dir: options.ProjectDir = None,
 ) -> None:
@@ -115,7 +137,9 @@ def deploy(
     from ml.deploy import DeployError
     from ml.deploy import deploy as run_deploy
 
-    release = _release_for(stack, _platform(stack, outputs, project_dir), project_dir)
+    platform = _platform(stack, outputs, project_dir)
+    name = model_name(model or _model_of_version(platform, model_package), platform)
+    release = _release_for(stack, platform, name, project_dir)
     with usage_errors(DeployError):
         result = run_deploy(stack, model_package, release)
     _print(result)
@@ -124,6 +148,7 @@ def deploy(
 def rollback(
     stack: options.StackName,
     group: options.Group = None,
+    model: options.Model = None,
     outputs: options.Outputs = None,
     project_dir: options.ProjectDir = None,
 ) -> None:
@@ -132,8 +157,9 @@ def rollback(
     from ml.deploy import rollback as run_rollback
 
     platform = _platform(stack, outputs, project_dir)
-    release = _release_for(stack, platform, project_dir)
-    group = group or platform.model_package_group_name
+    name = model_name(model, platform)
+    release = _release_for(stack, platform, name, project_dir)
+    group = group or platform.model(name).model_package_group_name
     with usage_errors(DeployError):
         result = run_rollback(stack, group, release)
     _print(result)

@@ -14,7 +14,8 @@ from ml.contracts import DRIFT_ENV_PREFIX
 from mlplat.sandbox.context import SandboxContext, StepFailed
 
 if TYPE_CHECKING:
-    from ml.outputs import PlatformOutputs
+    from ml.model import Model
+    from ml.outputs import ModelOutputs, PlatformOutputs
 
 HOUR = timedelta(hours=1)
 DRIFT = 1.0  # `generate_customers(drift=...)` for the second hour of traffic
@@ -33,6 +34,24 @@ def platform_outputs(ctx: SandboxContext) -> PlatformOutputs:
         except OutputsError as exc:
             raise StepFailed(str(exc)) from None
     return ctx.state.platform
+
+
+def lifecycle_model(ctx: SandboxContext) -> Model:
+    """The model the lifecycle trains, serves and watches: the stack's first (`models`)."""
+    from ml.models import ModelSpecError, load
+
+    outputs = platform_outputs(ctx)
+    if not outputs.models:
+        raise StepFailed(f"stack {outputs.stack!r} hosts no model (its `models` is empty)")
+    try:
+        return load(next(iter(outputs.models)))
+    except ModelSpecError as exc:
+        raise StepFailed(str(exc)) from None
+
+
+def model_outputs(ctx: SandboxContext) -> ModelOutputs:
+    """What the stack made for the lifecycle's model (`lifecycle_model`)."""
+    return platform_outputs(ctx).model(lifecycle_model(ctx).name)
 
 
 def clock(ctx: SandboxContext) -> datetime:

@@ -12,12 +12,20 @@ from __future__ import annotations
 import json
 
 from mlplat.sandbox.context import SandboxContext, StepFailed
-from mlplat.sandbox.steps.common import as_role, check, platform_outputs, s3_client, sse
+from mlplat.sandbox.steps.common import (
+    as_role,
+    check,
+    lifecycle_model,
+    model_outputs,
+    platform_outputs,
+    s3_client,
+    sse,
+)
 
 
 def _step_roles(ctx: SandboxContext) -> dict[str, str]:
     """Step name -> role ARN of the pipeline's container steps, from its realized definition."""
-    name = platform_outputs(ctx).pipeline_name
+    name = model_outputs(ctx).pipeline_name
     if not name:
         raise StepFailed("the stack has no model pipeline (pipelineEnabled is false)")
     described = ctx.client("sagemaker").describe_pipeline(PipelineName=name)
@@ -33,17 +41,18 @@ def _pipeline_roles_stay_in_their_zones(ctx: SandboxContext) -> None:
     """Each step role writes only its own zone: a write into the zone of another step, and a
     registration by a step that only evaluates, are refused."""
     from ml.contracts import STEP_CURATE, STEP_EVALUATE, STEP_FEATURES, STEP_TRAIN, STEP_WINDOW
-    from ml.schema import CUSTOMER_FEATURES, CUSTOMERS_CURATED, CUSTOMERS_RAW
 
     outputs = platform_outputs(ctx)
+    spec = lifecycle_model(ctx).spec
+    group = model_outputs(ctx).model_package_group_name
     roles = _step_roles(ctx)
     day = "dt=2025-01-01/injected.parquet"
     writes = (
-        (STEP_WINDOW, outputs.raw_bucket, f"{CUSTOMERS_RAW.prefix}/{day}"),
-        (STEP_CURATE, outputs.features_bucket, f"{CUSTOMER_FEATURES.prefix}/{day}"),
-        (STEP_FEATURES, outputs.raw_bucket, f"{CUSTOMERS_RAW.prefix}/{day}"),
-        (STEP_TRAIN, outputs.curated_bucket, f"{CUSTOMERS_CURATED.prefix}/{day}"),
-        (STEP_EVALUATE, outputs.features_bucket, f"{CUSTOMER_FEATURES.prefix}/{day}"),
+        (STEP_WINDOW, outputs.raw_bucket, f"{spec.raw.prefix}/{day}"),
+        (STEP_CURATE, outputs.features_bucket, f"{spec.features.prefix}/{day}"),
+        (STEP_FEATURES, outputs.raw_bucket, f"{spec.raw.prefix}/{day}"),
+        (STEP_TRAIN, outputs.curated_bucket, f"{spec.curated.prefix}/{day}"),
+        (STEP_EVALUATE, outputs.features_bucket, f"{spec.features.prefix}/{day}"),
     )
     for step, bucket, key in writes:
         with as_role(ctx, roles[step], "sandbox-negative") as credentials:
@@ -64,10 +73,10 @@ def _pipeline_roles_stay_in_their_zones(ctx: SandboxContext) -> None:
             ctx,
             f"pipeline {STEP_EVALUATE}",
             "sagemaker:CreateModelPackage",
-            outputs.model_package_group_name,
+            group,
             "AccessDenied",
             lambda: sm.create_model_package(
-                ModelPackageGroupName=outputs.model_package_group_name,
+                ModelPackageGroupName=group,
                 InferenceSpecification={
                     "Containers": [{"Image": "x", "ModelDataUrl": "s3://x/model.tar.gz"}],
                     "SupportedContentTypes": ["application/json"],
@@ -80,14 +89,17 @@ def _pipeline_roles_stay_in_their_zones(ctx: SandboxContext) -> None:
 def least_privilege(ctx: SandboxContext) -> str:
     """What the roles' policies do not grant is refused."""
     outputs = platform_outputs(ctx)
+    model = lifecycle_model(ctx)
+    mine = model_outputs(ctx)
+    predictions = model.spec.predictions.prefix
     serving = ctx.state.need_serving()
     denied = "AccessDenied"
-    with as_role(ctx, outputs.training_role_arn, "sandbox-negative") as credentials:
+    with as_role(ctx, mine.training_role_arn, "sandbox-negative") as credentials:
         s3 = s3_client(ctx, credentials)
         for bucket, key in (
             (outputs.raw_bucket, "customers/dt=2025-01-01/injected.parquet"),
-            (outputs.models_bucket, "churn/current/model.tar.gz"),
-            (outputs.predictions_bucket, "predictions/dt=2025-01-01/injected.parquet"),
+            (outputs.models_bucket, f"{model.name}/current/model.tar.gz"),
+            (outputs.predictions_bucket, f"{predictions}/dt=2025-01-01/injected.parquet"),
         ):
             check(
                 ctx,
@@ -107,12 +119,12 @@ def least_privilege(ctx: SandboxContext) -> str:
             denied,
             lambda: s3.list_objects_v2(Bucket=outputs.raw_bucket, Prefix="customers/"),
         )
-    role_arn = outputs.endpoint_execution_role_arn or ""
+    role_arn = mine.endpoint_execution_role_arn or ""
     with as_role(ctx, role_arn, "sandbox-negative") as credentials:
         s3 = s3_client(ctx, credentials)
         for bucket, key in (
             (outputs.predictions_bucket, f"capture/another-endpoint/{serving.variant}/x.jsonl"),
-            (outputs.predictions_bucket, "predictions/dt=2025-01-01/injected.parquet"),
+            (outputs.predictions_bucket, f"{predictions}/dt=2025-01-01/injected.parquet"),
             (outputs.raw_bucket, "customers/dt=2025-01-01/injected.parquet"),
         ):
             check(

@@ -15,6 +15,7 @@ from mlplat.sandbox.steps.common import (
     HOUR,
     clock,
     drift_environment,
+    lifecycle_model,
     platform_outputs,
     realized,
     record,
@@ -178,12 +179,12 @@ def notifications(ctx: SandboxContext) -> str:
 def prediction_logs(ctx: SandboxContext) -> str:
     """The prediction logs the drift job wrote (`ml.prediction_logs`), read back from the lake."""
     from ml.lake import list_partitions, read_dataset
-    from ml.schema import PREDICTIONS
 
     outputs = platform_outputs(ctx)
+    table = lifecycle_model(ctx).spec.predictions
     s3 = s3_client(ctx)
-    frame = read_dataset(PREDICTIONS, outputs.predictions_bucket, s3=s3)
-    partitions = list_partitions(outputs.predictions_bucket, PREDICTIONS.prefix, s3=s3)
+    frame = read_dataset(table, outputs.predictions_bucket, s3=s3)
+    partitions = list_partitions(outputs.predictions_bucket, table.prefix, s3=s3)
     captured = ctx.state.need_captured()
     served = ctx.report.predictions_served or 0
     ctx.report.prediction_logs = {
@@ -195,6 +196,6 @@ def prediction_logs(ctx: SandboxContext) -> str:
     if len(frame) != served:
         raise StepFailed(f"{len(frame)} prediction log rows for {served} predictions served")
     return (
-        f"{len(frame):,} rows in s3://{outputs.predictions_bucket}/{PREDICTIONS.prefix}/ "
+        f"{len(frame):,} rows in s3://{outputs.predictions_bucket}/{table.prefix}/ "
         f"({', '.join('dt=' + p.dt for p in partitions)}), one per prediction served"
     )

@@ -1,13 +1,13 @@
 """The model steps: the stack's own SageMaker Pipeline, executed from its deployed definition.
 
-`pipeline` starts an execution of the pipeline the program realized (`pipeline_name` in the
-platform outputs) and runs it with `mlplat.sandbox.pipeline.Executor`: Window → Curate → Features
-→ Train → Evaluate → GatePassed → Register, every container under its step role while moto
-enforces IAM. `approve` approves the registered version (unless the stack's pipeline registers it
-approved). After the version has been deployed and watched, `retrain-refused` runs the pipeline a
-second time with hyperparameters that make a worse model: its gate compares the candidate with
-the version that serves now and must refuse it, the execution failing at the Fail step that names
-the rule.
+`pipeline` starts an execution of the pipeline the program realized for the lifecycle's model (its
+`pipeline_name` in the platform outputs) and runs it with `mlplat.sandbox.pipeline.Executor`:
+Window → Curate → Features → Train → Evaluate → GatePassed → Register, every container under its
+step role while moto enforces IAM. `approve` approves the registered version (unless the stack's
+pipeline registers it approved). After the version has been deployed and watched,
+`retrain-refused` runs the pipeline a second time with hyperparameters that make a worse model: its
+gate compares the candidate with the version that serves now and must refuse it, the execution
+failing at the Fail step that names the rule.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from mlplat.sandbox.context import SandboxContext, StepFailed
-from mlplat.sandbox.steps.common import as_role, platform_outputs, record, record_check
+from mlplat.sandbox.steps.common import as_role, model_outputs, record, record_check
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -49,7 +49,7 @@ def execute(ctx: SandboxContext, parameters: dict[str, str], display_name: str) 
     """One execution of the stack's pipeline, run from its realized definition."""
     from mlplat.sandbox.pipeline import Executor, PipelineError
 
-    name = platform_outputs(ctx).pipeline_name
+    name = model_outputs(ctx).pipeline_name
     if not name:
         raise StepFailed("the stack has no model pipeline (pipelineEnabled is false)")
 

@@ -25,6 +25,8 @@ from mlplat.sandbox.steps.common import (
     check,
     clock,
     drift_environment,
+    lifecycle_model,
+    model_outputs,
     platform_outputs,
     record,
     s3_client,
@@ -88,7 +90,7 @@ class Exchange:
 
 
 def _endpoint(ctx: SandboxContext) -> str:
-    name = platform_outputs(ctx).endpoint_name
+    name = model_outputs(ctx).endpoint_name
     if not name:
         raise StepFailed("the stack has no endpoint (endpointEnabled is false)")
     return name
@@ -207,10 +209,8 @@ def _post(connection: http.client.HTTPConnection, body: str) -> tuple[int, str, 
     return response.status, text, (time.perf_counter() - started) * 1e6
 
 
-def _requests(hour_frame: pd.DataFrame) -> list[str]:
-    from ml.features import INPUT_NAMES
-
-    columns = ["customer_id", *INPUT_NAMES]
+def _requests(hour_frame: pd.DataFrame, inputs: Sequence[str]) -> list[str]:
+    columns = ["customer_id", *inputs]
     records = json.loads(hour_frame[columns].to_json(orient="records"))
     bodies = [
         json.dumps({"instances": records[i : i + RECORDS_PER_REQUEST]})
@@ -229,6 +229,7 @@ def send_traffic(ctx: SandboxContext) -> str:
     from ml.sample_data import generate_customers
 
     server = ctx.state.need_model_server()
+    inputs = lifecycle_model(ctx).spec.inputs
     hour = clock(ctx)
     exchanges: list[Exchange] = []
     halves = (
@@ -239,7 +240,7 @@ def send_traffic(ctx: SandboxContext) -> str:
     try:
         for n, frame in enumerate(halves):
             start = hour - (2 - n) * HOUR
-            bodies = _requests(frame)
+            bodies = _requests(frame, inputs)
             spacing = HOUR / len(bodies)
             for i, body in enumerate(bodies):
                 status, text, latency = _post(connection, body)
@@ -337,7 +338,6 @@ def capture(ctx: SandboxContext) -> str:
     put as the endpoint's execution role."""
     from ml.capture import capture_key, capture_lines, capture_record
 
-    outputs = platform_outputs(ctx)
     serving = ctx.state.need_serving()
     exchanges = ctx.state.need_exchanges()
     sm = ctx.client("sagemaker")
@@ -375,7 +375,7 @@ def capture(ctx: SandboxContext) -> str:
         else {}
     )
     keys: list[str] = []
-    role_arn = outputs.endpoint_execution_role_arn
+    role_arn = model_outputs(ctx).endpoint_execution_role_arn
     if not role_arn:
         raise StepFailed("the platform outputs name no endpoint execution role")
     with as_role(ctx, role_arn, "sandbox-capture") as credentials:
