@@ -10,8 +10,8 @@ and reads everything model-specific from it:
   SageMaker's all-strings hyperparameters) and `to_dict`; `search_space` lists candidate values;
 * `make_estimator(hp)`: the unfitted estimator (`fit(X, y)`, then `predict_proba` for
   classification or `predict` for regression, over the feature matrix);
-* `gate`: the gate thresholds that fit the task (`GateConfig` here for a classifier,
-  `ml.regression.RegressionGateConfig` for a regressor);
+* `gate`: the gate thresholds that fit the task (`GateConfig` for a classifier,
+  `RegressionGateConfig` for a regressor, both here);
 * `save`/`load`/`artifact_file`: how the fitted estimator is stored in the model directory.
 
 This module ships inside the model artifact (`code/ml/model.py`): numpy and the standard library
@@ -20,11 +20,12 @@ only at import time.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
@@ -80,6 +81,85 @@ class GateConfig:
     min_slice_rows: int = 200
 
 
+@dataclass(frozen=True, slots=True)
+class RegressionGateConfig:
+    """Thresholds of a regression model's promotion gate (relative, so they hold at any scale)."""
+
+    # RMSE must be at most (1 - this) x every baseline's RMSE.
+    min_rmse_improvement: float = 0.05
+    # MAE must be below every baseline's.
+    require_mae_below_baselines: bool = True
+    # Against the version that serves: how much RMSE and MAE may rise, as a fraction of its own.
+    max_rmse_regression: float = 0.02
+    max_mae_regression: float = 0.02
+    # Per slice, against the serving version's same slice: how much RMSE may rise (a fraction),
+    # and the rows both sides need before a slice is judged (smaller slices are reported only).
+    max_slice_rmse_regression: float = 0.05
+    min_slice_rows: int = 200
+
+    def __post_init__(self) -> None:
+        problems = [
+            f"{name} {value} must be between 0 and 1"
+            for name, value in (
+                ("min_rmse_improvement", self.min_rmse_improvement),
+                ("max_rmse_regression", self.max_rmse_regression),
+                ("max_mae_regression", self.max_mae_regression),
+                ("max_slice_rmse_regression", self.max_slice_rmse_regression),
+            )
+            if not 0.0 <= value < 1.0
+        ]
+        if self.min_slice_rows < 1:
+            problems.append(f"min_slice_rows {self.min_slice_rows} must be at least 1")
+        if problems:
+            raise ValueError("regression gate: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    """The base of every model's hyperparameters: a frozen dataclass whose fields all have
+    defaults, parsed from SageMaker's all-strings `hyperparameters.json` by `from_mapping`.
+
+    `validation_fraction` and `seed` are the knobs generic training reads; a model adds its own
+    fields and checks them in `problems()` (every problem is reported at once)."""
+
+    validation_fraction: float = 0.2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise ValueError("invalid hyperparameters: " + "; ".join(problems))
+
+    def problems(self) -> list[str]:
+        if not 0 < self.validation_fraction < 1:
+            return [f"validation_fraction={self.validation_fraction}: must be in (0, 1)"]
+        return []
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Self:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - fields)
+        if unknown:
+            raise ValueError(f"unknown hyperparameters {unknown}; known: {sorted(fields)}")
+        defaults = cls()
+        parsed: dict[str, Any] = {}
+        for name, raw in values.items():
+            kind = type(getattr(defaults, name))
+            try:
+                if kind is int and isinstance(raw, str | float) and float(raw).is_integer():
+                    parsed[name] = int(float(raw))
+                else:
+                    parsed[name] = kind(raw)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"hyperparameter {name}={raw!r} is not a valid {kind.__name__}"
+                ) from None
+        return cls(**parsed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
 @dataclass(frozen=True, eq=False)
 class Model:
     spec: ModelSpec
@@ -93,6 +173,22 @@ class Model:
     load: Callable[[Path], Any] = joblib_load
     # Extra lineage about how the estimator was fitted (e.g. the device that trained it).
     training_info: Callable[[Any], dict[str, Any]] = _no_info
+
+    def __post_init__(self) -> None:
+        if not (
+            isinstance(self.hyperparameters, type)
+            and issubclass(self.hyperparameters, Hyperparameters)
+        ):
+            raise TypeError(
+                f"model {self.spec.name!r}: hyperparameters must be a dataclass subclassing "
+                "ml.model.Hyperparameters"
+            )
+        defaults = self.hyperparameters()
+        unknown = sorted(set(self.search_space) - set(defaults.to_dict()))
+        if unknown:
+            raise ValueError(
+                f"model {self.spec.name!r}: search space names unknown hyperparameters {unknown}"
+            )
 
     @property
     def name(self) -> str:

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ml.model import RegressionGateConfig
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -134,39 +136,6 @@ def fit_baselines_on_matrix(
 # ---------------------------------------------------------------------------------------------
 # The gate.
 # ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RegressionGateConfig:
-    """Thresholds of a regression model's promotion gate (relative, so they hold at any scale)."""
-
-    # RMSE must be at most (1 - this) x every baseline's RMSE.
-    min_rmse_improvement: float = 0.05
-    # MAE must be below every baseline's.
-    require_mae_below_baselines: bool = True
-    # Against the version that serves: how much RMSE and MAE may rise, as a fraction of its own.
-    max_rmse_regression: float = 0.02
-    max_mae_regression: float = 0.02
-    # Per slice, against the serving version's same slice: how much RMSE may rise (a fraction),
-    # and the rows both sides need before a slice is judged (smaller slices are reported only).
-    max_slice_rmse_regression: float = 0.05
-    min_slice_rows: int = 200
-
-    def __post_init__(self) -> None:
-        problems = [
-            f"{name} {value} must be between 0 and 1"
-            for name, value in (
-                ("min_rmse_improvement", self.min_rmse_improvement),
-                ("max_rmse_regression", self.max_rmse_regression),
-                ("max_mae_regression", self.max_mae_regression),
-                ("max_slice_rmse_regression", self.max_slice_rmse_regression),
-            )
-            if not 0.0 <= value < 1.0
-        ]
-        if self.min_slice_rows < 1:
-            problems.append(f"min_slice_rows {self.min_slice_rows} must be at least 1")
-        if problems:
-            raise ValueError("regression gate: " + "; ".join(problems))
 
 
 def regression_gate_checks(

@@ -85,15 +85,15 @@ def train(
     """Fit `model` on a labelled feature table (its spec's `features` dataset) and evaluate it.
 
     `hp`: an instance of `model.hyperparameters` (default: its defaults); its `seed` and
-    `validation_fraction` (when it has them) seed the fit and size the held-out share. Without
+    `validation_fraction` seed the fit and size the held-out share. Without
     `validation`, that share of the rows is held out (see `split`). The inputs are not modified;
     the same data and hyperparameters give the same predictions.
     """
     hp = model.hyperparameters() if hp is None else hp
-    seed = int(getattr(hp, "seed", 0))
+    seed = hp.seed
     sources = [features] if validation is None else [features, validation]
     if validation is None:
-        train_rows, validation = split(features, getattr(hp, "validation_fraction", 0.2), seed)
+        train_rows, validation = split(features, hp.validation_fraction, seed)
     else:
         train_rows = features
     for name, table in (("training", train_rows), ("validation", validation)):

@@ -25,6 +25,10 @@ os.environ.update(
     }
 )
 os.environ.pop("AWS_PROFILE", None)
+# pytest-xdist runs one worker per core: an OpenMP pool per worker that wants every core (XGBoost,
+# scikit-learn's histogram boosting) makes the workers fight over them, 50x slower. Tests need
+# one thread each; an explicit setting of the caller's is kept.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def _share_service_models() -> None:

@@ -73,7 +73,9 @@ def test_a_model_package_ships_the_ml_modules_it_imports() -> None:
     from ml.models import load
 
     files = code_files(load("spend"))
-    assert "ml/regression.py" in files  # spend's model.py imports its gate config from there
+    assert "ml/models/spend/estimator.py" in files  # its own package, whole
+    assert "ml/model.py" in files  # the gate configs live there, not in the evaluation code
+    assert "ml/regression.py" not in files  # nothing the package imports needs it
     assert not any(n.startswith("ml/models/churn/") for n in files)
 
 

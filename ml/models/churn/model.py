@@ -8,7 +8,6 @@ only inside `make_pipeline`.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ml.model import GateConfig, Model
+from ml.model import Hyperparameters as BaseHyperparameters
 from ml.models.churn.spec import SPEC
 from ml.schema import MISSING_CATEGORY
 
@@ -64,19 +64,17 @@ Estimator = Literal["logistic_regression", "hist_gradient_boosting"]
 
 
 @dataclass(frozen=True, slots=True)
-class Hyperparameters:
-    """Training knobs. `from_mapping` parses SageMaker's all-strings hyperparameters.json."""
+class Hyperparameters(BaseHyperparameters):
+    """Training knobs (`validation_fraction` and `seed` come from the base)."""
 
     estimator: Estimator = "logistic_regression"
     c: float = 1.0  # inverse regularization strength (logistic regression)
     max_iter: int = 500
     learning_rate: float = 0.1  # hist gradient boosting
     max_leaf_nodes: int = 31  # hist gradient boosting
-    validation_fraction: float = 0.2
-    seed: int = 0
 
-    def __post_init__(self) -> None:
-        problems = []
+    def problems(self) -> list[str]:
+        problems = BaseHyperparameters.problems(self)
         if self.estimator not in ("logistic_regression", "hist_gradient_boosting"):
             problems.append(
                 f"estimator={self.estimator!r}: use logistic_regression or hist_gradient_boosting"
@@ -89,33 +87,7 @@ class Hyperparameters:
             problems.append(f"learning_rate={self.learning_rate}: must be in (0, 1]")
         if self.max_leaf_nodes < 2:
             problems.append(f"max_leaf_nodes={self.max_leaf_nodes}: must be >= 2")
-        if not 0 < self.validation_fraction < 1:
-            problems.append(f"validation_fraction={self.validation_fraction}: must be in (0, 1)")
-        if problems:
-            raise ValueError("invalid hyperparameters: " + "; ".join(problems))
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> Hyperparameters:
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(fields))
-        if unknown:
-            raise ValueError(f"unknown hyperparameters {unknown}; known: {sorted(fields)}")
-        parsed: dict[str, Any] = {}
-        for name, raw in values.items():
-            kind = type(getattr(cls(), name))
-            try:
-                if kind is int and isinstance(raw, str | float) and float(raw).is_integer():
-                    parsed[name] = int(float(raw))
-                else:
-                    parsed[name] = kind(raw)
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"hyperparameter {name}={raw!r} is not a valid {kind.__name__}"
-                ) from None
-        return cls(**parsed)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return problems
 
 
 def make_pipeline(hp: Hyperparameters | None = None) -> Pipeline:

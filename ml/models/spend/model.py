@@ -12,7 +12,6 @@ xgboost is imported only to fit, save or load (`ml.models.spend.estimator`).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ml.model import Model
+from ml.model import Hyperparameters, Model, RegressionGateConfig
 from ml.models.spend.spec import SPEC
-from ml.regression import RegressionGateConfig
 from ml.schema import MISSING_CATEGORY
 
 ARTIFACT_FILE = "model.ubj"
@@ -58,8 +56,8 @@ def derive(inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 @dataclass(frozen=True, slots=True)
-class SpendHyperparameters:
-    """Training knobs. `from_mapping` parses SageMaker's all-strings hyperparameters.json."""
+class SpendHyperparameters(Hyperparameters):
+    """Training knobs (`validation_fraction` and `seed` come from the base)."""
 
     # Shallow, slow trees: on the sample data depth 3-4 with learning rate 0.05 scores the best
     # held-out RMSE of the search space, and 200 of them keep one record's prediction cheap.
@@ -72,11 +70,9 @@ class SpendHyperparameters:
     reg_lambda: float = 1.0
     max_bin: int = 256
     n_jobs: int = 0  # threads; 0: every core
-    validation_fraction: float = 0.2
-    seed: int = 0
 
-    def __post_init__(self) -> None:
-        problems = []
+    def problems(self) -> list[str]:
+        problems = Hyperparameters.problems(self)
         if self.n_estimators < 1:
             problems.append(f"n_estimators={self.n_estimators}: must be >= 1")
         if not 1 <= self.max_depth <= 16:
@@ -93,33 +89,7 @@ class SpendHyperparameters:
             problems.append(f"max_bin={self.max_bin}: must be in [2, 1024]")
         if self.n_jobs < 0:
             problems.append(f"n_jobs={self.n_jobs}: must be >= 0 (0: every core)")
-        if not 0 < self.validation_fraction < 1:
-            problems.append(f"validation_fraction={self.validation_fraction}: must be in (0, 1)")
-        if problems:
-            raise ValueError("invalid hyperparameters: " + "; ".join(problems))
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> SpendHyperparameters:
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(fields))
-        if unknown:
-            raise ValueError(f"unknown hyperparameters {unknown}; known: {sorted(fields)}")
-        parsed: dict[str, Any] = {}
-        for name, raw in values.items():
-            kind = type(getattr(cls(), name))
-            try:
-                if kind is int and isinstance(raw, str | float) and float(raw).is_integer():
-                    parsed[name] = int(float(raw))
-                else:
-                    parsed[name] = kind(raw)
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"hyperparameter {name}={raw!r} is not a valid {kind.__name__}"
-                ) from None
-        return cls(**parsed)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return problems
 
 
 SEARCH_SPACE: dict[str, tuple[Any, ...]] = {

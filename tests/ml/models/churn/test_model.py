@@ -58,7 +58,7 @@ def test_a_missing_payment_method_is_the_tables_unknown_value() -> None:
 
 def test_factory_returns_an_unfitted_pipeline() -> None:
     for estimator in ("logistic_regression", "hist_gradient_boosting"):
-        pipeline = make_pipeline(Hyperparameters(estimator=estimator))  # type: ignore[arg-type]
+        pipeline = make_pipeline(Hyperparameters(estimator=estimator))
         assert isinstance(pipeline, Pipeline)
         assert [name for name, _ in pipeline.steps] == ["columns", "model"]
         with pytest.raises(Exception, match="not fitted"):
