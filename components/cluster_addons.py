@@ -8,8 +8,8 @@ API endpoint is private and `pulumi up` runs outside the VPC:
 * the `training` namespace (Pod Security `restricted`) with a GPU `ResourceQuota` (what the GPU
   node groups can hold at most), a `LimitRange` (defaults for containers that state no requests)
   and network policies: deny by default, then DNS and HTTPS out, never the metadata service;
-* the `trainer` service account, bound through IRSA to a role that may read the features zone and
-  write the training prefix of the models bucket (with the lake key);
+* the `trainer` service account, bound through IRSA to a role that may read the features tables
+  and write the artifacts prefixes of the stack's models (with the lake key), nothing else;
 * the cluster autoscaler (IRSA role, service account, RBAC, Deployment on the system nodes) that
   scales the GPU node groups from zero when a Job asks for a GPU and back to zero when idle. Its
   image comes through the account's ECR pull-through cache of registry.k8s.io, because the
@@ -22,7 +22,7 @@ image ships the device plugin (no image to pull from nvcr.io, which ECR cannot c
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,11 +109,14 @@ class ClusterAddonsArgs:
     lake_kms_key_arn: pulumi.Input[str]
     features_bucket_arn: pulumi.Input[str]
     models_bucket_arn: pulumi.Input[str]
+    # what training pods read and write: the features tables and the models-bucket prefixes of the
+    # stack's models (each model's artifacts prefix)
+    features_prefixes: Sequence[str]
+    models_prefixes: Sequence[str]
     # `<account>.dkr.ecr.<region>.amazonaws.com/<prefix>`: registry.k8s.io through the ECR cache
     k8s_image_registry: pulumi.Input[str]
     gpu_quota: int  # GPUs all training pods may request together
     max_gpus_per_pod: int
-    models_prefix: str = "training"
     namespace: str = "training"
     service_account: str = "trainer"
     tags: Mapping[str, str] | None = None
@@ -395,7 +398,7 @@ class ClusterAddons(pulumi.ComponentResource):
         self.register_outputs({"trainer_role_arn": self.trainer_role_arn})
 
     def _trainer_role(self, name: str, args: ClusterAddonsArgs) -> aws.iam.Role:
-        """Training pods: read the features zone, write the training prefix (IRSA)."""
+        """Training pods: read the models' features, write their artifacts prefixes (IRSA)."""
         child = pulumi.ResourceOptions(parent=self)
         role = aws.iam.Role(
             f"{name}-trainer",
@@ -413,8 +416,9 @@ class ClusterAddons(pulumi.ComponentResource):
             policy=policy_document(
                 training_data_statements(
                     args.features_bucket_arn,
+                    args.features_prefixes,
                     args.models_bucket_arn,
-                    args.models_prefix.strip("/"),
+                    args.models_prefixes,
                     args.lake_kms_key_arn,
                 )
             ),

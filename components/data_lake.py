@@ -13,15 +13,16 @@ Zones (one bucket each, all SSE-KMS with the lake key and an S3 bucket key):
 
 A ``logs`` bucket receives the S3 server access logs of every zone bucket (a prefix per zone).
 
-Every dataset of ``ml.schema.DATASETS`` is cataloged as a Glue table of its zone bucket, columns
-taken from the schema, Hive partitioned by ``dt`` with partition projection so that new days are
-queryable without a crawler.
+Every dataset the stack names (``datasets``: the shared raw and curated ones,
+``ml.schema.SHARED_DATASETS``, and each hosted model's own features and predictions tables) is
+cataloged as a Glue table of its zone bucket, columns taken from the schema, Hive partitioned by
+``dt`` with partition projection so that new days are queryable without a crawler.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +37,7 @@ from components.s3 import (
     deny_insecure_transport,
     housekeeping_rule,
 )
-from ml.schema import DATASETS, PARTITION_KEY, Dataset
+from ml.schema import PARTITION_KEY, SHARED_DATASETS, Dataset
 
 # Zone buckets, in a fixed order; `logs` is the access-log bucket (not a zone: SSE-S3, see below).
 ZONES: tuple[str, ...] = ("raw", "curated", "features", "models", "predictions", "results")
@@ -105,6 +106,8 @@ _GLUE_NAME = re.compile(r"^[a-z0-9_]{1,255}$")
 class DataLakeArgs:
     # Glue database name: lowercase letters, digits, `_` (unique per account and region).
     database_name: str
+    # The datasets cataloged as tables (one each, named and keyed by the dataset's name).
+    datasets: Sequence[Dataset] = SHARED_DATASETS
     kms_deletion_window_days: int = 30
     force_destroy: bool = False
     raw_ia_days: int = 30
@@ -149,6 +152,7 @@ class DataLakeArgs:
             problems.append(
                 "force_destroy with protect: protected lake buckets are never force-destroyed"
             )
+        problems += _dataset_problems(self.datasets)
         if problems:
             raise ValueError("invalid DataLakeArgs: " + "; ".join(problems))
 
@@ -169,7 +173,6 @@ class DataLake(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: DataLakeArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        _check_datasets()
         super().__init__("mlplatform:lake:DataLake", name, None, opts)
         self._name = name
         self._args = args
@@ -234,7 +237,7 @@ class DataLake(pulumi.ComponentResource):
         )
         self.database_name = database.name
         self.table_names = {}
-        for dataset in DATASETS.values():
+        for dataset in args.datasets:
             table = self._table(dataset, database, stateful)
             self.table_names[dataset.name] = table.name
 
@@ -549,18 +552,24 @@ class DataLake(pulumi.ComponentResource):
         )
 
 
-def _check_datasets() -> None:
+def _dataset_problems(datasets: Sequence[Dataset]) -> list[str]:
     """The layout the catalog (and the Firehose prefix) relies on, checked before any resource."""
-    for dataset in DATASETS.values():
+    problems = []
+    names = [d.name for d in datasets]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        problems.append(f"datasets: {repeated} named twice (one table per name)")
+    for dataset in datasets:
         if dataset.partition_keys != (PARTITION_KEY,):
-            raise ValueError(
+            problems.append(
                 f"dataset {dataset.name!r}: the lake catalogs datasets partitioned by "
                 f"({PARTITION_KEY!r},) only, not {dataset.partition_keys}"
             )
         if dataset.zone not in ZONES:
-            raise ValueError(
+            problems.append(
                 f"dataset {dataset.name!r}: zone {dataset.zone!r} is not one of {ZONES}"
             )
+    return problems
 
 
 # --- bucket policy statements ----------------------------------------------------------------

@@ -9,8 +9,9 @@ request, so the second run would collide on the job name. A one-state Step Funct
 (`drift-<execution id>`), waits for the job and fails the execution when the job fails, which the
 failure alarm here turns into a page. Standard workflow, one state: a few state transitions a run.
 
-The job's role reads only the predictions zone (the capture files and prediction logs) and the
-training baseline (one key of the models bucket), writes only prediction logs and drift reports,
+One job per model. Its role reads only the model's prefixes of the predictions zone (its
+endpoint's capture, its prediction logs) and the training baseline (one key of the models bucket),
+writes only its prediction logs and drift reports,
 and may put metrics only into the drift namespace (`cloudwatch:namespace` condition). Its
 environment (`MLPLAT_DRIFT_*`, `ml.drift.job.DriftJobConfig.to_env`) carries buckets, baseline
 key, endpoint, threshold and window; the window is one schedule period (`schedule_window_hours`).
@@ -42,9 +43,8 @@ from components.iam import (
     prefix_arn,
     service_arn,
 )
-from ml.contracts import CAPTURE_ROOT, DRIFT_NAMESPACE, REPORT_PREFIX
+from ml.contracts import CAPTURE_ROOT, DRIFT_NAMESPACE, MODEL_ENV
 from ml.contracts import DRIFT_ENV_PREFIX as ENV_PREFIX
-from ml.schema import PREDICTIONS
 
 JOB_NAME_PREFIX = "drift-"
 STEP_FUNCTIONS_RULE = "StepFunctionsGetEventsForSageMakerProcessingJobsRule"
@@ -72,7 +72,15 @@ class DriftJobArgs:
     schedule: str
     # An image with this repository's `ml` package installed (the platform's training image).
     image_uri: pulumi.Input[str]
+    # The model whose endpoint the job watches (`ml.models.<model>`, in the job's environment).
+    model: str
     endpoint_name: pulumi.Input[str]
+    # The model's own key prefixes in the predictions bucket: its endpoint's capture
+    # (`capture/<endpoint>`), its prediction logs (its predictions table) and its drift reports
+    # (`drift-reports/<endpoint>`). The job reads and writes nothing else there.
+    capture_prefix: str
+    predictions_prefix: str
+    report_prefix: str
     predictions_bucket_name: pulumi.Input[str]
     predictions_bucket_arn: pulumi.Input[str]
     models_bucket_name: pulumi.Input[str]
@@ -113,6 +121,12 @@ class DriftJobArgs:
             problems.append(f"max_runtime_seconds {self.max_runtime_seconds}: 60 to 432000")
         if self.log_retention_days <= 0:
             problems.append(f"log_retention_days must be > 0, got {self.log_retention_days}")
+        if not re.fullmatch(r"[a-z][a-z0-9]{1,19}", self.model):
+            problems.append(f"model {self.model!r}: the name of a model package under ml/models/")
+        for knob in ("capture_prefix", "predictions_prefix", "report_prefix"):
+            value = getattr(self, knob)
+            if not value or value != value.strip("/") or "*" in value:
+                problems.append(f"{knob} {value!r}: a key prefix without slashes at the ends")
         if problems:
             raise ValueError("DriftJobArgs: " + "; ".join(problems))
 
@@ -186,14 +200,16 @@ class DriftJob(pulumi.ComponentResource):
                 [predictions],
                 sid="ListPredictionsZone",
                 conditions={
-                    "StringLike": {"s3:prefix": [f"{CAPTURE_ROOT}/*", f"{PREDICTIONS.prefix}/*"]}
+                    "StringLike": {
+                        "s3:prefix": [f"{args.capture_prefix}/*", f"{args.predictions_prefix}/*"]
+                    }
                 },
             ),
             Statement(
                 ["s3:GetObject"],
                 [
-                    prefix_arn(predictions, CAPTURE_ROOT),
-                    prefix_arn(predictions, PREDICTIONS.prefix),
+                    prefix_arn(predictions, args.capture_prefix),
+                    prefix_arn(predictions, args.predictions_prefix),
                 ],
                 sid="ReadCaptureAndPredictionLogs",
             ),
@@ -205,11 +221,13 @@ class DriftJob(pulumi.ComponentResource):
             # ml.lake replaces a day's partition whole: it puts the new files, then deletes the old.
             Statement(
                 ["s3:PutObject", "s3:DeleteObject"],
-                [prefix_arn(predictions, PREDICTIONS.prefix)],
+                [prefix_arn(predictions, args.predictions_prefix)],
                 sid="WritePredictionLogs",
             ),
             Statement(
-                ["s3:PutObject"], [prefix_arn(predictions, REPORT_PREFIX)], sid="WriteDriftReports"
+                ["s3:PutObject"],
+                [prefix_arn(predictions, args.report_prefix)],
+                sid="WriteDriftReports",
             ),
             Statement(["kms:Decrypt", "kms:GenerateDataKey"], [args.kms_key_arn], sid="LakeKey"),
             Statement(
@@ -333,6 +351,7 @@ class DriftJob(pulumi.ComponentResource):
             f"{ENV_PREFIX}WINDOW_HOURS": str(schedule_window_hours(args.schedule)),
             f"{ENV_PREFIX}KMS_KEY_ARN": args.kms_key_arn,
             f"{ENV_PREFIX}CAPTURE_ROOT": CAPTURE_ROOT,
+            MODEL_ENV: args.model,
         }
         return pulumi.Output.json_dumps(
             {

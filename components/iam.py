@@ -114,25 +114,42 @@ def loads(document: str) -> dict[str, Any]:
 
 def training_data_statements(
     features_bucket_arn: pulumi.Input[str],
+    features_prefixes: Sequence[str],
     models_bucket_arn: pulumi.Input[str],
-    models_prefix: str,
+    models_prefixes: Sequence[str],
     key_arn: pulumi.Input[str],
     key_actions: Sequence[str] = ("kms:Decrypt", "kms:GenerateDataKey"),
 ) -> list[Statement]:
-    """What any training run may touch: read the features zone, write its models prefix."""
-    prefix = models_prefix.strip("/")
+    """What a training run may touch: read its models' features tables, write their prefixes of the
+    models bucket (a model's training role: its own; the GPU cluster's trainers: every model's)."""
+    features = sorted({p.strip("/") for p in features_prefixes})
+    models = sorted({p.strip("/") for p in models_prefixes})
+    if not features or not models or "" in features or "" in models:
+        raise ValueError(
+            f"training_data_statements: features prefixes {list(features_prefixes)} and models "
+            f"prefixes {list(models_prefixes)} must each name at least one non-empty prefix"
+        )
     return [
-        Statement(["s3:ListBucket"], [features_bucket_arn], sid="ListFeatures"),
-        Statement(["s3:GetObject"], [prefix_arn(features_bucket_arn, "")], sid="ReadFeatures"),
+        Statement(
+            ["s3:ListBucket"],
+            [features_bucket_arn],
+            sid="ListFeatures",
+            conditions={"StringLike": {"s3:prefix": [x for p in features for x in (p, f"{p}/*")]}},
+        ),
+        Statement(
+            ["s3:GetObject"],
+            [prefix_arn(features_bucket_arn, p) for p in features],
+            sid="ReadFeatures",
+        ),
         Statement(
             ["s3:ListBucket"],
             [models_bucket_arn],
             sid="ListTrainingPrefix",
-            conditions={"StringLike": {"s3:prefix": [f"{prefix}/*"]}},
+            conditions={"StringLike": {"s3:prefix": [f"{p}/*" for p in models]}},
         ),
         Statement(
             ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
-            [prefix_arn(models_bucket_arn, prefix)],
+            [prefix_arn(models_bucket_arn, p) for p in models],
             sid="WriteTrainingPrefix",
         ),
         Statement(list(key_actions), [key_arn], sid="UseLakeKey"),

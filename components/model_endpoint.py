@@ -40,6 +40,7 @@ from components.iam import (
     policy_document,
     prefix_arn,
 )
+from components.names import default_endpoint_name
 from components.problems import instance_count_problems, instance_family, serverless_problems
 from ml.images import (
     SKLEARN_REPOSITORY,
@@ -68,10 +69,22 @@ def has_local_storage(instance_type: str) -> bool:
     )
 
 
-def default_endpoint_name(stack: str) -> str:
-    """`ml-platform-<stack>`, folded into what SageMaker accepts for an endpoint name."""
-    name = re.sub(r"-+", "-", re.sub(r"[^A-Za-z0-9-]", "-", f"ml-platform-{stack}")).strip("-")
-    return name[:63].rstrip("-")
+__all__ = [
+    "CAPTURE_PREFIX",
+    "VARIANT_NAME",
+    "ModelEndpoint",
+    "ModelEndpointArgs",
+    "capture_prefix",
+    "default_endpoint_name",
+    "deployment_timeout_seconds",
+    "has_local_storage",
+]
+
+
+def capture_prefix(endpoint_name: str) -> str:
+    """Where SageMaker writes an endpoint's data capture in the predictions bucket (it appends the
+    endpoint's name to the destination): the endpoint's own prefix."""
+    return f"{CAPTURE_PREFIX}/{endpoint_name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +103,8 @@ class ModelEndpointArgs:
     # The on-call topic the two rollback alarms notify (alarm and recovery).
     alarm_topic_arn: pulumi.Input[str]
     model_package_arn: str | None = None
-    model_key: str = "churn/current/model.tar.gz"
+    # The artifact served while no package is set (e.g. `<model>/current/model.tar.gz`).
+    model_key: str | None = None
     instance_type: str = "ml.m5.large"
     min_instances: int = 1
     max_instances: int = 2
@@ -134,8 +148,11 @@ def _check(name: str, args: ModelEndpointArgs) -> None:
             f"model_prefix {args.model_prefix!r}: expected a key prefix such as "
             "'models/churn' (no leading or trailing '/')"
         )
-    if args.model_package_arn is None and not args.model_key.endswith(".tar.gz"):
-        problems.append(f"model_key {args.model_key!r}: expected the key of a model.tar.gz")
+    if args.model_package_arn is None and not (args.model_key or "").endswith(".tar.gz"):
+        problems.append(
+            f"model_key {args.model_key!r}: expected the key of a model.tar.gz (the artifact "
+            "served while no model_package_arn is set)"
+        )
     problems += serverless_problems(
         args.serverless,
         args.data_capture_enabled,
@@ -233,6 +250,7 @@ class ModelEndpoint(pulumi.ComponentResource):
     endpoint_name: pulumi.Output[str]
     endpoint_arn: pulumi.Output[str]
     execution_role_arn: pulumi.Output[str]
+    capture_prefix: str | None  # None: no data capture
     model_name: pulumi.Output[str]
     variant_name: str
     error_alarm_name: pulumi.Output[str]
@@ -260,6 +278,9 @@ class ModelEndpoint(pulumi.ComponentResource):
         self.endpoint_name = endpoint.name
         self.endpoint_arn = endpoint.arn
         self.execution_role_arn = role.arn
+        self.capture_prefix = (
+            capture_prefix(args.endpoint_name) if args.data_capture_enabled else None
+        )
         self.model_name = model.name
         self.variant_name = VARIANT_NAME
         self.error_alarm_name = errors.name
@@ -269,6 +290,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                 "endpoint_name": self.endpoint_name,
                 "endpoint_arn": self.endpoint_arn,
                 "execution_role_arn": self.execution_role_arn,
+                "capture_prefix": self.capture_prefix,
                 "model_name": self.model_name,
                 "variant_name": VARIANT_NAME,
                 "error_alarm_name": self.error_alarm_name,
@@ -320,10 +342,9 @@ class ModelEndpoint(pulumi.ComponentResource):
         model_objects: list[pulumi.Input[str]] = [
             prefix_arn(args.models_bucket_arn, args.model_prefix)
         ]
-        if args.model_package_arn is None and not args.model_key.startswith(
-            args.model_prefix + "/"
-        ):
-            model_objects.append(pulumi.Output.concat(args.models_bucket_arn, "/", args.model_key))
+        model_key = args.model_key or ""
+        if args.model_package_arn is None and not model_key.startswith(args.model_prefix + "/"):
+            model_objects.append(pulumi.Output.concat(args.models_bucket_arn, "/", model_key))
         image_registry = region.apply(sklearn_registry_account)
         return [
             Statement(sid="ReadModel", actions=["s3:GetObject"], resources=model_objects),
@@ -337,9 +358,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                 sid="WriteCapture",
                 actions=["s3:PutObject"],
                 resources=[
-                    prefix_arn(
-                        args.predictions_bucket_arn, f"{CAPTURE_PREFIX}/{args.endpoint_name}"
-                    )
+                    prefix_arn(args.predictions_bucket_arn, capture_prefix(args.endpoint_name))
                 ],
             ),
             Statement(
@@ -433,7 +452,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                     lambda v: sklearn_image_uri(v[0], v[1])
                 ),
                 model_data_url=pulumi.Output.concat(
-                    "s3://", args.models_bucket_name, "/", args.model_key
+                    "s3://", args.models_bucket_name, "/", args.model_key or ""
                 ),
                 environment=environment,
             )

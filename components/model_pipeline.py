@@ -41,7 +41,7 @@ from components.iam import (
     prefix_arn,
     service_arn,
 )
-from components.model_registry import default_group_name
+from components.names import default_pipeline_name, failure_rule_name
 from components.pipeline_definition import (
     STEP_KINDS,
     pipeline_definition,
@@ -59,7 +59,14 @@ from ml.contracts import (
     PIPELINE_NAMESPACE,
     REJECTED_ROOT,
 )
-from ml.schema import CUSTOMER_FEATURES, CUSTOMERS_CURATED, CUSTOMERS_RAW
+
+__all__ = [
+    "APPROVAL_STATUSES",
+    "ModelPipeline",
+    "ModelPipelineArgs",
+    "default_pipeline_name",
+    "failure_rule_name",
+]
 
 PIPELINE_NAME_PATTERN = r"[a-z0-9](-*[a-z0-9]){0,255}"
 APPROVAL_STATUSES = ("PendingManualApproval", "Approved")
@@ -70,27 +77,10 @@ TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 TRAINING_METRICS_NAMESPACE = "/aws/sagemaker/TrainingJobs"
 SAGEMAKER = "sagemaker.amazonaws.com"
 FAILED_EVENT = "SageMaker Model Building Pipeline Execution Status Change"
-RULE_NAME_MAX = 64  # EventBridge rule names
-FAILED_SUFFIX = "-failed"
 MAX_PROCESSING_SECONDS = 777_600  # CreateProcessingJob's bound
 MAX_TRAINING_SECONDS = 28 * 86400  # CreateTrainingJob's bound
-# The datasets the steps read and write, by their key prefix in their zone's bucket.
-RAW, CURATED, FEATURES = CUSTOMERS_RAW.prefix, CUSTOMERS_CURATED.prefix, CUSTOMER_FEATURES.prefix
-REJECTED = f"{REJECTED_ROOT}/{RAW}"  # the curate step's refused rows, in the curated bucket
 # ml.lake commits a partition by its manifest (read, put) and removes the files it replaced.
 LAKE_WRITE = ("s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload")
-
-
-def default_pipeline_name(stack: str, model: str = "churn") -> str:
-    """The model's pipeline is named as its package group is (`ml-platform-<stack>-<model>`,
-    lower case: SageMaker lower-cases names in the ARNs that IAM and EventBridge match)."""
-    return default_group_name(stack, model)
-
-
-def failure_rule_name(pipeline_name: str) -> str:
-    """The failure rule's name, fixed so that the on-call topic's policy names it up front."""
-    stem = pipeline_name[: RULE_NAME_MAX - len(FAILED_SUFFIX)].rstrip("-")
-    return f"{stem}{FAILED_SUFFIX}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +88,14 @@ class ModelPipelineArgs:
     pipeline_name: str  # plain: the failure rule's name and the platform outputs follow from it
     stack: str  # the stack whose serving version the evaluate step compares with
     region: str
+    # The model the steps run (`ml.models.<model>`, in every step's environment) and the datasets
+    # they read and write: the raw dataset's name, and each dataset's key prefix in its zone's
+    # bucket (the raw and curated datasets are shared by every model; the features are its own).
+    model: str
+    raw_dataset: str
+    raw_prefix: str
+    curated_prefix: str
+    features_prefix: str
     schedule: str  # EventBridge rate(...) or cron(...): the retraining cadence
     # the platform image (`ml` installed) and its repository (pull permission)
     image_uri: pulumi.Input[str]
@@ -143,7 +141,8 @@ def _name_problems(a: ModelPipelineArgs) -> list[str]:
     if not re.fullmatch(PIPELINE_NAME_PATTERN, a.pipeline_name):
         problems.append(
             f"pipeline_name {a.pipeline_name!r}: 1-256 lower-case letters, digits and '-', "
-            f"starting and ending with a letter or digit (e.g. {default_pipeline_name('dev')!r})"
+            f"starting and ending with a letter or digit (e.g. "
+            f"{default_pipeline_name('dev', 'churn')!r})"
         )
     if not a.stack:
         problems.append("stack: the name of the stack (the evaluate step compares with its model)")
@@ -161,6 +160,12 @@ def _name_problems(a: ModelPipelineArgs) -> list[str]:
         )
     if not a.security_group_ids:
         problems.append("security_group_ids: at least one group (the steps run in the VPC)")
+    if not re.fullmatch(r"[a-z][a-z0-9]{1,19}", a.model):
+        problems.append(f"model {a.model!r}: the name of a model package under ml/models/")
+    for knob in ("raw_dataset", "raw_prefix", "curated_prefix", "features_prefix"):
+        value = getattr(a, knob)
+        if not value or value != value.strip("/") or "*" in value:
+            problems.append(f"{knob} {value!r}: a key prefix without slashes at the ends or '*'")
     return problems
 
 
@@ -329,20 +334,23 @@ class ModelPipeline(pulumi.ComponentResource):
 
     def _window_statements(self) -> list[Statement]:
         a = self._args
-        return [*self._read("Raw", a.raw_bucket_arn, RAW), self._upload(COMMAND_WINDOW)]
+        return [*self._read("Raw", a.raw_bucket_arn, a.raw_prefix), self._upload(COMMAND_WINDOW)]
 
     def _curate_statements(self) -> list[Statement]:
         a = self._args
+        rejected = f"{REJECTED_ROOT}/{a.raw_prefix}"  # the refused rows, in the curated bucket
         return [
             *self._download(COMMAND_WINDOW),
-            *self._read("Raw", a.raw_bucket_arn, RAW),
-            self._list("ListCuratedZone", a.curated_bucket_arn, [CURATED, REJECTED]),
+            *self._read("Raw", a.raw_bucket_arn, a.raw_prefix),
+            self._list("ListCuratedZone", a.curated_bucket_arn, [a.curated_prefix, rejected]),
             Statement(
-                LAKE_WRITE, [prefix_arn(a.curated_bucket_arn, CURATED)], sid="WriteCuratedDataset"
+                LAKE_WRITE,
+                [prefix_arn(a.curated_bucket_arn, a.curated_prefix)],
+                sid="WriteCuratedDataset",
             ),
             Statement(
                 ["s3:PutObject", "s3:AbortMultipartUpload"],
-                [prefix_arn(a.curated_bucket_arn, REJECTED)],
+                [prefix_arn(a.curated_bucket_arn, rejected)],
                 sid="WriteRejectedRows",
             ),
             Statement(
@@ -359,11 +367,11 @@ class ModelPipeline(pulumi.ComponentResource):
         a = self._args
         return [
             *self._download(COMMAND_CURATE),
-            *self._read("Curated", a.curated_bucket_arn, CURATED),
-            self._list("ListFeaturesDataset", a.features_bucket_arn, [FEATURES]),
+            *self._read("Curated", a.curated_bucket_arn, a.curated_prefix),
+            self._list("ListFeaturesDataset", a.features_bucket_arn, [a.features_prefix]),
             Statement(
                 LAKE_WRITE,
-                [prefix_arn(a.features_bucket_arn, FEATURES)],
+                [prefix_arn(a.features_bucket_arn, a.features_prefix)],
                 sid="WriteFeaturesDataset",
             ),
             self._upload(COMMAND_FEATURES),
@@ -373,7 +381,7 @@ class ModelPipeline(pulumi.ComponentResource):
         a = self._args
         return [
             *self._download(COMMAND_FEATURES),  # the `partitions` channel
-            *self._read("Features", a.features_bucket_arn, FEATURES),  # the `features` channel
+            *self._read("Features", a.features_bucket_arn, a.features_prefix),  # `features` channel
             # the model and, with spot training, the checkpoints (read back after a restart)
             self._list(
                 "ListTrainWork",

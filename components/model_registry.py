@@ -1,7 +1,8 @@
 """The model registry: a SageMaker model package group and who may write its artifacts.
 
 Model versions are registered into one model package group (`aws.sagemaker.ModelPackageGroup`);
-their artifacts live in the models bucket under `models/<group>/`. The component also builds the
+their artifacts live in the models bucket under `models/<group>/`. A stack makes one registry per
+model of its `models` list. The component also builds the
 one IAM policy a training/registration role needs for that: write and read objects under exactly
 that prefix (through the lake key, only via S3), list only that prefix, and register, describe and
 update versions of exactly this group. Roles that train and register models get the policy attached
@@ -18,24 +19,20 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import Statement, policy_document, prefix_arn
+from components.names import ARTIFACTS_ROOT, artifacts_prefix, default_group_name
+
+__all__ = [
+    "ARTIFACTS_ROOT",
+    "GROUP_NAME_PATTERN",
+    "ModelRegistry",
+    "ModelRegistryArgs",
+    "artifacts_prefix",
+    "default_group_name",
+]
 
 # SageMaker model package group names; lower case only, because SageMaker lower-cases names in the
 # ARNs it returns (a policy written for `Churn` would not match `model-package/churn/1`).
 GROUP_NAME_PATTERN = r"[a-z0-9](-*[a-z0-9]){0,62}"
-ARTIFACTS_ROOT = "models"
-
-
-def default_group_name(stack: str, model: str = "churn") -> str:
-    """`ml-platform-<stack>-<model>`, folded into what SageMaker accepts (a stack name may hold
-    upper case, `_` or `.`)."""
-    raw = f"ml-platform-{stack}-{model}".lower()
-    name = re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", raw)).strip("-")
-    return name[:63].rstrip("-")
-
-
-def artifacts_prefix(group_name: str) -> str:
-    """The key prefix (no slashes at the ends) that holds a group's artifacts."""
-    return f"{ARTIFACTS_ROOT}/{group_name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +40,7 @@ class ModelRegistryArgs:
     group_name: str  # plain: `ml/` finds the group through the platform outputs
     models_bucket_arn: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]  # the lake key the models bucket is encrypted with
-    description: str = "Model versions of the ml-platform churn model"
+    description: str = "Model versions of an ml-platform model"
     # Roles that train and register models: label -> role name. The label names the attachment.
     writer_role_names: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -67,7 +64,7 @@ class ModelRegistry(pulumi.ComponentResource):
                 f"ModelRegistry {name!r}: group_name {args.group_name!r} is not allowed; expected "
                 "1-63 lower-case letters, digits and '-', starting and ending with a letter or "
                 "digit "
-                f"(e.g. {default_group_name('dev')!r})"
+                f"(e.g. {default_group_name('dev', 'churn')!r})"
             )
         for label in args.writer_role_names:
             if not re.fullmatch(r"[a-z][a-z0-9-]{0,30}", label):

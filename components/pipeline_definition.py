@@ -8,7 +8,8 @@
 Steps: Window -> Curate -> Features -> Train -> Evaluate -> GatePassed (Condition) -> Register |
 GateRefused (Fail). Every Processing and Training request is the CreateProcessingJob /
 CreateTrainingJob request without its name: the platform image, `python3 -m ml.pipeline
-<command>`, its own role, the private subnets, volume and outputs under the lake key. Work files
+<command>`, its own role, the private subnets, volume and outputs under the lake key, and the model
+the step runs in its environment (`ml.contracts.MODEL_ENV`). Work files
 live at `s3://<models>/<artifacts prefix>/pipeline/<execution id>/<command>/`, so one execution's
 files sit together and each step's role is scoped to the directories it reads and writes.
 
@@ -35,6 +36,7 @@ from ml.contracts import (
     GATE_PROPERTY_FILE,
     LINEAGE_FILE,
     METRICS_FILE,
+    MODEL_ENV,
     MODEL_INPUT_PATH,
     PARAM_APPROVAL_STATUS,
     PARAM_C,
@@ -61,7 +63,6 @@ from ml.contracts import (
     WORK_OUTPUT_PATH,
 )
 from ml.images import sklearn_image_uri
-from ml.schema import CUSTOMER_FEATURES, CUSTOMERS_RAW
 
 if TYPE_CHECKING:
     import pulumi
@@ -231,7 +232,11 @@ class _Steps:
                 "VpcConfig": self.vpc,
             },
             "StoppingCondition": {"MaxRuntimeInSeconds": a.processing_max_runtime_seconds},
-            "Environment": {"AWS_DEFAULT_REGION": a.region, "PYTHONUNBUFFERED": "1"},
+            "Environment": {
+                "AWS_DEFAULT_REGION": a.region,
+                "PYTHONUNBUFFERED": "1",
+                MODEL_ENV: a.model,
+            },
         }
         if not inputs:
             del request["ProcessingInputs"]
@@ -258,7 +263,7 @@ class _Steps:
             COMMAND_WINDOW,
             [
                 "--raw-bucket", a.raw_bucket_name,
-                "--dataset", CUSTOMERS_RAW.name,
+                "--dataset", a.raw_dataset,
                 "--start", param(PARAM_WINDOW_START),
                 "--end", param(PARAM_WINDOW_END),
                 "--days", param(PARAM_WINDOW_DAYS),
@@ -363,7 +368,7 @@ class _Steps:
                 # only the files the command reads are fetched (the window's partitions)
                 _channel(
                     FEATURES_CHANNEL,
-                    join("s3:/", a.features_bucket_name, f"{CUSTOMER_FEATURES.prefix}/"),
+                    join("s3:/", a.features_bucket_name, f"{a.features_prefix}/"),
                     "FastFile",
                 ),
             ],
@@ -374,6 +379,7 @@ class _Steps:
                 "seed": TRAINING_SEED,
             },
             "OutputDataConfig": {"S3OutputPath": output, "KmsKeyId": a.kms_key_arn},
+            "Environment": {MODEL_ENV: a.model},
             "ResourceConfig": {
                 "InstanceCount": 1,
                 "InstanceType": a.training_instance_type,

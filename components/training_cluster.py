@@ -157,6 +157,10 @@ class TrainingClusterArgs:
     lake_kms_key_arn: pulumi.Input[str]
     features_bucket_arn: pulumi.Input[str]
     models_bucket_arn: pulumi.Input[str]
+    # what training pods read and write: the features tables and the models-bucket prefixes of the
+    # stack's models (each model's artifacts prefix)
+    features_prefixes: Sequence[str]
+    models_prefixes: Sequence[str]
     gpu_node_groups: Sequence[GpuNodeGroupSpec]
     gpu_instance_families: Sequence[str]
     # ECR pull-through cache prefix for registry.k8s.io; a registry-wide name, so one per stack
@@ -170,7 +174,6 @@ class TrainingClusterArgs:
     admin_role_arns: Sequence[str] = ()
     # who may submit training Jobs (assume the submitter role); none: no submitter role
     job_submitter_arns: Sequence[str] = ()
-    models_prefix: str = "training"
     namespace: str = "training"
     service_account: str = "trainer"
     log_retention_days: int = 30
@@ -194,6 +197,13 @@ class TrainingClusterArgs:
         problems += public_access_problems(self.public_access_cidrs)
         problems += job_submitter_problems(self.job_submitter_arns)
         problems += kms_deletion_window_problems(self.kms_deletion_window_days)
+        for knob in ("features_prefixes", "models_prefixes"):
+            prefixes = getattr(self, knob)
+            if not prefixes or any(not p.strip("/") or "*" in p for p in prefixes):
+                problems.append(
+                    f"{knob} {list(prefixes)}: at least one key prefix, none empty or with '*' "
+                    "(what training pods may read and write)"
+                )
         if problems:
             raise TrainingClusterError("; ".join(problems))
         check_gpu_groups(self.gpu_node_groups, self.gpu_instance_families)
@@ -239,11 +249,12 @@ class TrainingCluster(pulumi.ComponentResource):
                 lake_kms_key_arn=args.lake_kms_key_arn,
                 features_bucket_arn=args.features_bucket_arn,
                 models_bucket_arn=args.models_bucket_arn,
+                features_prefixes=args.features_prefixes,
+                models_prefixes=args.models_prefixes,
                 k8s_image_registry=image_registry,
                 autoscaler_image_digest=args.autoscaler_image_digest,
                 gpu_quota=gpu_quota,
                 max_gpus_per_pod=max_gpus,
-                models_prefix=args.models_prefix,
                 namespace=args.namespace,
                 service_account=args.service_account,
                 tags=self._tags,

@@ -1,8 +1,9 @@
-"""The execution role of SageMaker training jobs (`ml.remote_training`, `mlplat train`).
+"""The execution role of one model's SageMaker training jobs (`ml.remote_training`, `mlplat train`).
 
-The jobs run in the VPC's private subnets: the role reads the features zone, writes its own
-prefix of the models bucket (code, checkpoints, model artifacts), uses the lake key (and grants it
-to the jobs' volumes), writes the jobs' logs and metrics, and manages their network interfaces.
+The jobs run in the VPC's private subnets: the role reads the model's own features table, writes
+the model's own prefix of the models bucket (code, checkpoints, model artifacts: its registry's
+artifacts prefix), uses the lake key (and grants it to the jobs' volumes), writes the jobs' logs
+and metrics, and manages their network interfaces. Nothing of another model's data.
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ class TrainingJobRoleArgs:
     # the private network jobs run in: their network interfaces only there, in these groups
     vpc_id: pulumi.Input[str]
     security_group_ids: Sequence[pulumi.Input[str]]
-    models_prefix: str = "training"  # code, checkpoints and model artifacts of training jobs
+    # the model's features table (its key prefix in the features bucket): what jobs read
+    features_prefix: str
+    # the model's prefix of the models bucket: code, checkpoints and model artifacts of its jobs
+    models_prefix: str
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -57,6 +61,8 @@ class TrainingJobRole(pulumi.ComponentResource):
         prefix = args.models_prefix.strip("/")
         if not prefix:
             raise TrainingJobRoleError("models_prefix must name a prefix of the models bucket")
+        if not args.features_prefix.strip("/"):
+            raise TrainingJobRoleError("features_prefix must name a table of the features bucket")
         role = aws.iam.Role(
             f"{name}-role",
             assume_role_policy=assume_role_policy(
@@ -77,8 +83,9 @@ class TrainingJobRole(pulumi.ComponentResource):
                 [
                     *training_data_statements(
                         args.features_bucket_arn,
+                        [args.features_prefix],
                         args.models_bucket_arn,
-                        prefix,
+                        [prefix],
                         args.lake_kms_key_arn,
                         key_actions=("kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"),
                     ),

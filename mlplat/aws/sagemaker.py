@@ -276,7 +276,8 @@ SERVICE = Service(
             fake=_fake_sagemaker,
             realize=_package_group,
             read=_read_package_group,
-            force_new=frozenset({"modelPackageGroupName"}),
+            # SageMaker has no call that updates a group's description: the provider replaces it
+            force_new=frozenset({"modelPackageGroupName", "modelPackageGroupDescription"}),
         ),
         AwsType(
             "aws:sagemaker/model:Model", fake=_fake_sagemaker, realize=_sm_model, read=_read_model

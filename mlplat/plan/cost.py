@@ -3,10 +3,10 @@
 Prices: `mlplat/plan/data/prices.json` (on-demand list prices per region, with their sources and the
 date they were published; verify before relying on a figure). Usage comes from the stack settings:
 
-- endpoint instances: `endpoint_min_instances` per instance-backed production variant of every
-  endpoint configuration an endpoint uses, for `usage_endpoint_hours` hours (instance type from the
-  plan); a serverless variant is billed as if busy `usage_endpoint_hours` hours at its memory size
-  (an upper bound: serverless bills per request duration);
+- endpoint instances: the model's `endpointMinInstances` per instance-backed production variant of
+  every endpoint configuration an endpoint uses, for `usage_endpoint_hours` hours (instance type
+  from the plan); a serverless variant is billed as if busy `usage_endpoint_hours` hours at its
+  memory size (an upper bound: serverless bills per request duration);
 - GPU node groups: `usage_gpu_node_hours` in total, split evenly across GPU node groups; other node
   groups run `scalingConfig.desiredSize` nodes all month;
 - lake storage: `usage_storage_gb` GB-month of S3 Standard, split evenly across the buckets;
@@ -18,6 +18,10 @@ date they were published; verify before relying on a figure). Usage comes from t
 Everything else (requests, data transfer, logs, Athena scans, training jobs, the runs of the model
 pipeline and of the drift job: SageMaker bills their jobs per run, a pipeline itself is free) is
 not estimated.
+
+Each item is labelled with the model it serves (the resource's `model` tag; "" for what the models
+share), and with the top-level component it belongs to (a model's components sit under its
+`ModelGroup`, named after the model): `by_model` and `by_component` total them.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from stacks.settings.models import MODEL_TAG
 
 if TYPE_CHECKING:
     from stacks.settings import Settings
@@ -44,20 +50,27 @@ class CostError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Usage:
     endpoint_hours: int
-    endpoint_instances: int
+    endpoint_instances: int  # an endpoint's instances when its model is not in `model_instances`
     gpu_node_hours: int
     storage_gb: int
     stream_gb: int
+    # model -> the instances its endpoint keeps (its `endpointMinInstances`)
+    model_instances: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Usage:
+        instances = {m.name: m.endpoint.min_instances for m in settings.models}
         return cls(
             endpoint_hours=settings.usage.endpoint_hours,
-            endpoint_instances=settings.endpoint.min_instances,
+            endpoint_instances=max(instances.values(), default=1),
             gpu_node_hours=settings.usage.gpu_node_hours,
             storage_gb=settings.usage.storage_gb,
             stream_gb=settings.usage.stream_gb,
+            model_instances=instances,
         )
+
+    def instances_of(self, model: str) -> int:
+        return self.model_instances.get(model, self.endpoint_instances)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +85,12 @@ class CostItem:
     unit_usd: float | None
     monthly_usd: float
     note: str = ""
+    model: str = ""  # the model it serves ("" : shared by every model)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "component": self.component,
+            "model": self.model,
             "name": self.name,
             "type": self.type,
             "urn": self.urn,
@@ -107,6 +122,13 @@ class CostReport:
             totals[item.component] = totals.get(item.component, 0.0) + item.monthly_usd
         return {k: round(v, 2) for k, v in sorted(totals.items())}
 
+    def by_model(self) -> dict[str, float]:
+        """Monthly USD per model; "" is what the models share (lake, network, cluster...)."""
+        totals: dict[str, float] = {}
+        for item in self.items:
+            totals[item.model] = totals.get(item.model, 0.0) + item.monthly_usd
+        return {k: round(v, 2) for k, v in sorted(totals.items())}
+
     def to_json(self) -> dict[str, Any]:
         return {"monthlyUsd": self.monthly_usd, "items": [i.to_json() for i in self.items]}
 
@@ -136,6 +158,13 @@ def _plain(value: Any) -> Any:
 def _inputs(resource: Mapping[str, Any]) -> dict[str, Any]:
     inputs = resource.get("inputs") or {}
     return {k: _plain(v) for k, v in inputs.items()} if isinstance(inputs, dict) else {}
+
+
+def model_of(resource: Mapping[str, Any]) -> str:
+    """The model a resource serves: its `model` tag ("" when it has none)."""
+    tags = _inputs(resource).get("tags")
+    model = tags.get(MODEL_TAG) if isinstance(tags, dict) else None
+    return model if isinstance(model, str) else ""
 
 
 def _is_gpu(instance_type: str) -> bool:
@@ -231,6 +260,7 @@ class _Pricer:
                 unit_usd,
                 monthly,
                 note,
+                model_of(res),
             )
         )
 
@@ -264,11 +294,11 @@ class _Pricer:
                     )
                     continue
                 instance = str(variant.get("instanceType") or "")
+                count = usage.instances_of(model_of(config))
                 self.add(
                     config,
-                    f"variant {vname}: {usage.endpoint_instances} x {instance} for "
-                    f"{usage.endpoint_hours} h",
-                    float(usage.endpoint_instances * usage.endpoint_hours),
+                    f"variant {vname}: {count} x {instance} for {usage.endpoint_hours} h",
+                    float(count * usage.endpoint_hours),
                     "instance-hour",
                     hosting.get(instance),
                     instance,

@@ -1,11 +1,14 @@
 """Compare two preview JSONs (a baseline, e.g. main's, and the current plan).
 
-Resources are matched by URN: a URN only in the baseline is removed, only in the current plan is
-added, in both with different inputs or options is changed (property by property). A removed
-*stateful* resource (bucket, key, catalog, cluster, endpoint...) is a loud warning: it is deleted,
-or, when an added resource has the same type, *replaced* — its logical name or parent changed, which
-Pulumi treats as delete + create unless an alias is given. A changed property that AWS cannot update
-in place on a stateful resource (a bucket's name, a key's spec...) is a replacement too.
+Resources are matched by URN, then by alias: a current resource whose `options.aliases` (as the
+plan engine records them: its own and those inherited from an aliased parent) name a baseline URN
+that is gone is that resource *moved* (Pulumi updates it in place under its new URN). A URN only
+in the baseline is removed, only in the current plan is added, in both (or moved) with different
+inputs or options is changed (property by property). A removed *stateful* resource (bucket, key,
+catalog, cluster, endpoint...) is a loud warning: it is deleted, or, when an added resource has the
+same type, *replaced* — its logical name or parent changed, which Pulumi treats as delete + create
+unless an alias is given. A changed property that AWS cannot update in place on a stateful resource
+(a bucket's name, a key's spec...) is a replacement too, moved or not.
 """
 
 from __future__ import annotations
@@ -42,6 +45,17 @@ class Changed:
 
 
 @dataclass(frozen=True, slots=True)
+class Moved:
+    """A baseline resource the current plan keeps under a new URN (through an alias)."""
+
+    old_urn: str
+    urn: str
+    type: str
+    old_name: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class PlanDiff:
     added: tuple[Mapping[str, Any], ...]
     removed: tuple[Mapping[str, Any], ...]
@@ -51,6 +65,7 @@ class PlanDiff:
     cost_after: float | None
     violations_before: int | None
     violations_after: int | None
+    moved: tuple[Moved, ...] = ()
 
     @property
     def cost_delta(self) -> float | None:
@@ -62,6 +77,7 @@ class PlanDiff:
         return {
             "added": [r["urn"] for r in self.added],
             "removed": [r["urn"] for r in self.removed],
+            "moved": [{"from": m.old_urn, "to": m.urn} for m in self.moved],
             "changed": [
                 {
                     "urn": c.urn,
@@ -107,14 +123,70 @@ def flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
 def property_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[PropertyChange]:
     changes: list[PropertyChange] = []
     for section in ("inputs", "options"):
-        before = dict(flatten(old.get(section) or {}))
-        after = dict(flatten(new.get(section) or {}))
+        before = dict(flatten(_without_aliases(section, old.get(section) or {})))
+        after = dict(flatten(_without_aliases(section, new.get(section) or {})))
         for path in sorted(set(before) | set(after)):
             a, b = before.get(path, MISSING), after.get(path, MISSING)
             if a != b:
                 shown = path if section == "inputs" else f"options.{path}"
                 changes.append(PropertyChange(shown, a, b))
     return changes
+
+
+def _without_aliases(section: str, values: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Aliases say where a resource was, not what it is: they are not a property."""
+    if section != "options":
+        return values
+    return {k: v for k, v in values.items() if k != "aliases"}
+
+
+def _aliases(resource: Mapping[str, Any]) -> list[str]:
+    options = resource.get("options")
+    found = options.get("aliases") if isinstance(options, dict) else None
+    return [str(a) for a in found] if isinstance(found, list) else []
+
+
+def _moves(
+    old: Mapping[str, Mapping[str, Any]], new: Mapping[str, Mapping[str, Any]], warnings: list[str]
+) -> dict[str, str]:
+    """Baseline URN -> the current URN that claims it through an alias (gone URNs only)."""
+    moves: dict[str, str] = {}
+    for urn in sorted(set(new) - set(old)):
+        for alias in _aliases(new[urn]):
+            if alias not in old:
+                continue  # an alias to a URN the baseline never had: nothing to move
+            if alias in new:
+                warnings.append(
+                    f"ALIAS {urn} names {alias}, which the plan still has: Pulumi refuses an "
+                    "alias to a live resource"
+                )
+            elif alias in moves:
+                warnings.append(
+                    f"ALIAS {urn} and {moves[alias]} both name {alias}: Pulumi refuses two "
+                    "resources aliased to one"
+                )
+            else:
+                moves[alias] = urn
+    return moves
+
+
+def _changed(
+    old: Mapping[str, Any], new: Mapping[str, Any], changed: list[Changed], warnings: list[str]
+) -> None:
+    """`new` against `old` (the same resource): its changes, and a replacement warning when a
+    stateful resource's change cannot be made in place."""
+    changes = property_changes(old, new)
+    if not changes:
+        return
+    changed.append(Changed(str(new["urn"]), str(new["type"]), str(new["name"]), tuple(changes)))
+    # inputs that force a replacement (create-only in the AWS provider): see `mlplat.aws`
+    forcing = sorted({_top_key(c.path) for c in changes} & REGISTRY.force_new(new["type"]))
+    if REGISTRY.stateful(new["type"]) and forcing:
+        warnings.append(
+            f"REPLACE {new['type']} {new['name']!r}: "
+            f"{', '.join(forcing)} changed and cannot be updated in place; the "
+            "resource and its data would be deleted and recreated"
+        )
 
 
 def _top_key(path: str) -> str:
@@ -136,24 +208,18 @@ def _violations(plan: Mapping[str, Any]) -> int | None:
 def diff_plans(baseline: Mapping[str, Any], current: Mapping[str, Any]) -> PlanDiff:
     old = {str(r["urn"]): r for r in baseline["resources"]}
     new = {str(r["urn"]): r for r in current["resources"]}
-    added = [new[u] for u in sorted(set(new) - set(old))]
-    removed = [old[u] for u in sorted(set(old) - set(new))]
     changed: list[Changed] = []
     warnings: list[str] = []
-    for urn in sorted(set(old) & set(new)):
-        changes = property_changes(old[urn], new[urn])
-        if not changes:
-            continue
-        resource = new[urn]
-        changed.append(Changed(urn, str(resource["type"]), str(resource["name"]), tuple(changes)))
-        # inputs that force a replacement (create-only in the AWS provider): see `mlplat.aws`
-        forcing = sorted({_top_key(c.path) for c in changes} & REGISTRY.force_new(resource["type"]))
-        if REGISTRY.stateful(resource["type"]) and forcing:
-            warnings.append(
-                f"REPLACE {resource['type']} {resource['name']!r}: "
-                f"{', '.join(forcing)} changed and cannot be updated in place; the "
-                "resource and its data would be deleted and recreated"
-            )
+    moves = _moves(old, new, warnings)
+    moved = [
+        Moved(a, u, str(new[u]["type"]), str(old[a]["name"]), str(new[u]["name"]))
+        for a, u in sorted(moves.items())
+    ]
+    added = [new[u] for u in sorted(set(new) - set(old) - set(moves.values()))]
+    removed = [old[u] for u in sorted(set(old) - set(new) - set(moves))]
+    pairs = [(u, u) for u in sorted(set(old) & set(new))] + sorted(moves.items())
+    for before, after in pairs:
+        _changed(old[before], new[after], changed, warnings)
     unclaimed = [r for r in added if REGISTRY.stateful(r["type"])]
     for gone in removed:
         if not REGISTRY.stateful(gone["type"]):
@@ -191,6 +257,7 @@ def diff_plans(baseline: Mapping[str, Any], current: Mapping[str, Any]) -> PlanD
         _cost(current),
         _violations(baseline),
         _violations(current),
+        tuple(moved),
     )
 
 
@@ -202,10 +269,12 @@ def _short(value: Any, limit: int = 60) -> str:
 def render_text(diff: PlanDiff, limit: int = 20) -> list[str]:
     """Plain lines for the console."""
     lines = [
-        f"diff: {len(diff.added)} added, {len(diff.removed)} removed, {len(diff.changed)} changed"
+        f"diff: {len(diff.added)} added, {len(diff.removed)} removed, {len(diff.moved)} moved, "
+        f"{len(diff.changed)} changed"
     ]
     lines += [f"  + {r['type']} {r['name']}" for r in diff.added[:limit]]
     lines += [f"  - {r['type']} {r['name']}" for r in diff.removed[:limit]]
+    lines += [f"  > {m.type} {m.old_name} -> {m.name}" for m in diff.moved[:limit]]
     for c in diff.changed[:limit]:
         lines.append(f"  ~ {c.type} {c.name}")
         lines += [f"      {p.path}: {_short(p.old)} -> {_short(p.new)}" for p in c.changes[:limit]]
@@ -257,7 +326,8 @@ def render_markdown(
         out += [
             "",
             f"<details><summary>diff vs base: {len(diff.added)} added, "
-            f"{len(diff.removed)} removed, {len(diff.changed)} changed</summary>",
+            f"{len(diff.removed)} removed, {len(diff.moved)} moved, "
+            f"{len(diff.changed)} changed</summary>",
             "",
             "```diff",
         ]

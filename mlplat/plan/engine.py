@@ -2,9 +2,11 @@
 
 Every registration is captured as the engine would see it (type token, logical name, parent URN,
 custom or component, camelCase inputs, resource options) without the Pulumi CLI, a cloud account
-or a network. Invokes are answered only when the engine was told how (account id, region,
-partition, availability zones come from the stack settings); any other invoke raises, so a program
-never silently depends on a data source the offline engines cannot answer.
+or a network. Aliases are recorded as the engine resolves them (`aliases`, full URNs): the
+resource's own, and those it inherits from an aliased parent, so that `mlplat.plan.diff` can tell a
+moved resource from a replaced one. Invokes are answered only when the engine was told how (account
+id, region, partition, availability zones come from the stack settings); any other invoke raises,
+so a program never silently depends on a data source the offline engines cannot answer.
 
 The same recorder backs the test fixture (`tests/conftest.py`) and `mlplat preview`; the sandbox
 subclasses it to realize resources in a moto server instead of inventing ids.
@@ -263,17 +265,20 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
         super().__init__(mocks)
         self.records: dict[str, RecordedResource] = {}
+        self.stack_urn = ""  # the root stack resource: the parent of the program's top level
 
     def RegisterResource(self, request: Any) -> Any:
         from pulumi.runtime import rpc
 
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type == "pulumi:pulumi:Stack":
+            self.stack_urn = response.urn
             return response
         inputs = _sync_await(_deserialize(rpc, request.object))
         registration = self.resources[response.urn]
         implied = _struct_deps(request)
         options = {
+            "aliases": self._aliases(request),
             "protect": bool(request.protect) if request.HasField("protect") else False,
             "retainOnDelete": bool(request.retainOnDelete)
             if request.HasField("retainOnDelete")
@@ -297,6 +302,44 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             autonamed=autonamed(request.type, request.name, inputs) if request.custom else {},
         )
         return response
+
+    def _aliases(self, request: Any) -> list[str]:
+        """The URNs the engine matches this registration against besides its own: its alias
+        specs resolved (name, type, parent defaulting to its own; no parent: the stack's root),
+        and for each alias of its parent the inherited one (`<former parent name>-<suffix>` for a
+        child named `<parent name>-<suffix>`), as the engine computes them for an SDK that sends
+        alias specs. URNs are spelled as this recorder spells them (`make_urn`), so that they
+        compare with recorded URNs."""
+        own: list[str] = []
+        for alias in request.aliases:
+            if alias.urn:
+                own.append(alias.urn)
+                continue
+            spec = alias.spec
+            parent = self.stack_urn if spec.noParent else (spec.parentUrn or request.parent)
+            own.append(self.make_urn(parent, spec.type or request.type, spec.name or request.name))
+        found = list(own)
+        parent = self.records.get(request.parent)
+        if parent is not None:
+            for parent_alias in parent.options.get("aliases", []):
+                for name, type_ in [
+                    (request.name, request.type),
+                    *((urn_name(a), urn_type(a)) for a in own),
+                ]:
+                    if name.startswith(parent.name):
+                        name = urn_name(parent_alias) + name[len(parent.name) :]
+                    found.append(self.make_urn(parent_alias, type_, name))
+        urn = self.make_urn(request.parent, request.type, request.name)
+        return sorted(set(found) - {urn})
+
+
+def urn_name(urn: str) -> str:
+    return urn[urn.rfind("::") + 2 :]
+
+
+def urn_type(urn: str) -> str:
+    """The resource's own type (the last of the qualified type's `$`-separated parts)."""
+    return urn.split("::")[2].split("$")[-1]
 
 
 async def _deserialize(rpc: Any, struct: Any) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from stacks.settings import ENVIRONMENTS, SPEC, Spec
+from stacks.settings import ENVIRONMENTS, SPEC, ModelEntry, Spec
 
 _TYPES = {"str": "string", "int": "integer", "bool": "boolean"}
 _ARRAYS = ("strlist", "cidrlist")
@@ -129,6 +129,8 @@ def _show(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, tuple):
+        if value and isinstance(value[0], ModelEntry):
+            return "[" + ", ".join(f"{{name: {v.name}}}" for v in value) + "]"
         if value and hasattr(value[0], "__dataclass_fields__"):
             return f"{len(value)} group(s)" if hasattr(value[0], "instance_types") else "[]"
         return "[" + ", ".join(str(v) for v in value) + "]"

@@ -16,15 +16,20 @@ from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from components.problems import Naming, node_group_problems
+from stacks.settings.models import build_models
 from stacks.settings.rules import settings_problems
 from stacks.settings.sections import SECTIONS, Section, Settings, StackInfo
 from stacks.settings.spec import (
     ENVIRONMENTS,
+    MODEL_KEY_SPEC,
+    MODEL_OVERRIDES,
+    MODEL_SECTIONS,
     PROJECT,
     SPEC,
     SPEC_BY_KEY,
     SUBSCRIPTION_PROTOCOLS,
     GpuNodeGroup,
+    ModelEntry,
     Spec,
     Subscription,
     full_key,
@@ -43,6 +48,8 @@ GPU_GROUP_KEYS = {
 }
 _TRUE = {"true", "yes", "1"}
 _FALSE = {"false", "no", "0"}
+# Keys that moved into each `models` entry: the stack-wide key is refused with this hint.
+_MOVED = {f"{PROJECT}:modelKey": "set `modelKey` in the model's entry of `models`"}
 
 
 class SettingsError(ValueError):
@@ -86,6 +93,8 @@ def _key_problems(config: Mapping[str, Any]) -> list[str]:
         namespace, sep, _ = key.partition(":")
         if not sep:
             problems.append(f"{key}: config keys are namespaced, e.g. '{PROJECT}:{key}'")
+        elif key in _MOVED:
+            problems.append(f"{key}: no longer a stack-wide setting; {_MOVED[key]}")
         elif namespace == PROJECT and key not in known:
             problems.append(_unknown_key_problem(key))
         elif namespace not in (PROJECT, *_NOT_PROJECT_NAMESPACES):
@@ -134,9 +143,10 @@ def _values(
 
 
 def _settings(stack: str, values: Mapping[Spec, Any], secret_keys: Sequence[str]) -> Settings:
-    """Each value into the `Settings` field(s) its `SPEC` row names."""
+    """Each value into the `Settings` field(s) its `SPEC` row names; the per-model sections once
+    per `models` entry (`stacks.settings.models.build_models`)."""
     stack_wide: dict[str, Any] = {}
-    sections: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    sections: dict[str, dict[str, Any]] = {name: {} for name in (*SECTIONS, *MODEL_SECTIONS)}
     for spec, value in values.items():
         for path in spec.fields:
             section, dot, field = path.partition(".")
@@ -153,6 +163,13 @@ def _settings(stack: str, values: Mapping[Spec, Any], secret_keys: Sequence[str]
         else cls(**sections[name])
         for name, cls in SECTIONS.items()
     }
+    stack_wide["models"] = build_models(
+        info,
+        stack_wide["models"],
+        {name: sections[name] for name in MODEL_SECTIONS},
+        legacy_model=stack_wide["legacy_model"],
+        model_package_arn=stack_wide["model_package_arn"],
+    )
     return Settings(stack=stack, secret_keys=tuple(secret_keys), **stack_wide, **built)
 
 
@@ -169,19 +186,22 @@ def _maybe_json(value: Any) -> Any:
     return value
 
 
-def _bad(spec: Spec, value: Any, problems: list[str], why: str = "") -> None:
+def _bad(spec: Spec, value: Any, problems: list[str], why: str = "", where: str = "") -> None:
     shown = json.dumps(value) if not isinstance(value, str) else repr(value)
-    problems.append(f"{full_key(spec)}: {shown} is not allowed{why}; expected {spec.allowed}")
+    problems.append(
+        f"{where or full_key(spec)}: {shown} is not allowed{why}; expected {spec.allowed}"
+    )
 
 
-def _convert(spec: Spec, value: Any, problems: list[str]) -> Any:
-    """The value as its kind, or None with the problem recorded."""
+def _convert(spec: Spec, value: Any, problems: list[str], where: str = "") -> Any:
+    """The value as its kind, or None with the problem recorded; `where` names the value in
+    problems (default: the spec's key; a `models` entry's override names its place)."""
     if spec.kind == "bool":
-        return _to_bool(spec, value, problems)
+        return _to_bool(spec, value, problems, where)
     if spec.kind in ("int", "float"):
-        return _to_number(spec, value, problems)
+        return _to_number(spec, value, problems, where)
     if spec.kind == "str":
-        return _to_str(spec, value, problems)
+        return _to_str(spec, value, problems, where)
     value = _maybe_json(value)
     if spec.kind in ("strlist", "cidrlist"):
         return _to_strings(spec, value, problems)
@@ -189,19 +209,21 @@ def _convert(spec: Spec, value: Any, problems: list[str]) -> Any:
         return _to_subscriptions(spec, value, problems)
     if spec.kind == "gpugroups":
         return _to_gpu_groups(spec, value, problems)
+    if spec.kind == "models":
+        return _to_models(spec, value, problems)
     raise AssertionError(spec.kind)
 
 
-def _to_bool(spec: Spec, value: Any, problems: list[str]) -> bool | None:
+def _to_bool(spec: Spec, value: Any, problems: list[str], where: str = "") -> bool | None:
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
         return value.lower() in _TRUE
-    _bad(spec, value, problems)
+    _bad(spec, value, problems, where=where)
     return None
 
 
-def _to_number(spec: Spec, value: Any, problems: list[str]) -> float | None:
+def _to_number(spec: Spec, value: Any, problems: list[str], where: str = "") -> float | None:
     number = _number(spec, value)
     if number is None:
         why = ""
@@ -213,7 +235,7 @@ def _to_number(spec: Spec, value: Any, problems: list[str]) -> float | None:
         why = ""
     else:
         return number
-    _bad(spec, value, problems, why)
+    _bad(spec, value, problems, why, where)
     return None
 
 
@@ -236,18 +258,18 @@ def _number(spec: Spec, value: Any) -> float | None:
     return int(number) if spec.kind == "int" else float(number)
 
 
-def _to_str(spec: Spec, value: Any, problems: list[str]) -> str | None:
-    if value == "" and spec.default == "":
+def _to_str(spec: Spec, value: Any, problems: list[str], where: str = "") -> str | None:
+    if value == "" and (spec.default == "" or "" in (spec.choices or ())):
         return ""  # an optional setting left off
     if not isinstance(value, str) or not value.strip():
-        _bad(spec, value, problems)
+        _bad(spec, value, problems, where=where)
         return None
     if spec.choices is not None and value not in spec.choices:
         hint = difflib.get_close_matches(value, [str(c) for c in spec.choices], n=1)
-        _bad(spec, value, problems, f" (did you mean {hint[0]!r}?)" if hint else "")
+        _bad(spec, value, problems, f" (did you mean {hint[0]!r}?)" if hint else "", where)
         return None
     if spec.pattern is not None and not re.fullmatch(spec.pattern, value):
-        _bad(spec, value, problems)
+        _bad(spec, value, problems, where=where)
         return None
     return value
 
@@ -322,3 +344,62 @@ def _to_gpu_groups(spec: Spec, value: Any, problems: list[str]) -> tuple[GpuNode
                 GpuNodeGroup(str(name), tuple(cast(list[str], types)), capacity, max_size, disk)
             )
     return tuple(groups)
+
+
+def _to_models(spec: Spec, value: Any, problems: list[str]) -> tuple[ModelEntry, ...] | None:
+    """Each entry: a known model, listed once, overriding only what a model may override, each
+    override checked by its stack-wide key's rules. Every problem of every entry is reported."""
+    from ml.models import ModelSpecError
+    from ml.models import names as model_names
+    from ml.models import spec as model_spec
+
+    key = full_key(spec)
+    if not isinstance(value, list) or not value:
+        _bad(spec, value, problems, " (at least one model)" if value == [] else "")
+        return None
+    known = model_names()
+    allowed = ("name", MODEL_KEY_SPEC.key, *MODEL_OVERRIDES)
+    entries, seen = [], set()
+    for i, item in enumerate(value):
+        where = f"{key}[{i}]"
+        if not isinstance(item, dict):
+            problems.append(
+                f"{where}: {json.dumps(item)} is not an object; expected {spec.allowed}"
+            )
+            continue
+        name = item.get("name")
+        if not isinstance(name, str) or name not in known:
+            hint = difflib.get_close_matches(str(name), known, n=1) if name else []
+            problems.append(
+                f"{where}.name: {json.dumps(name)} is not a model"
+                + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                + f"; known models (packages under ml/models/): {', '.join(known) or 'none'}"
+            )
+            name = None
+        elif name in seen:
+            problems.append(f"{where}.name: {name!r} is listed twice; list each model once")
+        else:
+            seen.add(name)
+            try:
+                model_spec(name)
+            except ModelSpecError as exc:
+                problems.append(f"{where}.name: ml/models/{name} breaks the model contract: {exc}")
+        overrides: dict[str, Any] = {}
+        for field, raw in item.items():
+            if field == "name":
+                continue
+            if field not in allowed:
+                hint = difflib.get_close_matches(str(field), allowed, n=1)
+                problems.append(
+                    f"{where}.{field}: not a setting a model may override"
+                    + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                    + f"; allowed: {', '.join(allowed)}"
+                )
+                continue
+            row = MODEL_KEY_SPEC if field == MODEL_KEY_SPEC.key else SPEC_BY_KEY[field]
+            converted = _convert(row, raw, problems, where=f"{where}.{field}")
+            if converted is not None:
+                overrides[field] = converted
+        if name is not None:
+            entries.append(ModelEntry(name, overrides, i))
+    return tuple(entries)

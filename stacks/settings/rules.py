@@ -18,16 +18,16 @@ from components.problems import (
     serverless_problems,
     vpc_cidr_problems,
 )
+from stacks.settings.models import ModelSettings, package_group
 from stacks.settings.sections import Settings
 from stacks.settings.spec import KEY_OF_FIELD, keys_of
 
 
 def settings_problems(s: Settings) -> list[str]:
-    endpoint, lake = Naming(keys_of("endpoint")), Naming(keys_of("lake"))
+    """Every rule between settings; a problem several models share is reported once."""
+    lake = Naming(keys_of("lake"))
     network, cluster = Naming(keys_of("network")), Naming(keys_of("cluster"))
-    e = s.endpoint
-    problems = instance_count_problems(e.min_instances, e.max_instances, endpoint)
-    problems += raw_tiering_problems(s.lake.raw_ia_days, s.lake.raw_archive_days, lake)
+    problems = raw_tiering_problems(s.lake.raw_ia_days, s.lake.raw_archive_days, lake)
     problems += _training_problems(s)
     problems += vpc_cidr_problems(s.network.vpc_cidr, network)
     problems += gpu_family_problems(
@@ -38,21 +38,62 @@ def settings_problems(s: Settings) -> list[str]:
     problems += archive_problems(
         s.audit.archive_bucket_arn, s.audit.archive_kms_key_arn, Naming(keys_of("audit"))
     )
+    problems += _names_problems(s)
+    for model in s.models:
+        problems += _model_problems(s, model)
+    if s.is_prod:
+        problems += _prod_problems(s)
+    return list(dict.fromkeys(problems))
+
+
+def _model_problems(s: Settings, m: ModelSettings) -> list[str]:
+    """One model's endpoint, named by the keys its values came from (its entry's or the stack's)."""
+    e, naming = m.endpoint, Naming(m.keys_of("endpoint"))
+    problems = instance_count_problems(e.min_instances, e.max_instances, naming)
     problems += serverless_problems(
         e.serverless,
         e.data_capture_enabled,
         e.in_vpc,
         e.network_isolation,
         e.instance_type,
-        endpoint,
+        naming,
     )
     if e.in_vpc and s.environment == "local":
         problems.append(
-            f"{KEY_OF_FIELD['endpoint.in_vpc']}: the local stack has no private network to "
-            "place the endpoint in"
+            f"{naming('in_vpc')}: the local stack has no private network to place the endpoint in"
+        )
+    package = e.model_package_arn
+    if package is not None and package_group(package) != m.info.group_name:
+        problems.append(
+            f"{naming('model_package_arn')}: {package!r} is a version of group "
+            f"{package_group(package)!r}, not of model {m.name!r}'s ({m.info.group_name!r})"
         )
     if s.is_prod:
-        problems += _prod_problems(s)
+        problems += _prod_model_problems(m)
+    return problems
+
+
+def _names_problems(s: Settings) -> list[str]:
+    """The stack-wide package ARN names one model's group; models get distinct AWS names."""
+    problems = []
+    package = s.model_package_arn
+    groups = {m.info.group_name: m.name for m in s.models}
+    if package is not None and package_group(package) not in groups:
+        problems.append(
+            f"{KEY_OF_FIELD['model_package_arn']}: {package!r} is a version of group "
+            f"{package_group(package)!r}, which no model of the stack has (groups: "
+            f"{', '.join(sorted(groups))}); set it in the model's `models` entry"
+        )
+    for what, named in (
+        ("registry group", [m.info.group_name for m in s.models]),
+        ("endpoint", [m.info.endpoint_name for m in s.models]),
+    ):
+        clashes = sorted({n for n in named if named.count(n) > 1})
+        if clashes:
+            problems.append(
+                f"{KEY_OF_FIELD['models']}: two models get the {what} name {clashes[0]!r} "
+                "(AWS names are cut to 63 characters: shorten the stack name)"
+            )
     return problems
 
 
@@ -66,16 +107,10 @@ def _training_problems(s: Settings) -> list[str]:
     ]
 
 
-def _prod_problems(s: Settings) -> list[str]:
-    """What prod never runs without: protected data, isolated serving, audited access."""
-    key, e = KEY_OF_FIELD, s.endpoint
+def _prod_model_problems(m: ModelSettings) -> list[str]:
+    """What a prod model never runs without: isolated serving with capture, a person's approval."""
+    e, p = m.endpoint, m.pipeline
     refused = [
-        (
-            s.lake.force_destroy,
-            "lake.force_destroy",
-            "true",
-            "prod lake buckets are never force-destroyed",
-        ),
         (
             e.serverless,
             "endpoint.serverless",
@@ -95,18 +130,42 @@ def _prod_problems(s: Settings) -> list[str]:
             "false",
             "prod endpoints capture their traffic for monitoring",
         ),
+        (
+            p.auto_approve,
+            "pipeline.auto_approve",
+            "true",
+            "a person approves what prod serves: versions wait in PendingManualApproval",
+        ),
+    ]
+    problems = [
+        f"{m.keys[field]}: {shown} is not allowed in prod ({why})"
+        for bad, field, shown, why in refused
+        if bad
+    ]
+    if e.min_instances < 2:
+        problems.append(
+            f"{m.keys['endpoint.min_instances']}: {e.min_instances} is not allowed in prod; "
+            "expected >= 2 (one instance per zone at least)"
+        )
+    return problems
+
+
+def _prod_problems(s: Settings) -> list[str]:
+    """What prod never runs without: protected data, audited access, a private cluster API."""
+    key = KEY_OF_FIELD
+    refused = [
+        (
+            s.lake.force_destroy,
+            "lake.force_destroy",
+            "true",
+            "prod lake buckets are never force-destroyed",
+        ),
         (not s.audit.data_events, "audit.data_events", "false", "prod audits lake data access"),
         (
             s.audit.object_lock_days == 0,
             "audit.object_lock_days",
             "0",
             "prod audit logs cannot be deleted from inside the account",
-        ),
-        (
-            s.pipeline.auto_approve,
-            "pipeline.auto_approve",
-            "true",
-            "a person approves what prod serves: versions wait in PendingManualApproval",
         ),
         (
             bool(s.cluster.public_access_cidrs),
@@ -120,11 +179,6 @@ def _prod_problems(s: Settings) -> list[str]:
         for bad, field, shown, why in refused
         if bad
     ]
-    if e.min_instances < 2:
-        problems.append(
-            f"{key['endpoint.min_instances']}: {e.min_instances} is not allowed in prod; "
-            "expected >= 2 (one instance per zone at least)"
-        )
     if s.network.az_count < 2:
         problems.append(f"{key['network.az_count']}: prod spans at least 2 zones")
     return problems

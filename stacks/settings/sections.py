@@ -4,6 +4,9 @@ A section holds every value its component reads from the stack's config (a value
 components read is in each of their sections, as `SPEC` says) and the stack it belongs to (names,
 tags, protection). `args(...)` takes only what the component needs from other components (Outputs)
 and returns the component's Args, so the composition root wires outputs and copies no field.
+
+The sections here are the stack's shared ones; each model of `models` has its own sections
+(`stacks.settings.models`: registry, pipeline, endpoint, drift job, alarms).
 """
 
 from __future__ import annotations
@@ -11,26 +14,23 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:  # the component modules load Pulumi: `args()` imports each one when called
     import pulumi
 
     from components.audit import AuditTrailArgs
     from components.data_lake import DataLakeArgs
-    from components.drift_job import DriftJobArgs
     from components.ingestion import IngestionArgs
-    from components.model_endpoint import ModelEndpointArgs
-    from components.model_pipeline import ModelPipelineArgs
-    from components.model_registry import ModelRegistryArgs
-    from components.monitoring import MonitoringArgs
+    from components.monitoring import ModelPanel, MonitoringArgs
     from components.network import NetworkArgs
     from components.on_call import OnCallArgs
     from components.platform_image import PlatformImageArgs
     from components.training_cluster import TrainingClusterArgs
     from components.training_role import TrainingJobRoleArgs
-from ml.contracts import baseline_key_for
-from ml.schema import CUSTOMERS_RAW, FEATURE_NAMES
+    from ml.schema import Dataset
+    from stacks.settings.models import ModelInfo, ModelSettings
+from ml.schema import CUSTOMERS_RAW, SHARED_DATASETS
 from stacks.settings.spec import PROJECT, Environment, GpuNodeGroup, Subscription
 
 # The lake buckets whose object-level events the audit trail records (not query results, not logs).
@@ -88,11 +88,16 @@ class LakeSettings(Section):
         """The Glue database: the stack name folded into lowercase letters, digits and `_`."""
         return re.sub(r"[^a-z0-9_]", "_", f"ml_platform_{self.stack.name}".lower())
 
-    def args(self) -> DataLakeArgs:
+    def args(self, *, models: Sequence[ModelInfo]) -> DataLakeArgs:
+        """The shared datasets' tables and each model's own (its features and predictions)."""
         from components.data_lake import DataLakeArgs
 
+        datasets: list[Dataset] = list(SHARED_DATASETS)
+        for model in models:
+            datasets += [d for d in model.spec.datasets if d not in datasets]
         return DataLakeArgs(
             database_name=self.database_name,
+            datasets=tuple(datasets),
             kms_deletion_window_days=self.kms_deletion_window_days,
             force_destroy=self.force_destroy,
             raw_ia_days=self.raw_ia_days,
@@ -163,7 +168,7 @@ class NetworkSettings(Section):
 
 @dataclass(frozen=True, slots=True)
 class TrainingSettings(Section):
-    """SageMaker training jobs (`mlplat train`) and the role they run as."""
+    """SageMaker training jobs (`mlplat train`) and the role each model's jobs run as."""
 
     instance_type: str
     use_spot: bool
@@ -178,7 +183,9 @@ class TrainingSettings(Section):
         models_bucket_arn: pulumi.Input[str],
         vpc_id: pulumi.Input[str],
         security_group_ids: Sequence[pulumi.Input[str]],
+        model: ModelInfo,
     ) -> TrainingJobRoleArgs:
+        """`model`'s role: its features table in, its artifacts prefix out."""
         from components.training_role import TrainingJobRoleArgs
 
         return TrainingJobRoleArgs(
@@ -187,7 +194,9 @@ class TrainingSettings(Section):
             models_bucket_arn=models_bucket_arn,
             vpc_id=vpc_id,
             security_group_ids=security_group_ids,
-            tags=self.stack.tags,
+            features_prefix=model.spec.features.prefix,
+            models_prefix=model.artifacts_prefix,
+            tags=model.tags,
         )
 
 
@@ -215,7 +224,9 @@ class ClusterSettings(Section):
         lake_kms_key_arn: pulumi.Input[str],
         features_bucket_arn: pulumi.Input[str],
         models_bucket_arn: pulumi.Input[str],
+        models: Sequence[ModelInfo],
     ) -> TrainingClusterArgs:
+        """The cluster's training pods read and write what every model's training role does."""
         from components.training_cluster import TrainingClusterArgs
 
         return TrainingClusterArgs(
@@ -226,6 +237,8 @@ class ClusterSettings(Section):
             lake_kms_key_arn=lake_kms_key_arn,
             features_bucket_arn=features_bucket_arn,
             models_bucket_arn=models_bucket_arn,
+            features_prefixes=tuple(m.spec.features.prefix for m in models),
+            models_prefixes=tuple(m.artifacts_prefix for m in models),
             gpu_node_groups=self.gpu_node_groups,
             gpu_instance_families=self.gpu_instance_families,
             image_cache_prefix=f"mlp-{self.stack.name}/k8s",
@@ -262,16 +275,16 @@ class ImageSettings(Section):
 class OnCallSettings(Section):
     subscriptions: tuple[Subscription, ...]
     kms_deletion_window_days: int
-    # the model pipeline's failure rule pages through the topic
+    # each model pipeline's failure rule pages through the topic
     pipeline_enabled: bool
 
-    def args(self) -> OnCallArgs:
-        """EventBridge may publish for the pipeline's failure rule: its name is fixed, so the
-        topic's policy names it before the pipeline (which needs the topic) exists."""
-        from components.model_pipeline import default_pipeline_name, failure_rule_name
+    def args(self, *, models: Sequence[ModelInfo]) -> OnCallArgs:
+        """EventBridge may publish for each model pipeline's failure rule: its name is fixed, so
+        the topic's policy names it before the pipeline (which needs the topic) exists."""
+        from components.names import failure_rule_name
         from components.on_call import OnCallArgs
 
-        rules = (failure_rule_name(default_pipeline_name(self.stack.name)),)
+        rules = tuple(failure_rule_name(m.pipeline_name) for m in models)
         return OnCallArgs(
             subscriptions=self.subscriptions,
             event_rule_names=rules if self.pipeline_enabled else (),
@@ -282,283 +295,32 @@ class OnCallSettings(Section):
 
 
 @dataclass(frozen=True, slots=True)
-class RegistrySettings(Section):
-    """The model package group (no knob of its own: its name follows the stack)."""
-
-    def args(
-        self,
-        *,
-        models_bucket_arn: pulumi.Input[str],
-        kms_key_arn: pulumi.Input[str],
-        writer_role_names: Mapping[str, pulumi.Input[str]],
-    ) -> ModelRegistryArgs:
-        from components.model_registry import ModelRegistryArgs, default_group_name
-
-        return ModelRegistryArgs(
-            group_name=default_group_name(self.stack.name),
-            models_bucket_arn=models_bucket_arn,
-            kms_key_arn=kms_key_arn,
-            writer_role_names=writer_role_names,
-            tags=self.stack.tags,
-            protect=self.stack.is_prod,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class PipelineSettings(Section):
-    """The model's SageMaker Pipeline (only when `enabled`): its steps, schedule and gate."""
-
-    enabled: bool
-    region: str
-    schedule: str
-    window_days: int
-    instance_type: str
-    instance_count: int
-    auto_approve: bool
-    max_rejected_share: float
-    # the training step runs as `mlplat train` jobs do
-    training_instance_type: str
-    training_use_spot: bool
-    training_max_runtime_seconds: int
-    training_max_wait_seconds: int
-
-    @property
-    def approval_status(self) -> str:
-        """What a version that passes the gate is registered as."""
-        return "Approved" if self.auto_approve else "PendingManualApproval"
-
-    def args(
-        self,
-        *,
-        image_uri: pulumi.Input[str],
-        image_repository_arn: pulumi.Input[str],
-        lake_bucket_names: Mapping[str, pulumi.Input[str]],
-        lake_bucket_arns: Mapping[str, pulumi.Input[str]],
-        kms_key_arn: pulumi.Input[str],
-        vpc_id: pulumi.Input[str],
-        subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]],
-        security_group_ids: Sequence[pulumi.Input[str]],
-        group_name: pulumi.Input[str],
-        artifacts_prefix: str,
-        topic_arn: pulumi.Input[str],
-    ) -> ModelPipelineArgs:
-        """`lake_bucket_names` / `lake_bucket_arns`: the lake's buckets by zone."""
-        from components.model_pipeline import ModelPipelineArgs, default_pipeline_name
-
-        names, arns = lake_bucket_names, lake_bucket_arns
-        return ModelPipelineArgs(
-            pipeline_name=default_pipeline_name(self.stack.name),
-            stack=self.stack.name,
-            region=self.region,
-            schedule=self.schedule,
-            image_uri=image_uri,
-            image_repository_arn=image_repository_arn,
-            raw_bucket_name=names["raw"],
-            raw_bucket_arn=arns["raw"],
-            curated_bucket_name=names["curated"],
-            curated_bucket_arn=arns["curated"],
-            features_bucket_name=names["features"],
-            features_bucket_arn=arns["features"],
-            models_bucket_name=names["models"],
-            models_bucket_arn=arns["models"],
-            kms_key_arn=kms_key_arn,
-            vpc_id=vpc_id,
-            subnet_ids=subnet_ids,
-            security_group_ids=security_group_ids,
-            group_name=group_name,
-            artifacts_prefix=artifacts_prefix,
-            topic_arn=topic_arn,
-            window_days=self.window_days,
-            approval_status=self.approval_status,
-            max_rejected_share=self.max_rejected_share,
-            processing_instance_type=self.instance_type,
-            processing_instance_count=self.instance_count,
-            training_instance_type=self.training_instance_type,
-            training_use_spot=self.training_use_spot,
-            training_max_runtime_seconds=self.training_max_runtime_seconds,
-            training_max_wait_seconds=self.training_max_wait_seconds,
-            tags=self.stack.tags,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class EndpointSettings(Section):
-    """The model endpoint (only when `enabled`)."""
-
-    enabled: bool
-    model_package_arn: str | None
-    model_key: str
-    instance_type: str
-    min_instances: int
-    max_instances: int
-    serverless: bool
-    serverless_memory_mb: int
-    serverless_max_concurrency: int
-    data_capture_enabled: bool
-    data_capture_percent: int
-    network_isolation: bool
-    in_vpc: bool
-    deployment_strategy: Literal["canary", "linear", "all-at-once"]
-    traffic_step_percent: int
-    traffic_wait_seconds: int
-    termination_wait_seconds: int
-    autoscaling_target_invocations: int
-    latency_p99_ms: int
-    error_5xx_threshold: int
-    log_retention_days: int
-
-    def args(
-        self,
-        *,
-        models_bucket_name: pulumi.Input[str],
-        models_bucket_arn: pulumi.Input[str],
-        predictions_bucket_name: pulumi.Input[str],
-        predictions_bucket_arn: pulumi.Input[str],
-        kms_key_arn: pulumi.Input[str],
-        model_prefix: str,
-        alarm_topic_arn: pulumi.Input[str],
-        vpc_id: pulumi.Input[str],
-        subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]],
-        security_group_id: pulumi.Input[str],
-    ) -> ModelEndpointArgs:
-        """The network's VPC, private subnets and compute group serve only `in_vpc`."""
-        in_vpc = self.in_vpc
-        from components.model_endpoint import ModelEndpointArgs, default_endpoint_name
-
-        return ModelEndpointArgs(
-            endpoint_name=default_endpoint_name(self.stack.name),
-            models_bucket_name=models_bucket_name,
-            models_bucket_arn=models_bucket_arn,
-            predictions_bucket_name=predictions_bucket_name,
-            predictions_bucket_arn=predictions_bucket_arn,
-            kms_key_arn=kms_key_arn,
-            model_prefix=model_prefix,
-            alarm_topic_arn=alarm_topic_arn,
-            model_package_arn=self.model_package_arn,
-            model_key=self.model_key,
-            instance_type=self.instance_type,
-            min_instances=self.min_instances,
-            max_instances=self.max_instances,
-            serverless=self.serverless,
-            serverless_memory_mb=self.serverless_memory_mb,
-            serverless_max_concurrency=self.serverless_max_concurrency,
-            data_capture_enabled=self.data_capture_enabled,
-            data_capture_percent=self.data_capture_percent,
-            network_isolation=self.network_isolation,
-            in_vpc=in_vpc,
-            vpc_id=vpc_id if in_vpc else None,
-            subnet_ids=subnet_ids if in_vpc else None,
-            security_group_ids=[security_group_id] if in_vpc else [],
-            deployment_strategy=self.deployment_strategy,
-            traffic_step_percent=self.traffic_step_percent,
-            traffic_wait_seconds=self.traffic_wait_seconds,
-            termination_wait_seconds=self.termination_wait_seconds,
-            autoscaling_target_invocations=self.autoscaling_target_invocations,
-            latency_p99_ms=self.latency_p99_ms,
-            error_5xx_threshold=self.error_5xx_threshold,
-            log_retention_days=self.log_retention_days,
-            tags=self.stack.tags,
-            protect=self.stack.is_prod,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class DriftSettings(Section):
-    """The scheduled drift job of the served model (only with an endpoint)."""
-
-    schedule: str
-    drift_psi_threshold: float
-    log_retention_days: int
-    # The served artifact: the training baseline lies beside it.
-    model_key: str
-
-    def args(
-        self,
-        *,
-        image_uri: pulumi.Input[str],
-        image_repository_arn: pulumi.Input[str] | None,
-        endpoint_name: pulumi.Input[str],
-        predictions_bucket_name: pulumi.Input[str],
-        predictions_bucket_arn: pulumi.Input[str],
-        models_bucket_name: pulumi.Input[str],
-        models_bucket_arn: pulumi.Input[str],
-        kms_key_arn: pulumi.Input[str],
-        topic_arn: pulumi.Input[str],
-        vpc_id: pulumi.Input[str],
-        subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]],
-        security_group_ids: Sequence[pulumi.Input[str]],
-    ) -> DriftJobArgs:
-        from components.drift_job import DriftJobArgs
-
-        return DriftJobArgs(
-            schedule=self.schedule,
-            image_uri=image_uri,
-            image_repository_arn=image_repository_arn,
-            endpoint_name=endpoint_name,
-            predictions_bucket_name=predictions_bucket_name,
-            predictions_bucket_arn=predictions_bucket_arn,
-            models_bucket_name=models_bucket_name,
-            models_bucket_arn=models_bucket_arn,
-            baseline_key=baseline_key_for(self.model_key),
-            kms_key_arn=kms_key_arn,
-            topic_arn=topic_arn,
-            drift_psi_threshold=self.drift_psi_threshold,
-            log_retention_days=self.log_retention_days,
-            vpc_id=vpc_id,
-            subnet_ids=subnet_ids,
-            security_group_ids=security_group_ids,
-            tags=self.stack.tags,
-        )
-
-
-@dataclass(frozen=True, slots=True)
 class MonitoringSettings(Section):
-    """Alarm thresholds and the dashboard, and what they watch of the endpoint."""
+    """The stack's freshness alarm and its dashboard (each model's alarms are its own)."""
 
-    latency_p99_ms: int
-    error_5xx_threshold: int
-    error_4xx_rate_percent: int
-    cpu_threshold_percent: int
-    memory_threshold_percent: int
-    drift_psi_threshold: float
     freshness_hours: int
-    serverless: bool
-    endpoint_instance_type: str
-    gpu_instance_families: tuple[str, ...]
 
     @property
-    def gpu(self) -> bool:
-        """The endpoint runs on GPU instances (GPU utilization is charted)."""
-        return self.endpoint_instance_type.split(".")[1] in self.gpu_instance_families
+    def dashboard_name(self) -> str:
+        return f"ml-platform-{self.stack.name}"
 
     def args(
         self,
         *,
         topic_arn: pulumi.Input[str],
-        endpoint_name: pulumi.Input[str] | None,
         ingest_stream_name: pulumi.Input[str] | None,
         lake_bucket_names: Mapping[str, pulumi.Input[str]],
-        drift_state_machine_arn: pulumi.Input[str] | None,
+        panels: Sequence[ModelPanel],
     ) -> MonitoringArgs:
-        """`endpoint_name` and `drift_state_machine_arn` are None in a stack without them."""
+        """`panels`: each model's section of the dashboard (`AlarmSettings.panel`)."""
         from components.monitoring import MonitoringArgs
 
         return MonitoringArgs(
             topic_arn=topic_arn,
-            dashboard_name=f"ml-platform-{self.stack.name}",
-            features=FEATURE_NAMES,
-            endpoint_name=endpoint_name,
-            serverless=self.serverless,
-            gpu=self.gpu,
+            dashboard_name=self.dashboard_name,
+            models=tuple(panels),
             ingest_stream_name=ingest_stream_name,
             lake_bucket_names=lake_bucket_names,
-            drift_state_machine_arn=drift_state_machine_arn,
-            latency_p99_ms=self.latency_p99_ms,
-            error_5xx_threshold=self.error_5xx_threshold,
-            error_4xx_rate_percent=self.error_4xx_rate_percent,
-            cpu_threshold_percent=self.cpu_threshold_percent,
-            memory_threshold_percent=self.memory_threshold_percent,
-            drift_psi_threshold=self.drift_psi_threshold,
             freshness_hours=self.freshness_hours,
             tags=self.stack.tags,
         )
@@ -631,19 +393,29 @@ class Settings:
     cluster: ClusterSettings
     image: ImageSettings
     on_call: OnCallSettings
-    registry: RegistrySettings
-    pipeline: PipelineSettings
-    endpoint: EndpointSettings
-    drift: DriftSettings
     monitoring: MonitoringSettings
     audit: AuditSettings
     usage: UsageSettings
+    # The models the stack hosts, in the order `models` lists them, each with its own sections.
+    models: tuple[ModelSettings, ...]
+    # `legacyModel`: the model that keeps the names of a stack deployed before `models` ("": none)
+    legacy_model: str
+    # `modelPackageArn`: the package the model whose group it names serves (None: unset)
+    model_package_arn: str | None
     # raw config keys that were secrets (shown, never decrypted)
     secret_keys: tuple[str, ...] = ()
 
     @property
     def is_prod(self) -> bool:
         return self.environment == "prod"
+
+    def model(self, name: str) -> ModelSettings:
+        """The settings of model `name`; a clear error when the stack does not host it."""
+        for m in self.models:
+            if m.name == name:
+                return m
+        hosted = ", ".join(m.name for m in self.models)
+        raise KeyError(f"stack {self.stack!r} hosts no model {name!r}; its models: {hosted}")
 
     @property
     def tags(self) -> dict[str, str]:
@@ -658,7 +430,8 @@ class Settings:
         )
 
 
-# The sections of `Settings`, by field name: what the parser builds from `SPEC`'s `section.field`s.
+# The stack-wide sections of `Settings`, by field name: what the parser builds from `SPEC`'s
+# `section.field`s (`stacks.settings.models.MODEL_SECTIONS` are built once per model).
 SECTIONS: Mapping[str, type] = {
     "lake": LakeSettings,
     "ingestion": IngestionSettings,
@@ -667,10 +440,6 @@ SECTIONS: Mapping[str, type] = {
     "cluster": ClusterSettings,
     "image": ImageSettings,
     "on_call": OnCallSettings,
-    "registry": RegistrySettings,
-    "pipeline": PipelineSettings,
-    "endpoint": EndpointSettings,
-    "drift": DriftSettings,
     "monitoring": MonitoringSettings,
     "audit": AuditSettings,
     "usage": UsageSettings,

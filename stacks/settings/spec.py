@@ -16,6 +16,16 @@ from typing import Any, Literal
 
 from components.limits import KMS_DELETION_WINDOW_DAYS, LOG_RETENTION_DAYS
 from components.problems import MAX_ZONES, MIN_ZONES, PROTOCOLS
+from ml.models import names as model_names
+from stacks.settings.model_list import (
+    DEFAULT_LEGACY_MODEL,
+    DEFAULT_MODELS,
+    MODEL_OVERRIDES,
+    MODEL_SECTIONS,
+    PACKAGE_ARN_PATTERN,
+    ModelEntry,
+    default_model_key,
+)
 
 PROJECT = "ml-platform"
 ENVIRONMENTS = ("dev", "staging", "prod", "local")
@@ -50,7 +60,9 @@ class Subscription:
 
 # --- the spec table --------------------------------------------------------------------------
 
-Kind = Literal["str", "int", "float", "bool", "strlist", "cidrlist", "gpugroups", "subscriptions"]
+Kind = Literal[
+    "str", "int", "float", "bool", "strlist", "cidrlist", "gpugroups", "subscriptions", "models"
+]
 Default = Any | Callable[[str], Any]  # a value, or a function of the environment
 
 
@@ -68,6 +80,8 @@ class Spec:
     maximum: float | None = None
     choices: tuple[Any, ...] | None = None
     pattern: str | None = None
+    # What is allowed, when the kind, choices and bounds do not say it well.
+    allowed_text: str | None = None
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -75,6 +89,8 @@ class Spec:
 
     @property
     def allowed(self) -> str:
+        if self.allowed_text is not None:
+            return self.allowed_text
         if self.choices is not None:
             return "one of " + ", ".join(str(c) for c in self.choices)
         if self.pattern is not None:
@@ -93,6 +109,7 @@ class Spec:
             "cidrlist": "a list of CIDR blocks",
             "gpugroups": "a list of {name, instanceTypes, capacityType, maxSize, diskGb}",
             "subscriptions": "a list of {protocol: email|https|sqs, endpoint}",
+            "models": "a list of {name, ...}",
         }[self.kind]
         return noun + (" " + " and ".join(bounds) if bounds else "")
 
@@ -131,6 +148,36 @@ SPEC: tuple[Spec, ...] = (
     ),
     Spec("owner", "owner", "str", "Team that owns the stack (the `owner` tag)", required=True),
     Spec("costCenter", "cost_center", "str", "Cost center (the `cost-center` tag)", required=True),
+    # the models the stack hosts
+    Spec(
+        "models",
+        "models",
+        "models",
+        "Models the stack hosts, each with its own registry group, training role, pipeline, "
+        "endpoint, drift job and alarms (`model` tag) on the shared lake, network, cluster, "
+        "on-call topic and audit trail; an entry may set `modelKey` and override the settings "
+        "listed, which otherwise apply to every model",
+        default=DEFAULT_MODELS,
+        allowed_text=(
+            "a list of {name: a package under ml/models/ ("
+            + ", ".join(model_names())
+            + "), modelKey, "
+            + ", ".join(k for k in MODEL_OVERRIDES)
+            + "}"
+        ),
+    ),
+    Spec(
+        "legacyModel",
+        "legacy_model",
+        "str",
+        "The model a stack deployed before `models` existed served: it keeps that stack's names "
+        "(endpoint `ml-platform-<stack>`; through aliases its `registry`, `training`, `serving` "
+        "and `drift` components and `monitoring-*` alarms), so the stack upgrades in place; "
+        "empty = none",
+        default=DEFAULT_LEGACY_MODEL,
+        choices=(*model_names(), ""),
+        allowed_text="a name of `models`, or empty",
+    ),
     # data lake
     Spec(
         "kmsDeletionWindowDays",
@@ -333,7 +380,7 @@ SPEC: tuple[Spec, ...] = (
     ),
     Spec(
         "gpuInstanceFamilies",
-        ("cluster.gpu_instance_families", "monitoring.gpu_instance_families"),
+        ("cluster.gpu_instance_families", "alarms.gpu_instance_families"),
         "strlist",
         "Allow-list of GPU instance families",
         default=DEFAULT_GPU_FAMILIES,
@@ -376,7 +423,7 @@ SPEC: tuple[Spec, ...] = (
         "pipelineEnabled",
         ("pipeline.enabled", "on_call.pipeline_enabled"),
         "bool",
-        "Deploy the model's SageMaker Pipeline (curate, features, train, evaluate, register), "
+        "Deploy each model's SageMaker Pipeline (curate, features, train, evaluate, register), "
         "its schedule and its failure page",
         default=True,
     ),
@@ -432,26 +479,25 @@ SPEC: tuple[Spec, ...] = (
         maximum=1,
     ),
     # serving
-    Spec("endpointEnabled", "endpoint.enabled", "bool", "Deploy the model endpoint", default=True),
     Spec(
-        "modelPackageArn",
-        "endpoint.model_package_arn",
-        "str",
-        "Approved model package the endpoint serves (set by `mlplat deploy`)",
-        default=None,
-        pattern=r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[A-Za-z0-9-]+/\d+$",
+        "endpointEnabled",
+        "endpoint.enabled",
+        "bool",
+        "Deploy each model's endpoint (with its drift job and alarms)",
+        default=True,
     ),
     Spec(
-        "modelKey",
-        ("endpoint.model_key", "drift.model_key"),
+        "modelPackageArn",
+        "model_package_arn",
         "str",
-        "Artifact key in the models bucket, used while no model package is set",
-        default="churn/current/model.tar.gz",
-        pattern=r"^[A-Za-z0-9._/-]+\.tar\.gz$",
+        "Approved model package an endpoint serves (set by `mlplat deploy`): the model whose "
+        "registry group the ARN names serves it (a `models` entry may set its own)",
+        default=None,
+        pattern=PACKAGE_ARN_PATTERN,
     ),
     Spec(
         "endpointInstanceType",
-        ("endpoint.instance_type", "monitoring.endpoint_instance_type"),
+        ("endpoint.instance_type", "alarms.endpoint_instance_type"),
         "str",
         "Endpoint instance type",
         default="ml.m5.large",
@@ -477,7 +523,7 @@ SPEC: tuple[Spec, ...] = (
     ),
     Spec(
         "endpointServerless",
-        ("endpoint.serverless", "monitoring.serverless"),
+        ("endpoint.serverless", "alarms.serverless"),
         "bool",
         "Serverless variant instead of instances (dev only; no capture, VPC or isolation)",
         default=_by_env(dev=True, other=False),
@@ -583,7 +629,7 @@ SPEC: tuple[Spec, ...] = (
     ),
     Spec(
         "latencyP99Ms",
-        ("endpoint.latency_p99_ms", "monitoring.latency_p99_ms"),
+        ("endpoint.latency_p99_ms", "alarms.latency_p99_ms"),
         "int",
         "p99 model latency alarm threshold",
         default=250,
@@ -592,7 +638,7 @@ SPEC: tuple[Spec, ...] = (
     ),
     Spec(
         "error5xxThreshold",
-        ("endpoint.error_5xx_threshold", "monitoring.error_5xx_threshold"),
+        ("endpoint.error_5xx_threshold", "alarms.error_5xx_threshold"),
         "int",
         "5XX errors per minute that alarm",
         default=1,
@@ -601,7 +647,7 @@ SPEC: tuple[Spec, ...] = (
     ),
     Spec(
         "error4xxRatePercent",
-        "monitoring.error_4xx_rate_percent",
+        "alarms.error_4xx_rate_percent",
         "int",
         "Share of invocations answered 4XX that alarms",
         default=5,
@@ -610,7 +656,7 @@ SPEC: tuple[Spec, ...] = (
     ),
     Spec(
         "cpuThresholdPercent",
-        "monitoring.cpu_threshold_percent",
+        "alarms.cpu_threshold_percent",
         "int",
         "CPU utilization alarm threshold (per instance, can exceed 100)",
         default=80,
@@ -619,7 +665,7 @@ SPEC: tuple[Spec, ...] = (
     ),
     Spec(
         "memoryThresholdPercent",
-        "monitoring.memory_threshold_percent",
+        "alarms.memory_threshold_percent",
         "int",
         "Memory utilization alarm threshold",
         default=85,
@@ -628,7 +674,7 @@ SPEC: tuple[Spec, ...] = (
     ),
     Spec(
         "driftPsiThreshold",
-        ("drift.drift_psi_threshold", "monitoring.drift_psi_threshold"),
+        ("drift.drift_psi_threshold", "alarms.drift_psi_threshold"),
         "float",
         "Population stability index that counts as drift",
         default=0.2,
@@ -646,7 +692,7 @@ SPEC: tuple[Spec, ...] = (
     ),
     Spec(
         "driftSchedule",
-        "drift.schedule",
+        ("drift.schedule", "alarms.drift_schedule"),
         "str",
         "EventBridge schedule of the drift job",
         default="rate(1 hour)",
@@ -707,6 +753,26 @@ SPEC: tuple[Spec, ...] = (
 )
 
 SPEC_BY_KEY: dict[str, Spec] = {s.key: s for s in SPEC}
+
+__all__ = [
+    "DEFAULT_LEGACY_MODEL",
+    "DEFAULT_MODELS",
+    "MODEL_OVERRIDES",
+    "MODEL_SECTIONS",
+    "PACKAGE_ARN_PATTERN",
+    "ModelEntry",
+    "default_model_key",
+]
+
+# A `models` entry's own key (no stack-wide one: each model serves its own artifact).
+MODEL_KEY_SPEC = Spec(
+    "modelKey",
+    ("endpoint.model_key", "drift.model_key"),
+    "str",
+    "Artifact key in the models bucket a model serves while no model package is set",
+    default=None,  # `default_model_key(name)`
+    pattern=r"^[A-Za-z0-9._/-]+\.tar\.gz$",
+)
 
 
 def full_key(spec: Spec) -> str:

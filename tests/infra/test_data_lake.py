@@ -21,7 +21,8 @@ from components.data_lake import (
     DataLakeArgs,
 )
 from components.s3 import ABORT_MULTIPART_DAYS
-from ml.schema import DATASETS, Dataset
+from ml.models import spec
+from ml.schema import SHARED_DATASETS, Dataset
 from mlplat.plan.engine import Plan, RecordedResource
 from stacks.settings import Settings
 
@@ -30,8 +31,14 @@ BUCKETS = (*ZONES, LOG_BUCKET)
 
 
 def lake_args(settings: Settings, **overrides: Any) -> DataLakeArgs:
-    """The args the stack's lake section gives, with `overrides`."""
-    return dataclasses.replace(settings.lake.args(), **overrides)
+    """The args the stack's lake section gives (for the stack's models), with `overrides`."""
+    args = settings.lake.args(models=[m.info for m in settings.models])
+    return dataclasses.replace(args, **overrides)
+
+
+def datasets(settings: Settings) -> dict[str, Dataset]:
+    """The datasets the stack's lake catalogs, by name."""
+    return {d.name: d for d in lake_args(settings).datasets}
 
 
 # Plans are read-only: one recording per settings serves every test that only inspects it.
@@ -109,7 +116,7 @@ def test_dev_inventory_counts_types_and_parents(record, settings_for):
         "aws:s3/bucketLogging:BucketLogging": 6,  # every zone logs; the log bucket does not
         "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": 7,
         "aws:glue/catalogDatabase:CatalogDatabase": 1,
-        "aws:glue/catalogTable:CatalogTable": len(DATASETS),
+        "aws:glue/catalogTable:CatalogTable": 4,  # raw, curated; churn's features, predictions
         "aws:athena/workgroup:Workgroup": 1,
     }
     component = plan.named(NAME)
@@ -451,7 +458,7 @@ def test_prod_protects_and_retains_key_buckets_and_catalog(record, settings_for)
             f"{NAME}-key",
             *(f"{NAME}-{z}" for z in BUCKETS),
             f"{NAME}-db",
-            *(f"{NAME}-table-{d.replace('_', '-')}" for d in DATASETS),
+            *(f"{NAME}-table-{d.replace('_', '-')}" for d in datasets(settings_for("prod"))),
         ]
     )
     assert protected == expected
@@ -480,8 +487,9 @@ def test_glue_tables_are_the_schema_datasets(record, settings_for):
     database = plan.named(f"{NAME}-db")
     assert database.inputs["name"] == "ml_platform_staging"
     tables = {r.inputs["name"]: r for r in plan.of_type("aws:glue/catalogTable:CatalogTable")}
-    assert set(tables) == set(DATASETS)
-    for name, dataset in DATASETS.items():
+    expected = datasets(settings_for("staging"))
+    assert set(tables) == set(expected)
+    for name, dataset in expected.items():
         table = tables[name].inputs
         assert table["databaseName"] == "ml_platform_staging"
         assert table["tableType"] == "EXTERNAL_TABLE"
@@ -533,7 +541,7 @@ def test_outputs_name_the_key_buckets_catalog_and_workgroup(record, settings_for
     assert seen["bucket_names"] == {z: bucket(plan, z).id for z in BUCKETS}
     assert seen["bucket_arns"] == {z: f"arn:aws:s3:::{bucket(plan, z).id}" for z in BUCKETS}
     assert seen["database_name"] == "ml_platform_dev"
-    assert seen["table_names"] == {name: name for name in DATASETS}
+    assert seen["table_names"] == {name: name for name in datasets(settings_for("dev"))}
     assert seen["workgroup_name"] == plan.named(f"{NAME}-athena").state["name"]
 
 
@@ -580,22 +588,34 @@ def test_every_problem_is_reported_at_once(settings_for):
     assert "noncurrent_version_days 0" in str(info.value)
 
 
-def test_a_dataset_partitioned_otherwise_is_refused_before_any_resource(
-    record, settings_for, monkeypatch
-):
-    odd = Dataset("hourly", "raw", "partitioned by hour", DATASETS["customers"].columns, ("hour",))
-    monkeypatch.setitem(DATASETS, "hourly", odd)
-    settings = settings_for("dev")
-    errors: list[str] = []
+def test_a_dataset_partitioned_otherwise_is_refused_before_any_resource(settings_for):
+    customers = SHARED_DATASETS[0]
+    odd = Dataset("hourly", "raw", "partitioned by hour", customers.columns, ("hour",))
+    with pytest.raises(ValueError) as info:
+        lake_args(settings_for("dev"), datasets=(*SHARED_DATASETS, odd))
+    assert str(info.value) == (
+        "invalid DataLakeArgs: dataset 'hourly': the lake catalogs datasets partitioned by "
+        "('dt',) only, not ('hour',)"
+    )
 
-    def program() -> None:
-        try:
-            DataLake(NAME, lake_args(settings))
-        except ValueError as exc:
-            errors.append(str(exc))
 
-    plan = record(program)
-    assert errors == [
-        "dataset 'hourly': the lake catalogs datasets partitioned by ('dt',) only, not ('hour',)"
-    ]
-    assert plan.resources == []
+def test_two_datasets_of_one_name_are_refused(settings_for):
+    customers = SHARED_DATASETS[0]
+    twin = Dataset(customers.name, "curated", "another table of that name", customers.columns)
+    with pytest.raises(ValueError, match=r"datasets: \['customers'\] named twice"):
+        lake_args(settings_for("dev"), datasets=(*SHARED_DATASETS, twin))
+
+
+def test_every_model_gets_its_own_tables_on_the_shared_ones(record, settings_for):
+    settings = settings_for("dev", models=[{"name": "churn"}, {"name": "spend"}])
+    plan = record_lake(record, settings)
+    tables = {r.inputs["name"] for r in plan.of_type("aws:glue/catalogTable:CatalogTable")}
+    own = {d.name for m in ("churn", "spend") for d in spec(m).datasets}
+    assert tables == {d.name for d in SHARED_DATASETS} | own
+    assert len(own) == 4  # each model's features and predictions: none shared between them
+    # the shared tables and churn's keep the logical names a one-model stack gave them
+    names = {r.name for r in plan.of_type("aws:glue/catalogTable:CatalogTable")}
+    single = {r.name for r in record_lake(record, settings_for("dev")).resources}
+    assert single & names == {
+        f"{NAME}-table-{n.replace('_', '-')}" for n in datasets(settings_for("dev"))
+    }

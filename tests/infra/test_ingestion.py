@@ -269,11 +269,11 @@ def test_outputs(record, settings_for):
     [
         (
             {"dataset": "orders"},
-            r"dataset 'orders': not in ml.schema.DATASETS \(customer_features, ",
+            r"dataset 'orders': not in ml.schema.DATASETS \(customers, customers_curated\)",
         ),
         (
-            {"dataset": "predictions"},
-            "dataset 'predictions': lives in the predictions zone; the stream delivers into",
+            {"dataset": "customers_curated"},
+            "dataset 'customers_curated': lives in the curated zone; the stream delivers into",
         ),
         ({"buffer_seconds": 59}, "buffer_seconds 59: Firehose accepts 60 to 900"),
         ({"buffer_seconds": 901}, "buffer_seconds 901: Firehose accepts 60 to 900"),

@@ -43,7 +43,7 @@ T_POLICY = "aws:appautoscaling/policy:Policy"
 def args_from(settings: Settings, **overrides) -> ModelEndpointArgs:
     """The args the stack's endpoint section gives, with plain values for the other components'
     outputs, and `overrides`."""
-    args = settings.endpoint.args(
+    args = settings.models[0].endpoint.args(
         models_bucket_name="models-bucket",
         models_bucket_arn=MODELS_ARN,
         predictions_bucket_name="predictions-bucket",
@@ -104,6 +104,7 @@ def test_prod_logical_names_and_types_stay_put(prod_plan):
         "cost-center": "ml-1234",
         "project": "ml-platform",
         "stack": "prod",
+        "model": "churn",
     }
     for r in prod_plan.resources:
         if r.custom and r.type not in ("aws:iam/rolePolicy:RolePolicy", T_POLICY):
@@ -192,6 +193,7 @@ def test_a_new_model_changes_inputs_never_logical_names(record, settings_for):
 def test_default_endpoint_name():
     assert default_endpoint_name("prod") == "ml-platform-prod"
     assert default_endpoint_name("team_a.dev") == "ml-platform-team-a-dev"
+    assert default_endpoint_name("prod", "spend") == "ml-platform-prod-spend"
     assert len(default_endpoint_name("x" * 80)) == 63
 
 
@@ -354,7 +356,8 @@ def test_subnets_may_be_an_output_of_a_list(record, settings_for):
 
 
 def test_model_key_under_prefix_needs_no_extra_object(record, settings_for):
-    settings = settings_for("prod", modelKey="models/ml-platform-prod-churn/v7/model.tar.gz")
+    key = "models/ml-platform-prod-churn/v7/model.tar.gz"
+    settings = settings_for("prod", models=[{"name": "churn", "modelKey": key}])
     s = statements(plan_for(record, settings))
     assert s["ReadModel"]["Resource"] == [f"{MODELS_ARN}/models/ml-platform-prod-churn/*"]
 

@@ -20,6 +20,7 @@ from components.pipeline_definition import STEP_KINDS, pipeline_definition, step
 from ml.contracts import (
     EVALUATION_OUTPUT_PATH,
     GATE_PROPERTY_FILE,
+    MODEL_ENV,
     MODEL_INPUT_PATH,
     PIPELINE_ENTRYPOINT,
     REGISTER_METADATA,
@@ -48,7 +49,7 @@ ROLE_KINDS = (*STEP_KINDS, "pipeline", "schedule")
 
 
 def args_for(settings: Settings, **overrides: Any) -> ModelPipelineArgs:
-    args = settings.pipeline.args(
+    args = settings.models[0].pipeline.args(
         image_uri=IMAGE,
         image_repository_arn=REPO,
         lake_bucket_names=NAMES,
@@ -135,7 +136,7 @@ def test_the_pipeline_resource(plan: Plan, prod_settings: Settings) -> None:
     assert pipeline.inputs["pipelineName"] == "ml-platform-prod-churn"
     assert pipeline.inputs["pipelineDisplayName"] == "ml-platform-prod-churn"
     assert pipeline.inputs["roleArn"] == role_arn(plan, "pipeline")
-    assert pipeline.inputs["tags"] == prod_settings.tags
+    assert pipeline.inputs["tags"] == {**prod_settings.tags, "model": "churn"}
     assert pipeline.state["arn"] == (
         f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:pipeline/ml-platform-prod-churn"
     )
@@ -265,7 +266,11 @@ def test_every_job_step_has_its_role_the_vpc_and_the_lake_key(plan: Plan) -> Non
             "EnableInterContainerTrafficEncryption": True,
             "VpcConfig": {"Subnets": SUBNETS, "SecurityGroupIds": [SG]},
         }
-        assert args["Environment"] == {"AWS_DEFAULT_REGION": "us-east-1", "PYTHONUNBUFFERED": "1"}
+        assert args["Environment"] == {
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "PYTHONUNBUFFERED": "1",
+            MODEL_ENV: "churn",  # which model the step runs (`ml.model.model_from_env`)
+        }
     train = by_name["Train"]["Arguments"]
     assert train["RoleArn"] == role_arn(plan, "train")
     assert train["AlgorithmSpecification"] == {
@@ -426,8 +431,9 @@ def test_register_attaches_the_reports_and_the_gate_metadata(plan: Plan) -> None
 
 def test_what_the_definition_repeats_of_ml_is_what_ml_says() -> None:
     from ml import registry
-    from ml.train import Hyperparameters
+    from ml.models import load
 
+    Hyperparameters = load("churn").hyperparameters
     defaults = Hyperparameters()
     assert defaults.estimator == definition_module.DEFAULT_ESTIMATOR
     assert float(definition_module.DEFAULT_C) == defaults.c
@@ -690,8 +696,9 @@ def test_a_failed_execution_of_this_pipeline_pages_on_call(plan: Plan) -> None:
 
 
 def test_rule_and_pipeline_names() -> None:
-    assert default_pipeline_name("prod") == "ml-platform-prod-churn"
-    assert default_pipeline_name("Team_A.dev") == "ml-platform-team-a-dev-churn"
+    assert default_pipeline_name("prod", "churn") == "ml-platform-prod-churn"
+    assert default_pipeline_name("Team_A.dev", "churn") == "ml-platform-team-a-dev-churn"
+    assert default_pipeline_name("prod", "spend") == "ml-platform-prod-spend"
     assert failure_rule_name("ml-platform-prod-churn") == "ml-platform-prod-churn-failed"
     long = failure_rule_name("x" * 63)
     assert len(long) == 64 and long.endswith("-failed")
@@ -773,7 +780,7 @@ def test_prod_refuses_auto_approval() -> None:
     ],
 )
 def test_defaults_follow_the_environment(environment: str, count: int, status: str) -> None:
-    pipeline = make_settings(environment).pipeline
+    pipeline = make_settings(environment).models[0].pipeline
     assert pipeline.enabled is True
     assert pipeline.schedule == "rate(7 days)"
     assert pipeline.window_days == 30
@@ -802,7 +809,8 @@ def test_the_prod_plan_has_the_pipeline_its_schedule_failure_rule_and_step_roles
     shipped_plans,
 ) -> None:
     plan = shipped_plans["prod"]
-    component = plan.named("churn")
+    component = plan.named("churn", "mlplatform:training:ModelPipeline")
+    assert component.parent == plan.named("churn", "mlplatform:models:Model").urn
     children = {r.name: r for r in plan.resources if r.parent == component.urn}
     assert children["churn-pipeline"].type == "aws:sagemaker/pipeline:Pipeline"
     assert children["churn-schedule"].inputs["scheduleExpression"] == "rate(7 days)"
@@ -810,7 +818,8 @@ def test_the_prod_plan_has_the_pipeline_its_schedule_failure_rule_and_step_roles
     assert children["churn-failed-target"].inputs["arn"] == plan.named("on-call-topic").state["arn"]
     for kind in ROLE_KINDS:
         assert children[f"churn-{kind}-role"].type == "aws:iam/role:Role"
-    assert plan.outputs["pipeline_name"] == "ml-platform-prod-churn"
+    assert plan.outputs["models"]["churn"]["pipeline_name"] == "ml-platform-prod-churn"
+    assert plan.outputs["models"]["spend"]["pipeline_name"] == "ml-platform-prod-spend"
     definition = json.loads(children["churn-pipeline"].inputs["pipelineDefinition"])
     train = next(s for s in steps_of(definition) if s["Name"] == "Train")["Arguments"]
     assert train["VpcConfig"]["Subnets"] == plan.outputs["training_subnet_ids"]
@@ -819,13 +828,13 @@ def test_the_prod_plan_has_the_pipeline_its_schedule_failure_rule_and_step_roles
     assert train["AlgorithmSpecification"]["TrainingImage"] == plan.outputs["platform_image_uri"]
 
 
-def test_the_on_call_topic_lets_exactly_the_failure_rule_publish(shipped_plans) -> None:
+def test_the_on_call_topic_lets_exactly_the_failure_rules_publish(shipped_plans) -> None:
     plan = shipped_plans["prod"]
-    rule_arn = plan.named("churn-failed").state["arn"]
+    rule_arns = sorted(plan.named(f"{m}-failed").state["arn"] for m in ("churn", "spend"))
     topic_policy = statements(plan.named("on-call-topic-policy"))
     assert topic_policy["EventRulesOfThisAccount"]["Condition"] == {
         "StringEquals": {"aws:SourceAccount": ACCOUNT},
-        "ArnEquals": {"aws:SourceArn": [rule_arn]},
+        "ArnEquals": {"aws:SourceArn": rule_arns},
     }
     key = statements(plan.named("on-call-key"))
     (rules,) = [s for sid, s in key.items() if sid.endswith("EventRulesPublish")]
@@ -849,8 +858,8 @@ def test_without_the_pipeline_nothing_of_it_is_made_and_eventbridge_may_not_publ
     assert plan.of_type("mlplatform:training:ModelPipeline") == []
     assert "EventRulesOfThisAccount" not in statements(plan.named("on-call-topic-policy"))
     assert not [s for s in statements(plan.named("on-call-key")) if "EventRules" in s]
-    # exported as None, not left out (`ml.outputs.PlatformOutputs` has the field)
-    assert "pipeline_name" in exported and exported["pipeline_name"] is None
+    # exported as None, not left out (`ml.outputs.ModelOutputs` has the field)
+    assert exported["models"]["churn"]["pipeline_name"] is None
 
 
 # --- every step's request is one the SageMaker API accepts ---------------------------------------

@@ -121,9 +121,10 @@ def test_bad_writer_label_is_refused(record):
 
 
 def test_default_group_name_and_prefix():
-    assert default_group_name("dev") == "ml-platform-dev-churn"
-    assert default_group_name("Team_A.prod") == "ml-platform-team-a-prod-churn"
-    assert len(default_group_name("x" * 80)) <= 63
+    assert default_group_name("dev", "churn") == "ml-platform-dev-churn"
+    assert default_group_name("Team_A.prod", "churn") == "ml-platform-team-a-prod-churn"
+    assert default_group_name("dev", "spend") == "ml-platform-dev-spend"
+    assert len(default_group_name("x" * 80, "churn")) <= 63
     assert artifacts_prefix("ml-platform-dev-churn") == "models/ml-platform-dev-churn"
 
 

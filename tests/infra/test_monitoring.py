@@ -1,4 +1,5 @@
-"""Monitoring, on-call, drift job and audit trail: the recorded plan, resource by resource."""
+"""A model's alarms and drift job, the stack's monitoring, on-call and audit trail: the recorded
+plan, resource by resource."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 
 from components.audit import AuditTrail, AuditTrailArgs
 from components.drift_job import DriftJob, DriftJobArgs, schedule_window_hours
-from components.monitoring import MISSING_DATA, Monitoring, MonitoringArgs
+from components.model_alarms import MISSING_DATA, ModelAlarms, ModelAlarmsArgs
+from components.monitoring import ModelPanel, Monitoring, MonitoringArgs
 from components.on_call import OnCall, OnCallArgs
 from ml.drift import (
     DRIFT_NAMESPACE,
@@ -21,12 +23,15 @@ from ml.drift import (
     FEATURE_PSI_METRIC,
     PREDICTION_PSI_METRIC,
 )
-from ml.features import FEATURE_NAMES
+from ml.models import spec
 from mlplat.plan.engine import Plan, RecordedResource
 from stacks.settings import Settings, Subscription
 from tests.conftest import make_config, make_settings
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+FEATURE_NAMES = spec("churn").feature_names
+# churn, the one model of a stack without `models`: its endpoint is the stack's own name
+ENDPOINT = "ml-platform-prod"
 SUBNETS = ["subnet-0a", "subnet-0b"]
 ACCOUNT = "123456789012"
 LAKE_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/lake"
@@ -41,11 +46,13 @@ SUBSCRIPTIONS = [
 def platform(settings: Settings, *, endpoint: bool = True, gpu: bool = False) -> Callable[[], None]:
     """What `stacks/composition.py` wires, with the lake/endpoint outputs as plain values."""
 
+    model = settings.models[0]
+
     def program() -> None:
-        on_call = OnCall("on-call", settings.on_call.args())
+        on_call = OnCall("on-call", settings.on_call.args(models=[model.info]))
         drift = DriftJob(
             "drift",
-            settings.drift.args(
+            model.drift.args(
                 image_uri="img:1",
                 image_repository_arn=None,
                 endpoint_name="churn-ep",
@@ -60,14 +67,25 @@ def platform(settings: Settings, *, endpoint: bool = True, gpu: bool = False) ->
                 security_group_ids=["sg-0compute"],
             ),
         )
-        monitoring = settings.monitoring.args(
-            topic_arn=on_call.topic_arn,
+        alarm_arns: dict[str, Any] = {}
+        if endpoint:
+            args = model.alarms.args(topic_arn=on_call.topic_arn, endpoint_name="churn-ep")
+            alarms = ModelAlarms("churn-alarms", dataclasses.replace(args, gpu=gpu))
+            alarm_arns = alarms.alarm_arns
+        panel = model.alarms.panel(
             endpoint_name="churn-ep" if endpoint else None,
-            ingest_stream_name="ingest",
-            lake_bucket_names=BUCKETS,
             drift_state_machine_arn=drift.state_machine_arn,
+            alarm_arns=alarm_arns,
         )
-        Monitoring("monitoring", dataclasses.replace(monitoring, gpu=gpu))
+        Monitoring(
+            "monitoring",
+            settings.monitoring.args(
+                topic_arn=on_call.topic_arn,
+                ingest_stream_name="ingest",
+                lake_bucket_names=BUCKETS,
+                panels=[dataclasses.replace(panel, gpu=gpu)],
+            ),
+        )
         AuditTrail(
             "audit",
             settings.audit.args(
@@ -99,7 +117,8 @@ def topic_arn(plan: Plan) -> str:
 
 
 def alarm(plan: Plan, role: str) -> RecordedResource:
-    return plan.named(f"monitoring-{role}")
+    """A model alarm (`churn-alarms-<role>`) or the stack's freshness alarm."""
+    return plan.named("monitoring-freshness" if role == "freshness" else f"churn-alarms-{role}")
 
 
 def policy(resource: RecordedResource, key: str = "policy") -> dict[str, Any]:
@@ -224,7 +243,7 @@ def test_latency_alarm_is_p99_model_latency_in_microseconds(plan: Plan, prod: Se
     )
     assert "statistic" not in a
     assert a["dimensions"] == {"EndpointName": "churn-ep", "VariantName": "primary"}
-    assert a["threshold"] == prod.monitoring.latency_p99_ms * 1000 == 250_000
+    assert a["threshold"] == prod.models[0].alarms.latency_p99_ms * 1000 == 250_000
     assert a["comparisonOperator"] == "GreaterThanThreshold"
     assert (a["period"], a["evaluationPeriods"], a["datapointsToAlarm"]) == (60, 5, 3)
     assert a["treatMissingData"] == "notBreaching"
@@ -238,7 +257,7 @@ def test_5xx_alarm(plan: Plan, prod: Settings) -> None:
         "Sum",
     )
     assert a["dimensions"] == {"EndpointName": "churn-ep", "VariantName": "primary"}
-    assert a["threshold"] == prod.monitoring.error_5xx_threshold
+    assert a["threshold"] == prod.models[0].alarms.error_5xx_threshold
     assert a["comparisonOperator"] == "GreaterThanOrEqualToThreshold"
     assert a["treatMissingData"] == "notBreaching"
 
@@ -258,7 +277,7 @@ def test_4xx_rate_is_metric_math(plan: Plan, prod: Settings) -> None:
             "period": 300,
             "dimensions": {"EndpointName": "churn-ep", "VariantName": "primary"},
         }
-    assert a["threshold"] == prod.monitoring.error_4xx_rate_percent == 5
+    assert a["threshold"] == prod.models[0].alarms.error_4xx_rate_percent == 5
     assert a["comparisonOperator"] == "GreaterThanThreshold"
 
 
@@ -276,8 +295,8 @@ def test_invocations_drop_against_an_anomaly_band(plan: Plan) -> None:
 
 def test_cpu_and_memory_on_instance_endpoints(plan: Plan, prod: Settings) -> None:
     for role, metric, threshold in (
-        ("cpu", "CPUUtilization", prod.monitoring.cpu_threshold_percent),
-        ("memory", "MemoryUtilization", prod.monitoring.memory_threshold_percent),
+        ("cpu", "CPUUtilization", prod.models[0].alarms.cpu_threshold_percent),
+        ("memory", "MemoryUtilization", prod.models[0].alarms.memory_threshold_percent),
     ):
         a = alarm(plan, role).inputs
         assert (a["namespace"], a["metricName"], a["statistic"]) == (
@@ -289,7 +308,7 @@ def test_cpu_and_memory_on_instance_endpoints(plan: Plan, prod: Settings) -> Non
         assert a["threshold"] == threshold
         assert a["treatMissingData"] == "ignore"
     names = {r.name for r in plan.of_type(ALARM)}
-    assert "monitoring-gpu" not in names
+    assert "churn-alarms-gpu" not in names
 
 
 def test_gpu_endpoints_add_gpu_alarms(record: Callable[..., Plan], prod: Settings) -> None:
@@ -303,11 +322,11 @@ def test_serverless_endpoints_have_no_instance_alarms(
     record: Callable[..., Plan], settings_for: Callable[..., Settings]
 ) -> None:
     dev = settings_for("dev")
-    assert dev.monitoring.serverless is True
+    assert dev.models[0].alarms.serverless is True
     plan = record(platform(dev), settings=dev)
     names = {r.name for r in plan.of_type(ALARM)}
-    assert not names & {"monitoring-cpu", "monitoring-memory"}
-    assert {"monitoring-latency-p99", "monitoring-5xx", "monitoring-4xx-rate"} <= names
+    assert not names & {"churn-alarms-cpu", "churn-alarms-memory"}
+    assert {"churn-alarms-latency-p99", "churn-alarms-5xx", "churn-alarms-4xx-rate"} <= names
     # idle is normal for a serverless dev endpoint
     assert alarm(plan, "invocations-low").inputs["treatMissingData"] == "notBreaching"
 
@@ -333,7 +352,7 @@ def test_one_drift_alarm_per_feature_with_the_jobs_metric_names(plan: Plan, prod
         )
         assert (DRIFT_NAMESPACE, FEATURE_PSI_METRIC) == ("MLPlatform/Drift", "FeaturePSI")
         assert a["dimensions"] == {ENDPOINT_DIMENSION: "churn-ep", FEATURE_DIMENSION: feature}
-        assert a["threshold"] == prod.monitoring.drift_psi_threshold == 0.2
+        assert a["threshold"] == prod.models[0].alarms.drift_psi_threshold == 0.2
         assert a["comparisonOperator"] == "GreaterThanThreshold"
         assert a["period"] == 3600
         assert a["treatMissingData"] == "ignore"
@@ -367,21 +386,32 @@ def test_every_missing_data_choice_is_explained() -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"freshness_hours": 169}, "freshness_hours 169"),
         ({"features": ()}, "features is empty"),
         ({"features": ("a", "a")}, "repeat a name"),
         ({"drift_period_seconds": 90}, "drift_period_seconds 90"),
         ({"latency_p99_ms": 0}, "latency_p99_ms must be > 0"),
+        ({"drift_psi_threshold": 0}, "drift_psi_threshold must be > 0"),
+        ({"previous_prefix": "monitoring"}, "previous_parent and previous_prefix go together"),
+    ],
+)
+def test_bad_model_alarm_args(overrides: dict[str, Any], message: str) -> None:
+    base: dict[str, Any] = {"topic_arn": "arn", "endpoint_name": "ep", "features": ("x",)}
+    with pytest.raises(ValueError, match=message):
+        ModelAlarmsArgs(**{**base, **overrides})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"freshness_hours": 169}, "freshness_hours 169"),
         ({"dashboard_name": ""}, "dashboard_name"),
+        ({"models": [ModelPanel("churn"), ModelPanel("churn")]}, "models repeat a name"),
+        ({"models": [ModelPanel("Churn")]}, "model 'Churn'"),
+        ({"models": [ModelPanel("churn", endpoint_name="ep")]}, "charts its features"),
     ],
 )
 def test_bad_monitoring_args(overrides: dict[str, Any], message: str) -> None:
-    base: dict[str, Any] = {
-        "topic_arn": "arn",
-        "dashboard_name": "d",
-        "features": ("x",),
-        "endpoint_name": "ep",
-    }
+    base: dict[str, Any] = {"topic_arn": "arn", "dashboard_name": "d"}
     with pytest.raises(ValueError, match=message):
         MonitoringArgs(**{**base, **overrides})
 
@@ -395,27 +425,42 @@ def test_dashboard_has_endpoint_drift_lake_and_training_widgets(plan: Plan) -> N
     body = json.loads(dashboard.inputs["dashboardBody"])
     titles = [w["properties"].get("title") for w in body["widgets"]]
     for title in (
-        "Invocations and errors",
-        "Latency p99 (microseconds)",
-        "Instances (%)",
-        "Feature PSI",
-        "Prediction PSI and scored rows",
+        "churn: invocations and errors",
+        "churn: latency p99 (microseconds)",
+        "churn: instances (%)",
+        "churn: feature PSI",
+        "churn: prediction PSI and scored rows",
+        "churn: drift job runs",
+        "churn: alarms",
         "Ingestion: records delivered to the raw zone",
         "Lake size (bytes, daily)",
         "Training jobs (CPU / GPU %)",
-        "Drift job runs",
-        "Alarms",
+        "Platform alarms",
     ):
         assert title in titles, title
-    psi = next(w for w in body["widgets"] if w["properties"].get("title") == "Feature PSI")
+    assert {
+        "type": "text",
+        "width": 24,
+        "height": 1,
+        "properties": {"markdown": "## Model `churn`"},
+    } in body["widgets"]
+
+    def widget(title: str) -> dict[str, Any]:
+        found: dict[str, Any] = next(
+            w for w in body["widgets"] if w["properties"].get("title") == title
+        )
+        return found
+
+    psi = widget("churn: feature PSI")
     assert psi["properties"]["region"] == "us-east-1"
     assert [m[5] for m in psi["properties"]["metrics"]] == list(FEATURE_NAMES)
     assert {m[3] for m in psi["properties"]["metrics"]} == {"churn-ep"}
-    alarms = next(w for w in body["widgets"] if w["type"] == "alarm")
-    # the stack's operational alarms (not drift-failed, not the audit's security alarms)
-    monitored = [a for a in plan.of_type(ALARM) if a.name.startswith("monitoring-")]
-    assert len(alarms["properties"]["alarms"]) == len(monitored)
-    runs = next(w for w in body["widgets"] if w["properties"].get("title") == "Drift job runs")
+    # the model's alarms in its section, the stack's (freshness) apart
+    model_alarms = [a for a in plan.of_type(ALARM) if a.name.startswith("churn-alarms-")]
+    assert len(widget("churn: alarms")["properties"]["alarms"]) == len(model_alarms)
+    freshness = plan.named("monitoring-freshness").state["arn"]
+    assert widget("Platform alarms")["properties"]["alarms"] == [freshness]
+    runs = widget("churn: drift job runs")
     assert runs["properties"]["metrics"][1][3] == plan.named("drift-machine").state["arn"]
 
 
@@ -424,7 +469,7 @@ def test_dashboard_has_endpoint_drift_lake_and_training_widgets(plan: Plan) -> N
 
 def test_drift_job_is_scheduled_through_step_functions(plan: Plan, prod: Settings) -> None:
     rule = plan.named("drift-schedule")
-    assert rule.inputs["scheduleExpression"] == prod.drift.schedule == "rate(1 hour)"
+    assert rule.inputs["scheduleExpression"] == prod.models[0].drift.schedule == "rate(1 hour)"
     machine = plan.named("drift-machine")
     target = plan.named("drift-target")
     assert target.inputs["arn"] == machine.state["arn"]
@@ -458,6 +503,7 @@ def test_drift_job_is_scheduled_through_step_functions(plan: Plan, prod: Setting
         "MLPLAT_DRIFT_WINDOW_HOURS": "1",
         "MLPLAT_DRIFT_KMS_KEY_ARN": LAKE_KEY,
         "MLPLAT_DRIFT_CAPTURE_ROOT": "capture",
+        "MLPLAT_MODEL": "churn",
     }
     assert params["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] == LAKE_KEY
     # in the private subnets, in the compute group
@@ -479,16 +525,20 @@ def test_drift_job_role_reads_predictions_and_baseline_puts_only_its_metrics(pla
     doc = policy(plan.named("drift-job-policy"))
     by_sid = {s["Sid"]: s for s in doc["Statement"]}
     pred = ARNS["predictions"]
+    # its own endpoint's capture and its own prediction logs (churn's predictions table)
     assert by_sid["ReadCaptureAndPredictionLogs"]["Resource"] == [
-        f"{pred}/capture/*",
+        f"{pred}/capture/{ENDPOINT}/*",
         f"{pred}/predictions/*",
     ]
+    assert by_sid["ListPredictionsZone"]["Condition"] == {
+        "StringLike": {"s3:prefix": [f"capture/{ENDPOINT}/*", "predictions/*"]}
+    }
     assert by_sid["ReadTrainingBaseline"]["Resource"] == [
         f"{ARNS['models']}/churn/current/baseline.json"
     ]
     assert by_sid["WritePredictionLogs"]["Resource"] == [f"{pred}/predictions/*"]
     assert by_sid["WriteDriftReports"]["Action"] == ["s3:PutObject"]
-    assert by_sid["WriteDriftReports"]["Resource"] == [f"{pred}/drift-reports/*"]
+    assert by_sid["WriteDriftReports"]["Resource"] == [f"{pred}/drift-reports/{ENDPOINT}/*"]
     assert by_sid["LakeKey"]["Resource"] == [LAKE_KEY]
     metrics = next(s for s in doc["Statement"] if s["Action"] == ["cloudwatch:PutMetricData"])
     assert metrics["Resource"] == ["*"]
@@ -544,7 +594,11 @@ def test_bad_drift_job_args() -> None:
         DriftJobArgs(
             schedule="every hour",
             image_uri="i",
+            model="churn",
             endpoint_name="e",
+            capture_prefix="capture/e",
+            predictions_prefix="predictions",
+            report_prefix="/drift-reports/e",
             predictions_bucket_name="p",
             predictions_bucket_arn="a",
             models_bucket_name="m",
@@ -561,6 +615,7 @@ def test_bad_drift_job_args() -> None:
         "drift_psi_threshold must be > 0",
         "instance_type 'm5.large'",
         "log_retention_days must be > 0",
+        "report_prefix '/drift-reports/e'",
     ):
         assert part in str(info.value)
 
@@ -571,7 +626,11 @@ def test_bad_drift_job_args() -> None:
 def test_every_log_group_has_retention_and_a_customer_key(plan: Plan, prod: Settings) -> None:
     groups = {g.name: g.inputs for g in plan.of_type("aws:cloudwatch/logGroup:LogGroup")}
     assert sorted(groups) == ["audit-logs", "drift-log-group"]
-    assert groups["drift-log-group"]["retentionInDays"] == prod.drift.log_retention_days == 365
+    assert (
+        groups["drift-log-group"]["retentionInDays"]
+        == prod.models[0].drift.log_retention_days
+        == 365
+    )
     assert groups["drift-log-group"]["kmsKeyId"] == LAKE_KEY
     assert groups["audit-logs"]["retentionInDays"] == prod.audit.log_retention_days == 365
     assert groups["audit-logs"]["kmsKeyId"] == plan.named("audit-key").state["arn"]

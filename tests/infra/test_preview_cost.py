@@ -221,8 +221,12 @@ def test_usage_comes_from_settings(settings_for) -> None:
         usageStreamGb=5,
         endpointMinInstances=3,
         endpointMaxInstances=4,
+        models=[{"name": "churn"}, {"name": "spend", "endpointMinInstances": 2}],
     )
-    assert Usage.from_settings(settings) == Usage(200, 3, 10, 50, 5)
+    usage = Usage.from_settings(settings)
+    assert usage == Usage(200, 3, 10, 50, 5, {"churn": 3, "spend": 2})
+    assert (usage.instances_of("churn"), usage.instances_of("spend")) == (3, 2)
+    assert usage.instances_of("other") == 3  # an endpoint of no model: the most any keeps
 
 
 def test_recorded_program_is_priced(record, settings_for) -> None:

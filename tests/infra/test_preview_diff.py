@@ -11,7 +11,14 @@ import pytest
 from typer.testing import CliRunner
 
 from mlplat.cli.app import app
-from mlplat.plan.diff import DiffError, diff_plans, flatten, load_plan_json, render_markdown
+from mlplat.plan.diff import (
+    DiffError,
+    diff_plans,
+    flatten,
+    load_plan_json,
+    render_markdown,
+    render_text,
+)
 from mlplat.plan.preview import analyse
 from tests.conftest import ROOT
 
@@ -80,7 +87,7 @@ def test_added_removed_changed_and_loud_stateful_warnings(record, settings_for) 
     assert diff.cost_before is not None and diff.cost_after is not None
     assert diff.cost_delta == round(diff.cost_after - diff.cost_before, 2)
     as_json = diff.to_json()
-    assert set(as_json) == {"added", "removed", "changed", "warnings", "costDeltaUsd"}
+    assert set(as_json) == {"added", "removed", "moved", "changed", "warnings", "costDeltaUsd"}
 
 
 def test_parent_change_is_a_replacement(record, settings_for) -> None:
@@ -168,9 +175,9 @@ def test_cli_diff_against_the_shipped_dev_plan(tmp_path) -> None:
         ],
     )
     assert second.exit_code == first.exit_code
-    assert "diff: 0 added, 0 removed, 0 changed" in second.stdout
+    assert "diff: 0 added, 0 removed, 0 moved, 0 changed" in second.stdout
     assert "cost: " in second.stdout and "(+0.00)" in second.stdout
-    assert "diff vs base: 0 added, 0 removed, 0 changed" in summary.read_text()
+    assert "diff vs base: 0 added, 0 removed, 0 moved, 0 changed" in summary.read_text()
     plan = json.loads(base.read_text())
     assert set(plan) == {"project", "stack", "resources", "outputs", "policies", "cost"}
     assert set(plan["policies"]) == {"violations"}
@@ -196,3 +203,109 @@ def test_cli_missing_baseline_exits_2_and_writes_nothing(tmp_path) -> None:
     assert result.exit_code == 2
     assert "baseline" in result.stderr and "no such file" in result.stderr
     assert result.stdout == "" and not out.exists()
+
+
+# --- aliases: a moved resource is not a replaced one --------------------------------------------
+
+
+class Box(pulumi.ComponentResource):
+    """A component whose children are named after it (`<name>-key`, `<name>-bucket`)."""
+
+    def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mlplatform:test:Box", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        aws.kms.Key(f"{name}-key", enable_key_rotation=True, tags=TAGS, opts=child)
+        aws.s3.Bucket(f"{name}-bucket", bucket="box-bucket", tags=TAGS, opts=child)
+        self.register_outputs({})
+
+
+def recorded(record: Any, settings_for: Any, program: Any) -> dict[str, Any]:
+    out: dict[str, Any] = record(lambda: program() and None, settings=settings_for("dev")).to_json()
+    return out
+
+
+def test_the_recorder_resolves_aliases_and_their_inheritance(record, settings_for) -> None:
+    class Group(pulumi.ComponentResource):
+        def __init__(self, name: str) -> None:
+            super().__init__("mlplatform:test:Group", name, None, None)
+            self.register_outputs({})
+
+    def program() -> None:
+        group = Group("g")
+        Box(
+            "new",
+            pulumi.ResourceOptions(
+                parent=group, aliases=[pulumi.Alias(name="old", parent=pulumi.ROOT_STACK_RESOURCE)]
+            ),
+        )
+
+    plan = {r["name"]: r for r in recorded(record, settings_for, program)["resources"]}
+    stack = "urn:pulumi:dev::ml-platform::pulumi:pulumi:Stack"
+    # its own alias: the former name at the stack's root
+    assert plan["new"]["options"]["aliases"] == [f"{stack}$mlplatform:test:Box::old"]
+    # its children's: named after the former name, under the former parent
+    assert plan["new-key"]["options"]["aliases"] == [
+        "urn:pulumi:dev::ml-platform::mlplatform:test:Box$aws:kms/key:Key::old-key"
+    ]
+    assert plan["g"]["options"]["aliases"] == []
+
+
+def test_an_aliased_rename_or_move_is_a_move_not_a_replacement(record, settings_for) -> None:
+    before = recorded(record, settings_for, lambda: Box("box"))
+    renamed = recorded(
+        record,
+        settings_for,
+        lambda: Box("crate", pulumi.ResourceOptions(aliases=[pulumi.Alias(name="box")])),
+    )
+    diff = diff_plans(before, renamed)
+    assert diff.warnings == () and diff.added == () and diff.removed == ()
+    assert sorted((m.old_name, m.name) for m in diff.moved) == [
+        ("box", "crate"),
+        ("box-bucket", "crate-bucket"),
+        ("box-key", "crate-key"),
+    ]
+    assert "diff: 0 added, 0 removed, 3 moved" in render_text(diff)[0]
+    assert "  > aws:kms/key:Key box-key -> crate-key" in render_text(diff)
+    assert diff.to_json()["moved"][0] == {"from": diff.moved[0].old_urn, "to": diff.moved[0].urn}
+    # the same rename without the alias: the bucket and the key are replaced
+    unaliased = recorded(record, settings_for, lambda: Box("crate"))
+    warnings = diff_plans(before, unaliased).warnings
+    assert len(warnings) == 2 and all(w.startswith("REPLACE") for w in warnings)
+
+
+def test_a_moved_resource_whose_name_changes_is_still_replaced(record, settings_for) -> None:
+    before = recorded(record, settings_for, lambda: aws.s3.Bucket("b", bucket="one", tags=TAGS))
+    after = recorded(
+        record,
+        settings_for,
+        lambda: aws.s3.Bucket(
+            "c",
+            bucket="two",
+            tags=TAGS,
+            opts=pulumi.ResourceOptions(aliases=[pulumi.Alias(name="b")]),
+        ),
+    )
+    diff = diff_plans(before, after)
+    assert [m.name for m in diff.moved] == ["c"]
+    (warning,) = diff.warnings
+    assert warning.startswith("REPLACE aws:s3/bucket:Bucket 'c': bucket changed")
+
+
+def test_aliases_pulumi_refuses_are_loud(record, settings_for) -> None:
+    before = recorded(record, settings_for, lambda: Box("box"))
+
+    def twice() -> None:
+        for name in ("one", "two"):
+            Box(name, pulumi.ResourceOptions(aliases=[pulumi.Alias(name="box")]))
+
+    warnings = diff_plans(before, recorded(record, settings_for, twice)).warnings
+    assert any(
+        "both name" in w and "Pulumi refuses two resources aliased to one" in w for w in warnings
+    )
+
+    def to_a_live_one() -> None:
+        Box("box")
+        Box("new", pulumi.ResourceOptions(aliases=[pulumi.Alias(name="box")]))
+
+    warnings = diff_plans(before, recorded(record, settings_for, to_a_live_one)).warnings
+    assert any("which the plan still has" in w for w in warnings)

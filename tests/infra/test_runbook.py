@@ -31,14 +31,18 @@ from typer.testing import CliRunner
 
 from ml import contracts
 from ml.contracts import BASELINE_FORMAT, baseline_key_for
-from ml.outputs import OUTPUT_KEYS
+from ml.outputs import OUTPUT_KEYS, ModelOutputs
 from mlplat.cli.app import app
 from tests.conftest import ROOT
 
 MARKER = "<!-- runbook:"
 # EC2 quota codes the runbook may name, by GPU capacity type (Service Quotas, service code ec2).
 GPU_QUOTAS = {"L-3819A6DF": "SPOT", "L-DB2E81BA": "ON_DEMAND"}
-OUTPUT_REF = re.compile(r"\$\(pulumi stack output (\w+) -s ([\w.-]+)\)")
+# `$(pulumi stack output NAME -s S)`, or one model's output:
+# `$(pulumi stack output models --json -s S | jq -r .MODEL.NAME)`
+OUTPUT_REF = re.compile(
+    r"\$\(pulumi stack output (\w+)(?: --json)? -s ([\w.-]+)(?: \| jq -r \.(\w+)\.(\w+))?\)"
+)
 
 
 def runbook_lines() -> list[str]:
@@ -75,10 +79,14 @@ class Runbook:
         return result
 
     def output(self, match: re.Match[str]) -> str:
-        name, stack = match.group(1), match.group(2)
+        name, stack, model, key = match.groups()
         assert name in OUTPUT_KEYS, f"`pulumi stack output {name}` is not a platform output"
         assert stack in self.outputs, f"`pulumi stack output -s {stack}` before `pulumi up`"
         value = self.outputs[stack][name]
+        if model is not None:
+            assert name == "models" and key in ModelOutputs.__dataclass_fields__, (name, key)
+            assert model in value, f"stack {stack} hosts no model {model}"
+            value = value[model][key]
         assert isinstance(value, str) and value, (name, value)
         return value
 
@@ -191,9 +199,10 @@ class Runbook:
         assert words[0] == "run" and "--wait" in words
         stack, args = self.stack_of(words)
         outputs = self.outputs[stack]
-        name = outputs["pipeline_name"]
+        model = args[args.index("--model") + 1] if "--model" in args else "churn"
+        name = outputs["models"][model]["pipeline_name"]
         assert name, "the stack deploys no pipeline"
-        self.register_first_version(outputs)
+        self.register_first_version(outputs, model)
         client = boto3.client("sagemaker")
         stub = Stubber(client)
         arn = f"arn:aws:sagemaker:{outputs['region']}:{outputs['account_id']}:pipeline/{name}"
@@ -235,15 +244,18 @@ class Runbook:
         stub.assert_no_pending_responses()
         assert f"{contracts.STEP_REGISTER:<14} Succeeded" in result.stdout
 
-    def register_first_version(self, outputs: dict[str, Any]) -> None:
-        """What the pipeline's Register step leaves: version 1 of the stack's group, pending
+    def register_first_version(self, outputs: dict[str, Any], model: str) -> None:
+        """What the pipeline's Register step leaves: version 1 of the model's group, pending
         approval, its evaluation's reports in the models bucket and attached."""
         from ml import registry
 
         s3 = boto3.client("s3")
         bucket = outputs["models_bucket"]
         s3.create_bucket(Bucket=bucket)
-        prefix = f"{outputs['model_artifacts_prefix']}/{contracts.PIPELINE_ROOT}/first"
+        group = outputs["models"][model]["model_package_group_name"]
+        prefix = (
+            f"{outputs['models'][model]['model_artifacts_prefix']}/{contracts.PIPELINE_ROOT}/first"
+        )
         reports = {
             contracts.GATE_FILE: {"passed": True, "message": "gate passed", "failed": []},
             contracts.BASELINE_FILE: {"format": BASELINE_FORMAT, "n_rows": 1, "features": {}},
@@ -252,9 +264,9 @@ class Runbook:
         for name, body in reports.items():
             s3.put_object(Bucket=bucket, Key=f"{prefix}/evaluation/{name}", Body=json.dumps(body))
         evaluation = f"s3://{bucket}/{prefix}/evaluation"
-        registry.ensure_group(outputs["model_package_group_name"])
+        registry.ensure_group(group)
         registry.register_model(
-            outputs["model_package_group_name"],
+            group,
             model_data_url=f"s3://{bucket}/{prefix}/train/model.tar.gz",
             image_uri=registry.sklearn_image_uri(outputs["region"]),
             metrics={"roc_auc": 0.8},
@@ -290,7 +302,7 @@ class Runbook:
             )
         deployed = json.loads(result.stdout)
         assert deployed["model_package_arn"] == arn
-        key = baseline_key_for(self.settings[stack].endpoint.model_key)
+        key = baseline_key_for(self.settings[stack].model("churn").endpoint.model_key)
         assert deployed["baseline_uri"] == f"s3://{self.outputs[stack]['models_bucket']}/{key}"
         document = yaml.safe_load((self.project / f"Pulumi.{stack}.yaml").read_text())
         assert document["config"]["ml-platform:modelPackageArn"] == arn
@@ -305,7 +317,7 @@ def test_every_runbook_command_runs_offline(tmp_path: Path) -> None:
         for line in lines:
             runbook.run(line)
             if line.startswith(("pulumi up", "uv run mlplat deploy")):
-                endpoints.append(runbook.outputs["staging"]["endpoint_name"])
+                endpoints.append(runbook.outputs["staging"]["models"]["churn"]["endpoint_name"])
     assert runbook.ran == lines
     # `pulumi up` without an endpoint; `mlplat deploy`'s `pulumi up` serves the first model
     assert endpoints[0] is None and endpoints[-1]

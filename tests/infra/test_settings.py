@@ -17,7 +17,9 @@ from stacks.settings import (
     parse_settings,
     read_stack_file,
 )
+from stacks.settings.models import SECTION_CLASSES
 from stacks.settings.sections import SECTIONS, Settings
+from stacks.settings.spec import MODEL_KEY_SPEC
 from tests.conftest import ROOT, make_config
 
 
@@ -30,10 +32,15 @@ def problems(config: dict[str, object], stack: str = "dev") -> tuple[str, ...]:
 def test_defaults_follow_the_environment():
     dev = parse_settings("dev", make_config("dev"))
     prod = parse_settings("prod", make_config("prod"))
-    assert dev.endpoint.serverless is True and prod.endpoint.serverless is False
+    (dev_churn,), (prod_churn,) = dev.models, prod.models  # no `models`: the default list
+    assert dev_churn.name == prod_churn.name == "churn"
+    assert dev_churn.endpoint.serverless is True and prod_churn.endpoint.serverless is False
     assert dev.cluster.enabled is False and prod.cluster.enabled is True
-    assert (dev.endpoint.network_isolation, prod.endpoint.network_isolation) == (False, True)
-    assert prod.endpoint.min_instances == 2 and prod.network.az_count == 3
+    assert (dev_churn.endpoint.network_isolation, prod_churn.endpoint.network_isolation) == (
+        False,
+        True,
+    )
+    assert prod_churn.endpoint.min_instances == 2 and prod.network.az_count == 3
     assert prod.network.log_retention_days == 365 and dev.network.log_retention_days == 30
     assert dev.tags == {
         "owner": "ml-team",
@@ -58,7 +65,7 @@ def test_strings_from_the_engine_are_converted():
         ),
     )
     assert (s.lake.raw_ia_days, s.lake.raw_archive_days, s.lake.force_destroy) == (45, 120, True)
-    assert s.monitoring.drift_psi_threshold == 0.3
+    assert s.models[0].alarms.drift_psi_threshold == s.models[0].drift.drift_psi_threshold == 0.3
     assert s.cluster.gpu_node_groups[0].instance_types == ("g6.xlarge",)
     assert s.cluster.gpu_node_groups[0].max_size == 3
 
@@ -206,7 +213,7 @@ def test_pulumi_yaml_declares_the_settings_schema():
         if ":" not in s.key
         and not s.required
         and (
-            s.kind in ("gpugroups", "subscriptions", "float")
+            s.kind in ("gpugroups", "subscriptions", "models", "float")
             or s.default is None
             or callable(s.default)
         )
@@ -235,13 +242,16 @@ def test_no_module_in_stacks_shadows_the_standard_library():
 
 
 def test_every_settings_field_is_filled_from_the_spec():
-    """Each section holds what its component reads; SPEC names every field once per section."""
-    filled = [path for spec in SPEC for path in spec.fields]
+    """Each section holds what its component reads; SPEC names every field once per section
+    (a model's sections: SPEC, and `modelKey` of its `models` entry)."""
+    filled = [path for spec in (*SPEC, MODEL_KEY_SPEC) for path in spec.fields]
+    # the stack-wide `modelPackageArn` goes to the model whose group it names (or its entry's)
+    filled.append("endpoint.model_package_arn")
     sections = {
         f"{name}.{f.name}"
-        for name, cls in SECTIONS.items()
+        for name, cls in (*SECTIONS.items(), *SECTION_CLASSES.items())
         for f in dataclasses.fields(cls)
-        if f.name != "stack"
+        if f.name not in ("stack", "model")
     }
     stack_wide = (
         {f.name for f in dataclasses.fields(Settings)}

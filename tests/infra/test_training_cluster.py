@@ -29,6 +29,7 @@ from stacks.settings import GpuNodeGroup
 LAKE_KEY = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
 FEATURES = "arn:aws:s3:::lake-features"
 MODELS = "arn:aws:s3:::lake-models"
+CHURN_PREFIX = "models/ml-platform-prod-churn"  # churn's artifacts prefix in the prod stack
 ADMIN = "arn:aws:iam::123456789012:role/platform-admin"
 SUBMITTER = "arn:aws:iam::123456789012:role/ml-engineers"
 CLUSTER = "ml-platform-prod-training"
@@ -49,6 +50,7 @@ def build(settings, **overrides):
             vpc_id=net.vpc_id,
             subnet_ids=net.private_subnet_ids,
             node_security_group_id=net.compute_security_group_id,
+            models=[m.info for m in settings.models],
             **training_data,
         )
         fixed = {
@@ -72,6 +74,7 @@ def build(settings, **overrides):
                 **training_data,
                 vpc_id=net.vpc_id,
                 security_group_ids=[net.compute_security_group_id],
+                model=settings.models[0].info,
             ),
         )
 
@@ -540,9 +543,13 @@ def test_trainer_service_account_bound_through_irsa(plan):
         one(plan, "aws:iam/rolePolicy:RolePolicy", "gpu-addons-trainer").inputs["policy"]
     )
     by_sid = {s["Sid"]: s for s in policy["Statement"]}
-    assert by_sid["ReadFeatures"]["Resource"] == [f"{FEATURES}/*"]
+    # every model's features table and artifacts prefix (the stack hosts churn only here)
+    assert by_sid["ReadFeatures"]["Resource"] == [f"{FEATURES}/customer_features/*"]
     assert by_sid["ReadFeatures"]["Action"] == ["s3:GetObject"]
-    assert by_sid["WriteTrainingPrefix"]["Resource"] == [f"{MODELS}/training/*"]
+    assert by_sid["ListFeatures"]["Condition"] == {
+        "StringLike": {"s3:prefix": ["customer_features", "customer_features/*"]}
+    }
+    assert by_sid["WriteTrainingPrefix"]["Resource"] == [f"{MODELS}/{CHURN_PREFIX}/*"]
     assert by_sid["UseLakeKey"]["Resource"] == [LAKE_KEY]
 
 
@@ -601,7 +608,8 @@ def test_training_job_role(plan):
     assert trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
     policy = json.loads(one(plan, "aws:iam/rolePolicy:RolePolicy", "train-policy").inputs["policy"])
     by_sid = {s.get("Sid"): s for s in policy["Statement"]}
-    assert by_sid["WriteTrainingPrefix"]["Resource"] == [f"{MODELS}/training/*"]
+    assert by_sid["WriteTrainingPrefix"]["Resource"] == [f"{MODELS}/{CHURN_PREFIX}/*"]
+    assert by_sid["ReadFeatures"]["Resource"] == [f"{FEATURES}/customer_features/*"]
     assert by_sid["VolumeKeyGrant"]["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
     # network interfaces only in the platform's VPC, in its compute group (never `*`)
     enis = by_sid["JobNetworkInterfaces"]

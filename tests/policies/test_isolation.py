@@ -159,6 +159,7 @@ def test_a_root_workload_in_a_restricted_namespace_fails(prod):
 def test_the_training_job_meets_the_restricted_profile():
     """What `mlplat train --on eks` submits is admitted in the restricted namespace."""
     target = remote_training.TrainingTarget(
+        model="churn",
         region="us-east-1",
         features_bucket="f",
         models_bucket="m",
@@ -211,7 +212,7 @@ def test_network_interface_rights_are_scoped(statement, caught):
 
 def test_a_drift_job_outside_the_vpc_fails(prod):
     def public(resources: Resources) -> None:
-        (machine,) = [r for r in resources if r["type"] == "aws:sfn/stateMachine:StateMachine"]
+        (machine,) = [r for r in resources if r["name"] == "churn-drift-machine"]
         definition = json.loads(machine["inputs"]["definition"])
         params = definition["States"]["Drift"]["Parameters"]
         del params["NetworkConfig"]["VpcConfig"]

@@ -249,22 +249,24 @@ def found(resources: list[dict[str, Any]], policy: str) -> list[str]:
     return [v.message for v in report.violations]
 
 
-def test_the_prod_pipeline_passes_and_runs_sharded_steps(prod) -> None:
-    (resource,) = [r for r in prod if r["type"] == PIPELINE]
-    definition = json.loads(resource["inputs"]["pipelineDefinition"])
-    counts = {
-        s["Name"]: s["Arguments"]["ProcessingResources"]["ClusterConfig"]["InstanceCount"]
-        for s in pipeline_steps(definition)
-        if s["Type"] == "Processing"
-    }
-    assert counts == {"Window": 1, "Curate": 2, "Features": 2, "Evaluate": 1}
+def test_the_prod_pipelines_pass_and_run_sharded_steps(prod) -> None:
+    pipelines = [r for r in prod if r["type"] == PIPELINE]
+    assert sorted(r["name"] for r in pipelines) == ["churn-pipeline", "spend-pipeline"]
+    for resource in pipelines:
+        definition = json.loads(resource["inputs"]["pipelineDefinition"])
+        counts = {
+            s["Name"]: s["Arguments"]["ProcessingResources"]["ClusterConfig"]["InstanceCount"]
+            for s in pipeline_steps(definition)
+            if s["Type"] == "Processing"
+        }
+        assert counts == {"Window": 1, "Curate": 2, "Features": 2, "Evaluate": 1}
     for policy in BY_NAME:
         assert found(prod, policy) == []
 
 
 def test_the_prod_pipeline_broken_on_purpose_fails(prod) -> None:
     broken = copy.deepcopy(prod)
-    (resource,) = [r for r in broken if r["type"] == PIPELINE]
+    (resource,) = [r for r in broken if r["name"] == "spend-pipeline"]
     definition = json.loads(resource["inputs"]["pipelineDefinition"])
     steps = {s["Name"]: s for s in pipeline_steps(definition)}
     del steps["Curate"]["Arguments"]["NetworkConfig"]["VpcConfig"]
