@@ -42,11 +42,8 @@ from components.iam import (
 )
 from components.names import default_endpoint_name
 from components.problems import instance_count_problems, instance_family, serverless_problems
-from ml.images import (
-    SKLEARN_REPOSITORY,
-    sklearn_image_uri,
-    sklearn_registry_account,
-)
+from ml.images import REPOSITORIES, image_uri, registry_account
+from ml.models import Framework
 
 VARIANT_NAME = "primary"
 CAPTURE_PREFIX = "capture"
@@ -103,6 +100,8 @@ class ModelEndpointArgs:
     # The on-call topic the two rollback alarms notify (alarm and recovery).
     alarm_topic_arn: pulumi.Input[str]
     model_package_arn: str | None = None
+    # The SageMaker framework container that serves the model (`ModelSpec.framework`).
+    framework: Framework = "sklearn"
     # The artifact served while no package is set (e.g. `<model>/current/model.tar.gz`).
     model_key: str | None = None
     instance_type: str = "ml.m5.large"
@@ -345,7 +344,7 @@ class ModelEndpoint(pulumi.ComponentResource):
         model_key = args.model_key or ""
         if args.model_package_arn is None and not model_key.startswith(args.model_prefix + "/"):
             model_objects.append(pulumi.Output.concat(args.models_bucket_arn, "/", model_key))
-        image_registry = region.apply(sklearn_registry_account)
+        image_registry = region.apply(lambda r: registry_account(args.framework, r))
         return [
             Statement(sid="ReadModel", actions=["s3:GetObject"], resources=model_objects),
             Statement(
@@ -404,7 +403,7 @@ class ModelEndpoint(pulumi.ComponentResource):
                         ":",
                         image_registry,
                         ":repository/",
-                        SKLEARN_REPOSITORY,
+                        REPOSITORIES[args.framework],
                     )
                 ],
             ),
@@ -449,7 +448,7 @@ class ModelEndpoint(pulumi.ComponentResource):
         else:
             container = aws.sagemaker.ModelPrimaryContainerArgs(
                 image=pulumi.Output.all(region, self._partition_info.dns_suffix).apply(
-                    lambda v: sklearn_image_uri(v[0], v[1])
+                    lambda v: image_uri(args.framework, v[0], v[1])
                 ),
                 model_data_url=pulumi.Output.concat(
                     "s3://", args.models_bucket_name, "/", args.model_key or ""

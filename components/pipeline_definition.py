@@ -39,9 +39,6 @@ from ml.contracts import (
     MODEL_ENV,
     MODEL_INPUT_PATH,
     PARAM_APPROVAL_STATUS,
-    PARAM_C,
-    PARAM_ESTIMATOR,
-    PARAM_MAX_ITER,
     PARAM_WINDOW_DAYS,
     PARAM_WINDOW_END,
     PARAM_WINDOW_START,
@@ -49,7 +46,6 @@ from ml.contracts import (
     PIPELINE_DEFINITION_VERSION,
     PIPELINE_ENTRYPOINT,
     PIPELINE_ROOT,
-    REGISTER_METADATA,
     STEP_CURATE,
     STEP_EVALUATE,
     STEP_FEATURES,
@@ -61,8 +57,10 @@ from ml.contracts import (
     WORK_INPUT_PATH,
     WORK_OUTPUT,
     WORK_OUTPUT_PATH,
+    register_metadata,
 )
-from ml.images import sklearn_image_uri
+from ml.images import image_uri
+from ml.models import pipeline_parameter, spec
 
 if TYPE_CHECKING:
     import pulumi
@@ -78,10 +76,6 @@ STEP_KINDS: tuple[str, ...] = (
     COMMAND_EVALUATE,
 )
 
-# ml.train.Hyperparameters' defaults (components do not import ml.train: a test keeps them equal).
-DEFAULT_ESTIMATOR = "logistic_regression"
-DEFAULT_C = "1.0"
-DEFAULT_MAX_ITER = "500"
 TRAINING_SEED = "0"
 # ml.registry's (components import only ml's contracts; a test keeps them equal).
 SUPPORTED_CONTENT_TYPES = ("application/json", "text/csv")
@@ -137,9 +131,10 @@ def parameters(args: ModelPipelineArgs) -> list[dict[str, str]]:
         PARAM_WINDOW_END: "",
         PARAM_WINDOW_DAYS: str(args.window_days),
         PARAM_APPROVAL_STATUS: args.approval_status,
-        PARAM_ESTIMATOR: DEFAULT_ESTIMATOR,
-        PARAM_C: DEFAULT_C,
-        PARAM_MAX_ITER: DEFAULT_MAX_ITER,
+        **{
+            pipeline_parameter(name): default
+            for name, default in spec(args.model).pipeline_hyperparameters.items()
+        },
     }
     return [{"Name": k, "Type": "String", "DefaultValue": v} for k, v in defaults.items()]
 
@@ -373,9 +368,10 @@ class _Steps:
                 ),
             ],
             "HyperParameters": {
-                "estimator": param(PARAM_ESTIMATOR),
-                "c": param(PARAM_C),
-                "max_iter": param(PARAM_MAX_ITER),
+                **{
+                    name: param(pipeline_parameter(name))
+                    for name in spec(a.model).pipeline_hyperparameters
+                },
                 "seed": TRAINING_SEED,
             },
             "OutputDataConfig": {"S3OutputPath": output, "KmsKeyId": a.kms_key_arn},
@@ -431,7 +427,8 @@ class _Steps:
             return {"ContentType": JSON, "S3Uri": join(evaluation, name)}
 
         metadata: dict[str, Any] = {
-            name: gate_report(f"metadata.{key}") for name, key in REGISTER_METADATA.items()
+            name: gate_report(f"metadata.{key}")
+            for name, key in register_metadata(spec(a.model).metrics).items()
         }
         metadata["pipeline-execution"] = get("Execution.PipelineExecutionArn")
         metadata["lineage"] = join(evaluation, LINEAGE_FILE)
@@ -446,7 +443,7 @@ class _Steps:
                 "InferenceSpecification": {
                     "Containers": [
                         {
-                            "Image": sklearn_image_uri(a.region),
+                            "Image": image_uri(spec(a.model).framework, a.region),
                             "ModelDataUrl": get(
                                 f"Steps.{STEP_TRAIN}.ModelArtifacts.S3ModelArtifacts"
                             ),

@@ -77,9 +77,14 @@ PARAM_WINDOW_START = "WindowStart"  # YYYY-MM-DD, or "" (WindowDays up to Window
 PARAM_WINDOW_END = "WindowEnd"  # YYYY-MM-DD, or "" (the UTC date the execution started)
 PARAM_WINDOW_DAYS = "WindowDays"  # days of data when WindowStart is ""
 PARAM_APPROVAL_STATUS = "ModelApprovalStatus"  # PendingManualApproval | Approved
-PARAM_ESTIMATOR = "Estimator"  # the hyperparameter `estimator` (of models that have it)
-PARAM_C = "C"  # the hyperparameter `c`
-PARAM_MAX_ITER = "MaxIter"  # the hyperparameter `max_iter`
+# ... and one per hyperparameter a model exposes (`ModelSpec.pipeline_hyperparameters`), named by
+# `ml.models.pipeline_parameter`: `max_iter` -> `MaxIter`.
+PIPELINE_PARAMETERS: tuple[str, ...] = (
+    PARAM_WINDOW_START,
+    PARAM_WINDOW_END,
+    PARAM_WINDOW_DAYS,
+    PARAM_APPROVAL_STATUS,
+)
 
 # Container paths of the Processing steps (LocalPath in the definition, arguments of the commands).
 WORK_INPUT_PATH = "/opt/ml/processing/input/work"  # work items, sharded by S3 key
@@ -93,15 +98,16 @@ EVALUATION_OUTPUT = "evaluation"  # ProcessingOutput OutputName of EVALUATION_OU
 #  "servingVersion": arn | null, "metadata": {REGISTER_METADATA_KEYS: str}}
 GATE_PROPERTY_FILE = "GateReport"
 # The registered version's metadata property (as `ml.registry.metadata_properties` names it) ->
-# its key in the property file's "metadata".
-REGISTER_METADATA: dict[str, str] = {
-    "metric.roc_auc": "roc_auc",
-    "metric.pr_auc": "pr_auc",
-    "metric.log_loss": "log_loss",
-    "metric.ece": "ece",
-    "data.version": "data_version",
-}
-REGISTER_METADATA_KEYS: tuple[str, ...] = tuple(REGISTER_METADATA.values())
+# its key in the property file's "metadata": `metric.<name>` for each of the task's metrics
+# (`ml.models.TASK_METRICS`), and the data version.
+DATA_VERSION_PROPERTY = "data.version"
+DATA_VERSION_KEY = "data_version"
+
+
+def register_metadata(metrics: tuple[str, ...]) -> dict[str, str]:
+    return {**{f"metric.{m}": m for m in metrics}, DATA_VERSION_PROPERTY: DATA_VERSION_KEY}
+
+
 # Training channels (under /opt/ml/input/data/): the features step's work items name the
 # partitions; the features zone itself is mounted (FastFile) and read through its manifests.
 PARTITIONS_CHANNEL = "partitions"

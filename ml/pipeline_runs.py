@@ -5,8 +5,9 @@ make (tests inject a stubbed one); nothing here makes a client or talks to AWS a
 
 * `pipeline_for(outputs, model)`: the pipeline of one of the stack's models, from the platform
   outputs (`models[model].pipeline_name`).
-* `run_parameters(window_start, window_end, pairs)`: the execution's parameters, checked against
-  the pipeline's (`ml.contracts`): the window as `YYYY-MM-DD`, anything else as `NAME=VALUE`.
+* `run_parameters(model, window_start, window_end, pairs)`: the execution's parameters, checked
+  against the pipeline's (`parameters_of(model)`): the window as `YYYY-MM-DD`, anything else as
+  `NAME=VALUE`.
 * `start(client, pipeline, parameters)`: `StartPipelineExecution` with a client request token, so
   that a request the SDK retries starts one execution, not two. Returns the execution's ARN.
 * `describe(client, arn)`: the execution and its steps (`DescribePipelineExecution`, then every
@@ -30,14 +31,11 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from ml.contracts import (
-    PARAM_APPROVAL_STATUS,
-    PARAM_C,
-    PARAM_ESTIMATOR,
-    PARAM_MAX_ITER,
-    PARAM_WINDOW_DAYS,
     PARAM_WINDOW_END,
     PARAM_WINDOW_START,
+    PIPELINE_PARAMETERS,
 )
+from ml.models import pipeline_parameter, spec
 
 if TYPE_CHECKING:
     from ml.outputs import PlatformOutputs
@@ -45,15 +43,14 @@ if TYPE_CHECKING:
 # A boto3 SageMaker client (no type stubs for it are installed).
 SageMakerClient = Any
 
-PARAMETERS: tuple[str, ...] = (
-    PARAM_WINDOW_START,
-    PARAM_WINDOW_END,
-    PARAM_WINDOW_DAYS,
-    PARAM_APPROVAL_STATUS,
-    PARAM_ESTIMATOR,
-    PARAM_C,
-    PARAM_MAX_ITER,
-)
+
+def parameters_of(model: str) -> tuple[str, ...]:
+    """The parameters of `model`'s pipeline: the window, the approval status, and one per
+    hyperparameter the model exposes (`ModelSpec.pipeline_hyperparameters`)."""
+    exposed = spec(model).pipeline_hyperparameters
+    return (*PIPELINE_PARAMETERS, *(pipeline_parameter(h) for h in exposed))
+
+
 SUCCEEDED = "Succeeded"
 FAILED_STATUSES: tuple[str, ...] = ("Failed", "Stopped")
 ENDED_STATUSES: tuple[str, ...] = (SUCCEEDED, *FAILED_STATUSES)
@@ -171,23 +168,25 @@ def pipeline_for(outputs: PlatformOutputs, model: str) -> str:
 
 
 def run_parameters(
+    model: str,
     window_start: str | None = None,
     window_end: str | None = None,
     pairs: Iterable[str] = (),
 ) -> dict[str, str]:
-    """The parameters of an execution: `window_start` / `window_end` (YYYY-MM-DD) and
-    `NAME=VALUE` pairs of the pipeline's other parameters. The pipeline's defaults apply to the
-    ones not given."""
+    """The parameters of an execution of `model`'s pipeline: `window_start` / `window_end`
+    (YYYY-MM-DD) and `NAME=VALUE` pairs of the pipeline's other parameters (`parameters_of`).
+    The pipeline's defaults apply to the ones not given."""
+    known = parameters_of(model)
     values: dict[str, str] = {}
     given_as: dict[str, str] = {}  # how each value was given, for the messages
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
             raise PipelineRunError(f"--param {pair!r}: expected NAME=VALUE")
-        if name not in PARAMETERS:
+        if name not in known:
             raise PipelineRunError(
-                f"--param {name}: not a parameter of the pipeline; its parameters: "
-                + ", ".join(PARAMETERS)
+                f"--param {name}: not a parameter of the {model} pipeline; its parameters: "
+                + ", ".join(known)
             )
         if name in values:
             raise PipelineRunError(f"--param {name} is given twice")

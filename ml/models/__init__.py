@@ -36,6 +36,13 @@ TASKS: tuple[Task, ...] = ("binary_classification", "regression")
 Framework = Literal["sklearn", "xgboost"]
 FRAMEWORKS: tuple[Framework, ...] = ("sklearn", "xgboost")
 
+# The overall metrics each task reports (`ml.evaluate.Metrics`, `ml.regression.RegressionMetrics`)
+# that a registered version carries as `metric.<name>` metadata.
+TASK_METRICS: dict[Task, tuple[str, ...]] = {
+    "binary_classification": ("roc_auc", "pr_auc", "log_loss", "ece"),
+    "regression": ("rmse", "mae", "bias", "r2"),
+}
+
 # A model name is used in resource names (endpoint, registry group, pipeline, roles, prefixes):
 # lowercase letters, digits and hyphens are safe everywhere; Python packages cannot hold hyphens.
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]{1,19}$")
@@ -75,6 +82,14 @@ class ModelSpec:
     one_feature_baseline: str  # the feature the one-feature baseline sees
     sensitive: tuple[Sensitive, ...] = ()
     framework: Framework = "sklearn"
+    # The hyperparameters the model's pipeline exposes as parameters (name -> default, as
+    # SageMaker passes them: strings); each becomes the pipeline parameter
+    # `pipeline_parameter(name)` and reaches the Train step as that hyperparameter. The defaults
+    # must be the runtime's (a contract test holds them equal).
+    pipeline_hyperparameters: dict[str, str] = field(default_factory=dict)
+    # Hyperparameters (same form) that give a deliberately weak model: the sandbox retrains with
+    # them to show that the gate refuses a worse model.
+    weak_hyperparameters: dict[str, str] = field(default_factory=dict)
     score_description: str = "the model's prediction"
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -92,6 +107,12 @@ class ModelSpec:
             )
         if self.task not in TASKS:
             out.append(f"task {self.task!r}: use one of {list(TASKS)}")
+        for name in (*self.pipeline_hyperparameters, *self.weak_hyperparameters):
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+                out.append(f"hyperparameter {name!r}: use snake_case names")
+        unexposed = sorted(set(self.weak_hyperparameters) - set(self.pipeline_hyperparameters))
+        if unexposed:
+            out.append(f"weak_hyperparameters {unexposed} are not pipeline_hyperparameters")
         if self.framework not in FRAMEWORKS:
             out.append(f"framework {self.framework!r}: use one of {list(FRAMEWORKS)}")
         raw = set(self.raw.column_names)
@@ -148,9 +169,19 @@ class ModelSpec:
         return tuple(c.name for c in self.feature_columns)
 
     @property
+    def metrics(self) -> tuple[str, ...]:
+        """The overall metrics of its task, as the evaluation report and the registry name them."""
+        return TASK_METRICS[self.task]
+
+    @property
     def datasets(self) -> tuple[Dataset, ...]:
         """The lake tables this model owns (the raw and curated ones are shared)."""
         return (self.features, self.predictions)
+
+
+def pipeline_parameter(hyperparameter: str) -> str:
+    """The pipeline parameter of a hyperparameter: `max_iter` -> `MaxIter`, `c` -> `C`."""
+    return "".join(part.capitalize() for part in hyperparameter.split("_"))
 
 
 def predictions_dataset(name: str, raw: Dataset, inputs: tuple[str, ...], score: Column) -> Dataset:

@@ -28,7 +28,7 @@ from ml.contracts import (
     GATE_FILE,
     LINEAGE_FILE,
     METRICS_FILE,
-    REGISTER_METADATA_KEYS,
+    register_metadata,
 )
 from ml.evaluate import EvaluationReport, GateReport, check_gate
 from ml.model import Model
@@ -107,8 +107,10 @@ def gate_file(
     *,
     serving: str | None,
     stack: str,
+    metrics: tuple[str, ...],
 ) -> dict[str, Any]:
-    """The property file (`GATE_PROPERTY_FILE`): what the Condition, Fail and Register read."""
+    """The property file (`GATE_PROPERTY_FILE`): what the Condition, Fail and Register read;
+    `metrics`: the model's task metrics, registered as `metric.<name>` metadata."""
     if serving:
         against = f"the version serving {stack!r} ({serving})"
     else:
@@ -119,7 +121,7 @@ def gate_file(
         rules = " | ".join(f"{c.name}: {c.detail}" for c in gate.failures)
         message = f"gate refused: {rules} (against {against})"
     values = {**candidate.overall.to_dict(), "data_version": lineage.get("data", {}).get("version")}
-    metadata = {key: _property(values.get(key)) for key in REGISTER_METADATA_KEYS}
+    metadata = {key: _property(values.get(key)) for key in register_metadata(metrics).values()}
     return {
         "passed": gate.passed,
         "message": message,
@@ -166,7 +168,9 @@ def run_evaluate(
         approved=approved.overall if approved else None,
         approved_slices=approved.slices if approved else None,
     )
-    report = gate_file(gate, candidate, lineage, serving=serving, stack=stack)
+    report = gate_file(
+        gate, candidate, lineage, serving=serving, stack=stack, metrics=model.spec.metrics
+    )
     out.mkdir(parents=True, exist_ok=True)
     for name, data in files.items():
         (out / name).write_bytes(data)

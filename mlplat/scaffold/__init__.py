@@ -2,9 +2,10 @@
 
 The package follows the model contract (`ml.models`): `spec.py` declares what the model reads and
 predicts (pure), `model.py` binds it to its feature derivation, estimator and gate; its
-known-value tests go to `tests/ml/models/<name>/`. The generic contract tests (`tests/ml/test_model_contract.py`) pick
-up every package under `ml/models/` by themselves: a new model trains, passes its gate on the
-sample data and answers requests through the handler before it is ever deployed. Nothing outside
+known-value tests go to `tests/ml/models/<name>/`. The generic contract tests
+(`tests/ml/test_model_contract.py`) pick up every package under `ml/models/` by themselves: a new
+model trains, passes its gate on the sample data and answers requests through the handler before
+it is ever deployed. Nothing outside
 the package changes; adding its name to a stack's `models` gives it its own registry group,
 pipeline, endpoint, alarms and drift job.
 """
@@ -56,7 +57,9 @@ def files_for(name: str, task: str) -> dict[str, str]:
 def new_model(root: Path, name: str, task: str) -> list[Path]:
     """Write the package under `root` (the repository); refuses to overwrite anything."""
     files = files_for(name, task)
-    taken = [root / p for p in (f"ml/models/{name}", f"tests/ml/models/{name}") if (root / p).exists()]
+    taken = [
+        root / p for p in (f"ml/models/{name}", f"tests/ml/models/{name}") if (root / p).exists()
+    ]
     if taken:
         raise ScaffoldError(
             f"{', '.join(map(str, taken))} already exists: choose another name or remove it first"

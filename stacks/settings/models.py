@@ -259,6 +259,7 @@ class EndpointSettings(ModelSection):
             model_prefix=model_prefix,
             alarm_topic_arn=alarm_topic_arn,
             model_package_arn=self.model_package_arn,
+            framework=self.model.spec.framework,
             model_key=self.model_key,
             instance_type=self.instance_type,
             min_instances=self.min_instances,

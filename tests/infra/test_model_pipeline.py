@@ -23,9 +23,9 @@ from ml.contracts import (
     MODEL_ENV,
     MODEL_INPUT_PATH,
     PIPELINE_ENTRYPOINT,
-    REGISTER_METADATA,
     WORK_INPUT_PATH,
     WORK_OUTPUT_PATH,
+    register_metadata,
 )
 from ml.images import sklearn_image_uri
 from mlplat.plan.engine import Plan, RecordedResource
@@ -429,29 +429,23 @@ def test_register_attaches_the_reports_and_the_gate_metadata(plan: Plan) -> None
     }
 
 
-def test_what_the_definition_repeats_of_ml_is_what_ml_says() -> None:
+@pytest.mark.parametrize("name", ["churn", "spend"])
+def test_what_the_definition_repeats_of_ml_is_what_ml_says(name: str) -> None:
     from ml import registry
-    from ml.models import load
+    from ml.models import load, pipeline_parameter, spec
 
-    Hyperparameters = load("churn").hyperparameters
-    defaults = Hyperparameters()
-    assert defaults.estimator == definition_module.DEFAULT_ESTIMATOR
-    assert float(definition_module.DEFAULT_C) == defaults.c
-    assert int(definition_module.DEFAULT_MAX_ITER) == defaults.max_iter
+    model = load(name)
+    defaults = model.hyperparameters()
     assert int(definition_module.TRAINING_SEED) == defaults.seed
-    parsed = Hyperparameters.from_mapping(
-        {
-            "estimator": definition_module.DEFAULT_ESTIMATOR,
-            "c": definition_module.DEFAULT_C,
-            "max_iter": definition_module.DEFAULT_MAX_ITER,
-            "seed": definition_module.TRAINING_SEED,
-        }
-    )
-    assert parsed == defaults
+    # the hyperparameters the pipeline exposes default to the model's own defaults
+    exposed = spec(name).pipeline_hyperparameters
+    assert exposed and model.hyperparameters.from_mapping(exposed) == defaults
+    assert all(pipeline_parameter(h)[0].isupper() for h in exposed)
     assert list(definition_module.SUPPORTED_CONTENT_TYPES) == registry.SUPPORTED_CONTENT_TYPES
     # the registered metrics are the properties `ml.registry` reads back as metrics
-    metrics = [n for n in REGISTER_METADATA if n.startswith(registry.METRIC_PREFIX)]
-    assert len(metrics) == len(REGISTER_METADATA) - 1  # and data.version
+    metadata = register_metadata(spec(name).metrics)
+    metrics = [n for n in metadata if n.startswith(registry.METRIC_PREFIX)]
+    assert len(metrics) == len(metadata) - 1  # and data.version
 
 
 # --- the roles ----------------------------------------------------------------------------------

@@ -20,9 +20,10 @@ from ml.contracts import (
     METRICS_FILE,
     MODEL_ENV,
     PROCESSING_MESSAGE_FILE,
-    REGISTER_METADATA_KEYS,
+    register_metadata,
 )
 from ml.deploy import serving_version
+from ml.models import load
 from ml.package import build_model_tarball
 from ml.pipeline.__main__ import main
 from ml.train import TrainingResult, write_outputs
@@ -153,7 +154,7 @@ def test_a_better_candidate_passes_against_the_serving_version_not_the_highest_a
     assert sliced and sliced <= names
 
     overall = trained.evaluation.overall
-    assert set(report["metadata"]) == set(REGISTER_METADATA_KEYS)
+    assert set(report["metadata"]) == set(register_metadata(load("churn").spec.metrics).values())
     assert report["metadata"]["roc_auc"] == repr(overall.roc_auc)
     assert report["metadata"]["log_loss"] == repr(overall.log_loss)
     assert report["metadata"]["data_version"] == trained.lineage["data"]["version"]

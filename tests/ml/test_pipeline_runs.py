@@ -285,14 +285,23 @@ def test_aws_errors_are_explained(polls: Polls) -> None:
     ],
 )
 def test_run_parameters(args: dict[str, Any], expected: dict[str, str]) -> None:
-    assert pipeline_runs.run_parameters(**args) == expected
+    assert pipeline_runs.run_parameters("churn", **args) == expected
+
+
+def test_each_model_has_its_own_hyperparameter_parameters() -> None:
+    assert pipeline_runs.parameters_of("churn")[-3:] == ("Estimator", "C", "MaxIter")
+    spend = pipeline_runs.parameters_of("spend")
+    assert "MaxDepth" in spend and "C" not in spend
+    assert pipeline_runs.run_parameters("spend", pairs=["MaxDepth=6"]) == {"MaxDepth": "6"}
+    with pytest.raises(PipelineRunError, match=r"not a parameter of the spend pipeline.*MaxDepth"):
+        pipeline_runs.run_parameters("spend", pairs=["C=1"])
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         ({"pairs": ["Estimator"]}, "--param 'Estimator': expected NAME=VALUE"),
-        ({"pairs": ["Alpha=1"]}, "--param Alpha: not a parameter of the pipeline; its param"),
+        ({"pairs": ["Alpha=1"]}, "--param Alpha: not a parameter of the churn pipeline; its"),
         ({"pairs": ["C=1", "C=2"]}, "--param C is given twice"),
         (
             {"window_start": "2025-01-01", "pairs": ["WindowStart=2025-01-02"]},
@@ -309,7 +318,7 @@ def test_run_parameters(args: dict[str, Any], expected: dict[str, str]) -> None:
 )
 def test_bad_parameters_are_explained(args: dict[str, Any], message: str) -> None:
     with pytest.raises(PipelineRunError, match=message):
-        pipeline_runs.run_parameters(**args)
+        pipeline_runs.run_parameters("churn", **args)
 
 
 def test_the_pipeline_of_a_model_of_the_stack() -> None:
@@ -491,7 +500,7 @@ def test_list_shows_status_start_and_display_name(
             ["run", "--model", "fraud"],
             "unknown model 'fraud'; the models of stack 'staging': churn",
         ),
-        (["run", "--param", "Alpha=1"], "--param Alpha: not a parameter of the pipeline"),
+        (["run", "--param", "Alpha=1"], "--param Alpha: not a parameter of the churn pipeline"),
         (["run", "--window-end", "yesterday"], "--window-end 'yesterday': expected a date"),
     ],
 )

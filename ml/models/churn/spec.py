@@ -168,6 +168,9 @@ SPEC = ModelSpec(
         ),
     ),
     score_description="probability that the customer churns within 30 days",
+    pipeline_hyperparameters={"estimator": "logistic_regression", "c": "1.0", "max_iter": "500"},
+    # so strong a regularisation that the scores barely move from the base rate
+    weak_hyperparameters={"c": "0.0001"},
 )
 
 # The model's features, in matrix order: numeric first, then categorical (one drift alarm each).

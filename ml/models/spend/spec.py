@@ -85,4 +85,12 @@ SPEC = ModelSpec(
     ),
     score_description="predicted amount billed in the next 30 days",
     framework="xgboost",
+    pipeline_hyperparameters={
+        "n_estimators": "200",
+        "max_depth": "4",
+        "learning_rate": "0.05",
+        "min_child_weight": "10.0",
+    },
+    # two stumps: little better than the mean
+    weak_hyperparameters={"n_estimators": "2", "max_depth": "1"},
 )

@@ -47,19 +47,20 @@ def _pipeline(
     model: str | None,
     region: str | None,
     endpoint_url: str | None,
-) -> tuple[Any, str]:
-    """A SageMaker client for the stack's region and the model's pipeline name."""
+) -> tuple[Any, str, str]:
+    """A SageMaker client for the stack's region, the model's name and its pipeline's name."""
     import boto3
 
     from ml.pipeline_runs import PipelineRunError, pipeline_for
 
     platform = platform_outputs(stack, outputs, exactly_one=True)
+    model = model or model_name(None, platform)
     with usage_errors(PipelineRunError):
-        name = pipeline_for(platform, model or model_name(None, platform))
+        name = pipeline_for(platform, model)
     client = boto3.client(
         "sagemaker", region_name=region or platform.region, endpoint_url=endpoint_url
     )
-    return client, name
+    return client, model, name
 
 
 def _step_line(step: StepRun) -> str:
@@ -106,8 +107,9 @@ def run_command(
         list[str] | None,
         typer.Option(
             "--param",
-            help="A pipeline parameter, NAME=VALUE (repeatable): WindowDays, Estimator, C, "
-            "MaxIter, ModelApprovalStatus.",
+            help="A pipeline parameter, NAME=VALUE (repeatable): WindowDays, "
+            "ModelApprovalStatus, and the hyperparameters the model exposes (churn: Estimator, "
+            "C, MaxIter).",
         ),
     ] = None,
     wait: Annotated[
@@ -125,9 +127,9 @@ def run_command(
     """
     from ml.pipeline_runs import PipelineRunError, display_name, follow, run_parameters, start
 
+    client, model, name = _pipeline(stack, outputs, model, region, endpoint_url)
     with usage_errors(PipelineRunError):
-        parameters = run_parameters(window_start, window_end, params or ())
-    client, name = _pipeline(stack, outputs, model, region, endpoint_url)
+        parameters = run_parameters(model, window_start, window_end, params or ())
     with usage_errors(PipelineRunError):
         arn = start(client, name, parameters, display_name=display_name(datetime.now(UTC)))
     typer.echo(f"started {arn}")
@@ -161,7 +163,7 @@ def status_command(
     """
     from ml.pipeline_runs import PipelineRunError, describe, latest
 
-    client, name = _pipeline(stack, outputs, model, region, endpoint_url)
+    client, _, name = _pipeline(stack, outputs, model, region, endpoint_url)
     with usage_errors(PipelineRunError):
         execution = describe(client, execution_arn or latest(client, name))
     started = f", started {execution.started:%Y-%m-%d %H:%M:%S %Z}" if execution.started else ""
@@ -185,7 +187,7 @@ def list_command(
     """The recent executions of the model's pipeline: status, start, display name, ARN."""
     from ml.pipeline_runs import PipelineRunError, recent
 
-    client, name = _pipeline(stack, outputs, model, region, endpoint_url)
+    client, _, name = _pipeline(stack, outputs, model, region, endpoint_url)
     with usage_errors(PipelineRunError):
         executions = recent(client, name, limit=limit)
     if not executions:

@@ -17,16 +17,19 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from mlplat.sandbox.context import SandboxContext, StepFailed
-from mlplat.sandbox.steps.common import as_role, model_outputs, record, record_check
+from mlplat.sandbox.steps.common import (
+    as_role,
+    lifecycle_model,
+    model_outputs,
+    record,
+    record_check,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from mlplat.sandbox.pipeline import PipelineRun
 
-# A deliberately worse model for the second execution: almost no signal survives this much
-# regularization, so log loss rises towards the prior's.
-WORSE_HYPERPARAMETERS = {"C": "0.0001"}
 RETRAIN_DAYS = 10  # the second execution's window: the latest days (a scheduled retrain's shape)
 
 
@@ -127,15 +130,21 @@ def approve(ctx: SandboxContext) -> str:
 def retrain_refused(ctx: SandboxContext) -> str:
     """A second execution whose candidate is worse than the deployed version: refused."""
     from ml.contracts import GATE_PROPERTY_FILE, STEP_EVALUATE, STEP_REFUSED
+    from ml.models import pipeline_parameter
 
     serving = ctx.state.need_version("pipeline")
-    run = execute(ctx, {**_window(ctx, RETRAIN_DAYS), **WORSE_HYPERPARAMETERS}, "sandbox-worse")
+    # the model's own deliberately weak setting (`ModelSpec.weak_hyperparameters`)
+    weak = lifecycle_model(ctx).spec.weak_hyperparameters
+    if not weak:
+        raise StepFailed("the model declares no weak_hyperparameters to retrain with")
+    worse = {pipeline_parameter(name): value for name, value in weak.items()}
+    run = execute(ctx, {**_window(ctx, RETRAIN_DAYS), **worse}, "sandbox-worse")
     gate = run.property_files.get(f"{STEP_EVALUATE}.{GATE_PROPERTY_FILE}", {})
     record(ctx, "retrain-refused", **run.to_json(), gate=gate)
     if run.succeeded:
         raise StepFailed(
             f"execution {run.execution_arn} registered {run.model_package_arn}: the gate let a "
-            f"deliberately worse model ({WORSE_HYPERPARAMETERS}) through"
+            f"deliberately worse model ({worse}) through"
         )
     failed = [s for s in run.steps if s.status == "Failed"]
     if not failed or failed[-1].name != STEP_REFUSED:
