@@ -77,6 +77,9 @@ def test_the_runtime_binds_the_declaration(name: str) -> None:
     assert type(
         model.hyperparameters.from_mapping({k: str(v) for k, v in hp.to_dict().items()})
     ) is type(hp)
+    # the pipeline's parameters default to the runtime's own defaults; the weak setting parses
+    assert model.hyperparameters.from_mapping(model.spec.pipeline_hyperparameters) == hp
+    model.hyperparameters.from_mapping(model.spec.weak_hyperparameters)
     for key, values in model.search_space.items():
         assert values, f"{key}: an empty search space"
         for value in values:
@@ -112,6 +115,10 @@ def test_training_on_sample_data_passes_its_own_gate(name: str) -> None:
     report = check_gate(model, result.evaluation)
     assert report.passed, report.summary()
     assert result.lineage["model"] == name
+    # the weak setting the sandbox retrains with is refused by the same gate
+    weak = model.hyperparameters.from_mapping(model.spec.weak_hyperparameters)
+    refused = train(model, model.features.build_features(_raw()), weak)
+    assert not check_gate(model, refused.evaluation, approved=result.metrics).passed
     # and the gate is not a formality: the same report against itself far better must fail
     assert any(
         not c.passed for c in check_gate(model, result.evaluation, approved=_better(result)).checks
