@@ -468,24 +468,82 @@ def publish_baseline(
     return f"s3://{bucket}/{key}"
 
 
-def pulumi_apply(stack: str, model_package_arn: str, cwd: Path | None = None) -> None:
-    """Set the stack's model setting and `pulumi up` it (needs the Pulumi CLI)."""
+MODELS_KEY = "ml-platform:models"
+
+
+def pulumi_apply(
+    stack: str, model_package_arn: str, *, model: str | None = None, cwd: Path | None = None
+) -> None:
+    """Set the model's package in the stack's config and `pulumi up` it (needs the Pulumi CLI).
+
+    A stack with a `models` list gets the package on `model`'s own entry
+    (`pulumi config set --path 'ml-platform:models[i].modelPackageArn'`), so deploying one model
+    leaves the others' packages as they are; a stack without one (a single model) gets the
+    stack-wide `modelPackageArn`."""
+    key = CONFIG_KEY
+    entries = _config_models(stack, cwd)
+    if entries is not None:
+        names = [e.get("name") if isinstance(e, dict) else None for e in entries]
+        if model is None or model not in names:
+            raise DeployError(
+                f"stack {stack!r} lists the models {names} in {MODELS_KEY}; "
+                f"{'name the model to deploy' if model is None else f'{model!r} is not one'}"
+            )
+        key = f"{MODELS_KEY}[{names.index(model)}].modelPackageArn"
     commands = [
-        ["pulumi", "config", "set", CONFIG_KEY, model_package_arn, "-s", stack],
+        [
+            "pulumi",
+            "config",
+            "set",
+            *(["--path"] if entries is not None else []),
+            key,
+            model_package_arn,
+            "-s",
+            stack,
+        ],
         ["pulumi", "config", "set", ENABLED_KEY, "true", "-s", stack],
         ["pulumi", "up", "-s", stack, "--yes"],
     ]
     for command in commands:
-        try:
-            done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
-        except FileNotFoundError as exc:
-            raise DeployError(
-                "the Pulumi CLI is not installed: install it, or deploy in the sandbox "
-                "(`mlplat sandbox`)"
-            ) from exc
-        if done.returncode != 0:
-            tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-20:])
-            raise DeployError(f"`{' '.join(command)}` failed ({done.returncode}):\n{tail}")
+        _pulumi(command, cwd)
+
+
+def _config_models(stack: str, cwd: Path | None) -> list[Any] | None:
+    """The stack's `models` list (`pulumi config get --json`), or None when it sets none."""
+    done = _pulumi(["pulumi", "config", "get", MODELS_KEY, "--json", "-s", stack], cwd, check=False)
+    if done.returncode != 0:
+        if "not found" in (done.stderr + done.stdout).lower():
+            return None
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-20:])
+        raise DeployError(f"`pulumi config get {MODELS_KEY}` failed ({done.returncode}):\n{tail}")
+    try:
+        data = json.loads(done.stdout)
+        value = data.get("objectValue")
+        if value is None:
+            value = json.loads(data["value"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise DeployError(
+            f"cannot read {MODELS_KEY} of stack {stack!r}: {done.stdout[:200]}"
+        ) from None
+    if not isinstance(value, list):
+        raise DeployError(f"{MODELS_KEY} of stack {stack!r} is not a list: {value!r}")
+    return value
+
+
+def _pulumi(
+    command: list[str], cwd: Path | None, *, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    try:
+        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+    except FileNotFoundError as exc:
+        raise DeployError(
+            "the Pulumi CLI is not installed: install it, or deploy in the sandbox "
+            "(`mlplat sandbox`)"
+        ) from exc
+    if check and done.returncode != 0:
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-20:])
+        raise DeployError(f"`{' '.join(command)}` failed ({done.returncode}):\n{tail}")
+    return done
 
 
 def serving_version(group: str, stack: str, *, client: SageMakerClient) -> dict[str, Any] | None:

@@ -356,7 +356,11 @@ def register_trained(
 
 
 def pulumi_release(
-    platform: PlatformOutputs, baseline_key: str, *, cwd: Path | None = None
+    platform: PlatformOutputs,
+    baseline_key: str,
+    *,
+    model: str | None = None,
+    cwd: Path | None = None,
 ) -> Release:
     """How `ml.deploy.deploy` / `rollback` reach the stack of `platform` with the Pulumi CLI: the
     apply sets the stack's model and `pulumi up`s it (`ml.deploy.pulumi_apply`, nothing more); once
@@ -365,7 +369,7 @@ def pulumi_release(
     from ml.deploy import BaselineTarget, Release, pulumi_apply
 
     def apply(stack: str, model_package_arn: str) -> None:
-        pulumi_apply(stack, model_package_arn, cwd=cwd)
+        pulumi_apply(stack, model_package_arn, model=model, cwd=cwd)
 
     target = BaselineTarget(platform.models_bucket, baseline_key, platform.lake_kms_key_arn or None)
     return Release(apply, target)

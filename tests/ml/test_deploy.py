@@ -440,26 +440,69 @@ def test_a_rollback_whose_publish_fails_is_recorded(session, group):
 # --- the Pulumi CLI apply step -----------------------------------------------------------------
 
 
-def test_pulumi_apply_sets_the_model_and_runs_up(monkeypatch, tmp_path):
-    group = GROUP
+def _fake_pulumi(monkeypatch, models: str | None):
+    """subprocess.run for the Pulumi CLI: `config get ml-platform:models` answers `models`
+    (None: the stack sets no such key); every other command succeeds. Returns the calls."""
     import subprocess
 
     seen: list[tuple[list[str], object]] = []
 
     def fake_run(command, cwd=None, **_):
         seen.append((command, cwd))
+        if command[:3] == ["pulumi", "config", "get"]:
+            if models is None:
+                return subprocess.CompletedProcess(
+                    command, 255, "", "error: configuration key 'ml-platform:models' not found"
+                )
+            return subprocess.CompletedProcess(command, 0, models, "")
         return subprocess.CompletedProcess(command, 0, "", "")
 
     monkeypatch.setattr(subprocess, "run", fake_run)
-    arn = f"arn:aws:sagemaker:us-east-1:123456789012:model-package/{group}/2"
+    return seen
+
+
+def test_pulumi_apply_sets_the_models_own_entry_and_runs_up(monkeypatch, tmp_path):
+    """Deploying one model must leave the others' packages where they are."""
+    listed = '[{"name": "churn"}, {"name": "spend", "endpointMinInstances": 2}]'
+    seen = _fake_pulumi(
+        monkeypatch,
+        json.dumps({"value": listed, "objectValue": json.loads(listed), "secret": False}),
+    )
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/ml-platform-prod-spend/2"
+    pulumi_apply("prod", arn, model="spend", cwd=tmp_path)
+    assert [c for c, _ in seen] == [
+        ["pulumi", "config", "get", "ml-platform:models", "--json", "-s", "prod"],
+        [
+            "pulumi",
+            "config",
+            "set",
+            "--path",
+            "ml-platform:models[1].modelPackageArn",
+            arn,
+            "-s",
+            "prod",
+        ],
+        ["pulumi", "config", "set", "ml-platform:endpointEnabled", "true", "-s", "prod"],
+        ["pulumi", "up", "-s", "prod", "--yes"],
+    ]
+    assert {cwd for _, cwd in seen} == {tmp_path}
+    # a stack whose list does not hold the model is refused before anything is set
+    seen.clear()
+    with pytest.raises(
+        DeployError, match=r"lists the models \['churn', 'spend'\].*'demo' is not one"
+    ):
+        pulumi_apply("prod", arn, model="demo")
+    assert len(seen) == 1
+
+
+def test_pulumi_apply_sets_the_stack_wide_model_without_a_models_list(monkeypatch, tmp_path):
+    seen = _fake_pulumi(monkeypatch, None)
+    arn = f"arn:aws:sagemaker:us-east-1:123456789012:model-package/{GROUP}/2"
     pulumi_apply("prod", arn, cwd=tmp_path)
-    assert seen == [
-        (["pulumi", "config", "set", CONFIG_KEY, arn, "-s", "prod"], tmp_path),
-        (
-            ["pulumi", "config", "set", "ml-platform:endpointEnabled", "true", "-s", "prod"],
-            tmp_path,
-        ),
-        (["pulumi", "up", "-s", "prod", "--yes"], tmp_path),
+    assert [c for c, _ in seen][1:] == [
+        ["pulumi", "config", "set", CONFIG_KEY, arn, "-s", "prod"],
+        ["pulumi", "config", "set", "ml-platform:endpointEnabled", "true", "-s", "prod"],
+        ["pulumi", "up", "-s", "prod", "--yes"],
     ]
     assert CONFIG_KEY == "ml-platform:modelPackageArn"
 
@@ -528,7 +571,9 @@ def cli(monkeypatch, group, tmp_path) -> tuple[typer.Typer, list[tuple[str, str]
 
     calls: list[tuple[str, str]] = []
     monkeypatch.setattr(
-        ml.deploy, "pulumi_apply", lambda stack, arn, cwd=None: calls.append((stack, arn))
+        ml.deploy,
+        "pulumi_apply",
+        lambda stack, arn, model=None, cwd=None: calls.append((stack, arn)),
     )
     outputs = tmp_path / "outputs.json"
     platform = platform_with(

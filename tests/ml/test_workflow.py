@@ -333,12 +333,15 @@ def test_pulumi_release_applies_with_pulumi_and_names_the_stacks_baseline(
     from ml.deploy import BaselineTarget
     from tests.conftest import make_outputs
 
-    calls: list[tuple[str, str, Path | None]] = []
+    calls: list[tuple[str, str, str | None, Path | None]] = []
     monkeypatch.setattr(
-        ml.deploy, "pulumi_apply", lambda stack, arn, cwd=None: calls.append((stack, arn, cwd))
+        ml.deploy,
+        "pulumi_apply",
+        lambda stack, arn, model=None, cwd=None: calls.append((stack, arn, model, cwd)),
     )
     platform = make_outputs(models_bucket="models-b", lake_kms_key_arn=KMS)
-    release = pulumi_release(platform, "churn/current/baseline.json", cwd=tmp_path)
+    release = pulumi_release(platform, "churn/current/baseline.json", model="churn", cwd=tmp_path)
     assert release.baseline == BaselineTarget("models-b", "churn/current/baseline.json", KMS)
     release.apply("prod", "arn")
-    assert calls == [("prod", "arn", tmp_path)]  # the apply is `pulumi up`, nothing more
+    # the apply is `pulumi up` of the model's own setting, nothing more
+    assert calls == [("prod", "arn", "churn", tmp_path)]

@@ -97,7 +97,9 @@ def _release_for(
         endpoint = settings.model(model).endpoint
     except KeyError as exc:
         fail(str(exc.args[0]))
-    return pulumi_release(platform, baseline_key_for(endpoint.model_key), cwd=project_dir)
+    return pulumi_release(
+        platform, baseline_key_for(endpoint.model_key), model=model, cwd=project_dir
+    )
 
 
 def _model_of_version(platform: PlatformOutputs, package_arn: str) -> str | None:
