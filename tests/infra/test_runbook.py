@@ -134,13 +134,42 @@ class Runbook:
         provider = dict(zip(words[2::2], words[3::2], strict=False))["--secrets-provider"]
         assert re.fullmatch(r"awskms://(alias/[\w/-]+|[\w-]+)\?region=[a-z0-9-]+", provider)
 
-    def _pulumi_config(self, words: list[str]) -> None:
-        assert words[0] == "set" and words[3] == "-s"
-        key, value, stack = words[1], words[2], words[4]
+    def _pulumi_config(self, words: list[str]) -> subprocess.CompletedProcess[str]:
+        """`config set KEY VALUE -s S`, `config set --path 'KEY[i].field' VALUE -s S` and
+        `config get KEY --json -s S`, on the stack file as the CLI reads and writes it."""
+        done = subprocess.CompletedProcess(words, 0, "", "")
+        if words[0] == "get":
+            assert words[2:4] == ["--json", "-s"], words
+            key, stack = words[1], words[4]
+            config = yaml.safe_load((self.project / f"Pulumi.{stack}.yaml").read_text())["config"]
+            if key not in config:
+                return subprocess.CompletedProcess(
+                    words,
+                    255,
+                    "",
+                    f"error: configuration key '{key}' not found for stack '{stack}'",
+                )
+            value = config[key]
+            shown = {"value": json.dumps(value), "secret": False}
+            if isinstance(value, dict | list):
+                shown["objectValue"] = value
+            done.stdout = json.dumps(shown)
+            return done
+        assert words[0] == "set", words
+        with_path = words[1] == "--path"
+        key, value, dash, stack = words[1 + with_path : 5 + with_path]
+        assert dash == "-s", words
         path = self.project / f"Pulumi.{stack}.yaml"
         document = yaml.safe_load(path.read_text())
-        document["config"][key] = yaml.safe_load(value)  # as the CLI stores a plain value
+        if with_path:  # `ml-platform:models[1].modelPackageArn`
+            found = re.fullmatch(r"([\w-]+:[\w-]+)\[(\d+)\]\.(\w+)", key)
+            assert found, key
+            entry = document["config"][found.group(1)][int(found.group(2))]
+            entry[found.group(3)] = yaml.safe_load(value)
+        else:
+            document["config"][key] = yaml.safe_load(value)  # as the CLI stores a plain value
         path.write_text(yaml.safe_dump(document, sort_keys=False))
+        return done
 
     def _pulumi_up(self, words: list[str]) -> None:
         assert words[0] == "-s" and words[2:] == ["--policy-pack", "policies"]
@@ -292,9 +321,8 @@ class Runbook:
             if command[1] == "up":
                 assert command[2:] == ["-s", stack, "--yes"]
                 self.preview(stack)
-            else:
-                self._pulumi_config(command[2:])
-            return subprocess.CompletedProcess(command, 0, "", "")
+                return subprocess.CompletedProcess(command, 0, "", "")
+            return self._pulumi_config(command[2:])
 
         with mock.patch("ml.deploy.subprocess.run", pulumi):
             result = self.invoke(
@@ -304,8 +332,13 @@ class Runbook:
         assert deployed["model_package_arn"] == arn
         key = baseline_key_for(self.settings[stack].model("churn").endpoint.model_key)
         assert deployed["baseline_uri"] == f"s3://{self.outputs[stack]['models_bucket']}/{key}"
+        # the deployed model's own entry holds the package; the other model's has none
         document = yaml.safe_load((self.project / f"Pulumi.{stack}.yaml").read_text())
-        assert document["config"]["ml-platform:modelPackageArn"] == arn
+        entries = {e["name"]: e for e in document["config"]["ml-platform:models"]}
+        assert entries["churn"]["modelPackageArn"] == arn
+        assert "modelPackageArn" not in entries["spend"]
+        assert "ml-platform:modelPackageArn" not in document["config"]
+        assert self.settings[stack].model("churn").endpoint.model_package_arn == arn  # after up
 
 
 def test_every_runbook_command_runs_offline(tmp_path: Path) -> None:
