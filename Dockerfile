@@ -15,4 +15,7 @@ COPY pyproject.toml uv.lock ./
 RUN uv sync --frozen --no-default-groups --no-install-project --group cuda
 COPY ml ml
 ENV PATH=/opt/venv/bin:$PATH PYTHONPATH=/opt/ml-platform PYTHONUNBUFFERED=1
+# The NVIDIA container runtime mounts the CUDA driver library (libcuda) only for the `compute`
+# capability; without it XGBoost on a GPU node finds no device and trains on the CPU.
+ENV NVIDIA_DRIVER_CAPABILITIES=compute,utility
 USER 65534

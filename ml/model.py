@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,6 +33,8 @@ from ml.contracts import MODEL_ENV, MODEL_FILE
 from ml.models import ModelSpec, load, names
 
 if TYPE_CHECKING:
+    from typing import Self  # Python 3.11; the serving containers may run 3.10
+
     from ml.features import FeatureSet
 
 Derive = Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]

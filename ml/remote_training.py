@@ -1,57 +1,69 @@
 """Training away from the laptop: a SageMaker training job, or a Kubernetes Job on the EKS GPU
-cluster. Both run the same code bundle, `ml.train`'s container entry point.
+cluster. Both run the same code bundle, `ml.train`'s container entry point, for any model.
 
 * `package_source(model)` packs the `ml` package (its modules, the model contract and the model's
-  own package) and a one-line entry script (`mlplatform_train.py`, which calls `ml.train.main`) as
-  `sourcedir.tar.gz`; `upload_source()` puts it under the training prefix of the models bucket.
+  own package) and a short entry script (`mlplatform_train.py`, which calls `ml.train.main`) as
+  `sourcedir.tar.gz`; `upload_source()` puts it under the model's training prefix of the models
+  bucket (`<its artifacts prefix>/training`: the only prefix its training role may write).
   The run names its model in the container's environment (`MLPLAT_MODEL`, `ml.contracts`).
-* `sagemaker_training_request(...)` builds a `CreateTrainingJob` request: the scikit-learn 1.9-0
-  training image of the region (resolved offline from the SageMaker SDK's own image table, without
-  importing the SDK), the bundle in script mode (`sagemaker_program`, `sagemaker_submit_directory`),
-  the model's table in the features zone as the `train` channel, artifacts to the training prefix,
-  VPC, KMS for volume and output, managed spot with S3 checkpoints, network isolation (the bundle
-  then travels as the `code` channel, since an isolated container cannot fetch it),
-  inter-container encryption when several instances train together. `submit_sagemaker_training`
-  sends it.
+* `sagemaker_training_request(...)` builds a `CreateTrainingJob` request: the training image of
+  the model's framework (`ModelSpec.framework`: the scikit-learn 1.9-0 container, CPU instances
+  only; the XGBoost 3.2-0 container, one image for CPU and GPU instances) resolved offline from
+  the SageMaker SDK's own image table (`ml.images`), the bundle in script mode
+  (`sagemaker_program`, `sagemaker_submit_directory`), the model's table in the features zone as
+  the `train` channel, artifacts to the training prefix, VPC, KMS for volume and output, managed
+  spot with S3 checkpoints, network isolation (the bundle then travels as the `code` channel,
+  since an isolated container cannot fetch it), inter-container encryption when several instances
+  train together. `submit_sagemaker_training` sends it.
 * `kubernetes_training_job(...)` renders a `batch/v1` Job for the training namespace: one GPU
-  requested, the GPU taint tolerated, GPU nodes selected, the IRSA service account, bounded
-  retries and run time, cleaned up after a day. Its container fetches the same bundle and runs
-  `run_pod_training`, which mirrors the SageMaker contract (features in, `model.tar.gz` out).
-  `submit_kubernetes_job` hands it to the stack's jobs gateway, a Lambda function inside the VPC
-  (the cluster API is private), which creates it; `kubernetes_job_status` follows it; `job_yaml`
-  prints it (`--dry-run`); `follow_kubernetes_job` reports its state until it ends.
+  requested (and the driver's CUDA libraries), the GPU taint tolerated, GPU nodes selected, the
+  IRSA service account, bounded retries and run time, cleaned up after a day. Its image is the
+  platform image for a model whose framework trains on CUDA (XGBoost: the image holds the CUDA
+  build), the region's scikit-learn training image otherwise (`eks_training_image`). Its
+  container fetches the same bundle and runs `ml.training_pod.run_pod_training`, which mirrors
+  the SageMaker contract (features in, `model.tar.gz` out) and logs the GPUs the pod sees and the
+  device the model trained on (its lineage's `device`). `submit_kubernetes_job` hands the Job to the
+  stack's jobs gateway, a Lambda function inside the VPC (the cluster API is private), which
+  creates it; `kubernetes_job_status` follows it; `job_yaml` prints it (`--dry-run`);
+  `follow_kubernetes_job` reports its state until it ends.
 * `train_remote(on, target, run)` does one run end to end (`mlplat train --on sagemaker|eks`).
 
 Infrastructure comes from the platform outputs (`TrainingTarget.from_mapping`, the model's own
-training role among them); the run's knobs (`RemoteRun`) from the stack's settings, which the
-caller reads. No pulumi here.
+training role and artifacts prefix among them); the run's knobs (`RemoteRun`) from the stack's
+settings, which the caller reads. No pulumi here.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import sys
 import tarfile
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ml import images
 from ml.contracts import MODEL_ENV
+from ml.training_pod import TRAIN_CHANNEL
+
+if TYPE_CHECKING:
+    from ml.models import Framework
 
 SKLEARN_VERSION = images.SKLEARN_VERSION
 ENTRY_POINT = "mlplatform_train.py"
 SOURCE_ARCHIVE = "sourcedir.tar.gz"
 CODE_CHANNEL = "code"
-TRAIN_CHANNEL = "train"
 TARGETS = ("sagemaker", "eks")
+# The folder of a model's runs under its artifacts prefix (the only prefix of the models bucket its
+# training role may write); the whole prefix of a target built without platform outputs.
 DEFAULT_MODELS_PREFIX = "training"
+# Frameworks whose EKS Job runs the platform image (`PlatformOutputs.platform_image_uri`), which
+# installs the CUDA build of their library (`Dockerfile`, `--group cuda`); the others train in
+# their SageMaker training image there (scikit-learn has no GPU code path to use).
+CUDA_FRAMEWORKS: frozenset[str] = frozenset({"xgboost"})
 # The values the cluster's node groups carry (components.cluster_addons; a test keeps them equal).
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_LABEL = "nvidia.com/gpu"
@@ -59,9 +71,20 @@ GPU_TAINT_KEY = "nvidia.com/gpu"
 TRAINING_NAMESPACE = "training"
 TRAINING_SERVICE_ACCOUNT = "trainer"
 
+# What both entry points run first: a clear failure on a Python older than the bundle's code
+# (pyproject's requires-python), and the `ml` loggers' INFO records (e.g. the device an XGBoost
+# model trains on, `ml.models.spend.estimator.device`) on stderr, which the job's logs keep.
+_PRELUDE = """\
+import logging, sys
+if sys.version_info < (3, 11):
+    sys.exit("the ml-platform bundle needs Python >= 3.11, not " + sys.version.split()[0])
+logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+logging.getLogger("ml").setLevel(logging.INFO)
+"""
 _ENTRY_SCRIPT = (
     '"""SageMaker script-mode entry point of the ml-platform bundle."""\n'
-    "from ml.train import main\n\nraise SystemExit(main())\n"
+    + _PRELUDE
+    + "from ml.train import main\n\nraise SystemExit(main())\n"
 )
 _JOB_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _INSTANCE = re.compile(r"^ml\.([a-z0-9]+)\.[a-z0-9]+$")
@@ -97,6 +120,11 @@ class TrainingTarget:
     training_namespace: str = TRAINING_NAMESPACE
     training_service_account: str = TRAINING_SERVICE_ACCOUNT
     stack: str = ""  # the stack these outputs belong to (for messages)
+    # where the model's runs keep code, checkpoints and output in the models bucket: from the
+    # outputs, `<model_artifacts_prefix>/training` (what the model's training role may write)
+    models_prefix: str = DEFAULT_MODELS_PREFIX
+    # the platform image (ml package + CUDA build of XGBoost): EKS Jobs of CUDA frameworks
+    platform_image_uri: str | None = None
 
     REQUIRED = (
         "region",
@@ -118,8 +146,14 @@ class TrainingTarget:
                 f"platform outputs hold no model {model!r} (its models: {known}); is it in the "
                 "stack's `models` and the stack up to date (`pulumi up`)?"
             )
-        data = {**data, "training_role_arn": models[model].get("training_role_arn")}
-        missing = [k for k in cls.REQUIRED if data.get(k) in (None, "", [], ())]
+        own = models[model]
+        data = {
+            **data,
+            "training_role_arn": own.get("training_role_arn"),
+            "model_artifacts_prefix": own.get("model_artifacts_prefix"),
+        }
+        needed = (*cls.REQUIRED, "model_artifacts_prefix")
+        missing = [k for k in needed if data.get(k) in (None, "", [], ())]
         if missing:
             raise RemoteTrainingError(
                 f"platform outputs lack {', '.join(missing)}; is the stack up to date "
@@ -147,6 +181,11 @@ class TrainingTarget:
                 data.get("training_service_account") or TRAINING_SERVICE_ACCOUNT
             ),
             stack=str(data.get("stack") or ""),
+            models_prefix=_clean_prefix(
+                f"{str(data['model_artifacts_prefix']).strip('/')}/{DEFAULT_MODELS_PREFIX}",
+                f"models.{model}.model_artifacts_prefix",
+            ),
+            platform_image_uri=data.get("platform_image_uri") or None,
         )
 
 
@@ -186,12 +225,53 @@ def sklearn_training_image(
     if processor_of(instance_type) != "cpu":
         raise RemoteTrainingError(
             f"the scikit-learn {version} training image runs on cpu instances only, not "
-            f"{instance_type}; pick a CPU instance type or train on the EKS GPU cluster"
+            f"{instance_type}; pick a CPU instance type such as ml.m5.xlarge (scikit-learn "
+            "does not train on GPUs)"
         )
     try:
         return images.sklearn_image_uri(region, version=version, scope="training")
     except images.ImageUriError as exc:
         raise RemoteTrainingError(str(exc)) from exc
+
+
+def training_image(framework: Framework, region: str, instance_type: str = "ml.m5.xlarge") -> str:
+    """The SageMaker training image of `framework` for `instance_type`: scikit-learn's on CPU
+    instances only; XGBoost's `<registry>/sagemaker-xgboost:3.2-0`, one image for CPU and GPU
+    instances (ml.g4dn, g5, g6, p3 ...), whose xgboost is the CUDA-enabled build, so the model's
+    `device()` probe finds the GPU of a GPU instance."""
+    if framework == "sklearn":
+        return sklearn_training_image(region, instance_type)
+    processor_of(instance_type)  # a well-formed instance type; both processors run this image
+    try:
+        return images.image_uri(framework, region, scope="training")
+    except images.ImageUriError as exc:
+        raise RemoteTrainingError(str(exc)) from exc
+
+
+def model_framework(model: str) -> Framework:
+    """The SageMaker framework container `model` trains and serves in (`ModelSpec.framework`)."""
+    from ml.models import ModelSpecError, spec
+
+    try:
+        return spec(model).framework
+    except ModelSpecError as exc:
+        raise RemoteTrainingError(str(exc)) from None
+
+
+def eks_training_image(target: TrainingTarget) -> str:
+    """The image of `target.model`'s EKS Job: the platform image when its framework trains on
+    CUDA (it holds the CUDA build of XGBoost; the bundle's `ml` code runs on top), else the
+    region's SageMaker training image of the framework (scikit-learn)."""
+    framework = model_framework(target.model)
+    if framework not in CUDA_FRAMEWORKS:
+        return training_image(framework, target.region)
+    if not target.platform_image_uri:
+        raise RemoteTrainingError(
+            f"model {target.model!r} ({framework}) trains on EKS in the platform image (the CUDA "
+            f"build of {framework}), but the platform outputs of stack {target.stack!r} lack "
+            "platform_image_uri; is the stack up to date (`pulumi up`)? Or name an image: --image"
+        )
+    return target.platform_image_uri
 
 
 # --- the code bundle ---------------------------------------------------------------------------
@@ -232,13 +312,14 @@ def upload_source(
     job_name: str,
     *,
     s3_client: Any = None,
-    models_prefix: str = DEFAULT_MODELS_PREFIX,
+    models_prefix: str | None = None,
 ) -> str:
-    """Upload the bundle (SSE-KMS with the lake key); returns its `s3://` URI."""
+    """Upload the bundle (SSE-KMS with the lake key) under `models_prefix` (default: the
+    target's); returns its `s3://` URI."""
     import boto3
 
     s3 = s3_client or boto3.client("s3", region_name=target.region)
-    key = source_key(check_job_name(job_name), models_prefix)
+    key = source_key(check_job_name(job_name), models_prefix or target.models_prefix)
     s3.put_object(
         Bucket=target.models_bucket,
         Key=key,
@@ -262,17 +343,19 @@ def sagemaker_training_request(
     max_wait_seconds: int,
     hyperparameters: Mapping[str, Any] | None = None,
     features_prefix: str | None = None,
-    models_prefix: str = DEFAULT_MODELS_PREFIX,
+    models_prefix: str | None = None,
     instance_count: int = 1,
     volume_gb: int = 30,
     network_isolation: bool = True,
     tags: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The `CreateTrainingJob` request (boto3 keyword arguments) of one training run of
-    `target.model` (on its features table unless `features_prefix` says otherwise)."""
+    `target.model` in its framework's training image (on its features table unless
+    `features_prefix` says otherwise; under the target's models prefix unless `models_prefix`
+    does)."""
     check_job_name(job_name)
     features = _clean_prefix(features_prefix or _features_prefix(target.model), "features prefix")
-    models = _clean_prefix(models_prefix, "models prefix")
+    models = _clean_prefix(models_prefix or target.models_prefix, "models prefix")
     problems = []
     if not 60 <= max_runtime_seconds <= 28 * 86400:
         problems.append(f"max_runtime_seconds {max_runtime_seconds}: expected 60 to 2419200")
@@ -287,21 +370,18 @@ def sagemaker_training_request(
         problems.append(f"volume_gb {volume_gb}: expected 1 to 16384")
     if problems:
         raise RemoteTrainingError("; ".join(problems))
-    image = sklearn_training_image(target.region, instance_type)
+    framework = model_framework(target.model)
+    try:
+        image = training_image(framework, target.region, instance_type)
+    except RemoteTrainingError as exc:
+        raise RemoteTrainingError(f"model {target.model!r} ({framework}): {exc}") from None
     base = f"s3://{target.models_bucket}/{models}"
     code_uri = f"s3://{target.models_bucket}/{source_key(job_name, models)}"
-    # Script mode reads these (JSON-encoded, as the SageMaker SDK sends them).
     submit_dir = (
         f"/opt/ml/input/data/{CODE_CHANNEL}/{SOURCE_ARCHIVE}" if network_isolation else code_uri
     )
-    hp: dict[str, str] = {k: json.dumps(v) for k, v in (hyperparameters or {}).items()}
-    hp.update(
-        {
-            "sagemaker_program": json.dumps(ENTRY_POINT),
-            "sagemaker_submit_directory": json.dumps(submit_dir),
-            "sagemaker_region": json.dumps(target.region),
-            "sagemaker_job_name": json.dumps(job_name),
-        }
+    hp = script_mode_hyperparameters(
+        hyperparameters, submit_dir=submit_dir, region=target.region, job_name=job_name
     )
 
     def channel(name: str, uri: str, content_type: str | None = None) -> dict[str, Any]:
@@ -365,6 +445,35 @@ def sagemaker_training_request(
     return request
 
 
+def script_mode_hyperparameters(
+    hyperparameters: Mapping[str, Any] | None, *, submit_dir: str, region: str, job_name: str
+) -> dict[str, str]:
+    """The run's hyperparameters and script mode's own (JSON-encoded, as the SageMaker SDK sends
+    them), which both framework containers read the same way.
+
+    scikit-learn's container (the sagemaker-training toolkit) runs `python mlplatform_train.py`.
+    XGBoost's, as checked in aws/sagemaker-xgboost-container, `src/sagemaker_xgboost_container/
+    training.py` (`train()`: script mode when `training_environment.user_entry_point` is set,
+    else the built-in algorithm), and the `sagemaker-containers==2.8.6.post2` it pins:
+    `_env.TrainingEnv` takes `user_entry_point`/`module_name` from `sagemaker_program` and
+    `module_dir` from `sagemaker_submit_directory`; `_modules.run_module` calls
+    `_files.download_and_extract`, which takes an `s3://` URI *or* a local tar file (the `code`
+    channel's under network isolation) into /opt/ml/code, then runs `pip install .` there and
+    `python -m mlplatform_train` from there (where `ml/` sits). That `pip install .` builds
+    offline only with pip < 25.3, which the container pins (docker/3.0-5/base/Dockerfile.cpu:
+    "pip will attempt to install setuptools from PyPi from pip>=25.3")."""
+    hp = {k: json.dumps(v) for k, v in (hyperparameters or {}).items()}
+    hp.update(
+        {
+            "sagemaker_program": json.dumps(ENTRY_POINT),
+            "sagemaker_submit_directory": json.dumps(submit_dir),
+            "sagemaker_region": json.dumps(region),
+            "sagemaker_job_name": json.dumps(job_name),
+        }
+    )
+    return hp
+
+
 def submit_sagemaker_training(request: Mapping[str, Any], client: Any = None) -> str:
     """`CreateTrainingJob`; returns the job's ARN."""
     import boto3
@@ -376,9 +485,13 @@ def submit_sagemaker_training(request: Mapping[str, Any], client: Any = None) ->
 
 # --- Kubernetes --------------------------------------------------------------------------------
 
-# The pod's bootstrap: fetch the bundle, then run the SageMaker-shaped training in the pod.
-_POD_BOOTSTRAP = """\
-import os, sys, tarfile, tempfile
+# The pod's bootstrap: fetch the bundle, then run the SageMaker-shaped training in the pod. The
+# bundle's `ml` goes first on the path: in the platform image it shadows the image's own copy, so
+# the pod runs the code that was submitted (and its lineage hashes that code).
+_POD_BOOTSTRAP = (
+    _PRELUDE
+    + """\
+import os, tarfile, tempfile
 import boto3
 code, features, output = sys.argv[1:4]
 bucket, key = code.removeprefix("s3://").split("/", 1)
@@ -388,9 +501,10 @@ boto3.client("s3").download_file(bucket, key, archive)
 with tarfile.open(archive) as tar:
     tar.extractall(root, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
 sys.path.insert(0, root)
-from ml.remote_training import run_pod_training
+from ml.training_pod import run_pod_training
 sys.exit(run_pod_training(features, output))
 """
+)
 
 
 def kubernetes_training_job(
@@ -402,15 +516,16 @@ def kubernetes_training_job(
     cpu: str = "4",
     memory: str = "16Gi",
     features_prefix: str | None = None,
-    models_prefix: str = DEFAULT_MODELS_PREFIX,
+    models_prefix: str | None = None,
     backoff_limit: int = 1,
     active_deadline_seconds: int = 4 * 3600,
     ttl_seconds_after_finished: int = 86400,
 ) -> dict[str, Any]:
-    """A `batch/v1` Job that trains `target.model` on one GPU node of the training cluster."""
+    """A `batch/v1` Job that trains `target.model` in `image` on one GPU node of the training
+    cluster (`eks_training_image` gives the model's default image)."""
     check_job_name(job_name)
     features = _clean_prefix(features_prefix or _features_prefix(target.model), "features prefix")
-    models = _clean_prefix(models_prefix, "models prefix")
+    models = _clean_prefix(models_prefix or target.models_prefix, "models prefix")
     problems = []
     if not image or any(c.isspace() for c in image):
         problems.append(f"image {image!r}: expected a container image reference")
@@ -472,6 +587,10 @@ def kubernetes_training_job(
                                 {"name": "AWS_REGION", "value": target.region},
                                 {"name": "AWS_DEFAULT_REGION", "value": target.region},
                                 {"name": "HOME", "value": "/tmp"},
+                                # The NVIDIA runtime mounts only `utility` (nvidia-smi) when this
+                                # is unset, and the platform image, unlike NVIDIA's CUDA images,
+                                # does not set it: `compute` brings the driver's libcuda.so.
+                                {"name": "NVIDIA_DRIVER_CAPABILITIES", "value": "compute,utility"},
                             ],
                             "resources": {
                                 "requests": {"cpu": cpu, "memory": memory, GPU_RESOURCE: str(gpus)},
@@ -543,7 +662,7 @@ class RemoteRun:
     max_runtime_seconds: int
     max_wait_seconds: int  # SageMaker, with spot
     tags: Mapping[str, str] = field(default_factory=dict)
-    image: str | None = None  # EKS (default: the region's scikit-learn training image)
+    image: str | None = None  # EKS (default: `eks_training_image`, by the model's framework)
     gpus: int = 1  # EKS
     hyperparameters: Mapping[str, Any] | None = None
 
@@ -611,7 +730,7 @@ def train_remote(
     job = kubernetes_training_job(
         target,
         job_name=name,
-        image=run.image or sklearn_training_image(target.region),
+        image=run.image or eks_training_image(target),
         gpus=run.gpus,
         active_deadline_seconds=run.max_runtime_seconds,
     )
@@ -664,76 +783,6 @@ def follow_kubernetes_job(
         if state in ("Complete", "Failed"):
             return str(state)
         pause(poll_seconds)
-
-
-def _split_s3(uri: str) -> tuple[str, str]:
-    if not uri.startswith("s3://") or "/" not in uri[5:]:
-        raise RemoteTrainingError(f"{uri!r}: expected s3://bucket/prefix/")
-    bucket, _, key = uri[5:].partition("/")
-    return bucket, key
-
-
-def run_pod_training(
-    features_uri: str,
-    output_uri: str,
-    *,
-    s3_client: Any = None,
-    train: Callable[[Mapping[str, str]], object] | None = None,
-    workdir: str | None = None,
-) -> int:
-    """In the pod: features from S3 into a `train` channel, `ml.train` in SageMaker's layout, the
-    model directory to `<output_uri>model.tar.gz`. Returns the process exit code."""
-    import boto3
-
-    failures: tuple[type[Exception], ...] = (ValueError, FileNotFoundError)
-    run: Callable[[Mapping[str, str]], object]
-    if train is None:
-        from ml.evaluate import GateFailed
-        from ml.train import run_training_job
-
-        run, failures = run_training_job, (*failures, GateFailed)
-    else:
-        run = train
-    s3 = s3_client or boto3.client("s3")
-    root = Path(workdir or tempfile.mkdtemp(prefix="training-"))
-    channel, model_dir, out_dir = root / "data" / TRAIN_CHANNEL, root / "model", root / "output"
-    bucket, prefix = _split_s3(features_uri)
-    count = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            relative = obj["Key"][len(prefix) :].lstrip("/")
-            if not relative or relative.endswith("/"):
-                continue
-            local = channel / relative
-            if not local.resolve().is_relative_to(channel.resolve()):
-                raise RemoteTrainingError(f"object key {obj['Key']!r} escapes the channel")
-            local.parent.mkdir(parents=True, exist_ok=True)
-            s3.download_file(bucket, obj["Key"], str(local))
-            count += 1
-    if count == 0:
-        print(f"training failed: no objects under {features_uri}", file=sys.stderr)
-        return 1
-    env = {
-        MODEL_ENV: os.environ.get(MODEL_ENV, ""),
-        "SM_CHANNEL_TRAIN": str(channel),
-        "SM_MODEL_DIR": str(model_dir),
-        "SM_OUTPUT_DIR": str(out_dir),
-        "SM_INPUT_CONFIG_DIR": str(root / "config"),
-    }
-    try:
-        run(env)
-    except failures as err:
-        print(f"training failed: {err}", file=sys.stderr)
-        return 1
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
-        for path in sorted(model_dir.rglob("*")):
-            tar.add(path, arcname=os.path.relpath(path, model_dir), recursive=False)
-    out_bucket, out_prefix = _split_s3(output_uri)
-    s3.put_object(
-        Bucket=out_bucket, Key=f"{out_prefix.rstrip('/')}/model.tar.gz", Body=archive.getvalue()
-    )
-    return 0
 
 
 def pod_command_uris(job: Mapping[str, Any]) -> Sequence[str]:

@@ -173,3 +173,34 @@ def test_handler_loads_and_predicts_from_code_alone(
         ]
     assert fallback["toolkit"] == "ml.inference"
     assert container["toolkit"] == "sagemaker_inference.errors"
+
+
+# Names the standard library gained in Python 3.11: the serving containers may run 3.10 (the
+# XGBoost container's Python is not documented per version), so the code an artifact ships may
+# use them only for type checking.
+_PY311_NAMES = {("typing", "Self"), ("datetime", "UTC"), ("enum", "StrEnum"), ("tomllib", "")}
+
+
+@pytest.mark.parametrize("name", ["churn", "spend"])
+def test_the_shipped_code_runs_on_python_3_10(name: str) -> None:
+    import ast
+
+    from ml.models import load
+
+    for path, source in code_files(load(name)).items():
+        if not path.endswith(".py"):
+            continue
+        tree = ast.parse(source, filename=path, feature_version=(3, 10))
+        runtime = [
+            node
+            for node in tree.body
+            if not (isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test))
+        ]
+        for node in (n for top in runtime for n in ast.walk(top)):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                for alias in node.names:
+                    assert (node.module, alias.name) not in _PY311_NAMES, f"{path}: {alias.name}"
+            if isinstance(node, ast.Import):
+                assert all((a.name, "") not in _PY311_NAMES for a in node.names), path
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                assert (node.value.id, node.attr) not in _PY311_NAMES, f"{path}: {node.attr}"

@@ -1,10 +1,13 @@
 """Remote training: the SageMaker request (accepted by moto), the Kubernetes Job (schema-valid),
-the code bundle, the pod runner and `mlplat train --on sagemaker|eks`."""
+the code bundle, the pod runner (`ml.training_pod`) and `mlplat train --on sagemaker|eks`, for a
+scikit-learn model (churn) and an XGBoost one (spend: the XGBoost image on a GPU instance, the
+platform image on EKS)."""
 
 from __future__ import annotations
 
 import io
 import json
+import logging
 import subprocess
 import sys
 import tarfile
@@ -16,33 +19,55 @@ import yaml
 from moto import mock_aws
 
 from ml import remote_training as rt
+from ml import training_pod
 from tests.conftest import make_outputs
 from tests.ml.conftest import model_outputs
 
 REGION = "us-east-1"
 TRAINING_ROLE = "arn:aws:iam::123456789012:role/train-role-abc"
+SPEND_ROLE = "arn:aws:iam::123456789012:role/spend-train-role-def"
+PLATFORM_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/ml-platform-dev-platform:3f2a1c0"
+# Each model's training role writes its own artifacts prefix only: runs keep their files there.
+CHURN_TRAINING = "models/ml-platform-dev-churn/training"
+SPEND_TRAINING = "models/ml-platform-dev-spend/training"
 OUTPUTS = make_outputs(
     stack="dev",
     region=REGION,
     features_bucket="lake-features",
     models_bucket="lake-models",
     lake_kms_key_arn="arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-5555",
-    models={"churn": model_outputs(training_role_arn=TRAINING_ROLE)},
+    models={
+        "churn": model_outputs(
+            training_role_arn=TRAINING_ROLE,
+            model_artifacts_prefix="models/ml-platform-dev-churn",
+        ),
+        "spend": model_outputs(
+            training_role_arn=SPEND_ROLE,
+            model_artifacts_prefix="models/ml-platform-dev-spend",
+        ),
+    },
     training_subnet_ids=["subnet-0a", "subnet-0b"],
     training_security_group_ids=["sg-0c"],
     training_cluster_name="ml-platform-dev-training",
     training_jobs_function_name="gpu-gateway-jobs-fn-1a2b3c4",
     training_namespace="training",
     training_service_account="trainer",
+    platform_image_uri=PLATFORM_IMAGE,
 ).to_json()
 SKLEARN_US_EAST_1 = (
     "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3"
 )
+XGBOOST_US_EAST_1 = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.2-0"
 
 
 @pytest.fixture
 def target() -> rt.TrainingTarget:
     return rt.TrainingTarget.from_mapping(OUTPUTS, "churn")
+
+
+@pytest.fixture
+def spend() -> rt.TrainingTarget:
+    return rt.TrainingTarget.from_mapping(OUTPUTS, "spend")
 
 
 def request(target, **overrides):
@@ -66,12 +91,30 @@ def test_target_from_outputs(target):
     bare = {k: v for k, v in OUTPUTS.items() if not k.startswith("training_cluster")}
     assert rt.TrainingTarget.from_mapping(bare, "churn").training_cluster_name is None
     assert target.model == "churn" and target.training_role_arn == TRAINING_ROLE
+    assert target.models_prefix == CHURN_TRAINING
+    assert target.platform_image_uri == PLATFORM_IMAGE
+
+
+def test_each_model_gets_its_own_role_and_prefix(target, spend):
+    assert (spend.model, spend.training_role_arn, spend.models_prefix) == (
+        "spend",
+        SPEND_ROLE,
+        SPEND_TRAINING,
+    )
+    assert target.training_role_arn != spend.training_role_arn
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"models": {"churn": {"training_role_arn": None}}}, "lack training_role_arn"),
+        (
+            {"models": {"churn": {"training_role_arn": None, "model_artifacts_prefix": "m/c"}}},
+            "lack training_role_arn",
+        ),
+        (
+            {"models": {"churn": {"training_role_arn": TRAINING_ROLE}}},
+            "lack model_artifacts_prefix",
+        ),
         ({"models": {"spend": {}}}, "hold no model 'churn' \\(its models: spend\\)"),
         ({"training_subnet_ids": []}, "lack training_subnet_ids"),
         ({"training_security_group_ids": "sg-1"}, "expected a list of ids"),
@@ -117,6 +160,36 @@ def test_image_refuses_bad_input(args, message):
         rt.sklearn_training_image(*args)
 
 
+def test_the_training_image_follows_the_framework():
+    assert rt.training_image("sklearn", REGION, "ml.m5.xlarge") == SKLEARN_US_EAST_1
+    # XGBoost: one image for CPU and GPU instances
+    for instance in (
+        "ml.m5.xlarge",
+        "ml.g4dn.xlarge",
+        "ml.g5.xlarge",
+        "ml.g6.2xlarge",
+        "ml.p3.2xlarge",
+    ):
+        assert rt.training_image("xgboost", REGION, instance) == XGBOOST_US_EAST_1
+    with pytest.raises(rt.RemoteTrainingError, match=r"cpu instances only, not ml\.g5\.xlarge"):
+        rt.training_image("sklearn", REGION, "ml.g5.xlarge")
+    with pytest.raises(rt.RemoteTrainingError, match=r"expected ml\.<family>\.<size>"):
+        rt.training_image("xgboost", REGION, "g5.xlarge")
+    with pytest.raises(rt.RemoteTrainingError, match=r"no XGBoost 3\.2-0 training image in region"):
+        rt.training_image("xgboost", "mars-north-1", "ml.g5.xlarge")
+    assert (rt.model_framework("churn"), rt.model_framework("spend")) == ("sklearn", "xgboost")
+
+
+def test_the_eks_image_follows_the_framework(target, spend):
+    assert rt.eks_training_image(target) == SKLEARN_US_EAST_1  # as before
+    assert rt.eks_training_image(spend) == PLATFORM_IMAGE  # the CUDA build of xgboost
+    bare = rt.TrainingTarget.from_mapping({**OUTPUTS, "platform_image_uri": ""}, "spend")
+    with pytest.raises(
+        rt.RemoteTrainingError, match="model 'spend' \\(xgboost\\) trains on EKS in the platform"
+    ):
+        rt.eks_training_image(bare)
+
+
 # --- the bundle ------------------------------------------------------------------------------
 
 
@@ -127,11 +200,37 @@ def test_bundle_holds_entry_point_and_ml_package_reproducibly(tmp_path):
         names = tar.getnames()
         entry = tar.extractfile(rt.ENTRY_POINT).read().decode()
     assert names[0] == "mlplatform_train.py"
-    assert {"ml/train.py", "ml/features.py", "ml/schema.py", "ml/remote_training.py"} <= set(names)
+    assert {"ml/train.py", "ml/features.py", "ml/schema.py", "ml/training_pod.py"} <= set(names)
     assert {"ml/models/__init__.py", "ml/models/churn/model.py"} <= set(names)
     assert not any(n.startswith("ml/models/spend/") for n in names)
     assert "from ml.train import main" in entry and "SystemExit(main())" in entry
+    assert 'logging.getLogger("ml").setLevel(logging.INFO)' in entry  # the device log shows
     compile(entry, rt.ENTRY_POINT, "exec")
+
+
+def test_the_spend_bundle_holds_spend_only():
+    with tarfile.open(fileobj=io.BytesIO(rt.package_source("spend"))) as tar:
+        names = set(tar.getnames())
+    assert {"ml/models/spend/model.py", "ml/models/spend/estimator.py", "ml/train.py"} <= names
+    assert not any(n.startswith("ml/models/churn/") for n in names)
+
+
+def test_the_entry_script_refuses_an_old_python_clearly(tmp_path):
+    (tmp_path / "ml").mkdir()
+    (tmp_path / "ml" / "__init__.py").write_text("")
+    (tmp_path / "ml" / "train.py").write_text("def main():\n    return 0\n")
+    script = rt._ENTRY_SCRIPT.replace("(3, 11)", "(99, 0)")  # as on an older interpreter
+    (tmp_path / rt.ENTRY_POINT).write_text(script)
+    done = subprocess.run(
+        [sys.executable, rt.ENTRY_POINT], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    assert "the ml-platform bundle needs Python >= 3.11, not " in done.stderr
+    (tmp_path / rt.ENTRY_POINT).write_text(rt._ENTRY_SCRIPT)
+    ok = subprocess.run(
+        [sys.executable, rt.ENTRY_POINT], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert ok.returncode == 0, ok.stderr
 
 
 @mock_aws
@@ -139,8 +238,10 @@ def test_upload_source_encrypts_with_the_lake_key(target):
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket="lake-models")
     uri = rt.upload_source(target, "churn-1", s3_client=s3)
-    assert uri == "s3://lake-models/training/code/churn-1/sourcedir.tar.gz"
-    head = s3.head_object(Bucket="lake-models", Key="training/code/churn-1/sourcedir.tar.gz")
+    assert uri == f"s3://lake-models/{CHURN_TRAINING}/code/churn-1/sourcedir.tar.gz"
+    head = s3.head_object(
+        Bucket="lake-models", Key=f"{CHURN_TRAINING}/code/churn-1/sourcedir.tar.gz"
+    )
     assert head["ServerSideEncryption"] == "aws:kms"
     assert head["SSEKMSKeyId"] == OUTPUTS["lake_kms_key_arn"]
 
@@ -170,10 +271,10 @@ def test_request_fields(target):
     )
     assert (
         channels["code"]["DataSource"]["S3DataSource"]["S3Uri"]
-        == "s3://lake-models/training/code/churn-1/sourcedir.tar.gz"
+        == f"s3://lake-models/{CHURN_TRAINING}/code/churn-1/sourcedir.tar.gz"
     )
     assert r["OutputDataConfig"] == {
-        "S3OutputPath": "s3://lake-models/training/output/",
+        "S3OutputPath": f"s3://lake-models/{CHURN_TRAINING}/output/",
         "KmsKeyId": OUTPUTS["lake_kms_key_arn"],
     }
     assert r["ResourceConfig"]["VolumeKmsKeyId"] == OUTPUTS["lake_kms_key_arn"]
@@ -181,7 +282,9 @@ def test_request_fields(target):
     assert r["VpcConfig"] == {"SecurityGroupIds": ["sg-0c"], "Subnets": ["subnet-0a", "subnet-0b"]}
     assert r["EnableManagedSpotTraining"] is True
     assert r["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}
-    assert r["CheckpointConfig"]["S3Uri"] == "s3://lake-models/training/checkpoints/churn-1/"
+    assert (
+        r["CheckpointConfig"]["S3Uri"] == f"s3://lake-models/{CHURN_TRAINING}/checkpoints/churn-1/"
+    )
     assert r["EnableNetworkIsolation"] is True
     assert r["EnableInterContainerTrafficEncryption"] is False
 
@@ -199,7 +302,7 @@ def test_request_without_spot_or_isolation(target):
     assert [c["ChannelName"] for c in r["InputDataConfig"]] == ["train"]
     assert (
         json.loads(r["HyperParameters"]["sagemaker_submit_directory"])
-        == "s3://lake-models/training/code/churn-1/sourcedir.tar.gz"
+        == f"s3://lake-models/{CHURN_TRAINING}/code/churn-1/sourcedir.tar.gz"
     )
     assert r["HyperParameters"]["c"] == "0.5"
     assert json.loads(r["HyperParameters"]["estimator"]) == "hist_gradient_boosting"
@@ -214,12 +317,57 @@ def test_request_without_spot_or_isolation(target):
         ({"max_runtime_seconds": 10}, "max_runtime_seconds 10"),
         ({"instance_count": 0}, "instance_count 0"),
         ({"features_prefix": "/"}, "features prefix '/'"),
-        ({"instance_type": "ml.p4d.24xlarge"}, "cpu instances only"),
+        (
+            {"instance_type": "ml.p4d.24xlarge"},
+            "model 'churn' \\(sklearn\\): the scikit-learn 1.9-0 training image runs on cpu "
+            "instances only, not ml.p4d.24xlarge",
+        ),
+        ({"models_prefix": "a b"}, "models prefix 'a b'"),
     ],
 )
 def test_request_refuses_bad_input(target, override, message):
     with pytest.raises(rt.RemoteTrainingError, match=message):
         request(target, **override)
+
+
+@pytest.mark.parametrize("instance_type", ["ml.g5.xlarge", "ml.g4dn.xlarge", "ml.m5.xlarge"])
+def test_the_spend_request_trains_in_the_xgboost_image(spend, instance_type):
+    r = request(spend, job_name="spend-1", instance_type=instance_type)
+    assert r["AlgorithmSpecification"] == {
+        "TrainingImage": XGBOOST_US_EAST_1,
+        "TrainingInputMode": "File",
+    }
+    assert r["ResourceConfig"]["InstanceType"] == instance_type
+    assert r["Environment"] == {"MLPLAT_MODEL": "spend"}
+    assert r["RoleArn"] == SPEND_ROLE
+    hp = r["HyperParameters"]
+    # script mode, as in the scikit-learn container: the bundle comes as the `code` channel
+    assert json.loads(hp["sagemaker_program"]) == "mlplatform_train.py"
+    assert (
+        json.loads(hp["sagemaker_submit_directory"]) == "/opt/ml/input/data/code/sourcedir.tar.gz"
+    )
+    channels = {
+        c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in r["InputDataConfig"]
+    }
+    assert channels == {
+        "train": "s3://lake-features/spend_features/",
+        "code": f"s3://lake-models/{SPEND_TRAINING}/code/spend-1/sourcedir.tar.gz",
+    }
+    assert r["OutputDataConfig"]["S3OutputPath"] == f"s3://lake-models/{SPEND_TRAINING}/output/"
+    assert (
+        r["CheckpointConfig"]["S3Uri"] == f"s3://lake-models/{SPEND_TRAINING}/checkpoints/spend-1/"
+    )
+    assert r["EnableNetworkIsolation"] is True
+
+
+@mock_aws
+def test_moto_accepts_the_spend_gpu_request(spend):
+    sm = boto3.client("sagemaker", region_name=REGION)
+    r = request(spend, job_name="spend-2", instance_type="ml.g5.xlarge")
+    rt.submit_sagemaker_training(r, sm)
+    described = sm.describe_training_job(TrainingJobName="spend-2")
+    assert described["AlgorithmSpecification"]["TrainingImage"] == XGBOOST_US_EAST_1
+    assert described["ResourceConfig"]["InstanceType"] == "ml.g5.xlarge"
 
 
 @mock_aws
@@ -279,12 +427,41 @@ def test_job_manifest_validates_and_asks_for_a_gpu_node(target):
     assert container["resources"]["requests"]["nvidia.com/gpu"] == "2"
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "2"
     assert rt.pod_command_uris(job) == (
-        "s3://lake-models/training/code/churn-1/sourcedir.tar.gz",
+        f"s3://lake-models/{CHURN_TRAINING}/code/churn-1/sourcedir.tar.gz",
         "s3://lake-features/customer_features/",
-        "s3://lake-models/training/output/churn-1/",
+        f"s3://lake-models/{CHURN_TRAINING}/output/churn-1/",
     )
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["MLPLAT_MODEL"] == "churn"
+    assert env["NVIDIA_DRIVER_CAPABILITIES"] == "compute,utility"  # libcuda.so, nvidia-smi
     compile(container["command"][2], "<bootstrap>", "exec")
     assert yaml.safe_load(rt.job_yaml(job)) == job
+
+
+def test_the_spend_job_runs_the_platform_image_on_a_gpu(spend):
+    image = rt.eks_training_image(spend)
+    job = rt.kubernetes_training_job(spend, job_name="spend-1", image=image)
+    assert kubernetes_validate.validate(job, "1.33.0", strict=True) == "1.33"
+    pod = job["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"nvidia.com/gpu": "true"}
+    assert pod["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    (container,) = pod["containers"]
+    assert container["image"] == PLATFORM_IMAGE
+    assert container["resources"]["requests"]["nvidia.com/gpu"] == "1"
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["MLPLAT_MODEL"] == "spend"
+    assert env["NVIDIA_DRIVER_CAPABILITIES"] == "compute,utility"
+    assert rt.pod_command_uris(job) == (
+        f"s3://lake-models/{SPEND_TRAINING}/code/spend-1/sourcedir.tar.gz",
+        "s3://lake-features/spend_features/",
+        f"s3://lake-models/{SPEND_TRAINING}/output/spend-1/",
+    )
+    bootstrap = container["command"][2]
+    compile(bootstrap, "<bootstrap>", "exec")
+    assert 'logging.getLogger("ml").setLevel(logging.INFO)' in bootstrap
 
 
 @pytest.mark.parametrize(
@@ -413,7 +590,7 @@ def test_pod_training_moves_features_in_and_model_out(tmp_path):
         model.mkdir(parents=True)
         (model / "model.joblib").write_bytes(b"model")
 
-    code = rt.run_pod_training(
+    code = training_pod.run_pod_training(
         "s3://lake-features/customer_features/",
         "s3://lake-models/training/output/churn-1/",
         s3_client=s3,
@@ -433,7 +610,7 @@ def test_pod_training_fails_clearly(tmp_path, capsys):
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket="lake-features")
     assert (
-        rt.run_pod_training(
+        training_pod.run_pod_training(
             "s3://lake-features/none/",
             "s3://lake-models/x/",
             s3_client=s3,
@@ -449,7 +626,7 @@ def test_pod_training_fails_clearly(tmp_path, capsys):
         raise ValueError("bad table")
 
     assert (
-        rt.run_pod_training(
+        training_pod.run_pod_training(
             "s3://lake-features/f/",
             "s3://lake-models/x/",
             s3_client=s3,
@@ -459,8 +636,87 @@ def test_pod_training_fails_clearly(tmp_path, capsys):
         == 1
     )
     assert "training failed: bad table" in capsys.readouterr().err
-    with pytest.raises(rt.RemoteTrainingError, match="expected s3://bucket/prefix/"):
-        rt.run_pod_training("lake-features/f/", "s3://x/y/", s3_client=s3, train=failing)
+    with pytest.raises(training_pod.PodTrainingError, match="expected s3://bucket/prefix/"):
+        training_pod.run_pod_training("lake-features/f/", "s3://x/y/", s3_client=s3, train=failing)
+
+
+@pytest.fixture
+def no_nvidia_smi(tmp_path, monkeypatch):
+    """A PATH without nvidia-smi, as in a pod without the NVIDIA runtime's utilities."""
+    empty = tmp_path / "no-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+
+
+def test_visible_gpus_asks_nvidia_smi(tmp_path, monkeypatch, no_nvidia_smi):
+    assert training_pod.visible_gpus() == []
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    smi = bin_dir / "nvidia-smi"
+    smi.write_text("#!/bin/sh\nprintf 'NVIDIA A10G\\n'\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    assert training_pod.visible_gpus() == ["NVIDIA A10G"]
+    smi.write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed' >&2\nexit 9\n")
+    assert training_pod.visible_gpus() == []
+
+
+@pytest.mark.parametrize("cuda_build", [False, True], ids=["cpu-build", "cuda-build"])
+def test_the_spend_pod_trains_on_cpu_here_and_says_so(
+    tmp_path, monkeypatch, caplog, no_nvidia_smi, cuda_build
+):
+    """What the spend Job's pod runs, on this GPU-less machine: the real training, the device
+    decision in the log, the device in the lineage of the model.tar.gz it writes."""
+    import xgboost
+
+    from ml.models import load
+    from ml.models.spend import estimator
+    from ml.sample_data import generate_customers
+
+    model = load("spend")
+    table = model.features.build_features(generate_customers(3_000, seed=5))
+    parquet = io.BytesIO()
+    table.to_parquet(parquet, index=False)
+    if cuda_build:  # the platform image's CUDA build, on a node whose GPU it cannot see
+        monkeypatch.setattr(xgboost, "build_info", lambda: {"USE_CUDA": True})
+    monkeypatch.setenv("MLPLAT_MODEL", "spend")
+    estimator.device.cache_clear()  # decided once per process: decide it in this "pod"
+    try:
+        with mock_aws():
+            s3 = boto3.client("s3", region_name=REGION)
+            for bucket in ("lake-features", "lake-models"):
+                s3.create_bucket(Bucket=bucket)
+            s3.put_object(
+                Bucket="lake-features",
+                Key="spend_features/dt=2025-01-01/part-0.parquet",
+                Body=parquet.getvalue(),
+            )
+            with caplog.at_level(logging.INFO, logger="ml"):
+                code = training_pod.run_pod_training(
+                    "s3://lake-features/spend_features/",
+                    f"s3://lake-models/{SPEND_TRAINING}/output/spend-3/",
+                    s3_client=s3,
+                    workdir=str(tmp_path / "pod"),
+                )
+            body = s3.get_object(
+                Bucket="lake-models", Key=f"{SPEND_TRAINING}/output/spend-3/model.tar.gz"
+            )["Body"].read()
+    finally:
+        estimator.device.cache_clear()
+    assert code == 0, caplog.text
+    assert "no GPU visible to this pod" in caplog.text
+    why = "no GPU is visible to xgboost" if cuda_build else "is built without CUDA"
+    decision = next(r.getMessage() for r in caplog.records if "training on" in r.getMessage())
+    assert why in decision and "training on cpu" in decision
+    assert "trained spend on cpu" in caplog.text
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        names = set(tar.getnames())
+        lineage = json.loads(tar.extractfile("lineage.json").read())
+    assert {"model.ubj", "metrics.json", "baseline.json", "gate.json"} <= names
+    assert "code/ml/models/spend/model.py" in names
+    assert lineage["model"] == "spend"
+    assert lineage["device"] == "cpu"
+    assert lineage["xgboost"] == xgboost.__version__
 
 
 # --- the command -----------------------------------------------------------------------------
@@ -508,6 +764,20 @@ def test_train_remote_dry_run_eks_prints_the_job(target):
     )
     assert yaml.safe_load(printed[0]) == job
     assert job["spec"]["activeDeadlineSeconds"] == 4 * 3600
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == SKLEARN_US_EAST_1  # churn: as before
+
+
+def test_train_remote_dry_run_eks_for_spend(spend):
+    printed: list[str] = []
+    job = rt.train_remote("eks", spend, dev_run("spend-7"), dry_run=True, echo=printed.append)
+    assert yaml.safe_load(printed[0]) == job
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == PLATFORM_IMAGE
+    override = rt.train_remote(
+        "eks", spend, dev_run("spend-7", image="mine:1"), dry_run=True, echo=printed.append
+    )
+    assert override["spec"]["template"]["spec"]["containers"][0]["image"] == "mine:1"
 
 
 @mock_aws
@@ -525,7 +795,9 @@ def test_train_remote_submits_to_sagemaker(target):
         s3_client=s3,
     )
     assert sm.describe_training_job(TrainingJobName="churn-8")["TrainingJobStatus"]
-    assert s3.head_object(Bucket="lake-models", Key="training/code/churn-8/sourcedir.tar.gz")
+    assert s3.head_object(
+        Bucket="lake-models", Key=f"{CHURN_TRAINING}/code/churn-8/sourcedir.tar.gz"
+    )
     assert printed[0].startswith("submitted arn:aws:sagemaker:us-east-1:123456789012:")
 
 
@@ -543,9 +815,44 @@ def test_train_remote_submits_to_eks_through_the_gateway(target, gateway):
             s3_client=s3,
             lambda_client=client,
         )
-        assert s3.head_object(Bucket="lake-models", Key="training/code/churn-11/sourcedir.tar.gz")
+        assert s3.head_object(
+            Bucket="lake-models", Key=f"{CHURN_TRAINING}/code/churn-11/sourcedir.tar.gz"
+        )
     assert api.objects["/apis/batch/v1/namespaces/training/jobs/churn-11"]["spec"] == job["spec"]
     assert printed == ["created job training/churn-11 on ml-platform-dev-training (Running)"]
+
+
+def test_command_prints_what_spend_runs(outputs_file):
+    """`mlplat train --model spend --dry-run`: the XGBoost image on a GPU instance, the platform
+    image on a GPU node."""
+    from typer.testing import CliRunner
+
+    from mlplat.cli.app import app
+
+    runner = CliRunner()
+    base = ["train", "-s", "dev", "--outputs", str(outputs_file), "--dry-run", "--model", "spend"]
+    sm = runner.invoke(
+        app, [*base, "--on", "sagemaker", "--instance-type", "ml.g5.xlarge", "--job-name", "sp-1"]
+    )
+    assert sm.exit_code == 0, sm.output
+    r = json.loads(sm.stdout)
+    assert r["AlgorithmSpecification"]["TrainingImage"] == XGBOOST_US_EAST_1
+    assert r["ResourceConfig"]["InstanceType"] == "ml.g5.xlarge"
+    assert r["Environment"] == {"MLPLAT_MODEL": "spend"}
+    assert r["RoleArn"] == SPEND_ROLE
+    assert r["EnableManagedSpotTraining"] is True  # dev's trainingUseSpot
+    assert r["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == (
+        "s3://lake-features/spend_features/"
+    )
+    eks = runner.invoke(app, [*base, "--on", "eks", "--job-name", "sp-2"])
+    assert eks.exit_code == 0, eks.output
+    job = yaml.safe_load(eks.stdout)
+    assert kubernetes_validate.validate(job, "1.33.0", strict=True) == "1.33"
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == PLATFORM_IMAGE
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert {"name": "MLPLAT_MODEL", "value": "spend"} in container["env"]
+    assert job["spec"]["template"]["spec"]["tolerations"][0]["key"] == "nvidia.com/gpu"
 
 
 def test_command_errors_exit_2(outputs_file, tmp_path):
@@ -560,13 +867,24 @@ def test_command_errors_exit_2(outputs_file, tmp_path):
     assert json.loads(ok.stdout)["TrainingJobName"] == "churn-9"
     named = runner.invoke(app, [*base, "--on", "sagemaker", "--model", "churn"])
     assert json.loads(named.stdout)["TrainingJobName"].startswith("churn-")
-    hosted = runner.invoke(app, [*base, "--on", "sagemaker", "--model", "spend"])
+    churn_only = tmp_path / "churn-only.json"
+    churn_only.write_text(json.dumps({**OUTPUTS, "models": {"churn": OUTPUTS["models"]["churn"]}}))
+    only_churn = ["train", "-s", "dev", "--outputs", str(churn_only), "--dry-run"]
+    hosted = runner.invoke(app, [*only_churn, "--on", "sagemaker", "--model", "spend"])
     assert hosted.exit_code == 2
     assert "stack 'dev' hosts no such model; its models: churn" in hosted.stderr
     cases = [
         (["--on", "tpu"], "--on 'tpu': expected one of local, sagemaker, eks"),
         (["--on", "sagemaker", "--job-name", "Bad"], "job name 'Bad'"),
-        (["--on", "sagemaker", "--instance-type", "ml.g5.xlarge"], "cpu instances only"),
+        (
+            ["--on", "sagemaker", "--instance-type", "ml.g5.xlarge"],
+            "model 'churn' (sklearn): the scikit-learn 1.9-0 training image runs on cpu instances "
+            "only, not ml.g5.xlarge",
+        ),
+        (
+            ["--on", "sagemaker", "--model", "spend", "--instance-type", "g5.xlarge"],
+            "expected ml.<family>.<size>",
+        ),
     ]
     for extra, message in cases:
         result = runner.invoke(app, [*base, *extra])

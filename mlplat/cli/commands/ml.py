@@ -68,10 +68,20 @@ def train(
         typer.Option("--job-name", help="Remote: job name (default: <model>-<time>)."),
     ] = None,
     instance_type: Annotated[
-        str | None, typer.Option("--instance-type", help="SageMaker: instance type override.")
+        str | None,
+        typer.Option(
+            "--instance-type",
+            help="SageMaker: instance type (default: the stack's). XGBoost models also train on "
+            "GPU instances (ml.g5.xlarge ...); scikit-learn models on CPU instances only.",
+        ),
     ] = None,
     image: Annotated[
-        str | None, typer.Option("--image", help="EKS: training image (default: sklearn 1.9-0).")
+        str | None,
+        typer.Option(
+            "--image",
+            help="EKS: training image (default: the platform image, with CUDA, for XGBoost "
+            "models; the scikit-learn 1.9-0 training image otherwise).",
+        ),
     ] = None,
     gpus: Annotated[int, typer.Option("--gpus", help="EKS: GPUs the Job requests.")] = 1,
     wait: Annotated[
@@ -81,10 +91,12 @@ def train(
 ) -> None:
     """Train a model: locally (gated, writes DIR/model.tar.gz), on SageMaker or on EKS.
 
-    `--on sagemaker` runs the bundled entry point in the scikit-learn 1.9-0 training image
-    (managed spot with checkpoints, in the VPC, KMS); `--on eks` renders a Kubernetes Job for the
-    GPU cluster and hands it to the stack's jobs gateway inside the VPC (`--dry-run` prints it;
-    `--wait` follows it). Remote training needs `--stack` (its settings and platform outputs).
+    `--on sagemaker` runs the bundled entry point in the training image of the model's framework
+    (scikit-learn 1.9-0 on CPU instances; XGBoost 3.2-0 on CPU or GPU instances; managed spot
+    with checkpoints, in the VPC, KMS); `--on eks` renders a Kubernetes Job for a GPU node of the
+    cluster (XGBoost models in the platform image, whose CUDA build uses the GPU) and hands it to
+    the stack's jobs gateway inside the VPC (`--dry-run` prints it; `--wait` follows it). Remote
+    training needs `--stack` (its settings and platform outputs).
     Exit 1: the gate refused the model, or the followed Job failed.
     """
     target = "local" if local else on
