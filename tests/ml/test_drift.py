@@ -571,3 +571,18 @@ def test_monitor_drift_of_a_model_the_stack_does_not_host(tmp_path: Any) -> None
     assert "--model 'spend': stack 'x-stack' hosts no such model; its models: churn" in (
         result.stderr
     )
+
+
+def test_a_large_window_in_threads_gives_the_same_report_as_column_after_column(
+    baseline: Baseline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ml.drift
+
+    _, features, scores = sample(60_000, seed=5, drift=1.0)
+    monkeypatch.setattr(ml.drift.os, "cpu_count", lambda: 2)
+    assert len(scores) >= ml.drift.PARALLEL_MIN_ROWS
+    threaded = drift_of(baseline, features, scores)
+    monkeypatch.setattr(ml.drift, "PARALLEL_MIN_ROWS", 10**9)
+    serial = drift_of(baseline, features, scores)
+    assert threaded.to_dict() == serial.to_dict()
+    assert threaded.drifted_features  # the comparison covers drifted columns too
