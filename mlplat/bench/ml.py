@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mlplat.bench import latency_ms
+
 
 def run(quick: bool) -> dict[str, float]:
     from ml.inference import handler
@@ -52,19 +54,12 @@ def run(quick: bool) -> dict[str, float]:
     def once() -> None:
         output_fn(predict_fn(input_fn(body, "application/json"), model), "application/json")
 
-    for _ in range(200):
-        once()
-    timings = []
-    for _ in range(300 if quick else 3000):
-        t0 = time.perf_counter()
-        once()
-        timings.append(time.perf_counter() - t0)
-    ms = np.array(timings) * 1e3
+    p50, p99 = latency_ms(once, quick=quick)
     return {
         "features_batch_rows_per_s": n_rows / features_s,
         "features_matrix_rows_per_s": n_rows / matrix_s,
-        "handler_p50_ms": float(np.percentile(ms, 50)),
-        "handler_p99_ms": float(np.percentile(ms, 99)),
+        "handler_p50_ms": p50,
+        "handler_p99_ms": p99,
         "train_1m_s" if not quick else "train_quick_s": train_s,
     }
 

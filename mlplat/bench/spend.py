@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mlplat.bench import latency_ms
+
 
 def run(quick: bool) -> dict[str, float]:
     from ml.evaluate import labels
@@ -49,18 +51,11 @@ def run(quick: bool) -> dict[str, float]:
     def once() -> None:
         output_fn(predict_fn(input_fn(body, "application/json"), loaded), "application/json")
 
-    for _ in range(200):
-        once()
-    timings = []
-    for _ in range(300 if quick else 3000):
-        t0 = time.perf_counter()
-        once()
-        timings.append(time.perf_counter() - t0)
-    ms = np.array(timings) * 1e3
+    p50, p99 = latency_ms(once, quick=quick)
     return {
         "spend_train_rows_per_s": n_rows / train_s,
-        "spend_handler_p50_ms": float(np.percentile(ms, 50)),
-        "spend_handler_p99_ms": float(np.percentile(ms, 99)),
+        "spend_handler_p50_ms": p50,
+        "spend_handler_p99_ms": p99,
     }
 
 
