@@ -336,6 +336,11 @@ def _json_records(text: str) -> Sequence[Mapping[str, Any]]:
         raise InvalidRequestError(
             f"the body is not valid JSON ({err.msg} at line {err.lineno} column {err.colno})"
         ) from None
+    except RecursionError:  # json's decoder recurses once per level of nesting
+        raise InvalidRequestError(
+            "the body nests arrays or objects too deeply: send records, "
+            'a list of records, or {"instances": [records]}'
+        ) from None
     if isinstance(body, dict):
         if "instances" in body:
             instances = body["instances"]

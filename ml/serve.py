@@ -15,7 +15,8 @@ checkout's), and calls `model_fn(<extracted dir>)`. Then it answers:
 Errors: an exception with an HTTP `status_code` (the toolkit's `GenericInferenceToolkitError`, or
 anything shaped like it) answers that status with its `message` as a plain-text body; any other
 exception answers 500 with a short message (the traceback goes to the server log, never to the
-client). Bodies above `max_body_bytes` (6 MB, SageMaker's limit) answer 413 without being read.
+client). Bodies above `max_body_bytes` (6 MB, SageMaker's limit) answer 413 once read and dropped
+(up to 64 MB; larger ones unread), so the client can read the answer.
 
 Requests are served concurrently (one thread per connection, HTTP/1.1 keep-alive); `predict_fn`
 runs under a lock, so a model that is not thread-safe is still safe, while parsing and
@@ -45,6 +46,9 @@ from typing import Any
 log = logging.getLogger("ml.serve")
 
 MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker real-time InvokeEndpoint payload limit
+# A body above the limit but at most this large is read and dropped before the 413 (the client
+# can read the answer); a larger one is answered unread and the connection closed.
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 JSON = "application/json"
@@ -140,6 +144,9 @@ class InferenceServer(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False
+    # The listen backlog: connections the kernel holds until a thread accepts them. socketserver's
+    # default of 5 resets clients in a burst that opens a connection per request.
+    request_queue_size = 512
 
     def __init__(self, address: tuple[str, int], handler: Handler, max_body_bytes: int) -> None:
         self.handler = handler
@@ -233,7 +240,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._error(HTTPStatus.LENGTH_REQUIRED, "send a Content-Length header", close=True)
             return None
         if length > self.server.max_body_bytes:
-            # The body is not read: answer and close, so it never reaches the next request.
+            # Read and drop the body (up to a bound) before answering, so the client, still
+            # sending, gets to read the 413 instead of a reset; then close the connection.
+            if length <= DRAIN_LIMIT_BYTES:
+                self._discard(length)
             self._error(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                 f"the body is {length} bytes; the limit is {self.server.max_body_bytes} "
@@ -242,6 +252,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
             )
             return None
         return self.rfile.read(length)
+
+    def _discard(self, length: int) -> None:
+        left = length
+        while left > 0:
+            chunk = self.rfile.read(min(left, 1 << 16))
+            if not chunk:
+                return
+            left -= len(chunk)
 
     def _invoke(self, body: bytes, content_type: str, accept: str) -> None:
         handler = self.server.handler
@@ -264,6 +282,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 payload = bytes(response)
             else:
                 raise TypeError(f"output_fn returned {type(response).__name__}, not str or bytes")
+        except RecursionError:
+            self._error(HTTPStatus.BAD_REQUEST, "the body nests too deeply to parse")
+            return
         except Exception as exc:
             status = getattr(exc, "status_code", None)
             if isinstance(status, int) and 400 <= status <= 599:

@@ -220,6 +220,55 @@ def test_body_above_the_limit_is_413_and_the_server_stays_up(server):
     assert call(server, "GET", "/ping")[0] == 200
 
 
+def test_a_body_above_the_default_limit_gets_a_413_the_client_reads(artifact):
+    """7 MB against the 6 MB limit: the client finishes sending and reads the answer (before,
+    the server closed unread and the client saw a broken pipe)."""
+    body = b'{"a": 1, "b": 2}' + b" " * (7 * 1024 * 1024)
+    with serving(artifact, port=0) as running:
+        status, _, text = call(running, "POST", "/invocations", body)
+        assert status == 413 and "the limit is 6291456 bytes" in text
+        assert call(running, "GET", "/ping")[0] == 200
+
+
+def test_deeply_nested_json_is_a_400_not_a_500(server, real_artifact):
+    deep = "[" * 20_000 + "]" * 20_000  # 40 kB: under the fixture server's 64 kB limit
+    status, _, text = invoke(server, deep)  # the fixture handler: json.loads recursion
+    assert status == 400 and "nests too deeply" in text
+    with serving(real_artifact[0], port=0) as running:  # the platform's own handler says more
+        status, _, text = invoke(running, deep)
+        assert status == 400 and "nests arrays or objects too deeply" in text
+
+
+def test_a_burst_of_a_connection_per_request_is_never_reset(server):
+    """32 clients, each request on a new connection, all at once: the listen backlog holds them
+    (socketserver's default of 5 reset some)."""
+    clients, per_client = 32, 25
+    statuses: list[int] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    start = threading.Barrier(clients)
+
+    def client(k: int) -> None:
+        start.wait()
+        for i in range(per_client):
+            try:
+                status, _, _ = invoke(server, json.dumps({"a": k, "b": i}))
+            except BaseException as exc:  # ConnectionResetError and friends: counted below
+                with lock:
+                    errors.append(exc)
+                continue
+            with lock:
+                statuses.append(status)
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    assert statuses == [200] * (clients * per_client)
+
+
 def test_default_limit_is_sagemakers_6_mb():
     assert MAX_BODY_BYTES == 6 * 1024 * 1024
 
