@@ -47,7 +47,7 @@ def run(quick: bool) -> dict[str, float]:
             raise RuntimeError(f"the sandbox failed: {'; '.join(failed)}")
         realize = next(s.seconds for s in report.steps if s.name == "realize-platform")
         ml_names = {s.name for s in ML_STEPS}
-        lifecycle = sum(s.seconds for s in report.steps if s.name in ml_names)
+        lifecycle = sum(s.seconds for s in report.steps if s.name.split(":")[0] in ml_names)
         started = time.perf_counter()
         realize_platform(ctx)
         rerun = time.perf_counter() - started

@@ -69,6 +69,15 @@ Model = Annotated[
     ),
 ]
 
+Models = Annotated[
+    str | None,
+    typer.Option(
+        "--models",
+        help="Only these models of the stack (NAME[,NAME...]): the steps each model takes run for "
+        "them alone (default: every model of the stack's `models`).",
+    ),
+]
+
 
 def json_file(what: str) -> Any:
     """`--json FILE`: write `what` to FILE as JSON."""

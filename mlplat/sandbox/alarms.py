@@ -485,14 +485,19 @@ def evaluate_in_moto(
     *,
     now: datetime | None = None,
     raw_samples: Sequence[tuple[datetime, float]] | None = None,
+    described: Mapping[str, Any] | None = None,
 ) -> AlarmResult:
     """Evaluate one alarm from the metrics moto holds, set its state in moto, and on a state
-    change publish the notification to the new state's SNS actions (when actions are enabled)."""
+    change publish the notification to the new state's SNS actions (when actions are enabled).
+    `described`: the alarm as `DescribeAlarms` gave it just before (saves asking again, when
+    many alarms are evaluated at once)."""
     now = now or datetime.now(UTC)
-    found = cloudwatch.describe_alarms(AlarmNames=[alarm_name])["MetricAlarms"]
-    if not found:
-        raise AlarmEvaluationError(f"no alarm named {alarm_name!r}")
-    alarm = found[0]
+    if described is None:
+        found = cloudwatch.describe_alarms(AlarmNames=[alarm_name])["MetricAlarms"]
+        if not found:
+            raise AlarmEvaluationError(f"no alarm named {alarm_name!r}")
+        described = found[0]
+    alarm = described
     points = metric_datapoints(cloudwatch, alarm, now=now, raw_samples=raw_samples)
     evaluation = evaluate_alarm(alarm, points, now=now)
     old = str(alarm.get("StateValue", "INSUFFICIENT_DATA"))

@@ -3,13 +3,15 @@
 Steps talk to each other only through the `SandboxContext`: the server URL and session, the
 platform outputs the program exported, the settings, a scratch directory, `state` (a
 `SandboxState`: what one step hands the next, typed) and the report whose slots they fill.
-`lifecycle` runs them.
+`lifecycle` runs them. A `ModelStep` is a step every model takes: `lifecycle.run_steps` expands it
+into one `Step` per model of the run (`<step>:<model>`), each with its own `ModelState` and
+`ModelReport`.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     import boto3
     import pandas as pd
 
+    from ml.model import Model
     from ml.outputs import PlatformOutputs
     from ml.registry import ModelVersion
     from ml.serve import ModelServer
@@ -45,22 +48,59 @@ def need(value: T | None, what: str, step: str) -> T:
 
 
 @dataclass
+class ModelState:
+    """What one model's steps hand its later steps, typed (`SandboxState.model(name)`). A value is
+    None until the step named beside it ran for this model; read it with its `need_...` accessor,
+    which fails the reading step with "no <what> of <model> (did <step>:<model> run?)"."""
+
+    name: str
+    runtime: Model | None = None  # `ml.models.load(name)`, loaded on first use
+    drift_environment: dict[str, str] | None = None  # its drift job's, read on first use
+    drift_role: str | None = None  # the role its drift job runs as, read with the environment
+    version: ModelVersion | None = None  # pipeline (registered), then approve
+    model_server: ModelServer | None = None  # deploy
+    serving: Serving | None = None  # deploy
+    exchanges: list[Exchange] | None = None  # send-traffic
+    captured: Captured | None = None  # capture
+
+    def _need(self, value: T | None, what: str, step: str) -> T:
+        return need(value, f"{what} of {self.name}", f"{step}:{self.name}")
+
+    def need_version(self, step: str = "pipeline") -> ModelVersion:
+        return self._need(self.version, "version", step)
+
+    def need_model_server(self) -> ModelServer:
+        return self._need(self.model_server, "model server", "deploy")
+
+    def need_serving(self) -> Serving:
+        return self._need(self.serving, "serving", "deploy")
+
+    def need_exchanges(self) -> list[Exchange]:
+        return self._need(self.exchanges, "exchanges", "send-traffic")
+
+    def need_captured(self) -> Captured:
+        return self._need(self.captured, "capture", "capture")
+
+
+@dataclass
 class SandboxState:
     """What one step hands the next, typed. A value is None until the step named beside it ran;
     read it with its `need_...` accessor, which fails the reading step with "no <what> (did
-    <step> run?)" instead."""
+    <step> run?)" instead. Each model's own is in `models` (`model(name)`)."""
 
     # queue ARN -> URL of the on-call queues the stack's alarm subscriptions name
     oncall_queues: dict[str, str] | None = None  # prepare-oncall-queues
     platform: PlatformOutputs | None = None  # read from the exported outputs on first use
     hour: datetime | None = None  # the sandbox's clock: fixed on first use
     customers: pd.DataFrame | None = None  # generate-data
-    version: ModelVersion | None = None  # pipeline (registered), then approve
-    model_server: ModelServer | None = None  # deploy
-    serving: Serving | None = None  # deploy
-    exchanges: list[Exchange] | None = None  # send-traffic
-    captured: Captured | None = None  # capture
-    drift_machine: str | None = None  # drift: the state machine that runs the drift job
+    # the customers of the two hours of traffic, sent to every model: first send-traffic
+    traffic: tuple[pd.DataFrame, pd.DataFrame] | None = None
+    models: dict[str, ModelState] = field(default_factory=dict)
+
+    def model(self, name: str) -> ModelState:
+        if name not in self.models:
+            self.models[name] = ModelState(name)
+        return self.models[name]
 
     def need_oncall_queues(self) -> dict[str, str]:
         return need(self.oncall_queues, "oncall queues", "prepare-oncall-queues")
@@ -68,27 +108,41 @@ class SandboxState:
     def need_customers(self) -> pd.DataFrame:
         return need(self.customers, "customers", "generate-data")
 
-    def need_version(self, step: str = "pipeline") -> ModelVersion:
-        return need(self.version, "version", step)
-
-    def need_model_server(self) -> ModelServer:
-        return need(self.model_server, "model server", "deploy")
-
-    def need_serving(self) -> Serving:
-        return need(self.serving, "serving", "deploy")
-
-    def need_exchanges(self) -> list[Exchange]:
-        return need(self.exchanges, "exchanges", "send-traffic")
-
-    def need_captured(self) -> Captured:
-        return need(self.captured, "capture", "capture")
-
 
 @dataclass(frozen=True, slots=True)
 class Step:
+    """One step: `fn(ctx)`'s returned text is its one-line detail. A model's step (made by
+    `ModelStep.for_model`) is named `<step>:<model>` and carries the model's name."""
+
     name: str
     fn: Callable[[SandboxContext], str | None]
     description: str = ""
+    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelStep:
+    """A step every model of the run takes: `fn(ctx, model)`, as the step `<name>:<model>`
+    (`run_steps` expands it, in the stack's `models` order, where it stands)."""
+
+    name: str
+    fn: Callable[[SandboxContext, str], str | None]
+    description: str = ""
+
+    def for_model(self, model: str) -> Step:
+        fn = self.fn
+        return Step(f"{self.name}:{model}", lambda ctx: fn(ctx, model), self.description, model)
+
+
+def expand(steps: Sequence[Step | ModelStep], models: Sequence[str]) -> list[Step]:
+    """`steps` with each `ModelStep` replaced by one step per model, in `models` order."""
+    out: list[Step] = []
+    for step in steps:
+        if isinstance(step, ModelStep):
+            out += [step.for_model(m) for m in models]
+        else:
+            out.append(step)
+    return out
 
 
 @dataclass(slots=True)
@@ -98,11 +152,58 @@ class StepResult:
     seconds: float = 0.0
     detail: str = ""
     error: str = ""
+    model: str | None = None  # the model a model's step ran for
+
+
+# The two metrics of each task the summary shows (the report keeps every metric).
+HEADLINE_METRICS: dict[str, tuple[tuple[str, str], ...]] = {
+    "binary_classification": (("roc_auc", "ROC AUC"), ("log_loss", "log loss")),
+    "regression": (("rmse", "RMSE"), ("mae", "MAE")),
+}
+
+
+@dataclass(slots=True)
+class ModelReport:
+    """One model's part of the report, filled by its steps."""
+
+    name: str
+    task: str = ""
+    model_version: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    endpoint: str | None = None
+    predictions_served: int | None = None
+    drift: dict[str, Any] = field(default_factory=dict)
+    # its drift alarms (one per feature, and the prediction's) -> state, after the alarms step
+    drift_alarms: dict[str, str] = field(default_factory=dict)
+    prediction_logs: dict[str, Any] = field(default_factory=dict)
+    # how far each of its steps got, in figures: step -> figures
+    lifecycle: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def headline(self) -> dict[str, float]:
+        """The task's two headline metrics (ROC AUC and log loss; RMSE and MAE)."""
+        names = HEADLINE_METRICS.get(self.task, ())
+        return {k: self.metrics[k] for k, _ in names if k in self.metrics}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "modelVersion": self.model_version,
+            "metrics": self.metrics,
+            "headline": self.headline,
+            "endpoint": self.endpoint,
+            "predictionsServed": self.predictions_served,
+            "drift": self.drift,
+            "driftAlarms": self.drift_alarms,
+            "predictionLogs": self.prediction_logs,
+            "lifecycle": self.lifecycle,
+        }
 
 
 @dataclass(slots=True)
 class SandboxReport:
-    """What `mlplat sandbox --json` writes. The ML slots stay empty until their steps land."""
+    """What `mlplat sandbox --json` writes. The ML slots stay empty until their steps land; each
+    model's are in `models` (in the stack's `models` order)."""
 
     stack: str
     server_url: str = ""
@@ -112,17 +213,18 @@ class SandboxReport:
     failed_resources: list[tuple[str, str, str]] = field(default_factory=list)
     notes: list[tuple[str, str, str]] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
-    # filled by the ML lifecycle steps
-    model_version: str | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    predictions_served: int | None = None
-    drift: dict[str, Any] = field(default_factory=dict)
+    # filled by the ML lifecycle steps: each model's, then what the models share
+    models: dict[str, ModelReport] = field(default_factory=dict)
     alarm_states: dict[str, str] = field(default_factory=dict)
     notifications: list[dict[str, Any]] = field(default_factory=list)
-    # how far each step got, in figures (rows, files, URLs): the lifecycle's own record
+    # how far each shared step got, in figures (rows, files, URLs): the lifecycle's own record
     lifecycle: dict[str, Any] = field(default_factory=dict)
     least_privilege: dict[str, Any] = field(default_factory=dict)
-    prediction_logs: dict[str, Any] = field(default_factory=dict)
+
+    def model(self, name: str) -> ModelReport:
+        if name not in self.models:
+            self.models[name] = ModelReport(name)
+        return self.models[name]
 
     @property
     def ok(self) -> bool:
@@ -155,15 +257,11 @@ class SandboxReport:
                 "notes": [{"type": t, "name": n, "note": x} for t, n, x in sorted(self.notes)],
             },
             "outputs": self.outputs,
-            "modelVersion": self.model_version,
-            "metrics": self.metrics,
-            "predictionsServed": self.predictions_served,
-            "drift": self.drift,
+            "models": {name: m.to_json() for name, m in self.models.items()},
             "alarmStates": self.alarm_states,
             "notifications": self.notifications,
             "lifecycle": self.lifecycle,
             "leastPrivilege": self.least_privilege,
-            "predictionLogs": self.prediction_logs,
         }
 
 
@@ -177,6 +275,8 @@ class SandboxContext:
     scratch: Path
     report: SandboxReport
     program: Callable[[], None] | None = None
+    # the models whose steps run (`--models`); None: every model of the stack
+    only: tuple[str, ...] | None = None
     server: SandboxServer | None = None
     mocks: RealizingMocks | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
@@ -187,6 +287,13 @@ class SandboxContext:
     _session: boto3.Session | None = field(default=None, repr=False)
     _session_of: SandboxServer | None = field(default=None, repr=False)
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The models the lifecycle runs for, in the stack's `models` order (the platform is
+        realized for every model of the stack either way)."""
+        hosted = tuple(m.name for m in self.settings.models)
+        return hosted if self.only is None else tuple(m for m in hosted if m in self.only)
 
     @property
     def url(self) -> str:

@@ -1,16 +1,19 @@
 """The sandbox's step runner and its steps.
 
-A step is a name and a function of the `SandboxContext` (`mlplat.sandbox.context`); steps run in
-order under a rich progress display, the first failure stops the run (its reason is recorded, later
-steps are `not-run`), and each step's status and seconds go into the `SandboxReport`.
+A step is a name and a function of the `SandboxContext` (`mlplat.sandbox.context`); a
+`ModelStep` is a function of the context and a model's name, run once per model of the run (the
+stack's `models`, or those `--models` names) as the step `<step>:<model>`. Steps run in order under
+a rich progress display, the first failure stops the run (its reason is recorded, later steps are
+`not-run`), and each step's status and seconds go into the `SandboxReport`.
 
 `PLATFORM_STEPS` start moto, create what the stack expects to exist outside it (the on-call
 queues), realize the program, read it back and open the queues to the realized topic;
 `ML_STEPS` (`mlplat.sandbox.ml_lifecycle`, the steps in `mlplat.sandbox.steps`) run the ML
 lifecycle on the realized platform. Adding a step is one function
-`def my_step(ctx: SandboxContext) -> str` (the returned text is the step's one-line detail; raise
-`StepFailed` or any exception to fail it) and one entry in a step tuple; what it hands a later
-step is a typed field of `SandboxState` (`ctx.state`).
+`def my_step(ctx: SandboxContext) -> str` (`(ctx, model: str)` for a `ModelStep`; the returned
+text is the step's one-line detail; raise `StepFailed` or any exception to fail it) and one entry
+in a step tuple; what it hands a later step is a typed field of `SandboxState` (`ctx.state`, a
+model's own in `ctx.state.model(name)`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from mlplat.sandbox.context import (
+    ModelStep,
     SandboxContext,
     SandboxReport,
     SandboxState,
@@ -28,6 +32,7 @@ from mlplat.sandbox.context import (
     Step,
     StepFailed,
     StepResult,
+    expand,
 )
 from mlplat.sandbox.ml_lifecycle import ML_STEPS
 
@@ -38,6 +43,7 @@ __all__ = [
     "ML_STEPS",
     "PLATFORM_STEPS",
     "STEPS",
+    "ModelStep",
     "SandboxContext",
     "SandboxReport",
     "SandboxState",
@@ -45,6 +51,7 @@ __all__ = [
     "Step",
     "StepFailed",
     "StepResult",
+    "expand",
     "run_steps",
 ]
 
@@ -66,6 +73,24 @@ def start_server(ctx: SandboxContext) -> str:
             "in its stack file (or MOTO_ACCOUNT_ID before starting)"
         )
     return ctx.server.url
+
+
+def start_containers(ctx: SandboxContext) -> str:
+    """The pipeline containers' fork server, started now so that it imports the platform's
+    modules, the models' runtimes and their frameworks on the other core while the program is
+    realized (the first pipeline step would otherwise wait for it)."""
+    from ml.models import spec
+    from mlplat.sandbox.pipeline import start_containers as start
+
+    models = [m.name for m in ctx.settings.models if m.name in ctx.models and m.pipeline.enabled]
+    if not models:
+        return "no pipeline runs: nothing to start"
+    start(models)
+    frameworks = sorted({spec(m).framework for m in models})
+    return (
+        f"fork server importing the platform's modules, the runtimes of {', '.join(models)} "
+        f"and {', '.join(frameworks)}"
+    )
 
 
 def realize_platform(ctx: SandboxContext) -> str:
@@ -158,13 +183,14 @@ def allow_oncall_delivery(ctx: SandboxContext) -> str:
 
 PLATFORM_STEPS: tuple[Step, ...] = (
     Step("start-server", start_server, "moto on 127.0.0.1, a free port"),
+    Step("start-containers", start_containers, "the pipeline containers' fork server, warming"),
     Step("prepare-oncall-queues", prepare_oncall_queues, "the queues alarms are subscribed to"),
     Step("realize-platform", realize_platform, "run the program, realizing each resource"),
     Step("verify-platform", verify_platform, "read every realized resource back"),
     Step("allow-oncall-delivery", allow_oncall_delivery, "the on-call queues accept the topic"),
 )
 
-STEPS: tuple[Step, ...] = (*PLATFORM_STEPS, *ML_STEPS)
+STEPS: tuple[Step | ModelStep, ...] = (*PLATFORM_STEPS, *ML_STEPS)
 
 
 # --- running them
@@ -172,19 +198,21 @@ STEPS: tuple[Step, ...] = (*PLATFORM_STEPS, *ML_STEPS)
 
 def run_steps(
     ctx: SandboxContext,
-    steps: Sequence[Step] = STEPS,
+    steps: Sequence[Step | ModelStep] = STEPS,
     console: Console | None = None,
 ) -> SandboxReport:
-    """Run `steps` in order; stop at the first failure. Returns (and fills) `ctx.report`."""
+    """Run `steps` in order, each `ModelStep` once per model of the run (`ctx.models`); stop at
+    the first failure. Returns (and fills) `ctx.report`."""
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    steps = expand(steps, ctx.models)
     names = [s.name for s in steps]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ValueError(f"step names must be unique; repeated: {', '.join(duplicates)}")
     console = console or Console(stderr=True)
-    results = [StepResult(s.name) for s in steps]
+    results = [StepResult(s.name, model=s.model) for s in steps]
     ctx.report.steps = results
     with Progress(
         SpinnerColumn(),

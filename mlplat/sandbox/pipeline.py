@@ -478,7 +478,9 @@ class _Context:
 # --- containers ----------------------------------------------------------------------------------
 
 # What the platform image's Python entry points import: loaded once in the fork server, so each
-# container pays for its interpreter start-up once per sandbox, not once per instance.
+# container pays for its interpreter start-up once per sandbox, not once per instance. Last,
+# `mlplat.sandbox.warm`: the boto3 clients the containers make, the models' own modules
+# (`start_containers`), and what else each child would redo.
 _PRELOAD = [
     "ml.pipeline.__main__",
     "ml.pipeline.curate",
@@ -487,7 +489,50 @@ _PRELOAD = [
     "ml.pipeline.evaluate",
     "ml.pipeline.window",
     "boto3",
+    "mlplat.sandbox.pipeline",  # `_run_module`, each container's entry
+    "mlplat.sandbox.warm",
 ]
+# What a model's Train step imports from its framework's container (the libraries its estimator
+# factory imports when called): seconds of scipy and scikit-learn, or XGBoost, per Train container.
+FRAMEWORK_MODULES: dict[str, tuple[str, ...]] = {
+    "sklearn": (
+        "sklearn.compose",
+        "sklearn.ensemble",
+        "sklearn.linear_model",
+        "sklearn.pipeline",
+        "sklearn.preprocessing",
+    ),
+    "xgboost": ("xgboost",),
+}
+
+
+def start_containers(models: Sequence[str] = ()) -> list[str]:
+    """Start the containers' fork server now, with the platform's modules, `models`' runtimes
+    (`ml.models.<name>.model`) and their frameworks' libraries imported in it: started before the
+    first execution (while the program is realized, on the other core), no container waits for
+    it. A fork server already running is kept. Returns the models' modules it imports."""
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    from ml.models import spec
+    from mlplat.sandbox.warm import PRELOAD_ENV
+
+    modules: list[str] = []
+    for name in models:
+        for module in (f"ml.models.{name}.model", *FRAMEWORK_MODULES.get(spec(name).framework, ())):
+            if module not in modules:
+                modules.append(module)
+    multiprocessing.get_context("forkserver").set_forkserver_preload(_PRELOAD)
+    previous = os.environ.get(PRELOAD_ENV)
+    os.environ[PRELOAD_ENV] = ",".join(modules)  # the fork server's environment: `warm` reads it
+    try:
+        forkserver.ensure_running()
+    finally:
+        if previous is None:
+            os.environ.pop(PRELOAD_ENV, None)
+        else:
+            os.environ[PRELOAD_ENV] = previous
+    return modules
 
 
 class _Container:

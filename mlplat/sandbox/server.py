@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -56,6 +57,7 @@ class SandboxServer:
         # werkzeug logs every request to stderr; the sandbox reports what matters itself.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         _authorize_with_iam_service_names()
+        _list_moto_services_once()
         server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
         try:
             server.start()
@@ -173,6 +175,27 @@ def _authorize_with_iam_service_names() -> None:
     base.__init__ = init
     statement._check_element_matches = matches
     base._mlplat_iam_names = True
+
+
+def _list_moto_services_once() -> None:
+    """Two directory listings moto's server repeats, done once per process (the directories do
+    not change while it runs):
+
+    * it finds the backend of every request by listing moto's package directory
+      (`moto.backends.list_of_moto_modules`: an `isdir` per service, about 1 ms) while it holds
+      the lock that every request's dispatch waits for: each request now looks the name up;
+    * it reads each service's model through a new botocore loader, which lists every service of
+      botocore and moto on disk first (about 0.1 s, once per service and model kind): one loader
+      now serves them all, listing once."""
+    from moto import backends
+    from moto.core import loaders, utils
+
+    if getattr(backends, "_mlplat_listed_once", False):
+        return
+    listed = frozenset(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: listed
+    utils.create_loader = functools.cache(loaders.create_loader)  # type: ignore[attr-defined]
+    backends._mlplat_listed_once = True  # type: ignore[attr-defined]
 
 
 def environment_for(url: str, region: str) -> dict[str, str]:

@@ -50,10 +50,11 @@ BREAKS: dict[str, Callable[[Definition], None]] = {
 }
 
 
-def break_definitions(ctx: SandboxContext) -> dict[str, tuple[str, str]]:
-    """Break name -> (the failed step, its failure); "" for a refusal before any step."""
+def break_definitions(ctx: SandboxContext, model: str) -> dict[str, tuple[str, str]]:
+    """Break name -> (the failed step, its failure); "" for a refusal before any step. On the
+    pipeline of `model`."""
     sm = ctx.client("sagemaker")
-    name = ctx.outputs["pipeline_name"]
+    name = ctx.outputs["models"][model]["pipeline_name"]
     original = sm.describe_pipeline(PipelineName=name)["PipelineDefinition"]
     times = ctx.state.need_customers()["event_time"]
     window = {
@@ -66,7 +67,7 @@ def break_definitions(ctx: SandboxContext) -> dict[str, tuple[str, str]]:
         change(definition)
         sm.update_pipeline(PipelineName=name, PipelineDefinition=json.dumps(definition))
         try:
-            run = execute(ctx, {} if label == "empty-window" else window, label)
+            run = execute(ctx, model, {} if label == "empty-window" else window, label)
         finally:
             sm.update_pipeline(PipelineName=name, PipelineDefinition=original)
         failed = [s for s in run.steps if s.status == "Failed"]
@@ -74,7 +75,7 @@ def break_definitions(ctx: SandboxContext) -> dict[str, tuple[str, str]]:
         assert run.model_package_arn is None and run.steps[-1] is failed[0]  # nothing after it
         found[label] = (failed[0].name, run.failure or "")
     try:
-        execute(ctx, {"Windw": "2026-01-01"}, "typo")
+        execute(ctx, model, {"Windw": "2026-01-01"}, "typo")
         found["undeclared-parameter"] = ("", "accepted")
     except StepFailed as exc:
         found["undeclared-parameter"] = ("", str(exc))

@@ -19,10 +19,12 @@ from mlplat.sandbox.lifecycle import (
     ML_STEPS,
     PLATFORM_STEPS,
     STEPS,
+    ModelStep,
     SandboxContext,
     SandboxReport,
     Step,
     StepFailed,
+    expand,
     run_steps,
 )
 from mlplat.sandbox.server import SandboxServer, environment_for
@@ -60,7 +62,7 @@ def test_account_mismatch_fails_the_first_step_and_skips_the_rest(cli, tmp_path)
     assert result.exit_code == 1
     report = json.loads(report_path.read_text())
     assert [(s["name"], s["status"]) for s in report["steps"]] == [("start-server", "failed")] + [
-        (s.name, "not-run") for s in STEPS[1:]
+        (s.name, "not-run") for s in expand(STEPS[1:], ("churn", "spend"))
     ]
     error = report["steps"][0]["error"]
     assert "answers for account 123456789012" in error and "210987654321" in error
@@ -75,6 +77,43 @@ def test_bad_configuration_exits_2_with_every_problem(cli, tmp_path):
     assert "endpointInstanceTyp" in result.output
 
 
+def test_models_names_only_models_of_the_stack(cli, tmp_path):
+    result = CliRunner().invoke(
+        cli, ["sandbox", "--models", "churn,nope", "--project-dir", str(ROOT)]
+    )
+    assert result.exit_code == 2
+    assert "hosts no model 'nope'" in result.output and "churn, spend" in result.output
+    result = CliRunner().invoke(cli, ["sandbox", "--models", " , ", "--project-dir", str(ROOT)])
+    assert result.exit_code == 2 and "name at least one model" in result.output
+
+
+def test_models_restricts_the_steps_each_model_takes(cli, tmp_path, monkeypatch):
+    seen: list[tuple[str, ...]] = []
+
+    def run_only_the_first(ctx: SandboxContext, *args: object, **kwargs: object) -> SandboxReport:
+        seen.append(ctx.models)
+        return ctx.report
+
+    from mlplat.sandbox import lifecycle
+
+    monkeypatch.setattr(lifecycle, "run_steps", run_only_the_first)
+    result = CliRunner().invoke(cli, ["sandbox", "--models", "spend", "--project-dir", str(ROOT)])
+    assert seen == [("spend",)], result.output
+    assert [s.name for s in expand(ML_STEPS, seen[0]) if s.model] == [
+        f"{step}:spend"
+        for step in (
+            "pipeline",
+            "approve",
+            "deploy",
+            "send-traffic",
+            "capture",
+            "drift",
+            "prediction-logs",
+            "retrain-refused",
+        )
+    ]
+
+
 def test_missing_report_directory_exits_2(cli, tmp_path):
     result = CliRunner().invoke(
         cli, ["sandbox", "--json", str(tmp_path / "no" / "r.json"), "--project-dir", str(ROOT)]
@@ -86,11 +125,14 @@ def test_missing_report_directory_exits_2(cli, tmp_path):
 # --- the step runner
 
 
+TWO_MODELS = [{"name": "churn"}, {"name": "spend"}]
+
+
 def _context(tmp_path: Path) -> SandboxContext:
-    settings = make_settings("local")
+    settings = make_settings("local", models=TWO_MODELS)
     return SandboxContext(
         settings=settings,
-        config=make_config("local"),
+        config=make_config("local", models=TWO_MODELS),
         scratch=tmp_path,
         report=SandboxReport(stack="local"),
     )
@@ -136,28 +178,50 @@ def test_step_names_must_be_unique(tmp_path):
         run_steps(_context(tmp_path), [step, step])
 
 
+def test_a_model_step_runs_once_per_model_of_the_run_in_the_stacks_order(tmp_path):
+    calls: list[tuple[str, str]] = []
+    per_model = ModelStep("train", lambda ctx, model: calls.append(("train", model)) or model)
+    ctx = _context(tmp_path)
+    assert ctx.models == ("churn", "spend")  # the stack's `models`
+    report = run_steps(ctx, [Step("data", lambda ctx: "d"), per_model])
+    assert calls == [("train", "churn"), ("train", "spend")]
+    assert [(s.name, s.model, s.detail) for s in report.steps] == [
+        ("data", None, "d"),
+        ("train:churn", "churn", "churn"),
+        ("train:spend", "spend", "spend"),
+    ]
+    ctx = _context(tmp_path)
+    ctx.only = ("spend", "churn")  # the stack's order, whatever the order asked in
+    assert ctx.models == ("churn", "spend")
+    ctx.only = ("spend",)
+    calls.clear()
+    run_steps(ctx, [per_model])
+    assert calls == [("train", "spend")]
+
+
 def test_the_step_list_is_platform_then_ml():
     assert [s.name for s in PLATFORM_STEPS] == [
         "start-server",
+        "start-containers",
         "prepare-oncall-queues",
         "realize-platform",
         "verify-platform",
         "allow-oncall-delivery",
     ]
-    assert [s.name for s in ML_STEPS] == [
-        "generate-data",
-        "ingest",
-        "pipeline",
-        "approve",
-        "deploy",
-        "send-traffic",
-        "capture",
-        "least-privilege",
-        "drift",
-        "alarms",
-        "notifications",
-        "prediction-logs",
-        "retrain-refused",
+    assert [(s.name, isinstance(s, ModelStep)) for s in ML_STEPS] == [
+        ("generate-data", False),
+        ("ingest", False),
+        ("pipeline", True),
+        ("approve", True),
+        ("deploy", True),
+        ("send-traffic", True),
+        ("capture", True),
+        ("least-privilege", False),
+        ("drift", True),
+        ("alarms", False),
+        ("notifications", False),
+        ("prediction-logs", True),
+        ("retrain-refused", True),
     ]
     assert (*PLATFORM_STEPS, *ML_STEPS) == STEPS
 
@@ -167,11 +231,12 @@ def test_an_ml_step_without_its_platform_says_what_is_missing(tmp_path):
     report = run_steps(_context(tmp_path), [steps["ingest"], steps["pipeline"]])
     assert [(s.name, s.status) for s in report.steps] == [
         ("ingest", "failed"),
-        ("pipeline", "not-run"),
+        ("pipeline:churn", "not-run"),
+        ("pipeline:spend", "not-run"),
     ]
     assert report.steps[0].error == "no platform outputs (did realize-platform run?)"
     report = run_steps(_context(tmp_path), [steps["approve"]])
-    assert report.steps[0].error == "no version (did pipeline run?)"
+    assert report.steps[0].error == "no version of churn (did pipeline:churn run?)"
     ctx = _context(tmp_path)
     ctx.outputs = {"alarm_topic_arn": "arn:aws:sns:us-east-1:123456789012:t"}
     report = run_steps(ctx, [steps["least-privilege"]])
@@ -197,8 +262,10 @@ def test_a_program_is_realized_and_outputs_reach_the_context(tmp_path):
     ctx = _context(tmp_path)
     ctx.program = program
     try:
-        # the program exports no on-call topic: everything up to reading it back
-        report = run_steps(ctx, PLATFORM_STEPS[:4])
+        # the program exports no on-call topic: everything up to reading it back (and no
+        # pipeline: no container fork server)
+        steps = [s for s in PLATFORM_STEPS[:5] if s.name != "start-containers"]
+        report = run_steps(ctx, steps)
         assert report.ok, [s.error for s in report.steps]
         assert ctx.outputs["raw_bucket"].startswith("ctx-bucket-")
         assert json.loads((tmp_path / "outputs.json").read_text()) == ctx.outputs

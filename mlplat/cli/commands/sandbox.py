@@ -47,9 +47,12 @@ def sandbox(
         typer.Option("--keep", help="Leave the server running (until Ctrl-C) to explore it."),
     ] = False,
     project_dir: options.ProjectDir = None,
+    models: options.Models = None,
 ) -> None:
     """Stand up the `local` stack on an embedded moto server (127.0.0.1, a free port) and run the
-    lifecycle against it: no AWS account, Pulumi CLI or network.
+    lifecycle against it, for every model of the stack side by side: no AWS account, Pulumi CLI or
+    network. With --models, the platform is still realized whole, and the steps each model takes
+    run for the named models only.
 
     Exit codes: 0 every step passed, 1 a step failed, 2 bad configuration or usage.
     """
@@ -61,11 +64,16 @@ def sandbox(
     settings, config = stack_settings(STACK, project_dir)
     if json_path is not None and not json_path.parent.exists():
         fail(f"--json {json_path}: directory {json_path.parent} does not exist")
+    only = _selected(models, tuple(m.name for m in settings.models))
 
     console = Console(stderr=True)
     scratch = Path(tempfile.mkdtemp(prefix="mlplat-sandbox-"))
     ctx = SandboxContext(
-        settings=settings, config=config, scratch=scratch, report=SandboxReport(stack=STACK)
+        settings=settings,
+        config=config,
+        scratch=scratch,
+        report=SandboxReport(stack=STACK),
+        only=only,
     )
     try:
         with usage_errors(SandboxError):
@@ -75,7 +83,11 @@ def sandbox(
             json_path.write_text(json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n")
             console.print(f"report written to {json_path}")
         if keep and ctx.server is not None and ctx.server.running:
-            serving = report.lifecycle.get("deploy", {}).get("url")
+            serving = {
+                name: str(m.lifecycle["deploy"]["url"])
+                for name, m in report.models.items()
+                if "deploy" in m.lifecycle
+            }
             _print_environment(ctx.server.environment(), ctx.scratch, serving)
             wait_until_interrupted()
         if not report.ok:  # the failed step and its reason are in the summary
@@ -84,6 +96,23 @@ def sandbox(
         ctx.close()
         if not keep:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _selected(models: str | None, hosted: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The models `--models` names (None: every model); a name the stack does not host fails."""
+    if models is None:
+        return None
+    names = [n.strip() for n in models.split(",") if n.strip()]
+    if not names:
+        fail(f"--models {models!r}: name at least one model of: {', '.join(hosted)}")
+    unknown = [n for n in names if n not in hosted]
+    if unknown:
+        fail(
+            f"--models: stack {STACK!r} hosts no model {', '.join(map(repr, unknown))}; its "
+            f"models: {', '.join(hosted) or 'none'} (add one under `ml-platform:models` in "
+            f"Pulumi.{STACK}.yaml)"
+        )
+    return tuple(dict.fromkeys(names))
 
 
 def _print_summary(console: Console, report: SandboxReport) -> None:
@@ -128,13 +157,16 @@ def _print_summary(console: Console, report: SandboxReport) -> None:
     console.print(f"{verdict} in {report.seconds:.1f} s")
 
 
-def _print_environment(env: dict[str, str], scratch: Path, serving: str | None = None) -> None:
+def _print_environment(
+    env: dict[str, str], scratch: Path, serving: dict[str, str] | None = None
+) -> None:
+    """How to explore the kept sandbox; `serving`: model -> the URL its endpoint is served at."""
     lines = [
         f"sandbox running at {env['AWS_ENDPOINT_URL']} (Ctrl-C to stop)",
         "explore it with boto3 or the AWS CLI after:",
     ]
     lines += [f"  export {k}={v}" for k, v in env.items()]
     lines.append(f"platform outputs: {scratch / 'outputs.json'}")
-    if serving:
-        lines.append(f"endpoint traffic: POST {serving}/invocations (GET {serving}/ping)")
+    for model, url in (serving or {}).items():
+        lines.append(f"{model} endpoint traffic: POST {url}/invocations (GET {url}/ping)")
     typer.echo("\n".join(lines))

@@ -7,7 +7,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mlplat.sandbox.context import SandboxContext, StepFailed
-from mlplat.sandbox.steps.common import HOUR, clock, platform_outputs, record, s3_client
+from mlplat.sandbox.steps.common import (
+    HOUR,
+    clock,
+    platform_outputs,
+    record,
+    runtime,
+    s3_client,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -23,9 +30,18 @@ def generate_data(ctx: SandboxContext) -> str:
     as_of = clock(ctx) - 2 * HOUR
     customers = generate_customers(TRAIN_ROWS, seed=7, as_of=as_of)
     ctx.state.customers = customers
-    churn = float(customers["churned"].mean())
-    record(ctx, "generate-data", rows=len(customers), churnRate=round(churn, 4))
-    return f"{len(customers):,} customers up to {as_of:%Y-%m-%d %H:%M}Z, {churn:.1%} churned"
+    # every model's label, from the same customers: a rate for a classifier, a mean otherwise
+    labels: dict[str, float] = {}
+    shown: list[str] = []
+    for name in ctx.models:
+        spec = runtime(ctx, name).spec
+        if spec.label not in labels:
+            labels[spec.label] = round(float(customers[spec.label].mean()), 4)
+            rate = spec.task == "binary_classification"
+            value = f"{labels[spec.label]:.1%}" if rate else f"{labels[spec.label]:,.2f}"
+            shown.append(f"{spec.label} {'rate' if rate else 'mean'} {value}")
+    record(ctx, "generate-data", rows=len(customers), labelMeans=labels)
+    return f"{len(customers):,} customers up to {as_of:%Y-%m-%d %H:%M}Z; " + ", ".join(shown)
 
 
 def ingest(ctx: SandboxContext) -> str:

@@ -1,13 +1,14 @@
-"""The model steps: the stack's own SageMaker Pipeline, executed from its deployed definition.
+"""The model steps, once per model: its own SageMaker Pipeline, executed from its deployed
+definition.
 
-`pipeline` starts an execution of the pipeline the program realized for the lifecycle's model (its
+`pipeline:<model>` starts an execution of the pipeline the program realized for the model (its
 `pipeline_name` in the platform outputs) and runs it with `mlplat.sandbox.pipeline.Executor`:
 Window → Curate → Features → Train → Evaluate → GatePassed → Register, every container under its
-step role while moto enforces IAM. `approve` approves the registered version (unless the stack's
-pipeline registers it approved). After the version has been deployed and watched,
-`retrain-refused` runs the pipeline a second time with hyperparameters that make a worse model: its
-gate compares the candidate with the version that serves now and must refuse it, the execution
-failing at the Fail step that names the rule.
+step role while moto enforces IAM. `approve:<model>` approves the registered version (unless the
+stack's pipeline registers it approved). After the version has been deployed and watched,
+`retrain-refused:<model>` runs the pipeline a second time with the model's weak hyperparameters
+(`ModelSpec.weak_hyperparameters`): its gate compares the candidate with the version that serves
+now and must refuse it, the execution failing at the Fail step that names the rule.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 from mlplat.sandbox.context import SandboxContext, StepFailed
 from mlplat.sandbox.steps.common import (
     as_role,
-    lifecycle_model,
     model_outputs,
-    record,
     record_check,
+    record_model,
+    runtime,
 )
 
 if TYPE_CHECKING:
@@ -48,13 +49,15 @@ def _window(ctx: SandboxContext, days: int | None = None) -> dict[str, str]:
     }
 
 
-def execute(ctx: SandboxContext, parameters: dict[str, str], display_name: str) -> PipelineRun:
-    """One execution of the stack's pipeline, run from its realized definition."""
+def execute(
+    ctx: SandboxContext, model: str, parameters: dict[str, str], display_name: str
+) -> PipelineRun:
+    """One execution of model `model`'s pipeline, run from its realized definition."""
     from mlplat.sandbox.pipeline import Executor, PipelineError
 
-    name = model_outputs(ctx).pipeline_name
+    name = model_outputs(ctx, model).pipeline_name
     if not name:
-        raise StepFailed("the stack has no model pipeline (pipelineEnabled is false)")
+        raise StepFailed(f"the stack has no pipeline for {model} (pipelineEnabled is false)")
 
     @contextmanager
     def role(arn: str) -> Iterator[tuple[Callable[[str], Any], dict[str, str]]]:
@@ -69,7 +72,7 @@ def execute(ctx: SandboxContext, parameters: dict[str, str], display_name: str) 
     executor = Executor(
         sagemaker=ctx.client("sagemaker"),
         as_role=role,
-        scratch=ctx.scratch / "pipeline",
+        scratch=ctx.scratch / "pipeline" / model,
         endpoint_url=ctx.url,
         region=ctx.settings.region,
     )
@@ -79,12 +82,12 @@ def execute(ctx: SandboxContext, parameters: dict[str, str], display_name: str) 
         raise StepFailed(str(exc)) from exc
 
 
-def pipeline(ctx: SandboxContext) -> str:
+def pipeline(ctx: SandboxContext, model: str) -> str:
     """The first execution: every step, a version registered."""
     from ml import registry
 
-    run = execute(ctx, _window(ctx), "sandbox-first")
-    record(ctx, "pipeline", **run.to_json())
+    run = execute(ctx, model, _window(ctx), "sandbox-first")
+    record_model(ctx, model, "pipeline", **run.to_json())
     if not run.succeeded or run.model_package_arn is None:
         raise StepFailed(f"execution {run.execution_arn} failed: {run.failure}")
     for step in run.steps:  # each container step read and wrote the lake as its own role
@@ -97,50 +100,52 @@ def pipeline(ctx: SandboxContext) -> str:
                 str(arguments["RoleArn"]),
                 "allowed",
                 "allowed",
+                model=model,
             )
     version = registry.describe(run.model_package_arn, client=ctx.client("sagemaker"))
-    ctx.state.version = version
-    ctx.report.model_version = f"{version.group}/{version.version}"
-    ctx.report.metrics = {
-        k: float(v) for k, v in version.metrics.items() if isinstance(v, int | float)
-    }
+    ctx.state.model(model).version = version
+    report = ctx.report.model(model)
+    report.task = runtime(ctx, model).spec.task
+    report.model_version = f"{version.group}/{version.version}"
+    report.metrics = {k: float(v) for k, v in version.metrics.items() if isinstance(v, int | float)}
     steps = " -> ".join(f"{s.name} {s.seconds:.1f}s" for s in run.steps)
     return f"{steps}; {version.arn} ({version.status})"
 
 
-def approve(ctx: SandboxContext) -> str:
+def approve(ctx: SandboxContext, model: str) -> str:
     """Approve the registered version (what `mlplat approve` does), unless the pipeline
     registered it approved (`pipelineAutoApprove`)."""
     from ml import registry
 
-    registered = ctx.state.need_version("pipeline")
+    state = ctx.state.model(model)
+    registered = state.need_version("pipeline")
     version = registry.describe(registered.arn, client=ctx.client("sagemaker"))
     if version.status == "Approved":
-        ctx.state.version = version
+        state.version = version
         return f"{version.group}/{version.version}: registered Approved (pipelineAutoApprove)"
     approved = registry.approve(
         version.arn,
         description="sandbox: evaluation gate passed in the pipeline",
         client=ctx.client("sagemaker"),
     )
-    ctx.state.version = approved
+    state.version = approved
     return f"{approved.group}/{approved.version}: {approved.status}"
 
 
-def retrain_refused(ctx: SandboxContext) -> str:
+def retrain_refused(ctx: SandboxContext, model: str) -> str:
     """A second execution whose candidate is worse than the deployed version: refused."""
     from ml.contracts import GATE_PROPERTY_FILE, STEP_EVALUATE, STEP_REFUSED
     from ml.models import pipeline_parameter
 
-    serving = ctx.state.need_version("pipeline")
+    serving = ctx.state.model(model).need_version("pipeline")
     # the model's own deliberately weak setting (`ModelSpec.weak_hyperparameters`)
-    weak = lifecycle_model(ctx).spec.weak_hyperparameters
+    weak = runtime(ctx, model).spec.weak_hyperparameters
     if not weak:
-        raise StepFailed("the model declares no weak_hyperparameters to retrain with")
+        raise StepFailed(f"model {model} declares no weak_hyperparameters to retrain with")
     worse = {pipeline_parameter(name): value for name, value in weak.items()}
-    run = execute(ctx, {**_window(ctx, RETRAIN_DAYS), **worse}, "sandbox-worse")
+    run = execute(ctx, model, {**_window(ctx, RETRAIN_DAYS), **worse}, "sandbox-worse")
     gate = run.property_files.get(f"{STEP_EVALUATE}.{GATE_PROPERTY_FILE}", {})
-    record(ctx, "retrain-refused", **run.to_json(), gate=gate)
+    record_model(ctx, model, "retrain-refused", **run.to_json(), gate=gate)
     if run.succeeded:
         raise StepFailed(
             f"execution {run.execution_arn} registered {run.model_package_arn}: the gate let a "

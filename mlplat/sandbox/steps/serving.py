@@ -1,9 +1,11 @@
-"""The serving steps: the approved version deployed (`ml.deploy.deploy` with the sandbox's apply),
-two hours of endpoint traffic served by the real handler on loopback, and the data capture the
-endpoint writes, as its execution role.
+"""The serving steps, once per model: the approved version deployed to the model's own endpoint
+(`ml.deploy.deploy` with the sandbox's apply), two hours of traffic to it served by the real
+handler of that version's artifact on loopback (each model's records carry its own inputs), and
+the data capture the endpoint writes into its own prefix, as its execution role.
 
-moto holds the endpoint but serves nothing: `ml.serve.ModelServer` answers for it, and the sandbox
-writes what SageMaker would (capture files, the per-minute endpoint metrics).
+moto holds the endpoints but serves nothing: an `ml.serve.ModelServer` per model answers for its
+endpoint, and the sandbox writes what SageMaker would (capture files, the per-minute endpoint
+metrics). The traffic's customers are generated once and sent to every model.
 """
 
 from __future__ import annotations
@@ -25,10 +27,10 @@ from mlplat.sandbox.steps.common import (
     check,
     clock,
     drift_environment,
-    lifecycle_model,
     model_outputs,
     platform_outputs,
-    record,
+    record_model,
+    runtime,
     s3_client,
 )
 
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ml.deploy import BaselineTarget
+    from ml.models import ModelSpec
 
 TRAFFIC_ROWS = 1_500  # per hour of traffic (two hours)
 RECORDS_PER_REQUEST = 15
@@ -89,14 +92,14 @@ class Exchange:
     records: int
 
 
-def _endpoint(ctx: SandboxContext) -> str:
-    name = model_outputs(ctx).endpoint_name
+def _endpoint(ctx: SandboxContext, model: str) -> str:
+    name = model_outputs(ctx, model).endpoint_name
     if not name:
-        raise StepFailed("the stack has no endpoint (endpointEnabled is false)")
+        raise StepFailed(f"the stack has no endpoint for {model} (endpointEnabled is false)")
     return name
 
 
-def sandbox_apply(ctx: SandboxContext) -> Callable[[str, str], None]:
+def sandbox_apply(ctx: SandboxContext, model: str) -> Callable[[str, str], None]:
     """`ml.deploy`'s `apply` for the sandbox: what `pulumi up` with `modelPackageArn` set does to
     the endpoint (a new model from the package, a new endpoint configuration, the endpoint moved to
     it), then the endpoint's traffic served by `ml.serve.ModelServer` on loopback from the
@@ -104,12 +107,13 @@ def sandbox_apply(ctx: SandboxContext) -> Callable[[str, str], None]:
     configuration (a real update is blue/green, guarded by the rollback alarms). `ml.deploy`
     publishes the version's baseline where the drift job reads it (`_baseline_target`) once the
     deployment is recorded."""
+    state = ctx.state.model(model)
 
     def apply(stack: str, package_arn: str) -> None:
         from ml.serve import ModelServer
 
         sm = ctx.client("sagemaker")
-        name = _endpoint(ctx)
+        name = _endpoint(ctx, model)
         package = sm.describe_model_package(ModelPackageName=package_arn)
         container = package["InferenceSpecification"]["Containers"][0]
         endpoint = sm.describe_endpoint(EndpointName=name)
@@ -141,53 +145,57 @@ def sandbox_apply(ctx: SandboxContext) -> Callable[[str, str], None]:
         sm.create_endpoint(EndpointName=name, EndpointConfigName=config_name)
         # the container: the package's artifact, served by the real handler on loopback
         bucket, key = container["ModelDataUrl"].removeprefix("s3://").split("/", 1)
-        local = ctx.scratch / "deployed" / version / "model.tar.gz"
+        local = ctx.scratch / "deployed" / model / version / "model.tar.gz"
         local.parent.mkdir(parents=True, exist_ok=True)
         local.write_bytes(s3_client(ctx).get_object(Bucket=bucket, Key=key)["Body"].read())
-        previous, ctx.state.model_server = ctx.state.model_server, None
+        previous, state.model_server = state.model_server, None
         server = ModelServer(local, port=0).start()
         ctx.closers.append(server.close)
         if previous is not None:
             previous.close()
-        ctx.state.model_server = server
-        ctx.state.serving = Serving(
+        state.model_server = server
+        state.serving = Serving(
             endpoint=name,
             model=model_name,
             endpoint_config=config_name,
             variant=variant["VariantName"],
             url=server.url,
             model_data_url=container["ModelDataUrl"],
-            drift_baseline=_baseline_target(ctx).uri,
+            drift_baseline=_baseline_target(ctx, model).uri,
         )
 
     return apply
 
 
-def _baseline_target(ctx: SandboxContext) -> BaselineTarget:
-    """Where the drift job reads the served version's baseline (`MLPLAT_DRIFT_BASELINE_KEY` in
-    its environment): `ml.deploy` publishes it there, exactly as `mlplat deploy` does."""
+def _baseline_target(ctx: SandboxContext, model: str) -> BaselineTarget:
+    """Where the model's drift job reads the served version's baseline
+    (`MLPLAT_DRIFT_BASELINE_KEY` in its environment): `ml.deploy` publishes it there, exactly as
+    `mlplat deploy` does."""
     from ml.deploy import BaselineTarget
     from ml.drift.job import DriftJobConfig
 
-    config = DriftJobConfig.from_env(drift_environment(ctx))
+    config = DriftJobConfig.from_env(drift_environment(ctx, model))
     kms_key_arn = platform_outputs(ctx).lake_kms_key_arn
     return BaselineTarget(config.models_bucket, config.baseline_key, kms_key_arn)
 
 
-def deploy(ctx: SandboxContext) -> str:
+def deploy(ctx: SandboxContext, model: str) -> str:
     from ml.deploy import DeployError, Release
     from ml.deploy import deploy as deploy_version
 
-    version = ctx.state.need_version("approve")
-    release = Release(sandbox_apply(ctx), _baseline_target(ctx))
+    state = ctx.state.model(model)
+    version = state.need_version("approve")
+    release = Release(sandbox_apply(ctx, model), _baseline_target(ctx, model))
     with ctx.aws_environment():  # ml.deploy makes its clients from the session, no endpoint
         try:
             done = deploy_version(ctx.settings.stack, version.arn, release, session=ctx.session)
         except DeployError as exc:
             raise StepFailed(str(exc)) from exc
-    serving = ctx.state.need_serving()
-    record(
+    serving = state.need_serving()
+    ctx.report.model(model).endpoint = serving.endpoint
+    record_model(
         ctx,
+        model,
         "deploy",
         **serving.to_json(),
         deployedBy=done.deployed_by,
@@ -209,38 +217,68 @@ def _post(connection: http.client.HTTPConnection, body: str) -> tuple[int, str, 
     return response.status, text, (time.perf_counter() - started) * 1e6
 
 
-def _requests(hour_frame: pd.DataFrame, inputs: Sequence[str]) -> list[str]:
-    columns = ["customer_id", *inputs]
+def _bad_record(record: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
+    """`record` made one the handler must refuse (HTTP 400): a category outside its input's
+    vocabulary, else a number below its minimum, else a required input left out."""
+    columns = spec.input_columns
+    for column in columns:
+        if column.allowed:
+            return {**record, column.name: f"not-a-{column.name}"}
+    for column in columns:
+        if column.minimum is not None:
+            return {**record, column.name: column.minimum - 1}
+    for column in columns:
+        if not column.nullable:
+            return {k: v for k, v in record.items() if k != column.name}
+    raise StepFailed(f"model {spec.name}: no input of it can be made invalid for a bad request")
+
+
+def _requests(hour_frame: pd.DataFrame, spec: ModelSpec) -> list[str]:
+    """The hour's records as the model's requests: its own inputs, `RECORDS_PER_REQUEST` each,
+    with `BAD_REQUESTS` the handler must refuse spread among them."""
+    columns = ["customer_id", *spec.inputs]
     records = json.loads(hour_frame[columns].to_json(orient="records"))
     bodies = [
         json.dumps({"instances": records[i : i + RECORDS_PER_REQUEST]})
         for i in range(0, len(records), RECORDS_PER_REQUEST)
     ]
-    bad = {"instances": [{**records[0], "contract_type": "lifetime"}]}
+    bad = {"instances": [_bad_record(records[0], spec)]}
     step = max(1, len(bodies) // (BAD_REQUESTS + 1))
     for n in range(BAD_REQUESTS):
         bodies.insert((n + 1) * step, json.dumps(bad))
     return bodies
 
 
-def send_traffic(ctx: SandboxContext) -> str:
-    """Two hours of requests to the endpoint (the second with drift), stamped on the sandbox's
-    clock; SageMaker's per-minute endpoint metrics are published for them."""
+def _traffic_frames(ctx: SandboxContext) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The customers of the two hours of traffic (the second drifted), generated once and sent
+    to every model."""
     from ml.sample_data import generate_customers
 
-    server = ctx.state.need_model_server()
-    inputs = lifecycle_model(ctx).spec.inputs
+    if ctx.state.traffic is None:
+        hour = clock(ctx)
+        ctx.state.traffic = (
+            generate_customers(TRAFFIC_ROWS, seed=101, as_of=hour - HOUR, id_offset=10_000_000),
+            generate_customers(
+                TRAFFIC_ROWS, seed=202, drift=DRIFT, as_of=hour, id_offset=20_000_000
+            ),
+        )
+    return ctx.state.traffic
+
+
+def send_traffic(ctx: SandboxContext, model: str) -> str:
+    """Two hours of requests to the model's endpoint (the second with drift), stamped on the
+    sandbox's clock; SageMaker's per-minute endpoint metrics are published for them."""
+    state = ctx.state.model(model)
+    server = state.need_model_server()
+    spec = runtime(ctx, model).spec
     hour = clock(ctx)
     exchanges: list[Exchange] = []
-    halves = (
-        generate_customers(TRAFFIC_ROWS, seed=101, as_of=hour - HOUR, id_offset=10_000_000),
-        generate_customers(TRAFFIC_ROWS, seed=202, drift=DRIFT, as_of=hour, id_offset=20_000_000),
-    )
+    halves = _traffic_frames(ctx)
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     try:
         for n, frame in enumerate(halves):
             start = hour - (2 - n) * HOUR
-            bodies = _requests(frame, inputs)
+            bodies = _requests(frame, spec)
             spacing = HOUR / len(bodies)
             for i, body in enumerate(bodies):
                 status, text, latency = _post(connection, body)
@@ -257,12 +295,13 @@ def send_traffic(ctx: SandboxContext) -> str:
             f"request(s); expected {2 * BAD_REQUESTS} refused with 4XX"
         )
     predictions = sum(e.records for e in served)
-    ctx.state.exchanges = exchanges
-    ctx.report.predictions_served = predictions
-    sent = _put_endpoint_metrics(ctx, exchanges)
+    state.exchanges = exchanges
+    ctx.report.model(model).predictions_served = predictions
+    sent = _put_endpoint_metrics(ctx, model, exchanges)
     latencies = sorted(e.latency_us for e in served)
-    record(
+    record_model(
         ctx,
+        model,
         "traffic",
         requests=len(exchanges),
         refused=len(errors),
@@ -277,10 +316,10 @@ def send_traffic(ctx: SandboxContext) -> str:
     )
 
 
-def _put_endpoint_metrics(ctx: SandboxContext, exchanges: Sequence[Exchange]) -> int:
+def _put_endpoint_metrics(ctx: SandboxContext, model: str, exchanges: Sequence[Exchange]) -> int:
     """What SageMaker publishes per minute for the variant: Invocations, ModelLatency (µs),
     Invocation4XXErrors, Invocation5XXErrors."""
-    serving = ctx.state.need_serving()
+    serving = ctx.state.model(model).need_serving()
     dimensions = [
         {"Name": "EndpointName", "Value": serving.endpoint},
         {"Name": "VariantName", "Value": serving.variant},
@@ -332,14 +371,17 @@ def _put_endpoint_metrics(ctx: SandboxContext, exchanges: Sequence[Exchange]) ->
     return len(data)
 
 
-def capture(ctx: SandboxContext) -> str:
-    """Data capture as the endpoint writes it: the realized configuration's destination, sampling
-    and content-type header, files per few minutes under `<endpoint>/<variant>/yyyy/mm/dd/hh/`,
-    put as the endpoint's execution role."""
+def capture(ctx: SandboxContext, model: str) -> str:
+    """Data capture as the model's endpoint writes it: the realized configuration's destination,
+    sampling and content-type header, files per few minutes under
+    `<endpoint>/<variant>/yyyy/mm/dd/hh/` (the model's own capture prefix), put as the endpoint's
+    execution role."""
     from ml.capture import capture_key, capture_lines, capture_record
 
-    serving = ctx.state.need_serving()
-    exchanges = ctx.state.need_exchanges()
+    state = ctx.state.model(model)
+    serving = state.need_serving()
+    exchanges = state.need_exchanges()
+    mine = model_outputs(ctx, model)
     sm = ctx.client("sagemaker")
     config = sm.describe_endpoint_config(EndpointConfigName=serving.endpoint_config)
     capture_config = config.get("DataCaptureConfig")
@@ -375,9 +417,14 @@ def capture(ctx: SandboxContext) -> str:
         else {}
     )
     keys: list[str] = []
-    role_arn = model_outputs(ctx).endpoint_execution_role_arn
+    role_arn = mine.endpoint_execution_role_arn
     if not role_arn:
-        raise StepFailed("the platform outputs name no endpoint execution role")
+        raise StepFailed(f"the platform outputs name no endpoint execution role for {model}")
+    if not f"{root}/{serving.endpoint}/".startswith(f"{mine.capture_prefix}/"):
+        raise StepFailed(
+            f"endpoint {serving.endpoint} captures to s3://{bucket}/{root}/{serving.endpoint}/, "
+            f"not under the model's capture prefix {mine.capture_prefix}"
+        )
     with as_role(ctx, role_arn, "sandbox-capture") as credentials:
         s3 = s3_client(ctx, credentials)
         for slot, records in sorted(files.items()):
@@ -395,11 +442,13 @@ def capture(ctx: SandboxContext) -> str:
                     ContentType="application/jsonlines",
                     **sse,
                 ),
+                model=model,
             )
             keys.append(key)
-    ctx.state.captured = Captured(bucket, root, keys)
-    record(
+    state.captured = Captured(bucket, root, keys)
+    record_model(
         ctx,
+        model,
         "capture",
         files=len(keys),
         events=len(captured),
