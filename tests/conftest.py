@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from mlplat.plan.engine import Plan, PlanMocks
+from mlplat.sandbox.warm import share_service_models
 from stacks.settings import Settings, parse_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,27 +32,10 @@ os.environ.pop("AWS_PROFILE", None)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def _share_service_models() -> None:
-    """botocore parses a service's model (megabytes of JSON for SageMaker) once per session, and
-    moto starts every `mock_aws` with a fresh default session: keep one parsed model per
-    (service, type, version) for the whole test process instead. The models are read-only."""
-    from botocore.loaders import Loader
-
-    load = Loader.load_service_model
-    shared: dict[tuple[Any, ...], Any] = {}
-
-    def load_service_model(
-        self: Loader, service_name: str, type_name: str, api_version: str | None = None
-    ) -> Any:
-        key = (tuple(self.search_paths), service_name, type_name, api_version)
-        if key not in shared:
-            shared[key] = load(self, service_name, type_name, api_version)
-        return shared[key]
-
-    Loader.load_service_model = load_service_model  # type: ignore[method-assign]
-
-
-_share_service_models()
+# botocore parses a service's model (megabytes of JSON for SageMaker) once per session, and moto
+# starts every `mock_aws` with a fresh default session: one parsed model per process instead
+# (the sandbox's container fork server does the same).
+share_service_models()
 
 BASE_CONFIG: dict[str, Any] = {
     "aws:region": "us-east-1",
