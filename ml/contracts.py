@@ -43,6 +43,22 @@ def baseline_key_for(model_key: str) -> str:
     return posixpath.join(posixpath.dirname(model_key), BASELINE_FILE)
 
 
+# --- online quality, training-serving skew and model age (the same scheduled job, per model) ---
+# The endpoint's container carries the registered version it serves (`<group>/<version>`) in
+# MODEL_VERSION_ENV; the handler returns it in every response as "model_version", so the capture
+# and the prediction logs record which version scored each row.
+MODEL_VERSION_ENV = "MLPLAT_MODEL_VERSION"
+QUALITY_NAMESPACE = "MLPlatform/Quality"
+MODEL_VERSION_DIMENSION = "ModelVersion"
+# How far online quality falls short of the version's registered offline figure, in the metric's
+# own unit, signed so that > 0 is worse (AUC: offline - online; RMSE: online - offline, relative).
+QUALITY_SHORTFALL_METRIC = "QualityShortfall"
+LABELED_ROWS_METRIC = "LabeledRows"  # predictions joined with a label in the run
+SKEW_SHARE_METRIC = "SkewShare"  # share of re-scored captured rows whose score differs
+MODEL_AGE_METRIC = "ModelAgeDays"  # days since the serving version was trained
+QUALITY_PREFIX = "quality-reports"  # online quality reports, beside the drift reports
+
+
 # --- the model pipeline ------------------------------------------------------------------------
 # `components.model_pipeline` writes the SageMaker Pipeline definition; `python -m ml.pipeline
 # <step>` runs each of its Processing and Training steps in the platform image; the sandbox

@@ -145,9 +145,39 @@ CUSTOMERS_CURATED = Dataset(
     columns=CUSTOMERS_RAW.columns,
 )
 
-# The datasets every model shares (the lake's raw and curated customer snapshots), by name; each
-# model adds its own features and predictions tables (`ModelSpec.datasets`).
-SHARED_DATASETS: tuple[Dataset, ...] = (CUSTOMERS_RAW, CUSTOMERS_CURATED)
+# Outcomes that arrive after the prediction (labels coming back): one row per customer snapshot
+# whose outcome became known, keyed as the predictions are (customer id, and the snapshot time the
+# endpoint scored). Each model reads its own label column (`ModelSpec.label`); an outcome not yet
+# known for one model is null. Ingested like the snapshots: batch uploads and a Firehose stream.
+CUSTOMER_OUTCOMES = Dataset(
+    name="customer_outcomes",
+    zone="raw",
+    description="Outcomes observed after a prediction (labels), keyed by customer and snapshot time",
+    columns=(
+        Column("customer_id", "string", "Stable customer identifier", nullable=False),
+        Column(
+            "event_time",
+            "timestamp",
+            "The snapshot the outcome belongs to (the time the endpoint scored it, UTC)",
+            nullable=False,
+        ),
+        Column("observed_at", "timestamp", "When the outcome became known (UTC)", nullable=False),
+        Column(
+            "churned", "bigint", "1 if the customer churned within 30 days", minimum=0, maximum=1
+        ),
+        Column(
+            SPEND_LABEL,
+            "double",
+            "Amount billed in the 30 days after the snapshot",
+            minimum=0,
+            maximum=1_000_000,
+        ),
+    ),
+)
+
+# The datasets every model shares (the lake's raw and curated customer snapshots, the outcomes),
+# by name; each model adds its own features and predictions tables (`ModelSpec.datasets`).
+SHARED_DATASETS: tuple[Dataset, ...] = (CUSTOMERS_RAW, CUSTOMERS_CURATED, CUSTOMER_OUTCOMES)
 DATASETS: dict[str, Dataset] = {d.name: d for d in SHARED_DATASETS}
 
 # A model's features table stores categorical features as strings; a nullable category's missing

@@ -116,7 +116,7 @@ def test_dev_inventory_counts_types_and_parents(record, settings_for):
         "aws:s3/bucketLogging:BucketLogging": 6,  # every zone logs; the log bucket does not
         "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": 7,
         "aws:glue/catalogDatabase:CatalogDatabase": 1,
-        "aws:glue/catalogTable:CatalogTable": 4,  # raw, curated; churn's features, predictions
+        "aws:glue/catalogTable:CatalogTable": 5,  # raw, curated, outcomes; churn's features, predictions
         "aws:athena/workgroup:Workgroup": 1,
     }
     component = plan.named(NAME)
@@ -176,6 +176,7 @@ def test_stateful_logical_names_stay_put(record, settings_for):
             "lake-raw-object-lock",
             "lake-db",
             "lake-table-customers",
+            "lake-table-customer-outcomes",
             "lake-table-customers-curated",
             "lake-table-predictions",
             "lake-table-customer-features",

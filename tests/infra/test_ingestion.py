@@ -269,7 +269,7 @@ def test_outputs(record, settings_for):
     [
         (
             {"dataset": "orders"},
-            r"dataset 'orders': not in ml.schema.DATASETS \(customers, customers_curated\)",
+            r"dataset 'orders': not in ml.schema.DATASETS \(customer_outcomes, customers, customers_curated\)",
         ),
         (
             {"dataset": "customers_curated"},

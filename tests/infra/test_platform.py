@@ -109,6 +109,7 @@ PROD_STATEFUL = {
     "aws:glue/catalogDatabase:CatalogDatabase": ["lake-db"],
     "aws:glue/catalogTable:CatalogTable": [
         "lake-table-customer-features",
+        "lake-table-customer-outcomes",
         "lake-table-customers",
         "lake-table-customers-curated",
         "lake-table-predictions",

@@ -422,7 +422,7 @@ def test_unknown_dataset_suggests_a_known_one() -> None:
 
 
 def test_the_lake_holds_the_shared_datasets_and_every_models_own() -> None:
-    assert set(DATASETS) == {"customers", "customers_curated"}
+    assert set(DATASETS) == {"customers", "customers_curated", "customer_outcomes"}
     assert set(lake_datasets()) == {
         *DATASETS,
         "customer_features",
@@ -505,6 +505,7 @@ def test_zone_bucket_maps_every_dataset_zone() -> None:
     )
     assert {d.name: lake.zone_bucket(outputs, d.zone) for d in lake_datasets().values()} == {
         "customers": "r",
+        "customer_outcomes": "r",
         "customers_curated": "c",
         "predictions": "p",
         "customer_features": "f",
