@@ -25,8 +25,16 @@ def test_a_comparison_flags_only_what_got_worse_by_more_than_the_threshold(tmp_p
     base = {"rows_per_s": 100.0, "drift_s": 1.0, "p99_ms": 2.0, "sandbox_resources": 200.0}
     head = {"rows_per_s": 70.0, "drift_s": 1.1, "p99_ms": 1.0, "sandbox_resources": 400.0}
     head["new_rps"] = 5.0
+    head["rows_per_cpu_s"] = 50.0
     rows = {r.figure: r for r in compare(base, head)}
-    assert [r.better for r in rows.values()] == ["higher", "lower", "lower", "neither", "higher"]
+    assert [r.better for r in rows.values()] == [
+        "higher",
+        "lower",
+        "lower",
+        "neither",
+        "higher",
+        "higher",  # rows per CPU-second: a rate, not a cost
+    ]
     assert rows["rows_per_s"].regressed(0.2)  # 30% fewer rows/s
     assert not rows["drift_s"].regressed(0.2)  # 10% slower: within the threshold
     assert rows["drift_s"].regressed(0.05)
@@ -56,6 +64,7 @@ def test_the_cli_compares_with_a_base_run_and_refuses_bad_input(tmp_path: Path) 
     assert result.exit_code == 0, result.output
     assert "regression" in result.output  # a quick run is far slower than 0.01 s
     assert "`drift_1m_x20_s` | 0.01 |" in out.read_text()
+    assert "(`mlplat bench --quick`)" in out.read_text()  # the heading names the run it compares
     (tmp_path / "bad.json").write_text('{"x": "fast"}')
     bad = CliRunner().invoke(
         app, ["bench", "--only", "drift", "--against", str(tmp_path / "bad.json")]

@@ -1,10 +1,10 @@
 """Two runs of `mlplat bench --json`, side by side: ratios, and regressions flagged (never failed).
 
-Which way is better follows from a figure's name: `…_per_s`, `…_rps` and `…scaling` are rates
-(higher is better); `…_s`, `…_ms` and `…_mb` are costs (lower is better); anything else (a count
-of resources, say) is shown without a verdict. A figure worse than the base by more than the
-threshold (20% by default) is flagged. The CI job that benchmarks every pull request against its
-base branch on the same runner posts `markdown(...)` as the PR's comment.
+Which way is better follows from a figure's name: `…_per_s`, `…_per_cpu_s`, `…_rps` and
+`…scaling` are rates (higher is better); `…_s`, `…_ms` and `…_mb` are costs (lower is better);
+anything else (a count of resources, say) is shown without a verdict. A figure worse than the
+base by more than the threshold (20% by default) is flagged. The CI job that benchmarks every pull
+request against its base branch on the same runner posts `markdown(...)` as the PR's comment.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class Row:
 
 
 def better_of(figure: str) -> Better:
-    if figure.endswith(("_per_s", "_rps")) or "scaling" in figure:
+    if figure.endswith(("_per_s", "_per_cpu_s", "_rps")) or "scaling" in figure:
         return "higher"
     if figure.endswith(("_s", "_ms", "_mb")):
         return "lower"
@@ -78,11 +78,18 @@ def _number(value: float | None) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
-def markdown(rows: list[Row], *, threshold: float = 0.2, title: str = "Benchmarks") -> str:
-    """A table of base, head and head/base per figure; regressions beyond `threshold` flagged."""
+def markdown(
+    rows: list[Row],
+    *,
+    threshold: float = 0.2,
+    title: str = "Benchmarks",
+    command: str = "mlplat bench --quick",
+) -> str:
+    """A table of base, head and head/base per figure; regressions beyond `threshold` flagged.
+    `command`: the bench command both runs were (named in the heading)."""
     flagged = [r for r in rows if r.regressed(threshold)]
     lines = [
-        f"### {title}: this branch vs its base, same runner (`mlplat bench --quick`)",
+        f"### {title}: this branch vs its base, same runner (`{command}`)",
         "",
         (
             f"**{len(flagged)} figure(s) worse by more than {threshold:.0%}:** "

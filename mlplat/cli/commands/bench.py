@@ -89,4 +89,5 @@ def bench(
         )
     console.print(table)
     if markdown_path is not None:
-        markdown_path.write_text(markdown(rows, threshold=threshold))
+        command = "mlplat bench --quick" if quick else "mlplat bench"
+        markdown_path.write_text(markdown(rows, threshold=threshold, command=command))
