@@ -3,7 +3,8 @@
 The jobs run in the VPC's private subnets: the role reads the model's own features table, writes
 the model's own prefix of the models bucket (code, checkpoints, model artifacts: its registry's
 artifacts prefix), uses the lake key (and grants it to the jobs' volumes), writes the jobs' logs
-and metrics, and manages their network interfaces. Nothing of another model's data.
+and metrics, manages their network interfaces, and pulls the platform image the jobs run in.
+Nothing of another model's data.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from components.iam import (
     SAGEMAKER_ENI_ACTIONS,
     Statement,
     assume_role_policy,
+    image_pull_statements,
     network_interface_statements,
     policy_document,
     training_data_statements,
@@ -41,6 +43,9 @@ class TrainingJobRoleArgs:
     # the model's prefix of the models bucket: code, checkpoints and model artifacts of its jobs
     models_prefix: str
     tags: Mapping[str, str] = field(default_factory=dict)
+    # the platform image's ECR repository: jobs run the platform image (Python and libraries of
+    # the `ml` bundle, `ml.remote_training`), so the role pulls it; None: no image grant
+    image_repository_arn: pulumi.Input[str] | None = None
 
 
 class TrainingJobRole(pulumi.ComponentResource):
@@ -122,6 +127,11 @@ class TrainingJobRole(pulumi.ComponentResource):
                         account=account,
                         vpc_id=args.vpc_id,
                         security_group_ids=list(args.security_group_ids),
+                    ),
+                    *(
+                        image_pull_statements(args.image_repository_arn, "PlatformImage")
+                        if args.image_repository_arn is not None
+                        else []
                     ),
                 ]
             ),

@@ -6,20 +6,20 @@ cluster. Both run the same code bundle, `ml.train`'s container entry point, for 
   `sourcedir.tar.gz`; `upload_source()` puts it under the model's training prefix of the models
   bucket (`<its artifacts prefix>/training`: the only prefix its training role may write).
   The run names its model in the container's environment (`MLPLAT_MODEL`, `ml.contracts`).
-* `sagemaker_training_request(...)` builds a `CreateTrainingJob` request: the training image of
-  the model's framework (`ModelSpec.framework`: the scikit-learn 1.9-0 container, CPU instances
-  only; the XGBoost 3.2-0 container, one image for CPU and GPU instances) resolved offline from
-  the SageMaker SDK's own image table (`ml.images`), the bundle in script mode
-  (`sagemaker_program`, `sagemaker_submit_directory`), the model's table in the features zone as
-  the `train` channel, artifacts to the training prefix, VPC, KMS for volume and output, managed
-  spot with S3 checkpoints, network isolation (the bundle then travels as the `code` channel,
-  since an isolated container cannot fetch it), inter-container encryption when several instances
-  train together. `submit_sagemaker_training` sends it.
+* `sagemaker_training_request(...)` builds a `CreateTrainingJob` request: the platform image
+  (`PlatformOutputs.platform_image_uri`: Python 3.11 and exactly the libraries the bundle was
+  tested with, the CUDA build of XGBoost among them; the SageMaker framework containers run
+  Python 3.10, which the bundle's code does not support), the bundle as the `code` channel and a
+  short shell entry point that unpacks it and runs its entry script, the model's table in the
+  features zone as the `train` channel, artifacts to the training prefix, VPC, KMS for volume and
+  output, managed spot with S3 checkpoints, network isolation, inter-container encryption when
+  several instances train together. XGBoost models may take GPU instances (the same code trains
+  on the GPU it finds); scikit-learn models CPU instances only. `submit_sagemaker_training` sends
+  it.
 * `kubernetes_training_job(...)` renders a `batch/v1` Job for the training namespace: one GPU
   requested (and the driver's CUDA libraries), the GPU taint tolerated, GPU nodes selected, the
   IRSA service account, bounded retries and run time, cleaned up after a day. Its image is the
-  platform image for a model whose framework trains on CUDA (XGBoost: the image holds the CUDA
-  build), the region's scikit-learn training image otherwise (`eks_training_image`). Its
+  platform image (`platform_image`), as for SageMaker. Its
   container fetches the same bundle and runs `ml.training_pod.run_pod_training`, which mirrors
   the SageMaker contract (features in, `model.tar.gz` out) and logs the GPUs the pod sees and the
   device the model trained on (its lineage's `device`). `submit_kubernetes_job` hands the Job to the
@@ -60,9 +60,9 @@ TARGETS = ("sagemaker", "eks")
 # The folder of a model's runs under its artifacts prefix (the only prefix of the models bucket its
 # training role may write); the whole prefix of a target built without platform outputs.
 DEFAULT_MODELS_PREFIX = "training"
-# Frameworks whose EKS Job runs the platform image (`PlatformOutputs.platform_image_uri`), which
-# installs the CUDA build of their library (`Dockerfile`, `--group cuda`); the others train in
-# their SageMaker training image there (scikit-learn has no GPU code path to use).
+# Frameworks whose library the platform image installs in its CUDA build (`Dockerfile`, `--group
+# cuda`): their models may train on GPU instances; the others on CPU instances only (scikit-learn
+# has no GPU code path to use).
 CUDA_FRAMEWORKS: frozenset[str] = frozenset({"xgboost"})
 # The values the cluster's node groups carry (components.cluster_addons; a test keeps them equal).
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -85,6 +85,16 @@ _ENTRY_SCRIPT = (
     '"""SageMaker script-mode entry point of the ml-platform bundle."""\n'
     + _PRELUDE
     + "from ml.train import main\n\nraise SystemExit(main())\n"
+)
+# The SageMaker job's entry point in the platform image: unpack the bundle of the `code` channel
+# and run its entry script from there (the script's directory first on the path: the bundle's `ml`
+# shadows the image's). Each entry point string must stay within CreateTrainingJob's 256 chars.
+SAGEMAKER_ENTRYPOINT: tuple[str, ...] = (
+    "/bin/sh",
+    "-c",
+    f'set -e; d="$(mktemp -d)"; '
+    f'tar -xzf "/opt/ml/input/data/{CODE_CHANNEL}/{SOURCE_ARCHIVE}" -C "$d"; '
+    f'cd "$d"; exec python3 {ENTRY_POINT}',
 )
 _JOB_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _INSTANCE = re.compile(r"^ml\.([a-z0-9]+)\.[a-z0-9]+$")
@@ -218,60 +228,40 @@ def processor_of(instance_type: str) -> str:
     return "gpu" if match.group(1)[0] in ("g", "p") else "cpu"
 
 
-def sklearn_training_image(
-    region: str, instance_type: str = "ml.m5.xlarge", version: str = SKLEARN_VERSION
-) -> str:
-    """`<registry>.dkr.ecr.<region>.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3`."""
-    if processor_of(instance_type) != "cpu":
+def platform_image(target: TrainingTarget) -> str:
+    """The image every remote training run of `target` runs in: the platform image (Python 3.11
+    and the bundle's pinned libraries, the CUDA build of XGBoost among them; the bundle's code
+    runs on top of it, shadowing the image's own copy of `ml`)."""
+    if not target.platform_image_uri:
         raise RemoteTrainingError(
-            f"the scikit-learn {version} training image runs on cpu instances only, not "
-            f"{instance_type}; pick a CPU instance type such as ml.m5.xlarge (scikit-learn "
-            "does not train on GPUs)"
+            f"remote training of model {target.model!r} runs in the platform image, but the "
+            f"platform outputs of stack {target.stack!r} lack platform_image_uri; is the stack up "
+            "to date (`pulumi up`)? Or name an image: --image"
         )
-    try:
-        return images.sklearn_image_uri(region, version=version, scope="training")
-    except images.ImageUriError as exc:
-        raise RemoteTrainingError(str(exc)) from exc
+    return target.platform_image_uri
 
 
-def training_image(framework: Framework, region: str, instance_type: str = "ml.m5.xlarge") -> str:
-    """The SageMaker training image of `framework` for `instance_type`: scikit-learn's on CPU
-    instances only; XGBoost's `<registry>/sagemaker-xgboost:3.2-0`, one image for CPU and GPU
-    instances (ml.g4dn, g5, g6, p3 ...), whose xgboost is the CUDA-enabled build, so the model's
-    `device()` probe finds the GPU of a GPU instance."""
-    if framework == "sklearn":
-        return sklearn_training_image(region, instance_type)
-    processor_of(instance_type)  # a well-formed instance type; both processors run this image
-    try:
-        return images.image_uri(framework, region, scope="training")
-    except images.ImageUriError as exc:
-        raise RemoteTrainingError(str(exc)) from exc
+def check_instance_type(target: TrainingTarget, instance_type: str) -> str:
+    """`instance_type` if `target.model`'s framework can use it: GPU instances (g*, p*) only for
+    the frameworks the platform image holds in their CUDA build."""
+    framework = model_framework(target.model)
+    if processor_of(instance_type) == "gpu" and framework not in CUDA_FRAMEWORKS:
+        raise RemoteTrainingError(
+            f"model {target.model!r} ({framework}) trains on cpu instances only, not "
+            f"{instance_type}; pick a CPU instance type such as ml.m5.xlarge ({framework} has no "
+            "GPU code path to use)"
+        )
+    return instance_type
 
 
 def model_framework(model: str) -> Framework:
-    """The SageMaker framework container `model` trains and serves in (`ModelSpec.framework`)."""
+    """The framework `model` trains with (`ModelSpec.framework`)."""
     from ml.models import ModelSpecError, spec
 
     try:
         return spec(model).framework
     except ModelSpecError as exc:
         raise RemoteTrainingError(str(exc)) from None
-
-
-def eks_training_image(target: TrainingTarget) -> str:
-    """The image of `target.model`'s EKS Job: the platform image when its framework trains on
-    CUDA (it holds the CUDA build of XGBoost; the bundle's `ml` code runs on top), else the
-    region's SageMaker training image of the framework (scikit-learn)."""
-    framework = model_framework(target.model)
-    if framework not in CUDA_FRAMEWORKS:
-        return training_image(framework, target.region)
-    if not target.platform_image_uri:
-        raise RemoteTrainingError(
-            f"model {target.model!r} ({framework}) trains on EKS in the platform image (the CUDA "
-            f"build of {framework}), but the platform outputs of stack {target.stack!r} lack "
-            "platform_image_uri; is the stack up to date (`pulumi up`)? Or name an image: --image"
-        )
-    return target.platform_image_uri
 
 
 # --- the code bundle ---------------------------------------------------------------------------
@@ -348,9 +338,10 @@ def sagemaker_training_request(
     volume_gb: int = 30,
     network_isolation: bool = True,
     tags: Mapping[str, str] | None = None,
+    image: str | None = None,
 ) -> dict[str, Any]:
     """The `CreateTrainingJob` request (boto3 keyword arguments) of one training run of
-    `target.model` in its framework's training image (on its features table unless
+    `target.model` in `image` (default: the platform image) (on its features table unless
     `features_prefix` says otherwise; under the target's models prefix unless `models_prefix`
     does)."""
     check_job_name(job_name)
@@ -370,19 +361,10 @@ def sagemaker_training_request(
         problems.append(f"volume_gb {volume_gb}: expected 1 to 16384")
     if problems:
         raise RemoteTrainingError("; ".join(problems))
-    framework = model_framework(target.model)
-    try:
-        image = training_image(framework, target.region, instance_type)
-    except RemoteTrainingError as exc:
-        raise RemoteTrainingError(f"model {target.model!r} ({framework}): {exc}") from None
+    check_instance_type(target, instance_type)
+    image = image or platform_image(target)
     base = f"s3://{target.models_bucket}/{models}"
     code_uri = f"s3://{target.models_bucket}/{source_key(job_name, models)}"
-    submit_dir = (
-        f"/opt/ml/input/data/{CODE_CHANNEL}/{SOURCE_ARCHIVE}" if network_isolation else code_uri
-    )
-    hp = script_mode_hyperparameters(
-        hyperparameters, submit_dir=submit_dir, region=target.region, job_name=job_name
-    )
 
     def channel(name: str, uri: str, content_type: str | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -404,16 +386,19 @@ def sagemaker_training_request(
     inputs = [
         channel(
             TRAIN_CHANNEL, f"s3://{target.features_bucket}/{features}/", "application/x-parquet"
-        )
+        ),
+        # the bundle travels as a channel (an isolated container cannot download it)
+        channel(CODE_CHANNEL, code_uri),
     ]
-    if network_isolation:
-        # An isolated container cannot download its code: SageMaker brings it as a channel.
-        inputs.append(channel(CODE_CHANNEL, code_uri))
     request: dict[str, Any] = {
         "TrainingJobName": job_name,
-        "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
+        "AlgorithmSpecification": {
+            "TrainingImage": image,
+            "TrainingInputMode": "File",
+            "ContainerEntrypoint": list(SAGEMAKER_ENTRYPOINT),
+        },
         "RoleArn": target.training_role_arn,
-        "HyperParameters": hp,
+        "HyperParameters": {k: _hyperparameter(v) for k, v in (hyperparameters or {}).items()},
         "Environment": {MODEL_ENV: target.model},
         "InputDataConfig": inputs,
         "OutputDataConfig": {
@@ -445,33 +430,11 @@ def sagemaker_training_request(
     return request
 
 
-def script_mode_hyperparameters(
-    hyperparameters: Mapping[str, Any] | None, *, submit_dir: str, region: str, job_name: str
-) -> dict[str, str]:
-    """The run's hyperparameters and script mode's own (JSON-encoded, as the SageMaker SDK sends
-    them), which both framework containers read the same way.
-
-    scikit-learn's container (the sagemaker-training toolkit) runs `python mlplatform_train.py`.
-    XGBoost's, as checked in aws/sagemaker-xgboost-container, `src/sagemaker_xgboost_container/
-    training.py` (`train()`: script mode when `training_environment.user_entry_point` is set,
-    else the built-in algorithm), and the `sagemaker-containers==2.8.6.post2` it pins:
-    `_env.TrainingEnv` takes `user_entry_point`/`module_name` from `sagemaker_program` and
-    `module_dir` from `sagemaker_submit_directory`; `_modules.run_module` calls
-    `_files.download_and_extract`, which takes an `s3://` URI *or* a local tar file (the `code`
-    channel's under network isolation) into /opt/ml/code, then runs `pip install .` there and
-    `python -m mlplatform_train` from there (where `ml/` sits). That `pip install .` builds
-    offline only with pip < 25.3, which the container pins (docker/3.0-5/base/Dockerfile.cpu:
-    "pip will attempt to install setuptools from PyPi from pip>=25.3")."""
-    hp = {k: json.dumps(v) for k, v in (hyperparameters or {}).items()}
-    hp.update(
-        {
-            "sagemaker_program": json.dumps(ENTRY_POINT),
-            "sagemaker_submit_directory": json.dumps(submit_dir),
-            "sagemaker_region": json.dumps(region),
-            "sagemaker_job_name": json.dumps(job_name),
-        }
-    )
-    return hp
+def _hyperparameter(value: Any) -> str:
+    """A hyperparameter as the job's `hyperparameters.json` carries it (a string, which
+    `ml.train.read_hyperparameters` parses by the field's type): strings as they are (not
+    JSON-quoted), anything else as JSON (`0.5`, `500`)."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def submit_sagemaker_training(request: Mapping[str, Any], client: Any = None) -> str:
@@ -522,7 +485,7 @@ def kubernetes_training_job(
     ttl_seconds_after_finished: int = 86400,
 ) -> dict[str, Any]:
     """A `batch/v1` Job that trains `target.model` in `image` on one GPU node of the training
-    cluster (`eks_training_image` gives the model's default image)."""
+    cluster (`platform_image` gives the default)."""
     check_job_name(job_name)
     features = _clean_prefix(features_prefix or _features_prefix(target.model), "features prefix")
     models = _clean_prefix(models_prefix or target.models_prefix, "models prefix")
@@ -662,7 +625,7 @@ class RemoteRun:
     max_runtime_seconds: int
     max_wait_seconds: int  # SageMaker, with spot
     tags: Mapping[str, str] = field(default_factory=dict)
-    image: str | None = None  # EKS (default: `eks_training_image`, by the model's framework)
+    image: str | None = None  # the image to train in (default: `platform_image`)
     gpus: int = 1  # EKS
     hyperparameters: Mapping[str, Any] | None = None
 
@@ -713,6 +676,7 @@ def train_remote(
             max_wait_seconds=run.max_wait_seconds,
             hyperparameters=run.hyperparameters,
             tags=run.tags,
+            image=run.image,
         )
         if dry_run:
             echo(json.dumps(request, indent=2))
@@ -730,7 +694,7 @@ def train_remote(
     job = kubernetes_training_job(
         target,
         job_name=name,
-        image=run.image or eks_training_image(target),
+        image=run.image or platform_image(target),
         gpus=run.gpus,
         active_deadline_seconds=run.max_runtime_seconds,
     )

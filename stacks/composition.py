@@ -157,6 +157,7 @@ def _host(settings: Settings, m: ModelSettings, shared: _Shared) -> _Hosted:
             vpc_id=network.vpc_id,
             security_group_ids=[network.compute_security_group_id],
             model=info,
+            image_repository_arn=shared.image.repository_arn,
         ),
         opts=opts("training"),
     )

@@ -184,8 +184,10 @@ class TrainingSettings(Section):
         vpc_id: pulumi.Input[str],
         security_group_ids: Sequence[pulumi.Input[str]],
         model: ModelInfo,
+        image_repository_arn: pulumi.Input[str] | None = None,
     ) -> TrainingJobRoleArgs:
-        """`model`'s role: its features table in, its artifacts prefix out."""
+        """`model`'s role: its features table in, its artifacts prefix out, the platform image
+        (`image_repository_arn`) pulled."""
         from components.training_role import TrainingJobRoleArgs
 
         return TrainingJobRoleArgs(
@@ -197,6 +199,7 @@ class TrainingSettings(Section):
             features_prefix=model.spec.features.prefix,
             models_prefix=model.artifacts_prefix,
             tags=model.tags,
+            image_repository_arn=image_repository_arn,
         )
 
 

@@ -409,6 +409,14 @@ def test_a_models_training_role_reads_its_features_and_writes_its_artifacts(prod
         assert by_sid["WriteTrainingPrefix"]["Resource"] == [
             f"arn:aws:s3:::{models}/models/ml-platform-prod-{model}/*"
         ]
+        # its jobs run the platform image (`ml.remote_training.platform_image`): it pulls that
+        # repository's images and no other's
+        repository = prod.named("platform-image-repository").state["arn"]
+        assert by_sid["PlatformImage"]["Action"] == [
+            "ecr:BatchGetImage",
+            "ecr:GetDownloadUrlForLayer",
+        ]
+        assert by_sid["PlatformImage"]["Resource"] == [repository]
         # and its registry group's policy is attached to it, none other's
         attachment = prod.named(f"{model}-registry-artifacts-training")
         policy = prod.named(f"{model}-registry-artifacts", "aws:iam/policy:Policy")

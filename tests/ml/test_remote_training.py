@@ -8,12 +8,15 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import subprocess
 import sys
 import tarfile
+from pathlib import Path
 
 import boto3
 import kubernetes_validate
+import pandas as pd
 import pytest
 import yaml
 from moto import mock_aws
@@ -54,10 +57,8 @@ OUTPUTS = make_outputs(
     training_service_account="trainer",
     platform_image_uri=PLATFORM_IMAGE,
 ).to_json()
-SKLEARN_US_EAST_1 = (
-    "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3"
-)
-XGBOOST_US_EAST_1 = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:3.2-0"
+# an image a run names itself (`--image`)
+OTHER_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/trainer:1"
 
 
 @pytest.fixture
@@ -128,66 +129,72 @@ def test_target_refuses_incomplete_outputs(change, message):
 # --- the image -------------------------------------------------------------------------------
 
 
-def test_sklearn_image_resolved_offline_without_importing_sagemaker():
-    code = (
-        "import sys; from ml.remote_training import sklearn_training_image as f; "
-        "print(f('us-east-1')); print(f('cn-north-1')); print('sagemaker' in sys.modules)"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    ).stdout.split()
-    assert out == [
-        SKLEARN_US_EAST_1,
-        "450853457545.dkr.ecr.cn-north-1.amazonaws.com.cn/sagemaker-scikit-learn:1.9-0-cpu-py3",
-        "False",
-    ]
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (("us-east-1", "ml.g5.xlarge"), "runs on cpu instances only, not ml.g5.xlarge"),
-        (("mars-north-1", "ml.m5.xlarge"), "no scikit-learn 1.9-0 training image in region"),
-        (("us-east-1", "m5.xlarge"), "expected ml.<family>.<size>"),
-        (
-            ("us-east-1", "ml.m5.xlarge", "0.1-0"),
-            "scikit-learn container '0.1-0' is not in the SDK's image table",
-        ),
-    ],
-)
-def test_image_refuses_bad_input(args, message):
-    with pytest.raises(rt.RemoteTrainingError, match=message):
-        rt.sklearn_training_image(*args)
-
-
-def test_the_training_image_follows_the_framework():
-    assert rt.training_image("sklearn", REGION, "ml.m5.xlarge") == SKLEARN_US_EAST_1
-    # XGBoost: one image for CPU and GPU instances
-    for instance in (
-        "ml.m5.xlarge",
-        "ml.g4dn.xlarge",
-        "ml.g5.xlarge",
-        "ml.g6.2xlarge",
-        "ml.p3.2xlarge",
+def test_every_remote_run_trains_in_the_platform_image(target, spend):
+    # The SageMaker framework containers run Python 3.10 (aws/sagemaker-xgboost-container,
+    # docker/3.0-5/base/Dockerfile.cpu: PYTHON_VERSION=3.10); the bundle needs 3.11.
+    assert rt.platform_image(target) == rt.platform_image(spend) == PLATFORM_IMAGE
+    bare = rt.TrainingTarget.from_mapping({**OUTPUTS, "platform_image_uri": ""}, "spend")
+    with pytest.raises(
+        rt.RemoteTrainingError, match="model 'spend' runs in the platform image, but the platform"
     ):
-        assert rt.training_image("xgboost", REGION, instance) == XGBOOST_US_EAST_1
-    with pytest.raises(rt.RemoteTrainingError, match=r"cpu instances only, not ml\.g5\.xlarge"):
-        rt.training_image("sklearn", REGION, "ml.g5.xlarge")
-    with pytest.raises(rt.RemoteTrainingError, match=r"expected ml\.<family>\.<size>"):
-        rt.training_image("xgboost", REGION, "g5.xlarge")
-    with pytest.raises(rt.RemoteTrainingError, match=r"no XGBoost 3\.2-0 training image in region"):
-        rt.training_image("xgboost", "mars-north-1", "ml.g5.xlarge")
+        rt.platform_image(bare)
     assert (rt.model_framework("churn"), rt.model_framework("spend")) == ("sklearn", "xgboost")
 
 
-def test_the_eks_image_follows_the_framework(target, spend):
-    assert rt.eks_training_image(target) == SKLEARN_US_EAST_1  # as before
-    assert rt.eks_training_image(spend) == PLATFORM_IMAGE  # the CUDA build of xgboost
-    bare = rt.TrainingTarget.from_mapping({**OUTPUTS, "platform_image_uri": ""}, "spend")
-    with pytest.raises(
-        rt.RemoteTrainingError, match="model 'spend' \\(xgboost\\) trains on EKS in the platform"
-    ):
-        rt.eks_training_image(bare)
+def test_gpu_instances_only_for_frameworks_with_a_cuda_build(target, spend):
+    for instance in ("ml.m5.xlarge", "ml.g4dn.xlarge", "ml.g5.xlarge", "ml.p3.2xlarge"):
+        assert rt.check_instance_type(spend, instance) == instance
+    assert rt.check_instance_type(target, "ml.m5.xlarge") == "ml.m5.xlarge"
+    with pytest.raises(rt.RemoteTrainingError, match=r"cpu instances only, not ml\.g5\.xlarge"):
+        rt.check_instance_type(target, "ml.g5.xlarge")
+    with pytest.raises(rt.RemoteTrainingError, match=r"expected ml\.<family>\.<size>"):
+        rt.check_instance_type(spend, "g5.xlarge")
+
+
+def test_the_sagemaker_entrypoint_unpacks_the_bundle_and_trains(
+    tmp_path: Path, features: pd.DataFrame
+) -> None:
+    """The job's entry point, run as SageMaker runs it (the code channel's archive, the
+    container's directories), with only the channel's path moved to a temporary directory."""
+    (*shell, script) = rt.SAGEMAKER_ENTRYPOINT
+    assert shell == ["/bin/sh", "-c"] and all(len(part) <= 256 for part in rt.SAGEMAKER_ENTRYPOINT)
+    code = tmp_path / "input" / "data" / "code"
+    code.mkdir(parents=True)
+    (code / rt.SOURCE_ARCHIVE).write_bytes(rt.package_source("churn"))
+    train = tmp_path / "input" / "data" / "train"
+    train.mkdir()
+    features.to_parquet(train / "part-0.parquet", index=False)
+    env = {
+        "PATH": os.environ["PATH"],
+        "TMPDIR": str(tmp_path),
+        "MLPLAT_MODEL": "churn",
+        "SM_INPUT_DIR": str(tmp_path / "input"),
+        "SM_MODEL_DIR": str(tmp_path / "model"),
+        "SM_OUTPUT_DIR": str(tmp_path / "output"),
+        "SM_CHANNEL_TRAIN": str(train),
+    }
+    python = Path(sys.executable).parent  # `python3` on the PATH, as in the image
+    env["PATH"] = f"{python}{os.pathsep}{env['PATH']}"
+    done = subprocess.run(
+        [*shell, script.replace("/opt/ml/input", str(tmp_path / "input"))],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "model" / "model.joblib").is_file()
+    assert (tmp_path / "model" / "code").is_dir()  # servable as is
+    broken = subprocess.run(
+        [*shell, script.replace("/opt/ml/input", str(tmp_path / "missing"))],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert broken.returncode != 0  # `set -e`: no archive, no training of whatever is there
 
 
 # --- the bundle ------------------------------------------------------------------------------
@@ -253,16 +260,13 @@ def test_request_fields(target):
     r = request(target)
     assert r["TrainingJobName"] == "churn-1"
     assert r["AlgorithmSpecification"] == {
-        "TrainingImage": SKLEARN_US_EAST_1,
+        "TrainingImage": PLATFORM_IMAGE,
         "TrainingInputMode": "File",
+        "ContainerEntrypoint": list(rt.SAGEMAKER_ENTRYPOINT),
     }
     assert r["RoleArn"] == TRAINING_ROLE
     assert r["Environment"] == {"MLPLAT_MODEL": "churn"}
-    hp = r["HyperParameters"]
-    assert json.loads(hp["sagemaker_program"]) == "mlplatform_train.py"
-    assert (
-        json.loads(hp["sagemaker_submit_directory"]) == "/opt/ml/input/data/code/sourcedir.tar.gz"
-    )
+    assert r["HyperParameters"] == {}
     channels = {c["ChannelName"]: c for c in r["InputDataConfig"]}
     assert set(channels) == {"train", "code"}
     assert (
@@ -299,13 +303,14 @@ def test_request_without_spot_or_isolation(target):
     )
     assert r["EnableManagedSpotTraining"] is False
     assert "CheckpointConfig" not in r and "MaxWaitTimeInSeconds" not in r["StoppingCondition"]
-    assert [c["ChannelName"] for c in r["InputDataConfig"]] == ["train"]
-    assert (
-        json.loads(r["HyperParameters"]["sagemaker_submit_directory"])
-        == f"s3://lake-models/{CHURN_TRAINING}/code/churn-1/sourcedir.tar.gz"
-    )
-    assert r["HyperParameters"]["c"] == "0.5"
-    assert json.loads(r["HyperParameters"]["estimator"]) == "hist_gradient_boosting"
+    # the bundle comes as a channel either way: the entry point unpacks it from there
+    assert [c["ChannelName"] for c in r["InputDataConfig"]] == ["train", "code"]
+    # as `ml.train.read_hyperparameters` parses them: strings unquoted, numbers as JSON
+    assert r["HyperParameters"] == {"estimator": "hist_gradient_boosting", "c": "0.5"}
+    from ml.models import load
+
+    parsed = load("churn").hyperparameters.from_mapping(r["HyperParameters"])
+    assert (parsed.estimator, parsed.c) == ("hist_gradient_boosting", 0.5)
     assert r["EnableInterContainerTrafficEncryption"] is True
 
 
@@ -319,8 +324,7 @@ def test_request_without_spot_or_isolation(target):
         ({"features_prefix": "/"}, "features prefix '/'"),
         (
             {"instance_type": "ml.p4d.24xlarge"},
-            "model 'churn' \\(sklearn\\): the scikit-learn 1.9-0 training image runs on cpu "
-            "instances only, not ml.p4d.24xlarge",
+            "model 'churn' \\(sklearn\\) trains on cpu instances only, not ml.p4d.24xlarge",
         ),
         ({"models_prefix": "a b"}, "models prefix 'a b'"),
     ],
@@ -331,21 +335,16 @@ def test_request_refuses_bad_input(target, override, message):
 
 
 @pytest.mark.parametrize("instance_type", ["ml.g5.xlarge", "ml.g4dn.xlarge", "ml.m5.xlarge"])
-def test_the_spend_request_trains_in_the_xgboost_image(spend, instance_type):
+def test_the_spend_request_trains_in_the_platform_image(spend, instance_type):
     r = request(spend, job_name="spend-1", instance_type=instance_type)
     assert r["AlgorithmSpecification"] == {
-        "TrainingImage": XGBOOST_US_EAST_1,
+        "TrainingImage": PLATFORM_IMAGE,  # the CUDA build of xgboost, on CPU and GPU instances
         "TrainingInputMode": "File",
+        "ContainerEntrypoint": list(rt.SAGEMAKER_ENTRYPOINT),
     }
     assert r["ResourceConfig"]["InstanceType"] == instance_type
     assert r["Environment"] == {"MLPLAT_MODEL": "spend"}
     assert r["RoleArn"] == SPEND_ROLE
-    hp = r["HyperParameters"]
-    # script mode, as in the scikit-learn container: the bundle comes as the `code` channel
-    assert json.loads(hp["sagemaker_program"]) == "mlplatform_train.py"
-    assert (
-        json.loads(hp["sagemaker_submit_directory"]) == "/opt/ml/input/data/code/sourcedir.tar.gz"
-    )
     channels = {
         c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in r["InputDataConfig"]
     }
@@ -366,7 +365,7 @@ def test_moto_accepts_the_spend_gpu_request(spend):
     r = request(spend, job_name="spend-2", instance_type="ml.g5.xlarge")
     rt.submit_sagemaker_training(r, sm)
     described = sm.describe_training_job(TrainingJobName="spend-2")
-    assert described["AlgorithmSpecification"]["TrainingImage"] == XGBOOST_US_EAST_1
+    assert described["AlgorithmSpecification"]["TrainingImage"] == PLATFORM_IMAGE
     assert described["ResourceConfig"]["InstanceType"] == "ml.g5.xlarge"
 
 
@@ -401,7 +400,7 @@ def test_moto_accepts_the_request(target):
 
 
 def test_job_manifest_validates_and_asks_for_a_gpu_node(target):
-    job = rt.kubernetes_training_job(target, job_name="churn-1", image=SKLEARN_US_EAST_1, gpus=2)
+    job = rt.kubernetes_training_job(target, job_name="churn-1", image=PLATFORM_IMAGE, gpus=2)
     assert kubernetes_validate.validate(job, "1.33.0", strict=True) == "1.33"
     typo = json.loads(json.dumps(job))
     typo["spec"]["template"]["spec"]["nodeSelectr"] = typo["spec"]["template"]["spec"].pop(
@@ -439,7 +438,7 @@ def test_job_manifest_validates_and_asks_for_a_gpu_node(target):
 
 
 def test_the_spend_job_runs_the_platform_image_on_a_gpu(spend):
-    image = rt.eks_training_image(spend)
+    image = rt.platform_image(spend)
     job = rt.kubernetes_training_job(spend, job_name="spend-1", image=image)
     assert kubernetes_validate.validate(job, "1.33.0", strict=True) == "1.33"
     pod = job["spec"]["template"]["spec"]
@@ -475,7 +474,7 @@ def test_the_spend_job_runs_the_platform_image_on_a_gpu(spend):
     ],
 )
 def test_job_refuses_bad_input(target, override, message):
-    args = {"job_name": "churn-1", "image": SKLEARN_US_EAST_1, **override}
+    args = {"job_name": "churn-1", "image": OTHER_IMAGE, **override}
     with pytest.raises(rt.RemoteTrainingError, match=message):
         rt.kubernetes_training_job(target, **args)
 
@@ -516,7 +515,7 @@ def gateway(tmp_path, monkeypatch):
 
 def test_submit_goes_through_the_jobs_gateway(target, gateway):
     api, client = gateway
-    job = rt.kubernetes_training_job(target, job_name="churn-1", image=SKLEARN_US_EAST_1)
+    job = rt.kubernetes_training_job(target, job_name="churn-1", image=OTHER_IMAGE)
     summary = rt.submit_kubernetes_job(job, "gpu-gateway-jobs-fn-1a2b3c4", client)
     assert summary["name"] == "churn-1" and summary["state"] == "Running"
     (call,) = client.calls
@@ -531,7 +530,7 @@ def test_submit_goes_through_the_jobs_gateway(target, gateway):
 
 def test_gateway_refusals_become_clear_errors(target, gateway):
     _, client = gateway
-    job = rt.kubernetes_training_job(target, job_name="churn-1", image=SKLEARN_US_EAST_1)
+    job = rt.kubernetes_training_job(target, job_name="churn-1", image=OTHER_IMAGE)
     elsewhere = {**job, "metadata": {**job["metadata"], "namespace": "kube-system"}}
     with pytest.raises(rt.RemoteTrainingError, match="refused: job: namespace 'kube-system'"):
         rt.submit_kubernetes_job(elsewhere, "fn", client)
@@ -539,7 +538,7 @@ def test_gateway_refusals_become_clear_errors(target, gateway):
 
 def test_follow_reports_each_change_until_the_job_ends(target, gateway):
     api, client = gateway
-    job = rt.kubernetes_training_job(target, job_name="churn-2", image=SKLEARN_US_EAST_1)
+    job = rt.kubernetes_training_job(target, job_name="churn-2", image=OTHER_IMAGE)
     rt.submit_kubernetes_job(job, "fn", client)
     stored = api.objects["/apis/batch/v1/namespaces/training/jobs/churn-2"]
     pod = {"metadata": {"name": "churn-2-x"}, "spec": {}, "status": {"phase": "Pending"}}
@@ -765,7 +764,7 @@ def test_train_remote_dry_run_eks_prints_the_job(target):
     assert yaml.safe_load(printed[0]) == job
     assert job["spec"]["activeDeadlineSeconds"] == 4 * 3600
     (container,) = job["spec"]["template"]["spec"]["containers"]
-    assert container["image"] == SKLEARN_US_EAST_1  # churn: as before
+    assert container["image"] == PLATFORM_IMAGE  # churn too: the bundle needs Python 3.11
 
 
 def test_train_remote_dry_run_eks_for_spend(spend):
@@ -836,7 +835,7 @@ def test_command_prints_what_spend_runs(outputs_file):
     )
     assert sm.exit_code == 0, sm.output
     r = json.loads(sm.stdout)
-    assert r["AlgorithmSpecification"]["TrainingImage"] == XGBOOST_US_EAST_1
+    assert r["AlgorithmSpecification"]["TrainingImage"] == PLATFORM_IMAGE
     assert r["ResourceConfig"]["InstanceType"] == "ml.g5.xlarge"
     assert r["Environment"] == {"MLPLAT_MODEL": "spend"}
     assert r["RoleArn"] == SPEND_ROLE

@@ -79,8 +79,8 @@ def train(
         str | None,
         typer.Option(
             "--image",
-            help="EKS: training image (default: the platform image, with CUDA, for XGBoost "
-            "models; the scikit-learn 1.9-0 training image otherwise).",
+            help="Remote training image (default: the stack's platform image: Python 3.11, "
+            "the bundle's libraries, XGBoost's CUDA build).",
         ),
     ] = None,
     gpus: Annotated[int, typer.Option("--gpus", help="EKS: GPUs the Job requests.")] = 1,
@@ -91,10 +91,10 @@ def train(
 ) -> None:
     """Train a model: locally (gated, writes DIR/model.tar.gz), on SageMaker or on EKS.
 
-    `--on sagemaker` runs the bundled entry point in the training image of the model's framework
-    (scikit-learn 1.9-0 on CPU instances; XGBoost 3.2-0 on CPU or GPU instances; managed spot
-    with checkpoints, in the VPC, KMS); `--on eks` renders a Kubernetes Job for a GPU node of the
-    cluster (XGBoost models in the platform image, whose CUDA build uses the GPU) and hands it to
+    Both run the bundled code in the stack's platform image (Python 3.11, the bundle's libraries,
+    XGBoost's CUDA build). `--on sagemaker`: a training job (scikit-learn models on CPU instances;
+    XGBoost models on CPU or GPU instances; managed spot with checkpoints, in the VPC, KMS);
+    `--on eks` renders a Kubernetes Job for a GPU node of the cluster and hands it to
     the stack's jobs gateway inside the VPC (`--dry-run` prints it; `--wait` follows it). Remote
     training needs `--stack` (its settings and platform outputs).
     Exit 1: the gate refused the model, or the followed Job failed.
