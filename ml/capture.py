@@ -30,9 +30,10 @@ The request and response bodies follow the inference handler's contract, read by
 * request, CSV: rows of the model's raw inputs in `ModelSpec.inputs` order, or under a header row
   when every field of the first row is a column name of its raw dataset (the handler's rule,
   `ml.inference`);
-* response, JSON: `{"predictions": [...]}` (optionally with `"model_version"`), or a bare list; each
-  prediction is a number or an object with `"score"` (or `"probability"`);
-* response, CSV: one score per line.
+* response, JSON: `{"predictions": [...]}` with `"model_version"` (the handler always names the
+  registered version that answered, `ml.inference`; older captures may lack it), or a bare list;
+  each prediction is a number or an object with `"score"` (or `"probability"`);
+* response, CSV: one score per line (no version: `parse_response` gives None for it).
 """
 
 from __future__ import annotations

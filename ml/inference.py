@@ -18,10 +18,20 @@ Request bodies (`Content-Type`):
   lists the model's input columns in `ModelSpec.inputs` order. An empty field is a missing value;
   booleans are `true`/`false` (or `1`/`0`).
 
-Responses (`Accept`, default JSON): `application/json` gives `{"predictions": [{"score": p}, ...]}`;
-`text/csv` one score per line. `score` is the model's prediction (`ModelSpec.score_description`:
-a classifier's probability of the positive class, a regressor's value), one per record in request
-order. `output_fn` returns `(body, content_type)`.
+Responses (`Accept`, default JSON): `application/json` gives
+`{"predictions": [{"score": p}, ...], "model_version": "<group>/<version>"}`; `text/csv` one score
+per line. `score` is the model's prediction (`ModelSpec.score_description`: a classifier's
+probability of the positive class, a regressor's value), one per record in request order.
+`output_fn` returns `(body, content_type)`.
+
+`model_version` names the registered version that answered, so the data capture (and the
+prediction logs made from it, `ml.prediction_logs`) record which version scored each row: the
+endpoint's container carries its model package ARN in `MLPLAT_MODEL_VERSION`
+(`ml.contracts.MODEL_VERSION_ENV`), read once when the model loads (`model_fn`), never per
+request; without it (`mlplat serve` of a local artifact, a version not registered yet) the value is
+`"unregistered"`. It is never null. A CSV answer stays one score per line: clients read it as
+such, and SageMaker's response has no other place the capture keeps, so the prediction logs of
+CSV answers record the version their reader was told (else `"unknown"`).
 
 Errors: a bad request raises `InvalidRequestError` (HTTP 400), an unsupported content type
 `UnsupportedMediaTypeError` (415), an unsupported `Accept` `NotAcceptableError` (406); each message
@@ -36,12 +46,15 @@ import csv
 import io
 import json
 import math
+import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ml.contracts import MODEL_VERSION_ENV
 from ml.features import FeatureValidationError
 
 if TYPE_CHECKING:
@@ -50,6 +63,13 @@ if TYPE_CHECKING:
 JSON = "application/json"
 CSV = "text/csv"
 MAX_RECORDS = 10_000
+# The version an endpoint answers with when its container names no registered version.
+UNREGISTERED = "unregistered"
+# A model package version's ARN (what the container's MLPLAT_MODEL_VERSION holds).
+PACKAGE_ARN = re.compile(
+    r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/"
+    r"(?P<group>[A-Za-z0-9](?:-*[A-Za-z0-9]){0,62})/(?P<version>\d+)"
+)
 
 
 class _FallbackToolkitError(Exception):
@@ -108,6 +128,24 @@ Handler = tuple[
 ]
 
 
+def served_version(env: Mapping[str, str] | None = None) -> str:
+    """The version an endpoint answers with: `<group>/<version>` of the model package ARN in
+    `MLPLAT_MODEL_VERSION` (of `env`, default the process environment), or `"unregistered"` when
+    the variable is unset or empty. Anything else is a `ValueError` naming the variable: a
+    container that would mislabel every answer must not start."""
+    value = (os.environ if env is None else env).get(MODEL_VERSION_ENV, "").strip()
+    if not value:
+        return UNREGISTERED
+    match = PACKAGE_ARN.fullmatch(value)
+    if match is None:
+        raise ValueError(
+            f"{MODEL_VERSION_ENV}={value!r} is not a model package version ARN; expected "
+            "arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>, or leave it "
+            "unset for an unregistered model"
+        )
+    return f"{match.group('group')}/{match.group('version')}"
+
+
 def handler(name: str) -> Handler:
     """`(model_fn, input_fn, predict_fn, output_fn)` of model `name` (`ml.models.load`)."""
     from ml.models import load
@@ -121,9 +159,15 @@ def bind(model: Model) -> Handler:
     features = model.features
     requests = _Requests(model)
     classifier = model.spec.task == "binary_classification"
+    # Read where the container imports the handler, and again when the model loads (the
+    # environment is the container's by then); each answer reuses it.
+    version = served_version()
 
     def model_fn(model_dir: str) -> Any:
-        """Load the fitted estimator from the model directory (`model.load`)."""
+        """Load the fitted estimator from the model directory (`model.load`) and the version it
+        answers with (`served_version`)."""
+        nonlocal version
+        version = served_version()
         estimator = model.load(Path(model_dir))
         if classifier:
             if not hasattr(estimator, "predict_proba"):
@@ -145,6 +189,11 @@ def bind(model: Model) -> Handler:
     def predict_fn(data: np.ndarray, estimator: Any) -> np.ndarray:
         """The model's score of each row of the feature matrix."""
         return model.predict(estimator, data)
+
+    def output_fn(prediction: np.ndarray, accept: str | None) -> tuple[str, str]:
+        """Serialize scores as JSON (default, with the served version) or CSV; returns
+        `(body, content_type)`."""
+        return serialize(prediction, accept, version)
 
     return model_fn, input_fn, predict_fn, output_fn
 
@@ -302,13 +351,15 @@ class _Requests:
         return text
 
 
-def output_fn(prediction: np.ndarray, accept: str | None) -> tuple[str, str]:
-    """Serialize scores as JSON (default) or CSV; returns `(body, content_type)`."""
+def serialize(prediction: np.ndarray, accept: str | None, model_version: str) -> tuple[str, str]:
+    """Scores as JSON (default: `{"predictions": [{"score": s}, ...], "model_version": v}`) or
+    CSV (one score per line); returns `(body, content_type)`."""
     media = _accepted(accept)
     scores = [float(s) for s in prediction]
     if media == CSV:
         return "".join(f"{s!r}\n" for s in scores), CSV
-    return json.dumps({"predictions": [{"score": s} for s in scores]}), JSON
+    body = {"predictions": [{"score": s} for s in scores], "model_version": model_version}
+    return json.dumps(body), JSON
 
 
 def _media_type(header: str | None) -> str:

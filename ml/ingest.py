@@ -4,6 +4,10 @@
 `ml.lake.write_dataset` commits every partition whole, then `ml.catalog.register_partitions` adds
 the partitions to the dataset's Glue table. Once the data is committed a cataloging failure does
 not undo it: the result says what failed (`Ingested.catalog_error`), so the caller can report both.
+
+Partitions are the UTC days of the dataset's partition column (`partition_column`): the snapshots'
+`event_time`, the outcomes' `observed_at` (`ml.labels`: a day's delivery of outcomes is its own
+partition, so ingesting it replaces no other day's outcomes; the stream partitions by arrival too).
 """
 
 from __future__ import annotations
@@ -18,6 +22,15 @@ if TYPE_CHECKING:
     from ml.lake import WriteResult
     from ml.outputs import PlatformOutputs
     from ml.schema import Dataset
+
+
+def partition_column(dataset: Dataset) -> str | None:
+    """The column whose UTC day partitions `dataset`'s batch uploads: `observed_at` for the
+    outcomes, None (the lake's default, the first required timestamp) for the others."""
+    from ml.labels import PARTITION_COLUMN
+    from ml.schema import CUSTOMER_OUTCOMES
+
+    return PARTITION_COLUMN if dataset.name == CUSTOMER_OUTCOMES.name else None
 
 
 class IngestError(RuntimeError):
@@ -67,6 +80,7 @@ def ingest_frame(
             bucket,
             kms_key_id=platform.lake_kms_key_arn,
             dt=dt,
+            partition_column=None if dt is not None else partition_column(dataset),
             rows_per_file=rows_per_file,
             region=platform.region,
             endpoint_url=endpoint_url,

@@ -8,6 +8,10 @@ endpoint answered. `write_prediction_logs` commits them with `ml.lake.write_data
 predictions zone, where the lake component catalogs that table in Glue: Athena can then join
 predictions with labels that arrive later (on `customer_id`).
 
+The version that scored each row (`model_version`, never null): the one the response names (the
+handler's JSON answers carry it, `ml.inference`); else the caller's `model_version`; else
+`"unknown"` (a CSV answer, which holds scores only, or a capture older than the field).
+
 Joining keys: `customer_id` is taken from the request record when it carries one (extra keys are
 ignored by the handler, so clients may send it); otherwise from the caller's `inferenceId` (the
 SageMaker header meant exactly for joining ground truth) when the request held a single record;
@@ -38,6 +42,8 @@ from ml.capture import CaptureFormatError, CaptureRecord, parse_response
 from ml.model import Model
 
 _META = ("event_id", "inference_time", "endpoint_name", "variant_name", "model_version")
+# The version of a row whose response names none and whose reader was told none.
+UNKNOWN_VERSION = "unknown"
 
 
 def input_columns(model: Model) -> tuple[str, ...]:
@@ -109,7 +115,7 @@ def flatten(
     """One row of `model`'s predictions table per scored record of the captured events of its
     endpoint, and what was skipped.
 
-    `model_version` fills rows whose response does not name one.
+    `model_version` fills rows whose response does not name one (default `"unknown"`).
     """
     spec = model.spec
     inputs_of_row = input_columns(model)
@@ -133,7 +139,7 @@ def flatten(
             rows["inference_time"].append(event.inference_time)
             rows["endpoint_name"].append(endpoint_name)
             rows["variant_name"].append(variant_name)
-            rows["model_version"].append(version or model_version)
+            rows["model_version"].append(version or model_version or UNKNOWN_VERSION)
             for name in inputs_of_row:
                 rows[name].append(record.get(name))
             rows["customer_id"][-1] = _customer_id(record, event, n, many)

@@ -25,6 +25,13 @@ serialization run in parallel.
 Handler modules are imported once, at load: while they import, the artifact's `inference` and
 `ml` packages stand in for any already imported; afterwards this process's modules are put back,
 the handler keeping references to its own.
+
+`environment` is the container's environment (a SageMaker model's `Environment`): it is in
+`os.environ` while the handler imports and `model_fn` loads, then the process's own is put back.
+That is where the handler reads what it keeps for every answer: with `MLPLAT_MODEL_VERSION` (the
+model package ARN an endpoint serves) each JSON answer names that version, without it
+`"unregistered"` (`ml.inference`). `mlplat serve` passes none: the variable, when exported in the
+shell, is read as the container would read it.
 """
 
 from __future__ import annotations
@@ -32,11 +39,12 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+import os
 import sys
 import tarfile
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -93,15 +101,31 @@ def _is_artifact_module(name: str) -> bool:
 _IMPORT_LOCK = threading.Lock()
 
 
-def load_handler(model_dir: Path) -> Handler:
-    """Import `code/inference.py` from an extracted artifact and load its model."""
+@contextlib.contextmanager
+def _environment(values: Mapping[str, str] | None) -> Iterator[None]:
+    """`values` in `os.environ` for the duration of the block, then the previous values back."""
+    saved = {name: os.environ.get(name) for name in values or {}}
+    os.environ.update(values or {})
+    try:
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
+
+
+def load_handler(model_dir: Path, environment: Mapping[str, str] | None = None) -> Handler:
+    """Import `code/inference.py` from an extracted artifact and load its model, with the
+    container's `environment` (see the module docstring) in place while it does."""
     code = model_dir / "code"
     if not (code / "inference.py").is_file():
         raise ServeError(
             f"{model_dir} has no code/inference.py: not a model artifact for the scikit-learn "
             "container (package it with `ml.package.build_model_tarball`)"
         )
-    with _IMPORT_LOCK:
+    with _IMPORT_LOCK, _environment(environment):
         saved = {n: m for n, m in sys.modules.items() if _is_artifact_module(n)}
         for name in saved:
             del sys.modules[name]
@@ -313,6 +337,7 @@ class ModelServer:
         host: str = DEFAULT_HOST,
         port: int = DEFAULT_PORT,
         max_body_bytes: int = MAX_BODY_BYTES,
+        environment: Mapping[str, str] | None = None,
     ) -> None:
         if max_body_bytes < 1:
             raise ServeError(f"max_body_bytes {max_body_bytes}: expected a positive size")
@@ -328,7 +353,7 @@ class ModelServer:
         else:
             raise ServeError(f"no model at {model}: pass a model.tar.gz (or its extracted dir)")
         try:
-            handler = load_handler(model_dir)
+            handler = load_handler(model_dir, environment)
             self.server = InferenceServer((host, port), handler, max_body_bytes)
         except OSError as exc:
             self._cleanup()
@@ -379,10 +404,14 @@ class ModelServer:
 
 @contextlib.contextmanager
 def serving(
-    model: Path, host: str = DEFAULT_HOST, port: int = 0, max_body_bytes: int = MAX_BODY_BYTES
+    model: Path,
+    host: str = DEFAULT_HOST,
+    port: int = 0,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    environment: Mapping[str, str] | None = None,
 ) -> Iterator[ModelServer]:
     """Serve `model` in a background thread for the duration of the block."""
-    server = ModelServer(model, host, port, max_body_bytes).start()
+    server = ModelServer(model, host, port, max_body_bytes, environment).start()
     try:
         yield server
     finally:

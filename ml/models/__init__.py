@@ -19,6 +19,8 @@ A model package has two modules:
 from __future__ import annotations
 
 import importlib
+import itertools
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +44,18 @@ TASK_METRICS: dict[Task, tuple[str, ...]] = {
     "binary_classification": ("roc_auc", "pr_auc", "log_loss", "ece"),
     "regression": ("rmse", "mae", "bias", "r2"),
 }
+# What the scheduled job measures online once labels come back (`ml.quality`), per task: the
+# names of its rows in the lake, of its per-version CloudWatch metrics (`QUALITY_NAMESPACE`,
+# dimensions EndpointName and ModelVersion) and of the registry metadata `online.<name>`.
+ONLINE_METRICS: dict[Task, tuple[str, ...]] = {
+    "binary_classification": ("roc_auc", "log_loss", "ece", "mean_score", "observed_rate"),
+    "regression": ("rmse", "mae", "bias"),
+}
+
+# Raw columns that describe a protected group (an age band, ...). A model whose raw dataset holds
+# one must declare it in `ModelSpec.sensitive`, as a feature or excluded, with the reason: a model
+# cannot use one, or leave it unmeasured, without a recorded decision.
+PROTECTED_COLUMNS: frozenset[str] = frozenset({"is_senior"})
 
 # A model name is used in resource names (endpoint, registry group, pipeline, roles, prefixes):
 # lowercase letters, digits and hyphens are safe everywhere; Python packages cannot hold hyphens.
@@ -60,7 +74,8 @@ class Sensitive:
 
     column: str
     # "feature": an input and a feature; "excluded": in the raw data (for group metrics) but
-    # neither an input nor a feature.
+    # neither an input nor a feature (its features table may carry it beside the keys, so that
+    # evaluation can measure the groups: `ModelSpec.feature_columns` leaves it out).
     use: Literal["feature", "excluded"]
     reason: str  # why: recorded in the model package's metadata and lineage
 
@@ -82,6 +97,12 @@ class ModelSpec:
     one_feature_baseline: str  # the feature the one-feature baseline sees
     sensitive: tuple[Sensitive, ...] = ()
     framework: Framework = "sklearn"
+    # Numeric features evaluation and the gate slice on as well, in bands: feature -> increasing
+    # edges; (6, 12) gives the bands "<6", "[6,12)" and ">=12" (`band_labels`).
+    slice_bands: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    # A classifier's decision threshold (a score at or above it is a positive decision): the
+    # error rates of the group metrics (`ml.groups`) are taken there.
+    decision_threshold: float = 0.5
     # The hyperparameters the model's pipeline exposes as parameters (name -> default, as
     # SageMaker passes them: strings); each becomes the pipeline parameter
     # `pipeline_parameter(name)` and reaches the Train step as that hyperparameter. The defaults
@@ -92,6 +113,9 @@ class ModelSpec:
     weak_hyperparameters: dict[str, str] = field(default_factory=dict)
     score_description: str = "the model's prediction"
     tags: dict[str, str] = field(default_factory=dict)
+    # Days after a prediction until its outcome (`label`) is known: online quality joins
+    # predictions with outcomes only once this has passed (`ml.quality`).
+    label_horizon_days: int = 30
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -145,10 +169,77 @@ class ModelSpec:
                 out.append(
                     f"sensitive column {s.column!r} is use='excluded' but the model reads it"
                 )
+        out += self._decision_problems(raw)
+        out += self._band_problems()
+        if (
+            isinstance(self.label_horizon_days, bool)
+            or not isinstance(self.label_horizon_days, int)
+            or not 0 <= self.label_horizon_days <= 3660
+        ):
+            out.append(
+                f"label_horizon_days {self.label_horizon_days!r} must be a whole number of "
+                "days between 0 and 3660"
+            )
         for c in self.feature_columns:
             if c.type == "string" and not c.allowed:
                 out.append(f"categorical feature {c.name!r} needs a vocabulary (allowed=...)")
         return out
+
+    def _decision_problems(self, raw: set[str]) -> list[str]:
+        """A protected column of the raw data needs a recorded decision; a decision, a reason."""
+        out: list[str] = []
+        declared = [s.column for s in self.sensitive]
+        out += [
+            f"sensitive column {c!r} is declared twice"
+            for c in sorted(set(declared))
+            if declared.count(c) > 1
+        ]
+        for s in self.sensitive:
+            if s.use not in ("feature", "excluded"):
+                out.append(
+                    f"sensitive column {s.column!r}: use {s.use!r} must be 'feature' or 'excluded'"
+                )
+            if not s.reason.strip():
+                out.append(f"sensitive column {s.column!r} needs a reason for its use={s.use!r}")
+        for column in sorted((PROTECTED_COLUMNS & raw) - set(declared)):
+            how = "reads it" if column in self.inputs else "does not say whether it may read it"
+            out.append(
+                f"raw column {column!r} describes a protected group and the model {how}: declare "
+                f"sensitive=(Sensitive({column!r}, use='feature' or 'excluded', reason=...),)"
+            )
+        if isinstance(self.decision_threshold, bool) or not (
+            isinstance(self.decision_threshold, int | float) and 0.0 < self.decision_threshold < 1.0
+        ):
+            out.append(f"decision_threshold {self.decision_threshold!r} must be between 0 and 1")
+        return out
+
+    def _band_problems(self) -> list[str]:
+        out: list[str] = []
+        numeric = {c.name for c in self.feature_columns if c.type != "string"}
+        for name, edges in self.slice_bands.items():
+            if name not in numeric:
+                out.append(f"slice band {name!r} is not a numeric feature ({sorted(numeric)})")
+            numbers = [
+                e
+                for e in edges
+                if isinstance(e, int | float) and not isinstance(e, bool) and math.isfinite(e)
+            ]
+            if (
+                not edges
+                or len(numbers) != len(edges)
+                or any(b <= a for a, b in itertools.pairwise(numbers))
+            ):
+                out.append(
+                    f"slice band {name!r}: edges {edges!r} must be finite numbers in increasing "
+                    "order (at least one)"
+                )
+        return out
+
+    @property
+    def slice_columns(self) -> tuple[str, ...]:
+        """What evaluation and the gate slice on: the categorical `slices`, then the banded
+        numeric features (`slice_bands`)."""
+        return (*self.slices, *self.slice_bands)
 
     @property
     def input_columns(self) -> tuple[Column, ...]:
@@ -156,10 +247,16 @@ class ModelSpec:
 
     @property
     def feature_columns(self) -> tuple[Column, ...]:
-        """The model's features in matrix order: numeric first, then categorical."""
+        """The model's features in matrix order: numeric first, then categorical. A sensitive
+        column the model excludes is not one, even when its features table carries it."""
+        carried = (
+            *KEY_COLUMNS,
+            self.label,
+            *(s.column for s in self.sensitive if s.use == "excluded"),
+        )
         return tuple(
             sorted(
-                (c for c in self.features.columns if c.name not in (*KEY_COLUMNS, self.label)),
+                (c for c in self.features.columns if c.name not in carried),
                 key=lambda c: c.type == "string",
             )
         )
@@ -174,9 +271,22 @@ class ModelSpec:
         return TASK_METRICS[self.task]
 
     @property
+    def online_metrics(self) -> tuple[str, ...]:
+        """What online quality measures for its task (`ONLINE_METRICS`)."""
+        return ONLINE_METRICS[self.task]
+
+    @property
     def datasets(self) -> tuple[Dataset, ...]:
         """The lake tables this model owns (the raw and curated ones are shared)."""
         return (self.features, self.predictions)
+
+
+def band_labels(edges: tuple[float, ...]) -> tuple[str, ...]:
+    """The labels of the bands between `edges`, lowest first: (6, 12) -> ("<6", "[6,12)", ">=12").
+    A value `v` is in band `i` when exactly `i` edges are <= v."""
+    shown = [f"{e:g}" for e in edges]
+    inner = [f"[{a},{b})" for a, b in itertools.pairwise(shown)]
+    return (f"<{shown[0]}", *inner, f">={shown[-1]}")
 
 
 def pipeline_parameter(hyperparameter: str) -> str:

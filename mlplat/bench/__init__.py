@@ -12,6 +12,7 @@ MODULES: tuple[str, ...] = (
     "mlplat.bench.spend",
     "mlplat.bench.serving",
     "mlplat.bench.drift",
+    "mlplat.bench.monitoring",
     "mlplat.bench.preview",
     "mlplat.bench.sandbox",
     "mlplat.bench.pipeline",

@@ -323,3 +323,21 @@ def test_a_header_less_csv_request_lists_the_models_inputs() -> None:
     ]
     with pytest.raises(CaptureFormatError, match="has 7 fields; expected 9"):
         parse_request("text/csv", row, spec=SPEC)
+
+
+def test_the_capture_keeps_the_version_the_handler_answered_with(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import numpy as np
+
+    from ml.inference import handler
+
+    monkeypatch.setenv(
+        "MLPLAT_MODEL_VERSION", "arn:aws:sagemaker:us-east-1:123456789012:model-package/churn/5"
+    )
+    output_fn = handler("churn")[3]  # bound where the container imports it
+    body, content_type = output_fn(np.array([0.125, 0.5]), "application/json")
+    line = capture_record('{"instances": []}', body, response_content_type=content_type)
+    record = parse_capture_line(json.dumps(line))
+    assert record.model_version() == "churn/5"
+    assert record.output_scores() == [0.125, 0.5]

@@ -176,3 +176,80 @@ def test_the_handler_is_bound_to_the_model_it_names() -> None:
     assert [f.__name__ for f in functions] == ["model_fn", "input_fn", "predict_fn", "output_fn"]
     with pytest.raises(ModelSpecError, match="no model 'fraud'"):
         handler("fraud")
+
+
+# --- the served version in every answer -------------------------------------------------------
+
+ARN = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/churn-models/12"
+
+
+def test_every_json_answer_names_the_served_version(
+    model_dir: Path, raw: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ml.contracts import MODEL_VERSION_ENV
+
+    monkeypatch.setenv(MODEL_VERSION_ENV, ARN)
+    fns = handler("churn")
+    loaded = fns[0](str(model_dir))
+    monkeypatch.delenv(MODEL_VERSION_ENV)  # read once at load, not per answer
+    for body in (json.dumps(records(raw.head(1))[0]), json.dumps(records(raw.head(3)))):
+        answer, _ = fns[3](fns[2](fns[1](body, "application/json"), loaded), "application/json")
+        assert json.loads(answer)["model_version"] == "churn-models/12"
+    # CSV answers stay one score per line (clients parse them as such)
+    answer, content_type = fns[3](np.array([0.25, 0.5]), "text/csv")
+    assert (answer, content_type) == ("0.25\n0.5\n", "text/csv")
+
+
+def test_without_a_registered_version_the_answer_says_unregistered(
+    model: Any, raw: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ml.contracts import MODEL_VERSION_ENV
+
+    monkeypatch.delenv(MODEL_VERSION_ENV, raising=False)
+    fns = handler("churn")  # not loaded yet: the version read at bind time answers
+    body, _ = fns[3](np.array([0.5]), "application/json")
+    assert json.loads(body) == {"predictions": [{"score": 0.5}], "model_version": "unregistered"}
+    monkeypatch.setenv(MODEL_VERSION_ENV, "")
+    assert (
+        json.loads(_score(model, json.dumps(records(raw.head(1))), "application/json")[0])[
+            "model_version"
+        ]
+        == "unregistered"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (ARN, "churn-models/12"),
+        ("arn:aws-cn:sagemaker:cn-north-1:123456789012:model-package/a-b/1", "a-b/1"),
+        ("", "unregistered"),
+        ("  ", "unregistered"),
+    ],
+)
+def test_served_version_of_the_container_environment(value: str, expected: str) -> None:
+    from ml.inference import served_version
+
+    assert served_version({"MLPLAT_MODEL_VERSION": value}) == expected
+    assert served_version({}) == "unregistered"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "churn-models/12",
+        "arn:aws:sagemaker:eu-west-1:123456789012:model-package-group/churn-models",
+        "arn:aws:sagemaker:eu-west-1:123456789012:model-package/churn-models/twelve",
+    ],
+)
+def test_a_malformed_version_stops_the_container_with_the_variable_named(
+    value: str, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ml.inference import served_version
+
+    with pytest.raises(ValueError, match=r"MLPLAT_MODEL_VERSION=.* is not a model package version"):
+        served_version({"MLPLAT_MODEL_VERSION": value})
+    fns = handler("churn")
+    monkeypatch.setenv("MLPLAT_MODEL_VERSION", value)
+    with pytest.raises(ValueError, match="expected arn:aws:sagemaker"):
+        fns[0](str(model_dir))

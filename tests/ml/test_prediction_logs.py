@@ -206,3 +206,23 @@ def test_logs_are_committed_partitioned_by_day_and_read_back(s3: Any) -> None:
     back = read_dataset(PREDICTIONS, "predictions", s3=s3)
     assert sorted(back["customer_id"]) == ["c0", "c45"]
     assert write_prediction_logs(CHURN, s3, "predictions", frame.iloc[:0]) == ()
+
+
+def test_the_version_is_never_null() -> None:
+    from ml.prediction_logs import UNKNOWN_VERSION
+
+    csv_event = event(
+        "12,70.5,,month-to-month,,2,10.0,north,false",
+        "0.5\n",
+        content_type="text/csv",
+        accept="text/csv",
+    )
+    json_event = event(
+        json.dumps(RECORD),
+        '{"predictions": [{"score": 0.5}], "model_version": "churn-models/2"}',
+        event_id="e-2",
+    )
+    frame, _ = flatten(CHURN, [csv_event, json_event], endpoint_name="e", variant_name="primary")
+    # a CSV answer holds scores only: its row says so rather than staying null
+    assert frame["model_version"].tolist() == [UNKNOWN_VERSION, "churn-models/2"]
+    assert frame["model_version"].notna().all()

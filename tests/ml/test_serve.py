@@ -523,3 +523,21 @@ def test_cli_serves_on_port_zero_and_stops_on_sigterm(artifact):
         process.terminate()
         process.wait(timeout=10)
     assert process.returncode == 0
+
+
+def test_the_container_environment_names_the_version_in_every_answer(real_artifact):
+    from ml.contracts import MODEL_VERSION_ENV
+    from ml.models import load
+
+    path, (_, raw) = real_artifact
+    names = list(load("churn").features.input_names)
+    body = json.dumps(raw[names].head(2).to_dict(orient="records"), default=_plain)
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/churn-models/4"
+    assert MODEL_VERSION_ENV not in os.environ
+    with serving(path, port=0, environment={MODEL_VERSION_ENV: arn}) as running:
+        assert MODEL_VERSION_ENV not in os.environ  # the process's own environment is back
+        status, _, answer = invoke(running, body)
+        assert status == 200, answer
+        assert json.loads(answer)["model_version"] == "churn-models/4"
+    with serving(path, port=0) as running:  # `mlplat serve` of a local artifact
+        assert json.loads(invoke(running, body)[2])["model_version"] == "unregistered"

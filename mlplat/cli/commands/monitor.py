@@ -80,7 +80,11 @@ def drift_command(
 ) -> None:
     """Compute drift for a window of captured traffic and publish metrics and the report.
 
-    Exit codes: 0 ok (drift or not: the alarms decide), 2 bad usage or configuration.
+    The quality, skew and age parts of the scheduled job run when their settings are in the job's
+    environment; here they are reported as skipped (not configured).
+
+    Exit codes: 0 ok (drift or not: the alarms decide), 1 a part of the job failed (the summary's
+    `parts` says which and why), 2 bad usage or configuration.
     """
     import boto3
 
@@ -117,6 +121,7 @@ def drift_command(
             until=end,
             s3=boto3.client("s3", **clients),
             cloudwatch=boto3.client("cloudwatch", **clients),
+            sagemaker=boto3.client("sagemaker", **clients),
         )
     report = result.report
     summary = {
@@ -131,7 +136,10 @@ def drift_command(
         "report": list(result.report_keys),
         "prediction_logs": list(result.prediction_log_keys),
         "skipped": dict(result.skipped),
+        "parts": {name: f"{part.status}: {part.detail}" for name, part in result.parts.items()},
     }
     typer.echo(json.dumps(summary, indent=2, sort_keys=True))
     if json_path is not None and report is not None:
         json_path.write_text(report.to_json())
+    if result.failed:
+        raise typer.Exit(1)

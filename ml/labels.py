@@ -1,0 +1,337 @@
+"""Labels coming back: the outcomes dataset read, joined with the prediction logs, simulated for the
+sandbox, written to the lake.
+
+The outcomes are `ml.schema.CUSTOMER_OUTCOMES` in the raw zone: one row per customer snapshot whose
+outcome became known, keyed as the predictions are (`customer_id`, and `event_time` = the time the
+endpoint scored the snapshot), with `observed_at` (when it became known) and one column per label
+(`churned`, `next_month_spend`; a model reads its `ModelSpec.label`, null until known).
+
+Partitions: the UTC day of `observed_at`, not of `event_time`. Outcomes arrive as a stream of
+facts, each day's delivery holding outcomes of snapshots up to a label horizon back. The lake
+replaces a partition whole on each write, so partitioning by `event_time` would let each day's
+delivery overwrite what an earlier delivery brought for the same snapshot days; by `observed_at` a
+delivery is its own partition (delivering it again replaces only itself), and it is where the
+Firehose stream puts records too (by arrival time), so batch and stream agree. The price is on
+the reader: the outcomes of predictions made since T lie in the partitions from T on (an outcome
+is never observed before its snapshot), so `read_labels(since, until)` selects by `observed_at`
+and the join picks the snapshots it needs. `mlplat data ingest --dataset customer_outcomes`
+partitions the same way (`ml.ingest.partition_column`).
+
+`join_labels` is an as-of join: each prediction takes the outcome of the same customer whose
+`event_time` is nearest its `inference_time`, within a tolerance (a day by default: the outcome
+names the snapshot scored, and a producer may have rounded its time).
+
+`simulate_outcomes` draws outcomes for captured predictions from the sample data's generating
+process (`ml.sample_data`): the churn of each customer from its true churn probability, the next
+month's spend from the same process that made the training labels. The sandbox and the demo use it
+to make labels come back; real deployments ingest what their business systems observed.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ml.schema import CONTRACT_TYPES, CUSTOMER_OUTCOMES, SPEND_LABEL
+
+if TYPE_CHECKING:
+    from ml.lake import WriteResult
+    from ml.model import Model
+
+# The column whose UTC day partitions the outcomes (see the module docstring).
+PARTITION_COLUMN = "observed_at"
+KEYS: tuple[str, str] = ("customer_id", "event_time")
+CHURN_LABEL = "churned"
+# The raw inputs the generating process needs that a prediction row must carry; the others it
+# draws as `ml.sample_data` does (`is_senior`, `total_charges`) when a model does not read them.
+_PROCESS_INPUTS: tuple[str, ...] = (
+    "tenure_months",
+    "monthly_charges",
+    "contract_type",
+    "payment_method",
+    "support_tickets",
+    "data_usage_gb",
+    "region",
+)
+_SENIOR_SHARE = 0.16  # ml.sample_data: share of customers 65 or older
+
+
+class LabelsError(ValueError):
+    """Outcomes that cannot be read, joined or simulated as asked (and why)."""
+
+
+def _utc(when: datetime, what: str) -> pd.Timestamp:
+    if when.tzinfo is None:
+        raise LabelsError(f"{what} {when.isoformat()} has no timezone; use UTC")
+    return pd.Timestamp(when).tz_convert(UTC)
+
+
+def _label_of(model: Model) -> str:
+    label = model.spec.label
+    if label not in CUSTOMER_OUTCOMES.column_names:
+        raise LabelsError(
+            f"model {model.name!r} predicts {label!r}, which the outcomes dataset "
+            f"{CUSTOMER_OUTCOMES.name!r} does not record: its labels are "
+            f"{[c for c in CUSTOMER_OUTCOMES.column_names if c not in (*KEYS, PARTITION_COLUMN)]}"
+        )
+    return label
+
+
+def read_labels(
+    model: Model, s3: Any, bucket: str, since: datetime, until: datetime
+) -> pd.DataFrame:
+    """The outcomes observed in `[since, until)` that hold `model`'s label: columns
+    `customer_id`, `event_time`, `observed_at` and the label, one row per snapshot (the latest
+    observation of a snapshot wins: a correction supersedes), sorted by `event_time`.
+
+    Rows the stream delivered with a null key or a label outside the schema's range are left out
+    (the stream's files are not validated before they land).
+    """
+    from ml.lake import read_dataset
+
+    label = _label_of(model)
+    start, end = _utc(since, "since"), _utc(until, "until")
+    if end <= start:
+        raise LabelsError(f"empty window: until {end.isoformat()} <= since {start.isoformat()}")
+    last_day = (end - pd.Timedelta(microseconds=1)).date()
+    columns = [*KEYS, PARTITION_COLUMN, label]
+    frame = read_dataset(
+        CUSTOMER_OUTCOMES,
+        bucket,
+        start=start.date(),
+        end=last_day,
+        columns=columns,
+        s3=s3,
+        allow_nulls=True,
+    )
+    column = CUSTOMER_OUTCOMES.column(label)
+    values = frame[label].to_numpy(dtype=np.float64, na_value=np.nan)
+    observed = frame[PARTITION_COLUMN]
+    in_window = (observed >= start) & (observed < end)  # false where observed_at is null
+    keep: np.ndarray = frame[list(KEYS)].notna().all(axis=1).to_numpy(dtype=bool, copy=True)
+    keep &= in_window.to_numpy(dtype=bool, na_value=False) & np.isfinite(values)
+    if column.minimum is not None:
+        keep &= values >= column.minimum
+    if column.maximum is not None:
+        keep &= values <= column.maximum
+    kept = frame.loc[keep]
+    kept = kept.sort_values(PARTITION_COLUMN, kind="stable").drop_duplicates(
+        list(KEYS), keep="last"
+    )
+    return kept.sort_values("event_time", kind="stable").reset_index(drop=True)
+
+
+def join_labels(
+    model: Model,
+    predictions: pd.DataFrame,
+    labels: pd.DataFrame,
+    *,
+    tolerance: timedelta = timedelta(days=1),
+) -> pd.DataFrame:
+    """The predictions that found their outcome: each prediction row with the label, the outcome's
+    `event_time` and `observed_at`, taken from the same customer's outcome whose `event_time` is
+    nearest the prediction's `inference_time`, within `tolerance`. Predictions without one are
+    left out. Sorted by `inference_time`."""
+    label = _label_of(model)
+    if tolerance < timedelta(0):
+        raise LabelsError(f"tolerance must be >= 0, got {tolerance}")
+    needed = {
+        "predictions": (predictions, ("customer_id", "inference_time", "score")),
+        "labels": (labels, (*KEYS, PARTITION_COLUMN, label)),
+    }
+    for what, (frame, names) in needed.items():
+        missing = [n for n in names if n not in frame.columns]
+        if missing:
+            raise LabelsError(f"the {what} lack column(s) {missing}")
+    taken = [c for c in predictions.columns if c not in (label, "event_time", PARTITION_COLUMN)]
+    left = predictions.loc[
+        predictions["customer_id"].notna() & predictions["inference_time"].notna(), taken
+    ]
+    right = labels[[*KEYS, PARTITION_COLUMN, label]]
+    if len(left) == 0 or len(right) == 0:
+        empty = left.iloc[:0].copy()
+        for name in ("event_time", PARTITION_COLUMN, label):
+            empty[name] = labels[name].iloc[:0].to_numpy() if name in labels else []
+        return empty.reset_index(drop=True)
+    # merge_asof needs the same key dtype (and unit) on both sides, each sorted by its time.
+    left = left.assign(
+        customer_id=left["customer_id"].astype("string"),
+        inference_time=left["inference_time"].astype("datetime64[ns, UTC]"),
+    ).sort_values("inference_time", kind="stable")
+    right = right.assign(
+        customer_id=right["customer_id"].astype("string"),
+        event_time=right["event_time"].astype("datetime64[ns, UTC]"),
+    ).sort_values("event_time", kind="stable")
+    joined = pd.merge_asof(
+        left,
+        right,
+        left_on="inference_time",
+        right_on="event_time",
+        by="customer_id",
+        direction="nearest",
+        tolerance=pd.Timedelta(tolerance),
+    )
+    return joined.loc[joined[label].notna()].reset_index(drop=True)
+
+
+def simulate_outcomes(
+    predictions: pd.DataFrame,
+    *,
+    seed: int,
+    observed_at: datetime,
+    concept_drift: float = 0.0,
+) -> pd.DataFrame:
+    """Outcomes for captured predictions, drawn from `ml.sample_data`'s generating process: one
+    row per prediction row (`customer_id`, `event_time` = its `inference_time`), observed at
+    `observed_at`, with `churned` drawn from the true churn probability of its inputs and
+    `next_month_spend` from the process's spend given that outcome. `concept_drift` > 0 draws
+    them from the process as it has changed since (`ml.sample_data`'s concept drift): the world a
+    model trained before it no longer fits, so its online quality falls short.
+
+    The rows must carry the process's inputs (`_PROCESS_INPUTS`: every model of the sample data
+    reads them); `is_senior` and `total_charges`, when a model does not read them, are drawn as
+    the sample data draws them. Deterministic for a given (rows, seed). Columns and dtypes are
+    exactly `CUSTOMER_OUTCOMES`'.
+    """
+    from ml.sample_data import _next_month_spend, true_churn_probability
+
+    when = _utc(observed_at, "observed_at")
+    missing = [
+        c for c in ("customer_id", "inference_time", *_PROCESS_INPUTS) if c not in predictions
+    ]
+    if missing:
+        raise LabelsError(
+            f"cannot simulate outcomes: the predictions lack {missing} (the generating process "
+            f"of ml.sample_data reads {list(_PROCESS_INPUTS)})"
+        )
+    rows = predictions.reset_index(drop=True)
+    n = len(rows)
+    event_time = rows["inference_time"].astype("datetime64[ns, UTC]")
+    if n and (event_time > when).any():
+        latest = event_time.max().isoformat()
+        raise LabelsError(
+            f"observed_at {when.isoformat()} is before the latest prediction ({latest}): an "
+            "outcome is observed after its snapshot"
+        )
+    rng = np.random.default_rng([seed, 17])
+    raw = rows[list(_PROCESS_INPUTS)].copy()
+    tenure = raw["tenure_months"].to_numpy(dtype=np.float64, na_value=np.nan)
+    monthly = raw["monthly_charges"].to_numpy(dtype=np.float64, na_value=np.nan)
+    drawn_senior = rng.random(n) < _SENIOR_SHARE
+    drawn_ratio = rng.uniform(0.75, 1.1, n)
+    if "is_senior" in rows:
+        senior = rows["is_senior"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    else:
+        senior = drawn_senior
+    raw["is_senior"] = pd.array(senior, dtype="boolean")
+    if "total_charges" in rows:
+        raw["total_charges"] = rows["total_charges"].to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        total = np.round(tenure * monthly * drawn_ratio, 2)
+        raw["total_charges"] = np.where(tenure == 0, np.nan, total)
+    probability = true_churn_probability(raw, concept_drift=concept_drift) if n else np.zeros(0)
+    churned = (rng.random(n) < probability).astype(np.int64)
+    contract = _codes(raw["contract_type"], CONTRACT_TYPES)
+    if n and (contract < 0).any():
+        raise LabelsError(f"contract_type outside {list(CONTRACT_TYPES)}: cannot simulate spend")
+    spend = _next_month_spend(
+        np.random.default_rng([seed, 18]),
+        monthly=monthly,
+        usage=raw["data_usage_gb"].to_numpy(dtype=np.float64, na_value=np.nan),
+        contract=contract,
+        tickets=raw["support_tickets"].to_numpy(dtype=np.float64, na_value=np.nan),
+        churned=churned,
+        concept=concept_drift,
+    )
+    frame = pd.DataFrame(
+        {
+            "customer_id": rows["customer_id"].astype("string").to_numpy(),
+            "event_time": event_time.to_numpy(),
+            PARTITION_COLUMN: pd.Series([when] * n, dtype="datetime64[ns, UTC]").to_numpy(),
+            CHURN_LABEL: pd.array(churned, dtype="Int64"),
+            SPEND_LABEL: spend,
+        }
+    )
+    return frame.astype({c.name: c.pandas_dtype for c in CUSTOMER_OUTCOMES.columns})
+
+
+def _codes(values: pd.Series, vocabulary: Sequence[str]) -> np.ndarray:
+    index = {v: i for i, v in enumerate(vocabulary)}
+    codes = [index.get(v, -1) if isinstance(v, str) else -1 for v in values.astype(object)]
+    return np.asarray(codes, dtype=np.int64)
+
+
+def write_outcomes(
+    s3: Any, bucket: str, frame: pd.DataFrame, kms_key_arn: str | None
+) -> WriteResult:
+    """Add outcomes to the lake (the raw bucket), partitioned by the UTC day of `observed_at`.
+
+    A lake write replaces the partitions it touches whole, so this one first reads what the lake
+    already wrote to those days and keeps it: outcomes of another model's predictions delivered
+    the same day stay, and a snapshot delivered again (same `customer_id` and `event_time`) is
+    replaced by the new row. What the stream delivered into the days is never rewritten (the lake
+    leaves stream files in place; readers see both).
+    """
+    from ml.lake import conform_frame, write_dataset
+
+    if len(frame) == 0:
+        raise LabelsError("no outcomes to write")
+    new = conform_frame(frame, CUSTOMER_OUTCOMES)
+    days = sorted(set(new[PARTITION_COLUMN].dt.strftime("%Y-%m-%d")))
+    earlier = _lake_rows(s3, bucket, days)
+    if earlier is not None:
+        combined = pd.concat([earlier, new], ignore_index=True)
+        combined = combined.drop_duplicates(list(KEYS), keep="last").reset_index(drop=True)
+    else:
+        combined = new
+    return write_dataset(
+        combined,
+        CUSTOMER_OUTCOMES,
+        bucket,
+        kms_key_id=kms_key_arn,
+        partition_column=PARTITION_COLUMN,
+        s3=s3,
+    )
+
+
+def _lake_rows(s3: Any, bucket: str, days: Sequence[str]) -> pd.DataFrame | None:
+    """The rows earlier lake writes committed to the outcomes' partitions `days` (the files their
+    manifests list; not the stream's), or None when there are none."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ml.lake import conform_frame, list_partitions
+
+    tables = []
+    for partition in list_partitions(
+        bucket,
+        CUSTOMER_OUTCOMES.prefix,
+        start=days[0],
+        end=days[-1],
+        s3=s3,
+        include_streamed=False,
+    ):
+        if partition.dt not in days:
+            continue
+        for file in partition.files:
+            body = s3.get_object(Bucket=bucket, Key=file.key)["Body"].read()
+            tables.append(pq.read_table(io.BytesIO(body)))
+    if not tables:
+        return None
+    names = list(CUSTOMER_OUTCOMES.column_names)
+    frame = pa.concat_tables([t.select(names) for t in tables]).to_pandas()
+    return conform_frame(frame, CUSTOMER_OUTCOMES)
+
+
+def label_window(model: Model, until: datetime, lookback_days: int) -> tuple[datetime, datetime]:
+    """The predictions whose outcomes are due by `until`: inference times in
+    `[until - horizon - lookback, until - horizon)` (`ModelSpec.label_horizon_days`)."""
+    if lookback_days < 1:
+        raise LabelsError(f"lookback must be at least 1 day, got {lookback_days}")
+    end = _utc(until, "until").to_pydatetime() - timedelta(days=model.spec.label_horizon_days)
+    return end - timedelta(days=lookback_days), end
