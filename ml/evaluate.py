@@ -1,12 +1,19 @@
 """Evaluation and the promotion gate, for any model (`ml.model.Model`).
 
 `compute_metrics` scores a classifier's predictions (ROC AUC, PR AUC, log loss, Brier score,
-expected calibration error); `evaluate` scores a model overall, on its slices (`ModelSpec.slices`)
-and next to the simple baselines `fit_baselines` trains (class prior, one-feature logistic
-regression). `check_gate` decides whether a candidate may be registered: it must beat every
-baseline and must not regress against the currently approved model beyond a tolerance
-(`model.gate`). `enforce_gate` raises `GateFailed`, whose `report` says which check failed and by
-how much.
+expected calibration error); `evaluate` scores a model overall, on every value of its slices
+(`ModelSpec.slice_columns`: categorical features, and numeric features in bands) and next to the
+simple baselines `fit_baselines` trains (class prior, one-feature logistic regression). A slice
+value with too few rows to measure is listed in `EvaluationReport.unjudged`, never dropped. The
+report also holds the group metrics of every sensitive attribute (`ml.groups`, with the recorded
+decision about it) and what each feature is worth and costs (`ml.importance`).
+
+`check_gate` decides whether a candidate may be registered: it must beat every baseline, must not
+regress against the currently approved model beyond a tolerance, every judged slice must reach
+the gate's floor and must not regress against the approved model's same slice, and the gaps
+between the groups of each sensitive attribute must stay within bounds (`model.gate`). Anything
+too small to judge is a passing check that says "not judged" and why. `enforce_gate` raises
+`GateFailed`, whose `report` says which check failed and by how much.
 
 Each of them dispatches on `model.spec.task`: a regression model's metrics, baselines and gate
 rules are `ml.regression`'s (imported when a regression model needs them).
@@ -26,6 +33,8 @@ import pandas as pd
 from ml.model import GateConfig, Model
 
 if TYPE_CHECKING:
+    from ml.groups import GroupReport
+    from ml.importance import ImportanceReport
     from ml.regression import RegressionMetrics
 
 __all__ = [
@@ -41,6 +50,7 @@ __all__ = [
     "evaluate",
     "fit_baselines",
     "labels",
+    "slice_values",
 ]
 
 
@@ -69,9 +79,12 @@ class Metrics:
 
 
 def compute_metrics(y_true: np.ndarray, scores: np.ndarray, *, n_bins: int = 10) -> Metrics:
-    """Metrics of predicted probabilities `scores` against 0/1 labels `y_true`."""
-    from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+    """Metrics of predicted probabilities `scores` against 0/1 labels `y_true`.
 
+    The figures are scikit-learn's (`roc_auc_score`, `average_precision_score`, `log_loss` of
+    scores clipped to [1e-15, 1 - 1e-15], `brier_score_loss`; a test holds them equal), computed
+    here with numpy from one sort: evaluation scores every slice value and group, and
+    scikit-learn's input checks cost ten times the arithmetic."""
     y = np.asarray(y_true, dtype=np.int64)
     p = np.asarray(scores, dtype=np.float64)
     if y.shape != p.shape or y.ndim != 1:
@@ -83,15 +96,33 @@ def compute_metrics(y_true: np.ndarray, scores: np.ndarray, *, n_bins: int = 10)
     if np.isnan(p).any() or (p < 0).any() or (p > 1).any():
         raise ValueError("scores must be probabilities in [0, 1] without NaN")
     both = 0 < y.sum() < len(y)
+    auc, average_precision = _ranking(y, p) if both else (None, None)
+    clipped = np.clip(p, 1e-15, 1 - 1e-15)
     return Metrics(
         n=len(y),
         positive_rate=float(y.mean()),
-        roc_auc=float(roc_auc_score(y, p)) if both else None,
-        pr_auc=float(average_precision_score(y, p)) if both else None,
-        log_loss=float(log_loss(y, np.clip(p, 1e-15, 1 - 1e-15), labels=[0, 1])),
-        brier=float(brier_score_loss(y, p, pos_label=1)),
+        roc_auc=auc,
+        pr_auc=average_precision,
+        log_loss=float(-np.mean(np.where(y == 1, np.log(clipped), np.log1p(-clipped)))),
+        brier=float(np.mean((p - y) ** 2)),
         ece=expected_calibration_error(y, p, n_bins=n_bins),
     )
+
+
+def _ranking(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+    """ROC AUC (the trapezoids under the ROC curve) and average precision (precision at each
+    distinct score, weighted by the recall it adds) of labels holding both classes; tied scores
+    form one threshold, as in scikit-learn."""
+    order = np.argsort(-p, kind="mergesort")
+    ranked, truth = p[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(ranked)), len(ranked) - 1]  # each threshold's last row
+    tps = np.cumsum(truth)[last].astype(np.float64)
+    fps = (last + 1) - tps
+    tpr = np.r_[0.0, tps / tps[-1]]
+    fpr = np.r_[0.0, fps / fps[-1]]
+    auc = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))
+    average_precision = float(np.sum(np.diff(tpr) * (tps / (tps + fps))))
+    return auc, average_precision
 
 
 def expected_calibration_error(
@@ -124,11 +155,20 @@ def metrics_from_dict(data: Mapping[str, Any]) -> AnyMetrics:
 
 @dataclass(frozen=True, slots=True)
 class EvaluationReport:
-    """A model's metrics: overall, per slice value, and those of the baselines on the same rows."""
+    """A model's metrics: overall, per slice value, and those of the baselines on the same rows.
+
+    `unjudged`: the slice values with too few rows to measure (column -> value -> rows);
+    `groups`: the group metrics of each sensitive attribute, with the decision about it
+    (`ml.groups.GroupReport`); `importance`: each feature's value and cost
+    (`ml.importance.ImportanceReport`), None when not measured. Reports written before these
+    sections existed load with them empty."""
 
     overall: AnyMetrics
     slices: dict[str, dict[str, AnyMetrics]] = field(default_factory=dict)
     baselines: dict[str, AnyMetrics] = field(default_factory=dict)
+    unjudged: dict[str, dict[str, int]] = field(default_factory=dict)
+    groups: dict[str, GroupReport] = field(default_factory=dict)
+    importance: ImportanceReport | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -138,12 +178,19 @@ class EvaluationReport:
                 for col, values in self.slices.items()
             },
             "baselines": {name: m.to_dict() for name, m in self.baselines.items()},
+            "unjudged": {col: dict(values) for col, values in self.unjudged.items()},
+            "groups": {col: g.to_dict() for col, g in self.groups.items()},
+            "importance": None if self.importance is None else self.importance.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EvaluationReport:
+        from ml.groups import GroupReport
+        from ml.importance import ImportanceReport
+
         if "overall" not in data:
             raise ValueError("an evaluation report needs an 'overall' section")
+        importance = data.get("importance")
         return cls(
             overall=metrics_from_dict(data["overall"]),
             slices={
@@ -151,6 +198,12 @@ class EvaluationReport:
                 for col, values in data.get("slices", {}).items()
             },
             baselines={n: metrics_from_dict(m) for n, m in data.get("baselines", {}).items()},
+            unjudged={
+                str(col): {str(v): int(n) for v, n in values.items()}
+                for col, values in data.get("unjudged", {}).items()
+            },
+            groups={str(c): GroupReport.from_dict(g) for c, g in data.get("groups", {}).items()},
+            importance=None if importance is None else ImportanceReport.from_dict(importance),
         )
 
 
@@ -191,6 +244,41 @@ def fit_baselines(model: Model, features: pd.DataFrame, *, seed: int = 0) -> dic
     }
 
 
+def slice_values(
+    model: Model, features: pd.DataFrame, slices: tuple[str, ...] | None = None
+) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+    """Each slice's values (every value it can take: a categorical feature's vocabulary, a band
+    feature's band labels, and any other value present) and each row's value, for the rows of a
+    feature table. `slices`: default the spec's `slice_columns`."""
+    from ml.models import band_labels
+
+    slices = model.spec.slice_columns if slices is None else slices
+    categorical = model.features.categorical_features
+    bands = model.spec.slice_bands
+    unknown = [s for s in slices if s not in categorical and s not in bands]
+    if unknown:
+        raise ValueError(
+            f"cannot slice on {unknown}: slices must be among the categorical features "
+            f"{list(categorical)} or the banded features {list(bands)}"
+        )
+    out: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
+    for column in slices:
+        if column in bands:
+            edges = bands[column]
+            names = band_labels(edges)
+            numbers = features[column].to_numpy(dtype=np.float64, na_value=np.nan)
+            index = np.searchsorted(np.asarray(edges, dtype=np.float64), numbers, side="right")
+            rows = np.array(names, dtype=object)[index]
+            rows[np.isnan(numbers)] = "missing"
+            declared: tuple[str, ...] = names
+        else:
+            rows = features[column].astype("string").to_numpy(dtype=object, na_value="missing")
+            declared = model.features.vocabularies[column]
+        seen = sorted(set(rows.tolist()) - set(declared))
+        out[column] = ((*declared, *seen), rows)
+    return out
+
+
 def evaluate(
     model: Model,
     estimator: Any,
@@ -199,15 +287,19 @@ def evaluate(
     baselines: Mapping[str, Any] | None = None,
     slices: tuple[str, ...] | None = None,
     min_slice_rows: int = 30,
+    importance: bool = True,
 ) -> EvaluationReport:
     """Score `estimator` (fitted by `model.make_estimator`, or anything `model.predict` can
-    score) on a labelled feature table: overall, per value of each slice (default: the spec's
-    slices) with at least `min_slice_rows` rows, and the `baselines` on the same rows."""
-    slices = model.spec.slices if slices is None else slices
-    categorical = model.features.categorical_features
-    unknown = [s for s in slices if s not in categorical]
-    if unknown:
-        raise ValueError(f"cannot slice on {unknown}: slices must be among {categorical}")
+    score) on a labelled feature table: overall; per value of each slice (default: the spec's
+    `slice_columns`) with at least `min_slice_rows` rows, the others listed in `unjudged` with
+    their rows (zero for a value absent from the table); the `baselines` on the same rows; the
+    group metrics of each sensitive attribute (`ml.groups`); and, with `importance`, each
+    feature's permutation importance and cost (`ml.importance`: a seeded sample of the rows; it
+    calls `model.predict` on permuted copies of the matrix, so `estimator` must score any matrix,
+    not only these rows)."""
+    from ml.groups import group_reports
+
+    sliced = slice_values(model, features, slices)
     if model.spec.task == "regression":
         from ml.regression import compute_regression_metrics
 
@@ -218,18 +310,37 @@ def evaluate(
     y = labels(model, features)
     scores = model.predict(estimator, X)
     by_slice: dict[str, dict[str, AnyMetrics]] = {}
-    for column in slices:
-        values = features[column].astype("string").to_numpy(dtype=object, na_value="")
+    unjudged: dict[str, dict[str, int]] = {}
+    for column, (values, rows) in sliced.items():
         by_slice[column] = {}
-        for value in sorted(set(values)):
-            mask = values == value
-            if mask.sum() >= min_slice_rows:
-                by_slice[column][str(value)] = metric(y[mask], scores[mask])
+        for value in values:
+            mask = rows == value
+            n = int(mask.sum())
+            if n >= min_slice_rows:
+                by_slice[column][value] = metric(y[mask], scores[mask])
+            else:
+                unjudged.setdefault(column, {})[value] = n
+    overall = metric(y, scores)
     return EvaluationReport(
-        overall=metric(y, scores),
+        overall=overall,
         slices=by_slice,
         baselines={name: metric(y, model.predict(b, X)) for name, b in (baselines or {}).items()},
+        unjudged=unjudged,
+        groups=group_reports(model, features, y, scores),
+        importance=_importance(model, estimator, features, overall) if importance else None,
     )
+
+
+def _importance(
+    model: Model, estimator: Any, features: pd.DataFrame, overall: AnyMetrics
+) -> ImportanceReport | None:
+    """Permutation importance and costs; None when the metric is undefined on these rows (a
+    classifier's rows of one class)."""
+    from ml.importance import permutation_importance
+
+    if isinstance(overall, Metrics) and overall.roc_auc is None:
+        return None
+    return permutation_importance(model, estimator, features)
 
 
 def labels(model: Model, features: pd.DataFrame) -> np.ndarray:
@@ -298,17 +409,28 @@ def check_gate(
     model: Model,
     candidate: EvaluationReport,
     *,
-    approved: AnyMetrics | None = None,
+    approved: AnyMetrics | EvaluationReport | None = None,
     config: Any = None,
     approved_slices: Mapping[str, Mapping[str, AnyMetrics]] | None = None,
 ) -> GateReport:
     """Run every check (never stopping at the first failure) and report them all.
 
-    The thresholds are `config`, default `model.gate`. With `approved_slices` (the approved
-    model's per-slice metrics), each slice both reports hold is held to the approved one's as
-    well; a slice with too few rows on either side is listed as not judged (a passing check that
-    says so). A regression model's checks are `ml.regression.regression_gate_checks`."""
+    The thresholds are `config`, default `model.gate`. `approved`: the metrics of the version
+    the candidate would replace, or its whole evaluation report (whose slices then serve as
+    `approved_slices` unless those are given). Every slice value of the candidate is held to the
+    gate's floor (a classifier's `min_slice_auc`, a regressor's `max_slice_rmse_ratio` x its
+    overall RMSE); with `approved_slices` (the approved model's per-slice metrics), each slice
+    both reports hold is held to the approved one's as well. A slice with too few rows (on
+    either side) is listed as not judged: a passing check that says so. The gaps between the
+    groups of every sensitive attribute are bounded (`ml.groups.gap_checks`). A regression
+    model's other checks are `ml.regression.regression_gate_checks`."""
+    from ml.groups import gap_checks
+
     config = model.gate if config is None else config
+    if isinstance(approved, EvaluationReport):
+        if approved_slices is None:
+            approved_slices = approved.slices
+        approved = approved.overall
     if model.spec.task == "regression":
         from ml.regression import RegressionMetrics, regression_gate_checks
 
@@ -328,6 +450,7 @@ def check_gate(
                 for column, values in approved_slices.items()
             },
         )
+        judged += gap_checks(model, candidate, config)
         return GateReport(passed=all(c.passed for c in judged), checks=tuple(judged))
     cand = _classification(candidate.overall, "the candidate's metrics")
     checks: list[GateCheck] = []
@@ -374,8 +497,10 @@ def check_gate(
     )
     if approved is not None:
         checks += _regression_checks(cand, _classification(approved, "approved metrics"), config)
+    checks += _slice_floor_checks(candidate, config)
     if approved_slices:
         checks += _slice_checks(candidate.slices, approved_slices, config)
+    checks += gap_checks(model, candidate, config)
     return GateReport(passed=all(c.passed for c in checks), checks=tuple(checks))
 
 
@@ -383,6 +508,35 @@ def _classification(metrics: AnyMetrics, what: str) -> Metrics:
     if not isinstance(metrics, Metrics):
         raise ValueError(f"{what} are a regressor's, not a classifier's: {metrics.to_dict()}")
     return metrics
+
+
+def _slice_floor_checks(candidate: EvaluationReport, config: GateConfig) -> list[GateCheck]:
+    """Each slice value on its own: a judged one's ROC AUC must reach `config.min_slice_auc`."""
+    checks: list[GateCheck] = []
+    floor, needed = config.min_slice_auc, config.min_slice_rows
+    for column in sorted(set(candidate.slices) | set(candidate.unjudged)):
+        measured, small = candidate.slices.get(column, {}), candidate.unjudged.get(column, {})
+        for value in sorted(set(measured) | set(small)):
+            name = f"roc_auc floor [{column}={value}]"
+            if value not in measured:
+                detail = f"not judged: {small[value]} rows in the evaluation, too few to measure"
+                checks.append(GateCheck(name, True, None, floor, detail))
+                continue
+            c = _classification(measured[value], "the candidate's slice metrics")
+            if c.n < needed or c.roc_auc is None:
+                detail = f"not judged: {c.n} rows (needs {needed}, both classes)"
+                checks.append(GateCheck(name, True, c.roc_auc, floor, detail))
+                continue
+            checks.append(
+                GateCheck(
+                    name,
+                    c.roc_auc >= floor,
+                    c.roc_auc,
+                    floor,
+                    f"slice ROC AUC {c.roc_auc:.4f} on {c.n} rows; needs >= {floor}",
+                )
+            )
+    return checks
 
 
 def _slice_checks(
@@ -453,11 +607,14 @@ def enforce_gate(
     model: Model,
     candidate: EvaluationReport,
     *,
-    approved: AnyMetrics | None = None,
+    approved: AnyMetrics | EvaluationReport | None = None,
     config: Any = None,
+    approved_slices: Mapping[str, Mapping[str, AnyMetrics]] | None = None,
 ) -> GateReport:
-    """`check_gate`, raising `GateFailed` when any check fails."""
-    report = check_gate(model, candidate, approved=approved, config=config)
+    """`check_gate` (slices included), raising `GateFailed` when any check fails."""
+    report = check_gate(
+        model, candidate, approved=approved, config=config, approved_slices=approved_slices
+    )
     if not report.passed:
         raise GateFailed(report)
     return report

@@ -81,6 +81,40 @@ class GateConfig:
     # rows both sides need before a slice is judged (smaller slices are reported, not judged).
     max_slice_auc_regression: float = 0.03
     min_slice_rows: int = 200
+    # Per slice, on its own: the ROC AUC every judged slice must reach, however good the overall
+    # figure (a slice ranked barely better than chance is refused). The shipped models' slices
+    # score 0.65-0.86 on the sample data; a slice whose labels are noise scores about 0.5.
+    min_slice_auc: float = 0.6
+    # Per sensitive attribute (`ModelSpec.sensitive`, `ml.groups`): the largest gap allowed
+    # between its groups, each with at least `min_group_rows` rows (below that the estimates'
+    # own noise, +-0.03 to 0.07, is the size of the bounds): in calibration (mean score minus
+    # observed rate), and in false-positive and false-negative rate at the decision threshold.
+    min_group_rows: int = 200
+    max_group_calibration_gap: float = 0.1
+    max_group_fpr_gap: float = 0.1
+    max_group_fnr_gap: float = 0.2
+
+    def __post_init__(self) -> None:
+        problems = [
+            f"{name} {value} must be between 0 and 1"
+            for name, value in (
+                ("min_slice_auc", self.min_slice_auc),
+                ("max_group_calibration_gap", self.max_group_calibration_gap),
+                ("max_group_fpr_gap", self.max_group_fpr_gap),
+                ("max_group_fnr_gap", self.max_group_fnr_gap),
+            )
+            if not 0.0 <= value <= 1.0
+        ]
+        problems += [
+            f"{name} {value} must be at least 1"
+            for name, value in (
+                ("min_slice_rows", self.min_slice_rows),
+                ("min_group_rows", self.min_group_rows),
+            )
+            if value < 1
+        ]
+        if problems:
+            raise ValueError("classification gate: " + "; ".join(problems))
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +132,16 @@ class RegressionGateConfig:
     # and the rows both sides need before a slice is judged (smaller slices are reported only).
     max_slice_rmse_regression: float = 0.05
     min_slice_rows: int = 200
+    # Per slice, on its own: a judged slice's RMSE may be at most this multiple of the overall
+    # RMSE (the spend model's slices stay within 1.35x on the sample data; a slice whose labels
+    # are noise is at about 1.7x).
+    max_slice_rmse_ratio: float = 1.5
+    # Per sensitive attribute (`ModelSpec.sensitive`, `ml.groups`), between its groups of at
+    # least `min_group_rows` rows: the largest gap in RMSE and in bias (mean error), each as a
+    # fraction of the overall RMSE.
+    min_group_rows: int = 200
+    max_group_rmse_gap: float = 0.25
+    max_group_bias_gap: float = 0.25
 
     def __post_init__(self) -> None:
         problems = [
@@ -110,8 +154,27 @@ class RegressionGateConfig:
             )
             if not 0.0 <= value < 1.0
         ]
-        if self.min_slice_rows < 1:
-            problems.append(f"min_slice_rows {self.min_slice_rows} must be at least 1")
+        problems += [
+            f"{name} {value} must be at least 1"
+            for name, value in (
+                ("min_slice_rows", self.min_slice_rows),
+                ("min_group_rows", self.min_group_rows),
+            )
+            if value < 1
+        ]
+        if self.max_slice_rmse_ratio < 1.0:
+            problems.append(
+                f"max_slice_rmse_ratio {self.max_slice_rmse_ratio} must be at least 1 (a slice "
+                "cannot be held below the overall RMSE)"
+            )
+        problems += [
+            f"{name} {value} must be positive"
+            for name, value in (
+                ("max_group_rmse_gap", self.max_group_rmse_gap),
+                ("max_group_bias_gap", self.max_group_bias_gap),
+            )
+            if value <= 0.0
+        ]
         if problems:
             raise ValueError("regression gate: " + "; ".join(problems))
 

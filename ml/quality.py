@@ -276,13 +276,15 @@ def _utc(instant: Any) -> datetime:
 
 
 def _slice_values(model: Model, joined: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Each slice feature's value per row, as the features table holds it (derived by the
-    model's feature code from the raw inputs the prediction logged)."""
-    slices = model.spec.slices
-    if not slices:
+    """Each slice's value per row, labelled as the offline evaluation labels it
+    (`ml.evaluate.slice_values`: categorical values and numeric bands such as tenure), derived by
+    the model's feature code from the raw inputs the prediction logged."""
+    from ml.evaluate import slice_values
+
+    if not model.spec.slice_columns:
         return {}
     table = model.features.build_features(joined[list(model.features.input_names)])
-    return {s: table[s].astype("string").to_numpy(dtype=object, na_value="") for s in slices}
+    return {column: rows for column, (_, rows) in slice_values(model, table).items()}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,8 +4,9 @@
 `fit_regression_baselines` trains the simple models a candidate must beat (the training mean, the
 training median, a linear regression on the spec's one feature); `regression_gate_checks` holds a
 candidate's evaluation against those baselines, against the version that serves and, slice by
-slice, against that version's slices. `ml.evaluate` dispatches here (imported lazily) for a
-regression model: it owns `EvaluationReport`, `GateCheck` and the report around these checks.
+slice, against a ceiling relative to its own overall RMSE and against that version's slices.
+`ml.evaluate` dispatches here (imported lazily) for a regression model: it owns
+`EvaluationReport`, `GateCheck` and the report around these checks.
 """
 
 from __future__ import annotations
@@ -149,9 +150,11 @@ def regression_gate_checks(
 
     The candidate must beat each baseline of its report on RMSE by `min_rmse_improvement` and on
     MAE; must not be worse than the `approved` (serving) version's RMSE and MAE beyond the
-    relative tolerances; and, with `approved_slices`, each slice both sides hold with at least
-    `min_slice_rows` rows may not raise RMSE beyond `max_slice_rmse_regression`. A smaller slice
-    is listed as not judged (a passing check that says so)."""
+    relative tolerances; each slice value with at least `min_slice_rows` rows may have an RMSE
+    of at most `max_slice_rmse_ratio` x the overall RMSE; and, with `approved_slices`, each
+    slice both sides hold with at least `min_slice_rows` rows may not raise RMSE beyond
+    `max_slice_rmse_regression`. A smaller slice, or one the evaluation could not measure
+    (`candidate.unjudged`), is listed as not judged (a passing check that says so)."""
     from ml.evaluate import GateCheck
 
     config = config or RegressionGateConfig()
@@ -203,8 +206,45 @@ def regression_gate_checks(
                     f"(to {allowed:.4f})",
                 )
             )
+    checks += _slice_ceiling_checks(candidate, cand, config)
     if approved_slices:
         checks += _slice_checks(candidate.slices, approved_slices, config)
+    return checks
+
+
+def _slice_ceiling_checks(
+    candidate: EvaluationReport, overall: RegressionMetrics, config: RegressionGateConfig
+) -> list[GateCheck]:
+    """Each slice value on its own: a judged one's RMSE may be at most `max_slice_rmse_ratio` x
+    the candidate's overall RMSE."""
+    from ml.evaluate import GateCheck
+
+    checks: list[GateCheck] = []
+    ratio, needed = config.max_slice_rmse_ratio, config.min_slice_rows
+    allowed = ratio * overall.rmse
+    for column in sorted(set(candidate.slices) | set(candidate.unjudged)):
+        measured, small = candidate.slices.get(column, {}), candidate.unjudged.get(column, {})
+        for value in sorted(set(measured) | set(small)):
+            name = f"rmse ceiling [{column}={value}]"
+            if value not in measured:
+                detail = f"not judged: {small[value]} rows in the evaluation, too few to measure"
+                checks.append(GateCheck(name, True, None, allowed, detail))
+                continue
+            c = _regression_metrics(measured[value], f"candidate slice {column}={value}")
+            if c.n < needed:
+                detail = f"not judged: {c.n} rows (needs {needed})"
+                checks.append(GateCheck(name, True, c.rmse, allowed, detail))
+                continue
+            checks.append(
+                GateCheck(
+                    name,
+                    c.rmse <= allowed,
+                    c.rmse,
+                    allowed,
+                    f"slice RMSE {c.rmse:.4f} on {c.n} rows vs overall {overall.rmse:.4f}; "
+                    f"may be at most {ratio:g}x (to {allowed:.4f})",
+                )
+            )
     return checks
 
 

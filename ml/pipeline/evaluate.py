@@ -5,7 +5,11 @@ evaluation on held-out rows, with the baselines; baseline.json; lineage.json), f
 of the model package group that serves the stack from the registry's deploy history
 (`ml.deploy.serving_version`: the latest deployment not rolled back, not the highest approved
 version), reads that version's metrics (its ModelQuality statistics in S3), and runs
-`ml.evaluate.check_gate` (the model's gate) against them. Writes to the evaluation output:
+`ml.evaluate.check_gate` (the model's gate) against them: the baselines, the serving version's
+overall figures, every slice on its own and against the serving version's same slice, and the
+gaps between the groups of each sensitive attribute (a metrics.json written before slices,
+groups or importance existed is read as such: what it lacks is not compared). Writes to the
+evaluation output:
 
 * `gate.json`, the pipeline's property file (format in `ml.contracts`): `passed`, `message` (each
   failed rule with its figures, which the Fail step shows), `failed`, `servingVersion`,
@@ -162,12 +166,7 @@ def run_evaluate(
     except (ValueError, KeyError, TypeError) as exc:
         raise StepError(f"the candidate's reports are not readable: {exc}") from None
     serving, approved = serving_metrics(group, stack, sagemaker=sagemaker, s3=s3)
-    gate = check_gate(
-        model,
-        candidate,
-        approved=approved.overall if approved else None,
-        approved_slices=approved.slices if approved else None,
-    )
+    gate = check_gate(model, candidate, approved=approved)
     report = gate_file(
         gate, candidate, lineage, serving=serving, stack=stack, metrics=model.spec.metrics
     )

@@ -225,3 +225,52 @@ def test_a_model_input_without_an_archive_fails_the_step(
     assert capsys.readouterr().err.splitlines() == [
         f"evaluate failed: expected one model.tar.gz in {empty}, found none"
     ]
+
+
+def test_a_candidate_worse_on_one_slice_than_the_serving_version_is_refused_naming_it(
+    aws: SimpleNamespace, candidate: Path, trained: TrainingResult
+) -> None:
+    column, value, slice_metrics = max(
+        (
+            (column, value, m)
+            for column, values in trained.evaluation.slices.items()
+            for value, m in values.items()
+        ),
+        key=lambda found: found[2].n,
+    )
+    assert slice_metrics.n >= load("churn").gate.min_slice_rows
+    serving = metrics_of(trained, 0.0)  # the same overall figures...
+    serving["slices"][column][value]["roc_auc"] = min(slice_metrics.roc_auc + 0.1, 1.0)
+    add_version(aws, serving, **{"deploy-seq.prod": "1"})  # ...but better on that slice
+    report = evaluate(aws, candidate)
+    assert report["passed"] is False
+    assert report["failed"] == [f"roc_auc vs approved [{column}={value}]"]
+    assert report["message"].startswith(f"gate refused: roc_auc vs approved [{column}={value}]")
+
+
+def test_a_serving_version_from_before_groups_and_importance_still_gates(
+    aws: SimpleNamespace, candidate: Path, trained: TrainingResult
+) -> None:
+    old = {k: v for k, v in metrics_of(trained, -0.04).items() if k in ("overall", "slices")}
+    old["baselines"] = trained.evaluation.to_dict()["baselines"]
+    add_version(aws, old, **{"deploy-seq.prod": "1"})
+    report = evaluate(aws, candidate)
+    assert report["passed"] is True
+    checks = {c["name"]: c for c in report["checks"]}
+    # every slice value of the candidate is held to the floor, measured or not
+    floors = {name for name in checks if name.startswith("roc_auc floor [")}
+    assert floors == {
+        f"roc_auc floor [{column}={value}]"
+        for column in (*trained.evaluation.slices, *trained.evaluation.unjudged)
+        for value in (
+            *trained.evaluation.slices.get(column, {}),
+            *trained.evaluation.unjudged.get(column, {}),
+        )
+    }
+    # the group gaps are listed, judged or said not to be
+    gaps = [checks[f"{m} gap [is_senior]"] for m in ("calibration", "fpr", "fnr")]
+    assert all(c["passed"] for c in gaps)
+    # the decision about the sensitive attribute travels in the package's metrics.json
+    metrics = json.loads((aws.root / "evaluation" / METRICS_FILE).read_text())
+    assert metrics["groups"]["is_senior"]["use"] == "feature"
+    assert metrics["groups"]["is_senior"]["reason"] == load("churn").spec.sensitive[0].reason

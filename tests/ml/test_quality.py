@@ -89,7 +89,7 @@ def test_online_quality_per_version_and_slice(joined: pd.DataFrame) -> None:
     assert good_auc > 0.75 and noisy_auc < good_auc - 0.1  # the noisy version is found out
     # the oracle is calibrated: mean score ~ observed rate, small calibration error
     assert good.overall.metrics["ece"] is not None and good.overall.metrics["ece"] < 0.05
-    assert set(good.slices) == set(CHURN.spec.slices)
+    assert set(good.slices) == set(CHURN.spec.slice_columns)  # tenure bands too, as offline
     contract = good.slices["contract_type"]
     assert set(contract) == {"month-to-month", "one-year", "two-year"}
     version_rows = joined.loc[joined["model_version"] == "churn-models/1"]

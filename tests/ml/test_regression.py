@@ -187,7 +187,7 @@ def test_slices_are_held_to_the_approved_versions_slices() -> None:
         "region": {
             "north": metrics(10.4, 7.0),  # +4%: allowed
             "south": metrics(10.6, 7.0),  # +6%: refused
-            "east": metrics(50.0, 40.0),  # the approved version has no such slice
+            "east": metrics(14.0, 10.0),  # the approved version has no such slice
         },
         "contract_type": {"two-year": metrics(30.0, 20.0, n=150)},  # too few rows to judge
     }
@@ -207,6 +207,32 @@ def test_slices_are_held_to_the_approved_versions_slices() -> None:
     assert "may rise at most 5%" in by_name(checks, "rmse vs approved [region=south]").detail
 
 
+def test_a_slice_far_above_the_overall_rmse_is_refused_on_its_own() -> None:
+    slices = {
+        "region": {"north": metrics(14.9, 9.0), "south": metrics(15.1, 9.0)},
+        "contract_type": {"two-year": metrics(40.0, 30.0, n=150)},  # too few rows to judge
+    }
+    candidate = EvaluationReport(
+        overall=metrics(10.0, 7.0),
+        slices=slices,
+        baselines=dict(BASELINES),
+        unjudged={"region": {"west": 12}},
+    )
+    checks = regression_gate_checks(candidate)
+    assert failed(checks) == ["rmse ceiling [region=south]"]
+    assert by_name(checks, "rmse ceiling [region=south]").detail == (
+        "slice RMSE 15.1000 on 1000 rows vs overall 10.0000; may be at most 1.5x (to 15.0000)"
+    )
+    small = by_name(checks, "rmse ceiling [contract_type=two-year]")
+    assert small.passed and small.detail == "not judged: 150 rows (needs 200)"
+    west = by_name(checks, "rmse ceiling [region=west]")
+    assert (
+        west.passed and west.detail == "not judged: 12 rows in the evaluation, too few to measure"
+    )
+    lenient = RegressionGateConfig(max_slice_rmse_ratio=1.6)
+    assert failed(regression_gate_checks(candidate, config=lenient)) == []
+
+
 def test_the_gate_refuses_classification_metrics() -> None:
     from ml.evaluate import Metrics
 
@@ -222,6 +248,12 @@ def test_gate_config_refuses_impossible_thresholds() -> None:
         RegressionGateConfig(min_rmse_improvement=1.5)
     with pytest.raises(ValueError, match="min_slice_rows 0 must be at least 1"):
         RegressionGateConfig(min_slice_rows=0)
+    with pytest.raises(ValueError, match=r"max_slice_rmse_ratio 0\.9 must be at least 1"):
+        RegressionGateConfig(max_slice_rmse_ratio=0.9)
+    with pytest.raises(ValueError, match=r"max_group_bias_gap 0\.0 must be positive"):
+        RegressionGateConfig(max_group_bias_gap=0.0)
+    with pytest.raises(ValueError, match="min_group_rows 0 must be at least 1"):
+        RegressionGateConfig(min_group_rows=0)
 
 
 # --- the gate on real models ------------------------------------------------------------------
@@ -241,8 +273,9 @@ def evaluation(
     baselines: Mapping[str, Any],
 ) -> EvaluationReport:
     """Overall, per-slice and baseline metrics of `predict` on a labelled feature table
-    (`ml.evaluate.evaluate`, which calls into ml.regression for a regression model)."""
-    return evaluate(model, Scorer(predict), features, baselines=baselines)
+    (`ml.evaluate.evaluate`, which calls into ml.regression for a regression model). No
+    permutation importance: some of these scorers are tied to the rows of `features`."""
+    return evaluate(model, Scorer(predict), features, baselines=baselines, importance=False)
 
 
 @pytest.fixture(scope="module")
@@ -278,7 +311,17 @@ def test_a_real_model_passes_the_gate(spend: dict[str, Any]) -> None:
         approved_slices=candidate.slices,
     )
     assert failed(checks) == []
-    assert len(checks) == 6 + 2 + sum(len(v) for v in candidate.slices.values())
+    values = sum(len(v) for v in candidate.slices.values())
+    unjudged = sum(len(v) for v in candidate.unjudged.values())
+    # baselines, approved overall, then per slice value a ceiling (the unmeasured ones too)
+    # and a comparison with the approved version's same slice
+    assert len(checks) == 6 + 2 + (values + unjudged) + values
+    assert {c.name for c in checks if c.name.startswith("rmse ceiling [")} == {
+        f"rmse ceiling [{column}={value}]"
+        for column in (*candidate.slices, *candidate.unjudged)
+        for value in (*candidate.slices.get(column, {}), *candidate.unjudged.get(column, {}))
+    }
+    assert set(candidate.slices) == set(spend["model"].spec.slice_columns)
     assert candidate.overall.r2 > 0.3
 
 
@@ -327,6 +370,16 @@ def test_a_slice_regression_is_refused(spend: dict[str, Any]) -> None:
     )
     # The other regions score as before; contract-type slices hold western rows too.
     assert [f for f in failed(checks) if "[region=" in f] == ["rmse vs approved [region=west]"]
+
+    def far_worse_in_the_west(X: np.ndarray) -> np.ndarray:
+        scores: np.ndarray = estimator.predict(X)
+        return np.where(west, scores + 40.0, scores)
+
+    # Far enough off, the slice is refused on its own: no serving version needed.
+    alone = regression_gate_checks(
+        evaluation(model, far_worse_in_the_west, test, spend["baselines"])
+    )
+    assert [f for f in failed(alone) if "[region=" in f] == ["rmse ceiling [region=west]"]
 
 
 def test_baselines_of_a_real_table(spend: dict[str, Any]) -> None:

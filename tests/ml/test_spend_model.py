@@ -310,7 +310,8 @@ def test_sample_data_through_features_fit_and_the_gate() -> None:
     est = model.make_estimator(model.hyperparameters(n_jobs=1)).fit(X, labels(model, train))
     report = evaluate(model, est, test, baselines=fit_baselines(model, train))
     assert set(report.baselines) == {"mean", "median", "one_feature"}
-    assert set(report.slices) == {"contract_type", "region"}
+    assert set(report.slices) == set(model.spec.slice_columns)
+    assert {"contract_type", "tenure_months", "data_usage_gb"} <= set(report.slices)
     gate = check_gate(model, report, approved=report.overall, approved_slices=report.slices)
     assert gate.passed, gate.summary()
     assert model.training_info(est)["device"] == "cpu"

@@ -155,7 +155,11 @@ SPEC = ModelSpec(
     label=LABEL,
     features=CUSTOMER_FEATURES,
     predictions=PREDICTIONS,
-    slices=("contract_type", "region"),
+    slices=("contract_type", "region", "payment_method"),
+    # outcomes are known a month after the snapshot: online quality waits this long
+    label_horizon_days=30,
+    # new customers churn the most: the gate holds each stage of tenure on its own
+    slice_bands={"tenure_months": (6.0, 12.0, 24.0, 48.0)},
     one_feature_baseline="contract_type",
     sensitive=(
         Sensitive(

@@ -31,6 +31,9 @@ FEATURES = Dataset(
     description="Next-month spend features derived by ml/models/spend, with the label when known",
     columns=(
         *(CUSTOMERS_RAW.column(c) for c in KEY_COLUMNS),
+        # Not a feature (`sensitive` excludes it): carried beside the keys so that evaluation
+        # measures the model's errors per group.
+        CUSTOMERS_RAW.column("is_senior"),
         Column("tenure_months", "double", "Months since sign-up", nullable=False, minimum=0),
         Column("monthly_charges", "double", "Current monthly bill", nullable=False, minimum=0),
         Column("support_tickets", "double", "Support tickets in the last 90 days", nullable=False),
@@ -74,7 +77,11 @@ SPEC = ModelSpec(
         INPUTS,
         Column("score", "double", "Predicted spend in the next 30 days", nullable=False, minimum=0),
     ),
-    slices=("contract_type", "region"),
+    slices=("contract_type", "region", "payment_method"),
+    # the spend of the 30 days after the snapshot is billed by the day after: a day's slack
+    label_horizon_days=31,
+    # tenure stages, and data used within the plan's 30 GB, above it, and far above it (overage)
+    slice_bands={"tenure_months": (6.0, 12.0, 24.0, 48.0), "data_usage_gb": (30.0, 60.0)},
     one_feature_baseline="monthly_charges",
     sensitive=(
         Sensitive(
