@@ -152,7 +152,7 @@ CUSTOMERS_CURATED = Dataset(
 CUSTOMER_OUTCOMES = Dataset(
     name="customer_outcomes",
     zone="raw",
-    description="Outcomes observed after a prediction (labels), keyed by customer and snapshot time",
+    description="Outcomes observed after a prediction (labels), by customer and snapshot time",
     columns=(
         Column("customer_id", "string", "Stable customer identifier", nullable=False),
         Column(
