@@ -10,16 +10,25 @@ passed one) and the metrics (`ModelQuality.Statistics`). `set_approval` (or `app
 version of a group by number (default: the latest) and approves or rejects it; `latest_approved`
 finds what should be serving.
 
+`check_source` is what `mlplat register` asks first: the git tree is clean, HEAD is on the main
+branch (`MAIN_REFS`), and the artifact was trained from HEAD (its lineage's commit is HEAD and its
+`ml_sources_sha256` is the hash of HEAD's `ml` sources, `commit_sources_sha256`). A version
+records the result (`code.source_check`, `code.commit_sources_sha256`); `--allow-dirty` registers
+anyway, marked unverified with what was wrong.
+
 Every function takes an optional `client` (a boto3 SageMaker client); without one it creates a
 client per call from the default credential chain. Nothing talks to AWS at import time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Mapping
+import subprocess
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ml import images
@@ -32,6 +41,7 @@ APPROVAL_STATUSES: tuple[str, ...] = ("PendingManualApproval", "Approved", "Reje
 SUPPORTED_CONTENT_TYPES = ["application/json", "text/csv"]
 METRIC_PREFIX = "metric."
 MAX_PROPERTY_LENGTH = 256
+SOURCE_CHECK_KEY = "source_check"  # the lineage entry of `check_source`'s result (the metadata)
 
 
 class RegistryError(RuntimeError):
@@ -113,6 +123,9 @@ def metadata_properties(metrics: Mapping[str, Any], lineage: Mapping[str, Any]) 
                 f"{MAX_PROPERTY_LENGTH}: shorten it (e.g. a shorter data URI)"
             )
         props[key] = text
+    check = lineage.get(SOURCE_CHECK_KEY)
+    if isinstance(check, Mapping):
+        props.update(_source_check_properties(check))
     return props
 
 
@@ -303,6 +316,190 @@ def _version(data: Mapping[str, Any]) -> ModelVersion:
         properties=props,
         description=str(data.get("ModelPackageDescription", "")),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Which code a version was trained from: a clean tree, a commit on the main branch, its sources
+# ---------------------------------------------------------------------------------------------
+
+# The refs a registered commit must be an ancestor of, the first that exists: the remote's main
+# first, because it is the reviewed, shared history (a local `main` may hold commits nobody else
+# has seen); a local `main` when there is no remote (a fresh repository, a mirror without one).
+MAIN_REFS: tuple[str, ...] = ("origin/main", "main")
+
+
+class SourceCheckFailed(RegistryError):
+    """Registration refused: the tree, the commit or the artifact's sources do not match."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceCheck:
+    """What `check_source` found: verified, or the problems `--allow-dirty` let through."""
+
+    head: str | None
+    main_ref: str | None
+    commit_sources_sha256: str | None
+    problems: tuple[str, ...]
+
+    @property
+    def verified(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verified": self.verified,
+            "head": self.head,
+            "main_ref": self.main_ref,
+            "commit_sources_sha256": self.commit_sources_sha256,
+            "problems": list(self.problems),
+        }
+
+
+def default_package_dir() -> Path:
+    """The `ml` package this process runs: its git checkout is the one registration checks."""
+    return Path(__file__).resolve().parent
+
+
+def _git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    try:
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise RegistryError(f"cannot run git in {cwd}: {exc}") from None
+    if check and done.returncode != 0:
+        error = done.stderr.decode(errors="replace").strip()
+        raise RegistryError(f"git {' '.join(args)} failed in {cwd}: {error}")
+    return done
+
+
+def _source_paths(paths: Sequence[str], model: str | None) -> list[str]:
+    """The paths (relative to the `ml` package) `ml.train.code_version` hashes: its modules,
+    with `model` the model contract and that model's package, in the order it hashes them."""
+    chosen = [p for p in paths if p.endswith(".py") and "/" not in p]
+    if model is not None:
+        own = f"models/{model}/"
+        chosen += [p for p in paths if p == "models/__init__.py"]
+        chosen += [
+            p
+            for p in paths
+            if p.startswith(own) and p.endswith(".py") and "__pycache__" not in p.split("/")
+        ]
+    # `sorted(list of Path)`: paths compare part by part, not as strings ("a/b" < "a.b")
+    return sorted(set(chosen), key=lambda p: tuple(p.split("/")))
+
+
+def commit_sources_sha256(package_dir: Path, commit: str = "HEAD", model: str | None = None) -> str:
+    """`ml.train.code_version`'s `ml_sources_sha256`, of the `ml` sources as `commit` holds them
+    (read from git's objects, not the working tree)."""
+    prefix = _git(package_dir, "rev-parse", "--show-prefix").stdout.decode().strip()
+    listing = _git(package_dir, "ls-tree", "-r", "-z", "--full-tree", commit, "--", prefix).stdout
+    blobs: dict[str, str] = {}
+    for entry in listing.split(b"\0"):
+        if not entry:
+            continue
+        meta, _, path = entry.decode().partition("\t")
+        mode, kind, sha = meta.split()
+        if kind == "blob" and mode != "120000":  # symlinks: code_version reads their target
+            blobs[path.removeprefix(prefix)] = sha
+    digest = hashlib.sha256()
+    for relative in _source_paths(list(blobs), model):
+        body = _git(package_dir, "cat-file", "blob", blobs[relative]).stdout
+        digest.update(relative.encode())
+        digest.update(body)
+    return digest.hexdigest()
+
+
+def check_source(
+    lineage: Mapping[str, Any],
+    *,
+    allow_dirty: bool = False,
+    package_dir: Path | None = None,
+    main_refs: Sequence[str] = MAIN_REFS,
+) -> SourceCheck:
+    """Refuse to register a model unless the code is what the main branch holds and the model
+    was trained from it: the git tree of `package_dir` (default: this `ml` package) is clean
+    (nothing modified, staged or untracked), HEAD is an ancestor of the first of `main_refs` that
+    exists, the artifact's lineage records HEAD as its commit, and its `ml_sources_sha256` is the
+    hash of HEAD's `ml` sources. Raises `SourceCheckFailed` naming every problem; with
+    `allow_dirty` returns them instead (the version is then marked unverified)."""
+    where = package_dir or default_package_dir()
+    code = lineage.get("code") if isinstance(lineage.get("code"), Mapping) else {}
+    recorded = code.get("git_commit") if isinstance(code, Mapping) else None
+    recorded_hash = code.get("ml_sources_sha256") if isinstance(code, Mapping) else None
+    model = lineage.get("model") if isinstance(lineage.get("model"), str) else None
+    problems: list[str] = []
+    head = main_ref = sources = None
+    try:
+        head = _git(where, "rev-parse", "--verify", "HEAD").stdout.decode().strip()
+    except RegistryError as exc:
+        problems.append(f"{where} is not a git checkout with a commit ({exc})")
+    if head is not None:
+        changed = _git(where, "status", "--porcelain", "--untracked-files=normal").stdout
+        lines = [line[3:] for line in changed.decode(errors="replace").splitlines() if line]
+        if lines:
+            shown = ", ".join(lines[:5]) + (f" and {len(lines) - 5} more" if len(lines) > 5 else "")
+            problems.append(
+                f"the working tree has {len(lines)} uncommitted change(s) ({shown}): commit or "
+                "stash them, and retrain from the commit"
+            )
+        for ref in main_refs:
+            found = _git(
+                where, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False
+            )
+            if found.returncode == 0:
+                main_ref = ref
+                break
+        if main_ref is None:
+            problems.append(f"no main branch to check HEAD against (tried {', '.join(main_refs)})")
+        else:
+            ancestor = _git(where, "merge-base", "--is-ancestor", head, main_ref, check=False)
+            if ancestor.returncode != 0:
+                problems.append(
+                    f"HEAD {head[:12]} is not on {main_ref}: register from a commit merged into "
+                    f"{main_ref} (git fetch first if it was merged since)"
+                )
+        if recorded is None:
+            problems.append(
+                "the artifact's lineage.json records no commit (code.git_commit): train it from "
+                "a git checkout (or with GIT_COMMIT set)"
+            )
+        elif recorded != head:
+            problems.append(
+                f"the model was trained at commit {str(recorded)[:12]} but HEAD is {head[:12]}: "
+                "check out the commit it was trained at, or retrain at HEAD"
+            )
+        sources = commit_sources_sha256(where, head, model)
+        if recorded_hash is None:
+            problems.append("the artifact's lineage.json records no ml_sources_sha256")
+        elif recorded_hash != sources:
+            problems.append(
+                f"the artifact's ml sources hash {str(recorded_hash)[:12]}... is not that of "
+                f"HEAD's sources {sources[:12]}...: the model was trained from other code "
+                "(uncommitted changes when it was trained?)"
+            )
+    if problems and not allow_dirty:
+        raise SourceCheckFailed(
+            "registration refused: "
+            + "; ".join(problems)
+            + ". Register a model trained from a clean commit on the main branch, or pass "
+            "--allow-dirty to register it marked unverified."
+        )
+    return SourceCheck(head, main_ref, sources, tuple(problems))
+
+
+def _source_check_properties(check: Mapping[str, Any]) -> dict[str, str]:
+    """`code.source_check`: verified (and against which ref) or what was let through."""
+    props: dict[str, str] = {}
+    if check.get("commit_sources_sha256"):
+        props["code.commit_sources_sha256"] = str(check["commit_sources_sha256"])
+    if check.get("verified"):
+        text = f"verified: clean tree, HEAD on {check.get('main_ref')}, sources match"
+    else:
+        problems = check.get("problems") or []
+        text = "unverified (--allow-dirty): " + "; ".join(str(p) for p in problems)
+        if len(text) > MAX_PROPERTY_LENGTH:
+            text = text[: MAX_PROPERTY_LENGTH - 3] + "..."
+    props["code.source_check"] = text
+    return props
 
 
 def _client() -> Any:

@@ -472,43 +472,6 @@ class DriftReport:
         )
 
 
-def histogram_svg(result: FeatureDrift, width: int = 640, height: int = 220) -> str:
-    """Training vs. production proportions per bin, as inline SVG (no external assets)."""
-    k = len(result.bins)
-    top = max(max(result.expected, default=0.0), max(result.actual, default=0.0), 1e-9)
-    pad, base = 30, height - 50
-    slot = (width - 2 * pad) / max(k, 1)
-    bar = slot * 0.4
-    parts = [
-        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
-        f"role='img' aria-label='{html.escape(result.name)} histogram'>",
-        f"<line x1='{pad}' y1='{base}' x2='{width - pad}' y2='{base}' stroke='#333'/>",
-    ]
-    bars = zip(result.bins, result.expected, result.actual, strict=True)
-    for i, (label, e, a) in enumerate(bars):
-        x = pad + i * slot
-        for offset, share, color, who in (
-            (0.0, e, "#8ab4f8", "training"),
-            (bar, a, "#f28b82", "production"),
-        ):
-            h = (base - 10) * share / top
-            parts.append(
-                f"<rect x='{x + offset + slot * 0.1:.1f}' y='{base - h:.1f}' width='{bar:.1f}' "
-                f"height='{h:.1f}' fill='{color}'><title>{html.escape(label)} {who}: "
-                f"{share:.3f}</title></rect>"
-            )
-        parts.append(
-            f"<text x='{x + slot / 2:.1f}' y='{base + 14}' font-size='9' text-anchor='middle'>"
-            f"{html.escape(label)}</text>"
-        )
-    parts.append(f"<text x='{pad}' y='{height - 8}' font-size='11' fill='#8ab4f8'>training</text>")
-    parts.append(
-        f"<text x='{pad + 70}' y='{height - 8}' font-size='11' fill='#f28b82'>"
-        "production</text></svg>"
-    )
-    return "".join(parts)
-
-
 # Below this many rows a window is compared column after column: threads would cost more than
 # they save.
 PARALLEL_MIN_ROWS = 50_000
@@ -575,6 +538,168 @@ def compute_drift(
         n_rejected,
         dict(rejected or {}),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Inline SVG charts (this report's histograms; `ml.monitor_report` draws its line charts with
+# the same axis labels)
+# ---------------------------------------------------------------------------------------------
+
+AXIS_FONT_SIZE = 10  # px, every axis label
+# A label's box, in em of its font size: the ascent and descent of DejaVu Sans (0.928 / 0.236), the
+# widest of the sans-serif faces browsers fall back on (Arial, Helvetica, Liberation Sans are
+# narrower and shorter).
+FONT_ASCENT_EM = 0.93
+FONT_DESCENT_EM = 0.24
+LABEL_GAP = 2.0  # px of clear space between two label boxes
+FONT_FAMILY = "DejaVu Sans, Arial, Helvetica, sans-serif"
+# Upper bounds of glyph advances, in em. The figures are DejaVu Sans's rounded up (its glyphs are
+# the widest of the faces above); a test measures them against the font.
+_GLYPH_EM_CLASSES: tuple[tuple[str, float], ...] = (
+    (" ',.:;|/\\-()[]ijlIJft", 0.40),
+    ('0123456789abcdeghknopqrsuvxyz!"*_`?${}', 0.64),
+    ("ABCDEFGHKLNOPQRSTUVXYZ&", 0.80),
+    ("mwMW#%+<=>^~@", 1.00),
+)
+_GLYPH_EM = {c: em for chars, em in _GLYPH_EM_CLASSES for c in chars}
+_OTHER_GLYPH_EM = 1.25  # anything else (accents, CJK, symbols): wider than any of the above
+_TURN = math.radians(45)  # labels that do not fit side by side are turned by this angle
+
+
+def label_width(text: str, font_size: float = AXIS_FONT_SIZE) -> float:
+    """An upper bound of `text`'s rendered width in px: no browser draws it wider."""
+    return font_size * sum(_GLYPH_EM.get(c, _OTHER_GLYPH_EM) for c in text)
+
+
+@dataclass(frozen=True, slots=True)
+class AxisLabels:
+    """How the labels of an axis of evenly spaced slots are drawn so that no two boxes overlap.
+
+    Side by side when the widest label fits its slot; otherwise turned by 45 degrees, which
+    separates neighbours by `slot * sin 45` across their baselines whatever their length; when even
+    that is less than a line, only every `step`-th label is drawn (the bars keep every label in
+    their tooltip).
+    """
+
+    texts: tuple[str, ...]
+    slot: float
+    turned: bool
+    step: int
+    font_size: float
+
+    @property
+    def shown(self) -> tuple[int, ...]:
+        return tuple(range(0, len(self.texts), self.step))
+
+    @property
+    def _widest(self) -> float:
+        return max((label_width(self.texts[i], self.font_size) for i in self.shown), default=0.0)
+
+    @property
+    def depth(self) -> float:
+        """Vertical room the labels need below the axis line, in px."""
+        ascent, descent = FONT_ASCENT_EM * self.font_size, FONT_DESCENT_EM * self.font_size
+        if not self.turned:
+            return LABEL_GAP + ascent + descent
+        c, s = math.cos(_TURN), math.sin(_TURN)
+        return LABEL_GAP + ascent * c + self._widest * s + descent * c
+
+    def overhang(self, index: int) -> float:
+        """How far label `index`'s box reaches left of its slot's centre, in px."""
+        width = label_width(self.texts[index], self.font_size)
+        if not self.turned:
+            return width / 2
+        c, s = math.cos(_TURN), math.sin(_TURN)
+        return width * c + FONT_ASCENT_EM * self.font_size * s
+
+    def left_room(self, pad: float) -> float:
+        """The left margin (at least `pad`) that keeps every label inside the picture."""
+        need = max(
+            (self.overhang(i) - (i + 0.5) * self.slot + LABEL_GAP for i in self.shown),
+            default=0.0,
+        )
+        return max(pad, need)
+
+    def svg(self, left: float, axis_y: float) -> str:
+        """The `<text>` elements, slot i centred at `left + (i + 0.5) * slot`, below `axis_y`."""
+        ascent = FONT_ASCENT_EM * self.font_size
+        parts = []
+        for i in self.shown:
+            x = left + (i + 0.5) * self.slot
+            text = html.escape(self.texts[i])
+            if self.turned:
+                y = axis_y + LABEL_GAP + ascent * math.cos(_TURN)
+                parts.append(
+                    f"<text class='tick' x='{x:.1f}' y='{y:.1f}' font-size='{self.font_size:g}' "
+                    f"text-anchor='end' transform='rotate(-45 {x:.1f} {y:.1f})'>{text}</text>"
+                )
+            else:
+                y = axis_y + LABEL_GAP + ascent
+                parts.append(
+                    f"<text class='tick' x='{x:.1f}' y='{y:.1f}' font-size='{self.font_size:g}' "
+                    f"text-anchor='middle'>{text}</text>"
+                )
+        return "".join(parts)
+
+
+def axis_labels(texts: Sequence[str], slot: float, font_size: float = AXIS_FONT_SIZE) -> AxisLabels:
+    """Lay out one label per slot (of width `slot` px) so that no two label boxes overlap."""
+    if slot <= 0:
+        raise ValueError(f"slot must be a positive width in px, got {slot!r}")
+    labels = tuple(texts)
+    widest = max((label_width(t, font_size) for t in labels), default=0.0)
+    if widest + LABEL_GAP <= slot:
+        return AxisLabels(labels, slot, turned=False, step=1, font_size=font_size)
+    line = (FONT_ASCENT_EM + FONT_DESCENT_EM) * font_size + LABEL_GAP
+    step = max(1, math.ceil(line / (slot * math.sin(_TURN))))
+    return AxisLabels(labels, slot, turned=True, step=step, font_size=font_size)
+
+
+def histogram_svg(result: FeatureDrift, width: int = 640, height: int = 220) -> str:
+    """Training vs. production proportions per bin, as inline SVG (no external assets).
+
+    `width` x `height` is the least size; the picture grows to hold bin labels that have to be
+    turned (long interval labels) so that none runs into its neighbour.
+    """
+    k = len(result.bins)
+    top = max(max(result.expected, default=0.0), max(result.actual, default=0.0), 1e-9)
+    pad, legend = 30.0, 22.0
+    slot = (width - 2 * pad) / max(k, 1)
+    labels = axis_labels(result.bins, slot)
+    left = labels.left_room(pad)
+    base = height - legend - AXIS_FONT_SIZE * (FONT_ASCENT_EM + FONT_DESCENT_EM) - LABEL_GAP
+    total_height = base + labels.depth + legend
+    total_width = left + k * slot + pad
+    bar = slot * 0.4
+    name = html.escape(result.name)
+    parts = [
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{total_width:.0f}' "
+        f"height='{total_height:.0f}' viewBox='0 0 {total_width:.0f} {total_height:.0f}' "
+        f"font-family='{FONT_FAMILY}' role='img' aria-label='{name} histogram'>",
+        f"<line x1='{left:.1f}' y1='{base:.1f}' x2='{left + k * slot:.1f}' y2='{base:.1f}' "
+        "stroke='#333'/>",
+    ]
+    bars = zip(result.bins, result.expected, result.actual, strict=True)
+    for i, (label, e, a) in enumerate(bars):
+        x = left + i * slot
+        for offset, share, color, who in (
+            (0.0, e, "#8ab4f8", "training"),
+            (bar, a, "#f28b82", "production"),
+        ):
+            h = (base - 10) * share / top
+            parts.append(
+                f"<rect x='{x + offset + slot * 0.1:.1f}' y='{base - h:.1f}' width='{bar:.1f}' "
+                f"height='{h:.1f}' fill='{color}'><title>{html.escape(label)} {who}: "
+                f"{share:.3f}</title></rect>"
+            )
+    parts.append(labels.svg(left, base))
+    legend_y = total_height - 8
+    parts.append(
+        f"<text x='{left:.1f}' y='{legend_y:.1f}' font-size='11' fill='#1a73e8'>training</text>"
+        f"<text x='{left + 70:.1f}' y='{legend_y:.1f}' font-size='11' fill='#d93025'>"
+        "production</text></svg>"
+    )
+    return "".join(parts)
 
 
 # ---------------------------------------------------------------------------------------------

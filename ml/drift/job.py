@@ -686,7 +686,13 @@ def main(env: Mapping[str, str] | None = None, now: datetime | None = None) -> i
         "skipped": dict(result.skipped),
         "parts": {name: part.to_dict() for name, part in result.parts.items()},
         "quality": result.quality.to_dict() if result.quality else None,
-        "skew": result.skew.to_dict() if result.skew else None,
+        # counts only: the worst rows hold customer ids and inputs, which must not reach the
+        # job's log (CloudWatch Logs, out of reach of a deletion request: `mlplat data forget`)
+        "skew": (
+            {k: v for k, v in result.skew.to_dict().items() if k != "worst"}
+            if result.skew
+            else None
+        ),
         "age_days": result.age_days,
     }
     print(json.dumps(summary, sort_keys=True, default=str))

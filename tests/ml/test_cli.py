@@ -14,6 +14,7 @@ from moto import mock_aws
 from typer.testing import CliRunner
 
 from mlplat.cli.commands import ml as ml_commands
+from tests.ml.test_registry_source import FILES, commit_all, git
 
 
 @pytest.fixture(scope="module")
@@ -171,12 +172,13 @@ def test_register_then_approve(app: typer.Typer, trained_dir: Path, aws: Any) ->
         "s3://models-b/model.tar.gz",
         "--region",
         "us-east-1",
+        "--allow-dirty",  # this checkout: the source check has its own tests below
     ]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
-    assert json.loads(first.output)["status"] == "PendingManualApproval"
+    assert json.loads(first.stdout)["status"] == "PendingManualApproval"
     # the version carries its baseline and its gate report, uploaded beside the model
-    described = aws.describe_model_package(ModelPackageName=json.loads(first.output)["arn"])
+    described = aws.describe_model_package(ModelPackageName=json.loads(first.stdout)["arn"])
     reports = described["ModelMetrics"]
     assert reports["ModelDataQuality"]["Statistics"]["S3Uri"] == "s3://models-b/baseline.json"
     assert reports["ModelQuality"]["Constraints"]["S3Uri"] == "s3://models-b/gate.json"
@@ -232,6 +234,7 @@ def test_group_and_region_come_from_the_platform_outputs(
             "s3://models-b/model.tar.gz",
             "--metrics",
             str(trained_dir / "metrics.json"),
+            "--allow-dirty",
         ],
     )
     assert registered.exit_code == 0, registered.output
@@ -306,10 +309,79 @@ def test_register_refuses_a_model_that_is_not_uploaded(
             "s3://models-b/elsewhere/model.tar.gz",
             "--region",
             "us-east-1",
+            "--allow-dirty",
         ],
     )
     assert result.exit_code == 2
     assert "upload the model.tar.gz there first" in result.output
+
+
+@pytest.fixture
+def checkout(trained_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A git checkout (main, no remote) that `mlplat register` checks, and a copy of the trained
+    model whose lineage says it was trained at its HEAD."""
+    from ml import registry
+
+    repo = tmp_path / "repo"
+    for name, text in FILES.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text)
+    git(repo, "init", "-q", "-b", "main")
+    head = commit_all(repo, "first")
+    monkeypatch.setattr(registry, "default_package_dir", lambda: repo / "ml")
+    model = tmp_path / "model"
+    model.mkdir()
+    for name in ("metrics.json", "baseline.json", "gate.json", "lineage.json"):
+        (model / name).write_bytes((trained_dir / name).read_bytes())
+    lineage = json.loads((model / "lineage.json").read_text())
+    lineage["code"] = {
+        "git_commit": head,
+        "ml_sources_sha256": registry.commit_sources_sha256(repo / "ml", head, "churn"),
+    }
+    (model / "lineage.json").write_text(json.dumps(lineage))
+    return repo
+
+
+def _register_from(model: Path, *extra: str) -> Any:
+    app = typer.Typer()
+    ml_commands.register(app)
+    args = ["register", "--group", "churn", "--model", str(model), "--region", "us-east-1"]
+    return runner.invoke(app, [*args, "--model-data-url", "s3://models-b/model.tar.gz", *extra])
+
+
+def test_register_records_a_verified_source(checkout: Path, aws: Any) -> None:
+    done = _register_from(checkout.parent / "model")
+    assert done.exit_code == 0, done.output
+    props = aws.describe_model_package(ModelPackageName=json.loads(done.stdout)["arn"])[
+        "CustomerMetadataProperties"
+    ]
+    assert props["code.source_check"] == "verified: clean tree, HEAD on main, sources match"
+    assert props["code.ml_sources_sha256"] == props["code.commit_sources_sha256"]
+
+
+def test_register_refuses_a_dirty_tree_unless_allowed(checkout: Path, aws: Any) -> None:
+    (checkout / "ml" / "train.py").write_text("VERSION = 2\n")
+    refused = _register_from(checkout.parent / "model")
+    assert refused.exit_code == 1
+    assert "registration refused: the working tree has 1 uncommitted change(s) (ml/train.py)" in (
+        refused.output
+    )
+    assert aws.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
+    allowed = _register_from(checkout.parent / "model", "--allow-dirty")
+    assert allowed.exit_code == 0, allowed.output
+    assert "warning: registering unverified code: the working tree" in allowed.stderr
+    props = aws.describe_model_package(ModelPackageName=json.loads(allowed.stdout)["arn"])[
+        "CustomerMetadataProperties"
+    ]
+    assert props["code.source_check"].startswith("unverified (--allow-dirty)")
+
+
+def test_register_refuses_a_model_trained_elsewhere(checkout: Path, aws: Any) -> None:
+    (checkout / "README.md").write_text("changed\n")
+    git_head = commit_all(checkout, "next")
+    refused = _register_from(checkout.parent / "model")
+    assert refused.exit_code == 1
+    assert f"but HEAD is {git_head[:12]}" in refused.output
 
 
 def test_every_command_has_help(app: typer.Typer) -> None:

@@ -238,6 +238,27 @@ def test_a_skewed_handler_fires_the_skew_share(
     assert result.parts["quality"].status == "skipped"
 
 
+def test_the_jobs_log_holds_no_customer_of_the_skewed_rows(
+    aws: dict[str, Any],
+    model_dir: Path,
+    raw: pd.DataFrame,
+    monkeypatch: Any,
+    tmp_path: Path,
+    capsys: Any,
+) -> None:
+    """The summary goes to the job's log (CloudWatch Logs), which a deletion request cannot
+    reach: it counts the skewed rows and names none of them."""
+    window = raw.head(300)
+    skewed = skewed_copy(model_dir, tmp_path / "skewed")
+    capture_window(aws["s3"], window, answer(skewed, window, aws["arn"], monkeypatch))
+    env = config(model_key="churn/serving/model.tar.gz").to_env()
+    assert main(env, now=UNTIL + timedelta(minutes=3)) == 0
+    out = capsys.readouterr().out
+    summary = json.loads(out)
+    assert summary["skew"]["n_differ"] > 0 and "worst" not in summary["skew"]
+    assert not [c for c in window["customer_id"].astype(str) if c in out]
+
+
 def test_unconfigured_parts_are_skipped_and_said_so(
     aws: dict[str, Any], model_dir: Path, raw: pd.DataFrame, monkeypatch: Any, capsys: Any
 ) -> None:

@@ -1,6 +1,7 @@
-"""`mlplat data`: what the lake catalogs, and batch ingestion of a file into a dataset.
+"""`mlplat data`: what the lake catalogs, batch ingestion of a file into a dataset, and a
+deletion request (`forget`).
 
-Both commands find the infrastructure through the platform outputs: `--outputs FILE` (a
+The commands find the infrastructure through the platform outputs: `--outputs FILE` (a
 `pulumi stack output --json` dump) or `--stack S` (asks the Pulumi CLI). `--endpoint-url` points
 the AWS clients at a moto server or another local stack. Errors: message on stderr, exit 2.
 """
@@ -14,16 +15,19 @@ from typing import Annotated
 import typer
 
 from mlplat.cli import options
-from mlplat.cli.errors import fail, usage_errors
+from mlplat.cli.errors import ExitCode, fail, usage_errors
 from mlplat.cli.inputs import platform_outputs
 
 
 def register(app: typer.Typer) -> None:
     data = typer.Typer(
-        name="data", help="The data lake: list datasets, ingest files.", no_args_is_help=True
+        name="data",
+        help="The data lake: list datasets, ingest files, forget customers.",
+        no_args_is_help=True,
     )
     data.command("list")(list_command)
     data.command("ingest")(ingest_command)
+    data.command("forget")(forget_command)
     app.add_typer(data, name="data")
 
 
@@ -146,3 +150,65 @@ def ingest_command(
     if ingested.cataloged is not None:
         table = f"{platform.glue_database}.{spec.name}"
         console.print(f"catalog: {ingested.cataloged} new partition(s) in {table}", soft_wrap=True)
+
+
+def forget_command(
+    customer_ids: Annotated[
+        list[str],
+        typer.Option(
+            "--customer-id", help="A customer whose data is to be removed (repeat for several)."
+        ),
+    ],
+    outputs: options.Outputs = None,
+    stack: options.Stack = None,
+    endpoint_url: options.EndpointUrl = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report what would change; change nothing.")
+    ] = False,
+    bypass_governance: Annotated[
+        bool,
+        typer.Option(
+            "--bypass-governance-retention",
+            help="Also delete versions under governance-mode Object Lock (needs "
+            "s3:BypassGovernanceRetention); compliance mode and legal holds still hold.",
+        ),
+    ] = False,
+    json_path: Annotated[Path | None, options.json_file("the report")] = None,
+) -> None:
+    """Remove customers' rows from every zone (raw, curated, features, predictions: the prediction
+    logs), their requests from the endpoints' data capture, and the stored versions that still
+    hold them; write an audit record (ids hashed, never in clear).
+
+    Partitions and files are rewritten atomically (readers see the old one or the new one).
+    Versions under S3 Object Lock are reported with the date after which they can be deleted:
+    run the same request again then. Exit 1 when a version could not be deleted for another
+    reason (the report says which and why).
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from ml.forget import ForgetError, forget_platform
+    from ml.lake import LakeError, s3_client
+
+    platform = platform_outputs(stack, outputs, exactly_one=True)
+
+    def progress(line: str) -> None:
+        typer.echo(line, err=True)
+
+    with usage_errors(ForgetError, LakeError, ClientError, BotoCoreError):
+        report = forget_platform(
+            customer_ids,
+            platform,
+            s3=s3_client(platform.region, endpoint_url),
+            dry_run=dry_run,
+            bypass_governance=bypass_governance,
+            progress=progress,
+        )
+    for line in report.summary():
+        typer.echo(line)
+    if json_path is not None:
+        json_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    if report.versions_failed:
+        fail(
+            f"{len(report.versions_failed)} stored version(s) could not be deleted: see above",
+            ExitCode.FAILED_CHECK,
+        )

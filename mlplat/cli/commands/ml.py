@@ -314,6 +314,14 @@ def register_version(
     create_group: Annotated[
         bool, typer.Option("--create-group/--no-create-group", help="Create the group if absent.")
     ] = True,
+    allow_dirty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-dirty",
+            help="Register even when the git tree is dirty, HEAD is not on the main branch or the "
+            "model was not trained from HEAD (the version is marked unverified).",
+        ),
+    ] = False,
     region: options.Region = None,
     group: options.Group = None,
     stack: options.Stack = None,
@@ -321,12 +329,19 @@ def register_version(
 ) -> None:
     """Register a trained model as a new PendingManualApproval version of a model package group.
 
-    Its drift baseline, gate report and metrics are uploaded beside the model (SSE-KMS with the
-    lake key of --stack/--outputs) and attached to the version: `mlplat deploy` needs them. The
-    group and the serving image default to those of the model the artifact was built for.
+    Only the code of the main branch is registered: the git tree must be clean, HEAD an ancestor
+    of origin/main (else of main, when there is no remote) and the model trained from HEAD (its
+    lineage's commit and ml sources hash are HEAD's); `--allow-dirty` registers anyway, marked
+    unverified. Its drift baseline, gate report and metrics are uploaded beside the model (SSE-KMS
+    with the lake key of --stack/--outputs) and attached to the version: `mlplat deploy` needs
+    them. The group and the serving image default to those of the model the artifact was built
+    for. Exit 1: the source check refused it.
     """
+    from dataclasses import replace
+
     import boto3
 
+    from ml import registry
     from ml.models import spec
     from ml.workflow import InputError, read_reports, register_trained
 
@@ -335,6 +350,20 @@ def register_version(
     kms_key_arn = (platform.lake_kms_key_arn or None) if platform is not None else None
     with usage_errors(InputError):
         reports = read_reports(model, metrics=metrics, lineage=lineage)
+    try:
+        check = registry.check_source(
+            {"model": name, **reports.lineage},
+            allow_dirty=allow_dirty,
+            package_dir=registry.default_package_dir(),
+        )
+    except registry.SourceCheckFailed as exc:
+        fail(exc, ExitCode.FAILED_CHECK)
+    except registry.RegistryError as exc:
+        fail(exc)
+    if not check.verified:
+        typer.echo(f"warning: registering unverified code: {'; '.join(check.problems)}", err=True)
+    recorded = {**reports.lineage, registry.SOURCE_CHECK_KEY: check.to_dict()}
+    reports = replace(reports, lineage=recorded)
     with usage_errors(*_aws_errors()):
         version = register_trained(
             group,
