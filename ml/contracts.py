@@ -19,8 +19,16 @@ METRICS_FILE = "metrics.json"
 BASELINE_FILE = "baseline.json"
 LINEAGE_FILE = "lineage.json"
 GATE_FILE = "gate.json"
+# How the model goes stale (`ml.backtest`): committed in its package, copied beside each model.
+STALENESS_FILE = "staleness.json"
 # Reports that travel beside the model in `model.tar.gz` when present.
-COMPANION_FILES: tuple[str, ...] = (METRICS_FILE, BASELINE_FILE, LINEAGE_FILE, GATE_FILE)
+COMPANION_FILES: tuple[str, ...] = (
+    METRICS_FILE,
+    BASELINE_FILE,
+    LINEAGE_FILE,
+    GATE_FILE,
+    STALENESS_FILE,
+)
 BASELINE_FORMAT = "mlplat-baseline/1"
 OTHER_CATEGORY = "__other__"  # a categorical value the baseline did not see
 
@@ -93,6 +101,7 @@ PARAM_WINDOW_START = "WindowStart"  # YYYY-MM-DD, or "" (WindowDays up to Window
 PARAM_WINDOW_END = "WindowEnd"  # YYYY-MM-DD, or "" (the UTC date the execution started)
 PARAM_WINDOW_DAYS = "WindowDays"  # days of data when WindowStart is ""
 PARAM_APPROVAL_STATUS = "ModelApprovalStatus"  # PendingManualApproval | Approved
+PARAM_SEARCH = "Search"  # "true" | "false": the Train step searches the model's space first
 # ... and one per hyperparameter a model exposes (`ModelSpec.pipeline_hyperparameters`), named by
 # `ml.models.pipeline_parameter`: `max_iter` -> `MaxIter`.
 PIPELINE_PARAMETERS: tuple[str, ...] = (
@@ -100,7 +109,11 @@ PIPELINE_PARAMETERS: tuple[str, ...] = (
     PARAM_WINDOW_END,
     PARAM_WINDOW_DAYS,
     PARAM_APPROVAL_STATUS,
+    PARAM_SEARCH,
 )
+# The training knob (hyperparameters.json key, not a model hyperparameter) that PARAM_SEARCH sets:
+# "true" runs `ml.tuning`'s cross-validated search over the model's space before the fit.
+SEARCH_HYPERPARAMETER = "search"
 
 # Container paths of the Processing steps (LocalPath in the definition, arguments of the commands).
 WORK_INPUT_PATH = "/opt/ml/processing/input/work"  # work items, sharded by S3 key

@@ -284,6 +284,7 @@ def package_source(model: str, ml_dir: Path = _ML_DIR) -> bytes:
             *ml_dir.glob("*.py"),
             ml_dir / "models" / "__init__.py",
             *(p for p in package.rglob("*.py") if "__pycache__" not in p.parts),
+            *package.glob("*.json"),  # its data: the committed backtest (`staleness.json`)
         ]
         for path in sorted(files):
             add(f"ml/{path.relative_to(ml_dir).as_posix()}", path.read_bytes())

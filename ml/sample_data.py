@@ -10,6 +10,15 @@ trained model against the oracle.
 `drift` (0 = none, 1 = strong) shifts the distribution of the chosen `drift_columns` to simulate
 what production data does to a model over time; the label keeps following the same process
 (covariate shift), so a drifted sample is still correctly labelled.
+
+`concept_drift` (0 = none) changes the process itself: the same customer churns and spends
+differently (price sensitivity and the usage effect turn, payment methods and regions trade
+places; overage and month-to-month plans cost more, loyalty discounts and ticket credits shrink),
+so a model trained before it decays while one retrained on recent data does not.
+`generate_history(months, rows_per_month, ...)` strings months of snapshots together with the
+concept drifting a little each month: the data `ml.backtest` measures a model's staleness on. At 0
+(the default) concept drift changes no random draw and no value: the output is the one this module
+always gave.
 """
 
 from __future__ import annotations
@@ -40,6 +49,9 @@ DRIFTABLE_COLUMNS: tuple[str, ...] = (
 )
 DEFAULT_DRIFT_COLUMNS: tuple[str, ...] = ("monthly_charges", "contract_type", "support_tickets")
 DEFAULT_AS_OF = datetime(2025, 1, 1, tzinfo=UTC)
+MAX_DRIFT = 5.0
+# A month of `generate_history`: snapshots span the 30 days before each month's end.
+MONTH_DAYS = 30
 
 # The generating process, as data: effects on the churn log-odds.
 _INTERCEPT = -1.6
@@ -57,12 +69,16 @@ def generate_customers(
     drift_columns: tuple[str, ...] = DEFAULT_DRIFT_COLUMNS,
     as_of: datetime = DEFAULT_AS_OF,
     id_offset: int = 0,
+    concept_drift: float = 0.0,
 ) -> pd.DataFrame:
-    """`n_rows` customer snapshots taken in the 30 days before `as_of`, with the churn label."""
+    """`n_rows` customer snapshots taken in the 30 days before `as_of`, with the churn label
+    (and the next month's spend) drawn from the process at `concept_drift` (0: the original)."""
     if n_rows < 0:
         raise ValueError(f"n_rows must be >= 0, got {n_rows}")
-    if not 0.0 <= drift <= 5.0:
-        raise ValueError(f"drift must be between 0 and 5, got {drift}")
+    if not 0.0 <= drift <= MAX_DRIFT:
+        raise ValueError(f"drift must be between 0 and {MAX_DRIFT:g}, got {drift}")
+    if not 0.0 <= concept_drift <= MAX_DRIFT:
+        raise ValueError(f"concept_drift must be between 0 and {MAX_DRIFT:g}, got {concept_drift}")
     unknown = sorted(set(drift_columns) - set(DRIFTABLE_COLUMNS))
     if unknown:
         raise ValueError(
@@ -121,6 +137,7 @@ def generate_customers(
         usage=np.where(usage_missing, np.nan, usage),
         region=region,
         senior=senior,
+        concept=concept_drift,
     )
     churned = (rng.random(n) < _sigmoid(logit)).astype(np.int64)
     spend = _next_month_spend(
@@ -130,6 +147,7 @@ def generate_customers(
         contract=contract,
         tickets=tickets.astype(np.float64),
         churned=churned,
+        concept=concept_drift,
     )
 
     ids = pc.binary_join_element_wise(
@@ -166,22 +184,31 @@ def _next_month_spend(
     contract: np.ndarray,
     tickets: np.ndarray,
     churned: np.ndarray,
+    concept: float = 0.0,
 ) -> np.ndarray:
     """What each customer is billed in the next 30 days: the plan, metered overage above 30 GB,
     a loyalty discount on two-year contracts, credits after many support tickets; a churned
     customer pays only part of a month. Its own random stream: the churn columns are the same
-    with or without it."""
+    with or without it. `concept` > 0: overage costs more, the discount and the credits shrink,
+    month-to-month plans cost more and the others less (the same draws, other prices)."""
     n = len(monthly)
-    overage = 0.45 * np.maximum(np.nan_to_num(usage, nan=0.0) - 30.0, 0.0)
-    discount = np.where(contract == 2, 0.92, 1.0)
-    credits = np.where(tickets >= 3, 0.85, 1.0)
-    spend = (monthly + overage) * discount * credits * rng.lognormal(0.0, 0.08, n)
+    overage_price, discount_rate, credit_rate, plan = 0.45, 0.92, 0.85, monthly
+    if concept:
+        overage_price = 0.45 * (1.0 + 2.0 * concept)
+        discount_rate = min(0.92 + 0.08 * concept, 1.0)
+        credit_rate = min(0.85 + 0.15 * concept, 1.0)
+        plan = monthly * np.where(contract == 0, 1.0 + 0.4 * concept, 1.0 - 0.1 * concept)
+    overage = overage_price * np.maximum(np.nan_to_num(usage, nan=0.0) - 30.0, 0.0)
+    discount = np.where(contract == 2, discount_rate, 1.0)
+    credits = np.where(tickets >= 3, credit_rate, 1.0)
+    spend = (plan + overage) * discount * credits * rng.lognormal(0.0, 0.08, n)
     spend = np.where(churned == 1, monthly * rng.uniform(0.0, 0.4, n), spend)
     return np.round(np.clip(spend, 0.0, 1_000_000.0), 2)
 
 
-def true_churn_probability(frame: pd.DataFrame) -> np.ndarray:
-    """The probability of churn under the generating process, for each row of a raw frame."""
+def true_churn_probability(frame: pd.DataFrame, *, concept_drift: float = 0.0) -> np.ndarray:
+    """The probability of churn under the generating process (at `concept_drift`), for each row
+    of a raw frame."""
 
     def codes(column: str, vocabulary: tuple[str, ...]) -> np.ndarray:
         idx = pc.index_in(pa.array(frame[column]), value_set=pa.array(vocabulary))
@@ -202,6 +229,7 @@ def true_churn_probability(frame: pd.DataFrame) -> np.ndarray:
             usage=floats("data_usage_gb"),
             region=codes("region", REGIONS),
             senior=frame["is_senior"].to_numpy(dtype=bool, na_value=False),
+            concept=concept_drift,
         )
     )
 
@@ -217,8 +245,10 @@ def _logit(
     usage: np.ndarray,
     region: np.ndarray,
     senior: np.ndarray,
+    concept: float = 0.0,
 ) -> np.ndarray:
-    """Churn log-odds. Category arrays hold vocabulary indices; -1 is a missing payment method."""
+    """Churn log-odds. Category arrays hold vocabulary indices; -1 is a missing payment method.
+    `concept` > 0 moves the effects towards another process (`_concept_shift`)."""
     avg_spend = np.where(np.isnan(total), monthly, total / np.maximum(tenure, 1.0))
     trend = np.clip(monthly / np.maximum(avg_spend, 1.0) - 1.0, -0.5, 1.0)
     payment_effect = np.append(np.array(list(_PAYMENT_EFFECT.values())), _PAYMENT_MISSING_EFFECT)
@@ -237,7 +267,66 @@ def _logit(
         + 0.2 * np.isnan(usage)
         + np.array(list(_REGION_EFFECT.values()))[region]
     )
+    if concept:
+        result = result + concept * _concept_shift(
+            monthly=monthly, payment=payment, usage=log_usage, region=region
+        )
     return result
+
+
+def _concept_shift(
+    *,
+    monthly: np.ndarray,
+    payment: np.ndarray,
+    usage: np.ndarray,
+    region: np.ndarray,
+) -> np.ndarray:
+    """How the churn log-odds move per unit of concept drift: the signal keeps its strength but
+    turns (at 1, cheap plans lose customers to a competitor where dear ones did, heavy users
+    leave, invoice payers stay and wallet payers go, the regions trade places), so a model
+    retrained on recent data recovers what a stale one loses."""
+    payment_shift = np.array([0.0, 0.0, -0.6, 0.5, 0.0])  # card, bank, invoice, wallet, missing
+    shift: np.ndarray = (
+        -0.024 * (monthly - 65.0)
+        + 0.3 * usage
+        + payment_shift[payment]
+        + np.array([0.3, -0.35, 0.3, -0.35])[region]
+    )
+    return shift
+
+
+def generate_history(
+    months: int,
+    rows_per_month: int,
+    *,
+    seed: int = 0,
+    start: datetime = DEFAULT_AS_OF,
+    concept_drift_per_month: float = 0.0,
+) -> pd.DataFrame:
+    """`months` consecutive 30-day months of snapshots from `start` (`rows_per_month` new customers
+    each, ids unique across months), month m drawn at concept drift `m * concept_drift_per_month`
+    (`generate_customers(..., concept_drift=...)`), oldest first."""
+    if months < 1 or rows_per_month < 1:
+        raise ValueError(
+            f"months ({months}) and rows_per_month ({rows_per_month}) must be at least 1"
+        )
+    if concept_drift_per_month < 0 or (months - 1) * concept_drift_per_month > MAX_DRIFT:
+        raise ValueError(
+            f"concept_drift_per_month {concept_drift_per_month} must be >= 0, and the concept "
+            f"drift of the last of {months} months "
+            f"({(months - 1) * concept_drift_per_month:g}) at most {MAX_DRIFT:g}"
+        )
+    frames = [
+        generate_customers(
+            rows_per_month,
+            seed=seed * 10_000 + m,
+            as_of=start + timedelta(days=MONTH_DAYS * (m + 1)),
+            id_offset=m * rows_per_month,
+            concept_drift=m * concept_drift_per_month,
+        )
+        for m in range(months)
+    ]
+    return pd.concat(frames, ignore_index=True)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

@@ -18,6 +18,14 @@ train → evaluate → gate → package `mlplat train --local` runs). A failed g
 the reason to `<SM_OUTPUT_DIR>/failure` (what SageMaker shows as the job's failure reason) and exits
 non-zero. Every path comes from the environment, with the container's defaults, so tests can point
 them at a temporary directory.
+
+One knob of the training itself, not of the model, rides in hyperparameters.json beside the
+model's own: `search` ("true"/"false", default false; `read_search`) runs the hyperparameter
+search (`ml.tuning`) before the fit.
+
+A fit that does not converge fails training (`NonConvergenceError`, `fit_estimator`): scikit-learn's
+`ConvergenceWarning` is an error here, and every model's predictions on its own training rows must
+be finite (what a diverging fit of a model without such a warning, XGBoost's, shows).
 """
 
 from __future__ import annotations
@@ -28,19 +36,34 @@ import os
 import platform
 import subprocess
 import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from ml.backtest import staleness_path
 from ml.baseline import compute_baseline
-from ml.contracts import BASELINE_FILE, LINEAGE_FILE, METRICS_FILE
+from ml.contracts import (
+    BASELINE_FILE,
+    LINEAGE_FILE,
+    METRICS_FILE,
+    SEARCH_HYPERPARAMETER,
+    STALENESS_FILE,
+)
 from ml.evaluate import AnyMetrics, EvaluationReport, evaluate, fit_baselines, labels
 from ml.model import Model
+
+if TYPE_CHECKING:
+    from ml.tuning import SearchConfig, SearchResult
+
+
+class NonConvergenceError(ValueError):
+    """A fit that did not converge: its warning or its non-finite predictions, and what to do."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +73,8 @@ class TrainingResult:
     evaluation: EvaluationReport
     baseline: dict[str, Any]
     lineage: dict[str, Any]
-    hyperparameters: Any
+    hyperparameters: Any  # the setting fitted: the search's choice when it ran
+    search: SearchResult | None = None
 
     @property
     def metrics(self) -> AnyMetrics:
@@ -81,6 +105,7 @@ def train(
     *,
     validation: pd.DataFrame | None = None,
     data_uri: str = "",
+    search: bool | SearchConfig = False,
 ) -> TrainingResult:
     """Fit `model` on a labelled feature table (its spec's `features` dataset) and evaluate it.
 
@@ -88,6 +113,11 @@ def train(
     `validation_fraction` seed the fit and size the held-out share. Without
     `validation`, that share of the rows is held out (see `split`). The inputs are not modified;
     the same data and hyperparameters give the same predictions.
+
+    `search` (True, or an `ml.tuning.SearchConfig`): first cross-validate the points of
+    `model.search_space` around `hp` on the training rows (`ml.tuning.search`) and fit the best;
+    the lineage records the space, every trial's score and the choice under "search". Raises
+    `NonConvergenceError` (a `ValueError`) when the fit does not converge.
     """
     hp = model.hyperparameters() if hp is None else hp
     seed = hp.seed
@@ -108,9 +138,17 @@ def train(
                 f"the {name} set has {len(y)} rows and {len(set(y.tolist()))} class(es): "
                 f"need at least 10 rows with both values of {model.spec.label!r}"
             )
+    searched = None
+    if search is not False:
+        from ml.tuning import SearchConfig
+        from ml.tuning import search as run_search
+
+        config = SearchConfig() if search is True else search
+        searched = run_search(model, train_rows, hp, config)
+        hp = searched.chosen
     X = model.features.feature_matrix(train_rows)
     y = labels(model, train_rows)
-    estimator = model.make_estimator(hp).fit(X, y)
+    estimator = fit_estimator(model, hp, X, y)
     baselines = fit_baselines(model, train_rows, seed=seed)
     report = evaluate(model, estimator, validation, baselines=baselines)
     baseline = compute_baseline(model, train_rows, model.predict(estimator, X))
@@ -123,7 +161,39 @@ def train(
         n_validation=len(validation),
     )
     lineage.update(model.training_info(estimator))
-    return TrainingResult(model, estimator, report, baseline, lineage, hp)
+    if searched is not None:
+        lineage["search"] = searched.to_dict()
+    return TrainingResult(model, estimator, report, baseline, lineage, hp, searched)
+
+
+def fit_estimator(model: Model, hp: Any, X: np.ndarray, y: np.ndarray) -> Any:
+    """`model.make_estimator(hp).fit(X, y)`, refusing a fit that did not converge: a
+    scikit-learn `ConvergenceWarning` (other warnings pass through), or predictions on the
+    training rows that are not finite. Raises `NonConvergenceError` naming the knobs."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        estimator = model.make_estimator(hp).fit(X, y)
+    unconverged = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    for w in caught:
+        if not issubclass(w.category, ConvergenceWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    knobs = ", ".join(f"{k}={v}" for k, v in hp.to_dict().items() if k != "validation_fraction")
+    if unconverged:
+        first = str(unconverged[0].message).strip().splitlines()[0]
+        raise NonConvergenceError(
+            f"training {model.name!r} did not converge ({first}) with {knobs}: raise the "
+            "iteration limit (max_iter) or regularize more, and train again"
+        )
+    scores = model.predict(estimator, X)
+    bad = int((~np.isfinite(scores)).sum())
+    if bad:
+        raise NonConvergenceError(
+            f"training {model.name!r} diverged: {bad} of {len(scores)} predictions on its own "
+            f"training rows are not finite with {knobs}: lower the learning rate and train again"
+        )
+    return estimator
 
 
 def build_lineage(
@@ -206,13 +276,17 @@ def library_versions() -> dict[str, str]:
 
 
 def write_outputs(result: TrainingResult, model_dir: Path, *, with_code: bool = True) -> Path:
-    """Save the fitted estimator (`model.save`) and its JSON companions in `model_dir` (and
-    `code/`, the handler bound to the model, for serving)."""
+    """Save the fitted estimator (`model.save`) and its JSON companions in `model_dir`: the
+    reports, the model's committed staleness (`ml.backtest`, when it has one), and `code/`, the
+    handler bound to the model, for serving."""
     model_dir.mkdir(parents=True, exist_ok=True)
     result.model.save(result.estimator, model_dir)
     write_report(model_dir / METRICS_FILE, result.evaluation.to_dict())
     write_report(model_dir / BASELINE_FILE, result.baseline)
     write_report(model_dir / LINEAGE_FILE, result.lineage)
+    staleness = staleness_path(result.model.name)
+    if staleness.is_file():  # the model's committed backtest travels with every trained model
+        (model_dir / STALENESS_FILE).write_bytes(staleness.read_bytes())
     if with_code:
         from ml.package import write_code_dir
 
@@ -269,10 +343,32 @@ def read_hyperparameters(model: Model, config_dir: Path) -> Any:
         raise ValueError(f"{path} is not valid JSON: {err}") from None
     if not isinstance(values, dict):
         raise ValueError(f"{path} must hold a JSON object of hyperparameters")
-    # SageMaker adds its own keys (sagemaker_program, ...) in script mode: not ours.
+    # SageMaker adds its own keys (sagemaker_program, ...) in script mode: not ours; `search` is
+    # training's own knob (`read_search`).
     return model.hyperparameters.from_mapping(
-        {k: v for k, v in values.items() if not k.startswith("sagemaker_")}
+        {
+            k: v
+            for k, v in values.items()
+            if not k.startswith("sagemaker_") and k != SEARCH_HYPERPARAMETER
+        }
     )
+
+
+def read_search(config_dir: Path) -> bool:
+    """Whether `<config_dir>/hyperparameters.json` turns the hyperparameter search on (its
+    `search` key: "true" or "false", as SageMaker passes strings; false when absent)."""
+    path = config_dir / "hyperparameters.json"
+    if not path.exists():
+        return False
+    try:
+        values = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from None
+    raw = values.get(SEARCH_HYPERPARAMETER, "false") if isinstance(values, dict) else "false"
+    text = str(raw).strip().lower()
+    if text not in ("true", "false"):
+        raise ValueError(f"hyperparameter {SEARCH_HYPERPARAMETER}={raw!r}: use true or false")
+    return text == "true"
 
 
 def read_feature_table(path: Path) -> pd.DataFrame:
@@ -301,6 +397,7 @@ def run_training_job(
     try:
         model = model_from_env(env)
         hp = read_hyperparameters(model, paths.config_dir)
+        search = read_search(paths.config_dir)
         if "train" not in paths.channels:
             raise ValueError(
                 f"no 'train' channel (SM_CHANNEL_TRAIN); channels: {sorted(paths.channels)}"
@@ -313,7 +410,7 @@ def run_training_job(
         approved = None
         if "approved" in paths.channels:
             metrics = json.loads((paths.channels["approved"] / METRICS_FILE).read_text())
-            approved = EvaluationReport.from_dict(metrics).overall
+            approved = EvaluationReport.from_dict(metrics)  # its slices gate too
         candidate = train_candidate(
             model,
             features,
@@ -322,6 +419,7 @@ def run_training_job(
             approved=approved,
             validation=validation,
             data_uri=str(train_dir),
+            search=search,
         )
         if not candidate.passed:
             raise GateFailed(candidate.gate)

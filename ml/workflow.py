@@ -12,8 +12,11 @@ Every function takes the model (`ml.model.Model`, from `ml.models.load(name)`) i
   promotion gate against the metrics of the version the candidate would replace, write the model
   directory and, when the gate passes, package it. Returns a `Candidate`.
   `train_candidate_from_raw(model, raw, ...)` does the same from a raw table, whose invalid rows
-  are dropped and counted first. Its stages are public: `ml.train.train` → `gate_candidate` →
-  `package_candidate`, each taking what the one before returned, so they cannot run out of order.
+  are dropped and counted first, and refused as a whole (`RejectedRowsError`) when their share is
+  above `max_rejected_share` (default `MAX_REJECTED_SHARE`, as the pipeline's curate step's).
+  `search=True` runs the hyperparameter search first (`ml.tuning`). Its stages are public:
+  `ml.train.train` → `gate_candidate` → `package_candidate`, each taking what the one before
+  returned, so they cannot run out of order.
 * `evaluate_model(model, estimator, raw, approved=...)`: score an already trained estimator and
   gate it.
 * `register(group, ArtifactUris(...), metrics=...)`: a new version of the model package group,
@@ -56,21 +59,53 @@ from ml.evaluate import (
     evaluate,
     fit_baselines,
 )
+from ml.features import ValidationReport
 from ml.train import TrainingResult, train, write_outputs, write_report
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from ml.deploy import Release
-    from ml.features import ValidationReport
     from ml.model import Model
     from ml.models import Framework
     from ml.outputs import PlatformOutputs
     from ml.registry import ModelVersion
 
 
+# The largest share of a raw table's rows training may drop as invalid (the pipeline's curate step
+# has the same default: `components.model_pipeline.ModelPipelineArgs.max_rejected_share`).
+MAX_REJECTED_SHARE = 0.05
+
+
 class InputError(ValueError):
     """A file the workflow is handed cannot be used; the message starts with its path."""
+
+
+class RejectedRowsError(ValueError):
+    """Too large a share of a raw table failed validation to train on what is left."""
+
+    def __init__(self, report: ValidationReport, threshold: float) -> None:
+        self.report = report
+        self.threshold = threshold
+        reasons = sorted(report.reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+        listed = ", ".join(f"{reason} ({count})" for reason, count in reasons) or "(none)"
+        super().__init__(
+            f"rejected {report.n_rejected} of {report.n_rows} raw rows "
+            f"({rejected_share(report):.2%}), above the threshold of {threshold:.2%}: {listed}; "
+            "fix the data, or raise the threshold if this share is expected"
+        )
+
+
+def rejected_share(report: ValidationReport) -> float:
+    return report.n_rejected / report.n_rows if report.n_rows else 0.0
+
+
+def check_rejected_share(report: ValidationReport, threshold: float) -> None:
+    """Raise `RejectedRowsError` when the rows `report` rejected exceed `threshold` (a share)."""
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"max_rejected_share {threshold} must be between 0 and 1")
+    if rejected_share(report) > threshold:
+        raise RejectedRowsError(report, threshold)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,21 +185,23 @@ def train_candidate(
     hp: Any = None,
     *,
     model_dir: Path,
-    approved: AnyMetrics | None = None,
+    approved: AnyMetrics | EvaluationReport | None = None,
     validation: pd.DataFrame | None = None,
     data_uri: str = "",
     package: Path | None = None,
     gate_config: Any = None,
+    search: bool = False,
 ) -> Candidate:
     """Train on a labelled feature table, gate against `approved` (the metrics of the version the
     candidate would replace; None: only the baselines and calibration), write `model_dir`.
 
     With `package`, a passing model is packaged there as `model.tar.gz` (handler code inside).
     Without, the directory itself is the package — SageMaker archives `SM_MODEL_DIR` — and gets
-    `code/`. `gate_config` overrides `model.gate`. Raises `ValueError` on data that cannot be
-    trained on; a refusal is not an error: see `Candidate.passed`.
+    `code/`. `gate_config` overrides `model.gate`; `search` runs the hyperparameter search
+    (`ml.train.train`). Raises `ValueError` on data that cannot be trained on and on a fit that
+    does not converge; a refusal is not an error: see `Candidate.passed`.
     """
-    result = train(model, features, hp, validation=validation, data_uri=data_uri)
+    result = train(model, features, hp, validation=validation, data_uri=data_uri, search=search)
     candidate = gate_candidate(result, model_dir=model_dir, approved=approved, config=gate_config)
     if not candidate.passed:
         return candidate
@@ -175,7 +212,7 @@ def gate_candidate(
     result: TrainingResult,
     *,
     model_dir: Path,
-    approved: AnyMetrics | None = None,
+    approved: AnyMetrics | EvaluationReport | None = None,
     config: Any = None,
 ) -> Candidate:
     """The gate's verdict on a trained model, against `approved`; writes `gate.json` to
@@ -212,16 +249,20 @@ def train_candidate_from_raw(
     hp: Any = None,
     *,
     model_dir: Path,
-    approved: AnyMetrics | None = None,
+    approved: AnyMetrics | EvaluationReport | None = None,
     data_uri: str = "",
     package: Path | None = None,
+    search: bool = False,
+    max_rejected_share: float = MAX_REJECTED_SHARE,
 ) -> Candidate:
     """`train_candidate` on the features of a raw table; rows the schema refuses are dropped and
-    counted (`Candidate.rejected`). Raises `FeatureValidationError` when no row could be used (a
-    missing column, a wrong dtype)."""
+    counted (`Candidate.rejected`) while their share is at most `max_rejected_share`. Raises
+    `RejectedRowsError` (a `ValueError`: the share, the threshold and the reasons) above it, and
+    `FeatureValidationError` when no row could be used (a missing column, a wrong dtype)."""
     from dataclasses import replace
 
     valid, report = model.features.validate_frame(raw, on_invalid="reject")
+    check_rejected_share(report, max_rejected_share)
     candidate = train_candidate(
         model,
         model.features.build_features(valid),
@@ -230,6 +271,7 @@ def train_candidate_from_raw(
         approved=approved,
         data_uri=data_uri,
         package=package,
+        search=search,
     )
     return replace(candidate, rejected=report)
 
@@ -239,7 +281,7 @@ def evaluate_model(
     estimator: Any,
     raw: pd.DataFrame,
     *,
-    approved: AnyMetrics | None = None,
+    approved: AnyMetrics | EvaluationReport | None = None,
     seed: int = 0,
 ) -> Evaluation:
     """Score a trained estimator of `model` on a labelled raw table — overall, per slice, next to
@@ -415,10 +457,11 @@ def read_raw_customers(path: Path) -> pd.DataFrame:
         raise InputError(f"{path}: columns do not match the customers schema: {err}") from None
 
 
-def read_metrics(path: Path) -> AnyMetrics:
-    """The overall metrics of a `metrics.json` written by training."""
+def read_metrics(path: Path) -> EvaluationReport:
+    """The evaluation a `metrics.json` written by training holds (overall, slices, groups: the
+    gate holds a candidate to all of it)."""
     try:
-        return EvaluationReport.from_dict(json.loads(path.read_text())).overall
+        return EvaluationReport.from_dict(json.loads(path.read_text()))
     except (OSError, json.JSONDecodeError, ValueError) as err:
         raise InputError(f"{path}: not a metrics.json written by training ({err})") from None
 

@@ -4,9 +4,12 @@ Channels (`ml.train.ContainerPaths`, SM_* overrides): `partitions` holds the fea
 items, naming the partitions of the window; `features` is the features zone's prefix, mounted
 (FastFile: only the files read are fetched) and read through each partition's `_manifest.json`
 by the lake's rules (`ml.lake.read_local_dataset`). Hyperparameters come from
-hyperparameters.json. The model directory gets the model, its reports and `code/`
-(`ml.train.write_outputs`): SageMaker archives it as model.tar.gz for the evaluate step. There is
-no gate here: the evaluate step runs it against the version that serves.
+hyperparameters.json; its `search` key ("true") runs the hyperparameter search over the model's
+declared space first (`ml.tuning`: cross-validated by customer on the training rows, seeded), the
+space, every trial's score and the choice going to `lineage.json`. The model directory gets the
+model, its reports and `code/` (`ml.train.write_outputs`): SageMaker archives it as model.tar.gz
+for the evaluate step. There is no gate here: the evaluate step runs it against the version that
+serves.
 """
 
 from __future__ import annotations
@@ -19,7 +22,14 @@ from ml.contracts import FEATURES_CHANNEL, PARTITIONS_CHANNEL
 from ml.lake import LakeError, read_local_dataset
 from ml.model import Model
 from ml.pipeline.common import StepError, WorkItem, read_work_items
-from ml.train import ContainerPaths, TrainingResult, read_hyperparameters, train, write_outputs
+from ml.train import (
+    ContainerPaths,
+    TrainingResult,
+    read_hyperparameters,
+    read_search,
+    train,
+    write_outputs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +45,7 @@ def run_train(model: Model, paths: ContainerPaths) -> TrainingResult:
             f"channels: {sorted(paths.channels) or 'none'}"
         )
     hp = read_hyperparameters(model, paths.config_dir)
+    search = read_search(paths.config_dir)
     items = read_work_items(paths.channels[PARTITIONS_CHANNEL])
     if not items:
         raise StepError(f"the {PARTITIONS_CHANNEL!r} channel holds no work items: nothing to train")
@@ -53,8 +64,20 @@ def run_train(model: Model, paths: ContainerPaths) -> TrainingResult:
     log.info(
         "%d feature rows from %d partitions (%s .. %s)", len(features), len(days), days[0], days[-1]
     )
-    result = train(model, features, hp, data_uri=f"s3://{bucket}/{prefix}/")
+    result = train(model, features, hp, data_uri=f"s3://{bucket}/{prefix}/", search=search)
     del features
+    if result.search is not None:
+        best = result.search.best_trial
+        log.info(
+            "search: %d of %d candidates, %d folds, chose %s (%s %.5f) in %.1fs",
+            len(result.search.trials),
+            result.search.grid_size,
+            result.search.config.folds,
+            best.point,
+            result.search.metric,
+            best.cv_score,
+            result.search.seconds,
+        )
     result = dataclasses.replace(result, lineage=_with_partitions(result.lineage, items))
     write_outputs(result, paths.model_dir, with_code=True)
     return result

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import typer
 
+from mlplat.cli.commands import backtest as backtest_commands
 from mlplat.cli.commands import bench as bench_commands
 from mlplat.cli.commands import data as data_commands
+from mlplat.cli.commands import explain as explain_commands
 from mlplat.cli.commands import ml as ml_commands
 from mlplat.cli.commands import monitor as monitor_commands
 from mlplat.cli.commands import new as new_commands
@@ -35,6 +37,8 @@ for module in (
     policy_commands,
     data_commands,
     ml_commands,
+    explain_commands,
+    backtest_commands,
     pipeline_commands,
     serving_commands,
     monitor_commands,

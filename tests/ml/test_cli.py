@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import inspect
 import json
 import tarfile
 from collections.abc import Iterator
@@ -78,6 +79,34 @@ def test_train_from_a_data_file_rejects_bad_rows(
     )
     assert result.exit_code == 0, result.output
     assert "rejected 1 of 4000 rows" in result.output
+
+
+def test_train_refuses_data_above_the_rejected_share_and_can_search(
+    app: typer.Typer, raw: pd.DataFrame, tmp_path: Path
+) -> None:
+    from ml.workflow import MAX_REJECTED_SHARE
+
+    bad = raw.copy()
+    bad.loc[bad.index[:2], "region"] = "mars"  # 2 of 4,000 rows: 0.05%
+    bad.to_parquet(tmp_path / "raw.parquet")
+    args = [
+        "train",
+        "--local",
+        "--output",
+        str(tmp_path / "o"),
+        "--data",
+        str(tmp_path / "raw.parquet"),
+    ]
+    refused = runner.invoke(app, [*args, "--max-rejected-share", "0.0001"])
+    assert refused.exit_code == 2
+    assert "above the threshold of 0.01%" in refused.output
+    searched = runner.invoke(app, [*args, "--search"])
+    assert searched.exit_code == 0, searched.output
+    lineage = json.loads((tmp_path / "o" / "lineage.json").read_text())
+    assert lineage["search"]["chosen"] and lineage["search"]["trials"]
+    # the option's default is the workflow's (the CLI does not import it at start-up)
+    default = inspect.signature(ml_commands.train).parameters["max_rejected_share"].default
+    assert default == MAX_REJECTED_SHARE
 
 
 def test_evaluate_and_gate_against_approved(

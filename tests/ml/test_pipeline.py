@@ -656,8 +656,8 @@ def test_the_container_entry_point_runs_the_steps(tmp_path: Path) -> None:
     reason = done.stderr.strip().splitlines()
     assert reason == [
         "window failed: --dataset: unknown dataset 'customers_raw'; did you mean 'customers'? "
-        "known datasets: customer_features, customers, customers_curated, predictions, "
-        "spend_features, spend_predictions"
+        "known datasets: customer_features, customer_outcomes, customers, customers_curated, "
+        "predictions, spend_features, spend_predictions"
     ]
     assert (tmp_path / "output" / PROCESSING_MESSAGE_FILE).read_text() == reason[0]
     usage = subprocess.run(

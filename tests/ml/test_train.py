@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,16 @@ import pytest
 from ml.contracts import MODEL_ENV
 from ml.evaluate import GateFailed
 from ml.models import load
-from ml.train import ContainerPaths, read_hyperparameters, run_training_job, split, train
+from ml.train import (
+    ContainerPaths,
+    NonConvergenceError,
+    read_hyperparameters,
+    read_search,
+    run_training_job,
+    split,
+    train,
+    write_outputs,
+)
 
 CHURN = load("churn")
 Hyperparameters = CHURN.hyperparameters
@@ -25,7 +36,7 @@ def test_training_beats_the_baselines(trained: Any) -> None:
     assert metrics.roc_auc > 0.75
     assert metrics.roc_auc > trained.evaluation.baselines["one_feature"].roc_auc + 0.02
     assert metrics.ece < 0.05
-    assert set(trained.evaluation.slices) == {"contract_type", "region"}
+    assert set(trained.evaluation.slices) == {*CHURN.spec.slices, *CHURN.spec.slice_bands}
 
 
 def test_same_data_and_seed_give_the_same_model(features: pd.DataFrame) -> None:
@@ -181,3 +192,83 @@ def test_bad_hyperparameters_file_is_explained(tmp_path: Path) -> None:
     (tmp_path / "hyperparameters.json").write_text("{not json")
     with pytest.raises(ValueError, match=r"hyperparameters\.json is not valid JSON"):
         read_hyperparameters(CHURN, tmp_path)
+
+
+# --- what training refuses: a fit that did not converge ------------------------------------------
+
+
+def test_a_fit_that_does_not_converge_fails_training(features: pd.DataFrame) -> None:
+    with pytest.raises(
+        NonConvergenceError, match=r"'churn' did not converge \(lbfgs failed"
+    ) as err:
+        train(CHURN, features, Hyperparameters(max_iter=1))
+    assert "max_iter=1" in str(err.value) and "raise the iteration limit" in str(err.value)
+    # the same data with the default iteration limit converges and trains
+    train(CHURN, features.head(1_500), Hyperparameters(max_iter=500))
+
+
+def test_a_training_job_that_does_not_converge_says_why(
+    tmp_path: Path, features: pd.DataFrame
+) -> None:
+    env = _container(tmp_path, features, {"max_iter": "2"})
+    with pytest.raises(NonConvergenceError):
+        run_training_job(env)
+    failure = (tmp_path / "output" / "failure").read_text()
+    assert "did not converge" in failure and "max_iter=2" in failure
+    assert not (tmp_path / "model" / "model.joblib").exists()
+
+
+class _Diverged:
+    """An estimator whose fit 'succeeds' without a warning but predicts NaN (a diverged boost)."""
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> _Diverged:
+        warnings.warn("some other warning", UserWarning, stacklevel=2)
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return np.full((len(X), 2), np.nan)
+
+
+def test_a_fit_whose_predictions_are_not_finite_fails_training(features: pd.DataFrame) -> None:
+    diverging = dataclasses.replace(CHURN, make_estimator=lambda hp: _Diverged())
+    # other warnings pass through untouched; only non-convergence is an error
+    with (
+        pytest.warns(UserWarning, match="some other warning"),
+        pytest.raises(NonConvergenceError, match=r"diverged: \d+ of \d+ predictions"),
+    ):
+        train(diverging, features)
+
+
+# --- the search, from the training job ----------------------------------------------------------
+
+
+def test_search_is_read_from_the_hyperparameters_file(tmp_path: Path) -> None:
+    assert read_search(tmp_path) is False  # no file
+    for text, expected in (("true", True), ("False", False), (True, True)):
+        (tmp_path / "hyperparameters.json").write_text(json.dumps({"search": text, "c": "0.5"}))
+        assert read_search(tmp_path) is expected
+        assert read_hyperparameters(CHURN, tmp_path).c == 0.5  # not a model hyperparameter
+    (tmp_path / "hyperparameters.json").write_text(json.dumps({"search": "maybe"}))
+    with pytest.raises(ValueError, match="hyperparameter search='maybe': use true or false"):
+        read_search(tmp_path)
+
+
+def test_a_training_job_searches_when_asked(tmp_path: Path, features: pd.DataFrame) -> None:
+    env = _container(tmp_path, features, {"search": "true", "seed": "3"})
+    result = run_training_job(env)
+    lineage = json.loads((tmp_path / "model" / "lineage.json").read_text())
+    assert result.search is not None
+    assert lineage["search"]["space"] == {"c": [0.1, 1.0, 10.0]}
+    assert [t["hyperparameters"] for t in lineage["search"]["trials"]] == [
+        {"c": 1.0},
+        {"c": 0.1},
+        {"c": 10.0},
+    ]
+    assert lineage["hyperparameters"]["c"] == lineage["search"]["chosen"]["c"]
+
+
+def test_the_model_directory_carries_the_models_staleness(trained: Any, tmp_path: Path) -> None:
+    from ml.backtest import staleness_path
+
+    write_outputs(trained, tmp_path)
+    assert (tmp_path / "staleness.json").read_bytes() == staleness_path("churn").read_bytes()

@@ -18,8 +18,10 @@ from ml import registry
 from ml.evaluate import Metrics
 from ml.models import load
 from ml.workflow import (
+    MAX_REJECTED_SHARE,
     ArtifactUris,
     InputError,
+    RejectedRowsError,
     gate_candidate,
     load_model,
     package_candidate,
@@ -46,9 +48,17 @@ def test_a_passing_candidate_is_written_and_packaged(trained: Any, tmp_path: Pat
     )
     assert candidate.passed and candidate.package == tmp_path / "model.tar.gz"
     names = {p.name for p in (tmp_path / "model").iterdir()}
-    assert names == {"model.joblib", "metrics.json", "baseline.json", "lineage.json", "gate.json"}
+    assert names == {
+        "model.joblib",
+        "metrics.json",
+        "baseline.json",
+        "lineage.json",
+        "gate.json",
+        "staleness.json",
+    }
     with tarfile.open(candidate.package) as tar:
         assert {"model.joblib", "gate.json", "code/inference.py"} <= set(tar.getnames())
+        assert "staleness.json" in tar.getnames()  # how it goes stale travels with it
     assert list(candidate.artifacts()) == ["model", "metrics", "baseline", "gate"]
     assert json.loads((tmp_path / "model" / "gate.json").read_text())["passed"] is True
 
@@ -98,6 +108,52 @@ def test_raw_rows_the_schema_refuses_are_dropped_and_counted(
     candidate = train_candidate_from_raw(CHURN, bad, model_dir=tmp_path)
     assert candidate.rejected is not None
     assert (candidate.rejected.n_rows, candidate.rejected.n_rejected) == (len(raw), 1)
+
+
+def _spoiled(raw: pd.DataFrame, regions: int, tenures: int) -> pd.DataFrame:
+    """`raw` with `regions` rows in an unknown region and `tenures` with a negative tenure."""
+    bad = raw.copy()
+    bad.loc[bad.index[:regions], "region"] = "mars"
+    bad.loc[bad.index[regions : regions + tenures], "tenure_months"] = -1
+    return bad
+
+
+def test_training_refuses_raw_data_whose_rejected_share_is_above_the_threshold(
+    raw: pd.DataFrame, tmp_path: Path
+) -> None:
+    bad = _spoiled(raw, 150, 90)  # 240 of 4,000 rows: 6% > 5% (the default)
+    with pytest.raises(RejectedRowsError) as err:
+        train_candidate_from_raw(CHURN, bad, model_dir=tmp_path / "a")
+    message = str(err.value)
+    assert message.startswith("rejected 240 of 4000 raw rows (6.00%), above the threshold of 5.00%")
+    assert "region: not one of ['north', 'south', 'east', 'west'] (150)" in message
+    assert "tenure_months: out of range [0, 600] (90)" in message
+    assert message.index("region:") < message.index("tenure_months:")  # most frequent first
+    assert (err.value.report.n_rejected, err.value.threshold) == (240, MAX_REJECTED_SHARE)
+    assert not (tmp_path / "a").exists()  # nothing trained, nothing written
+    # the threshold is the caller's: 10% lets the same data through, its bad rows dropped
+    passed = train_candidate_from_raw(CHURN, bad, model_dir=tmp_path / "b", max_rejected_share=0.1)
+    assert passed.rejected is not None and passed.rejected.n_rejected == 240
+    assert (
+        passed.training.lineage["data"]["rows_train"]
+        + passed.training.lineage["data"]["rows_validation"]
+        == len(raw) - 240
+    )
+
+
+def test_a_rejected_share_at_the_threshold_is_dropped_and_reported(
+    raw: pd.DataFrame, tmp_path: Path
+) -> None:
+    bad = _spoiled(raw, 200, 0)  # exactly 5%
+    candidate = train_candidate_from_raw(CHURN, bad, model_dir=tmp_path)
+    assert candidate.rejected is not None and candidate.rejected.n_rejected == 200
+    assert candidate.rejected.reasons == {
+        "region: not one of ['north', 'south', 'east', 'west']": 200
+    }
+    with pytest.raises(RejectedRowsError, match=r"\(5\.00%\), above the threshold of 4\.99%"):
+        train_candidate_from_raw(CHURN, bad, model_dir=tmp_path, max_rejected_share=0.0499)
+    with pytest.raises(ValueError, match=r"max_rejected_share 1\.5 must be between 0 and 1"):
+        train_candidate_from_raw(CHURN, raw, model_dir=tmp_path, max_rejected_share=1.5)
 
 
 @pytest.fixture

@@ -57,6 +57,22 @@ def train(
         ),
     ] = None,
     approved_metrics: options.ApprovedMetrics = None,
+    search: Annotated[
+        bool,
+        typer.Option(
+            "--search",
+            help="Local: cross-validate the model's search space first (ml.tuning); "
+            "lineage.json records every trial and the choice.",
+        ),
+    ] = False,
+    max_rejected_share: Annotated[
+        float,
+        typer.Option(
+            "--max-rejected-share",
+            help="Local: refuse the data when more than this share of its rows breaks the "
+            "schema (0-1); below it they are dropped and counted.",
+        ),
+    ] = 0.05,
     model: options.Model = None,
     stack: options.Stack = None,
     outputs: options.Outputs = None,
@@ -118,7 +134,18 @@ def train(
         return
     if output is None:
         fail("--output DIR is required to train locally")
-    _train_local(model_name(model), output, data, rows, seed, drift, estimator, approved_metrics)
+    _train_local(
+        model_name(model),
+        output,
+        data,
+        rows,
+        seed,
+        drift,
+        estimator,
+        approved_metrics,
+        search=search,
+        max_rejected_share=max_rejected_share,
+    )
 
 
 def _train_local(
@@ -130,6 +157,9 @@ def _train_local(
     drift: float,
     estimator: str | None,
     approved_metrics: Path | None,
+    *,
+    search: bool = False,
+    max_rejected_share: float = 0.05,
 ) -> None:
     from ml.evaluate import GateFailed
     from ml.models import load
@@ -151,6 +181,8 @@ def _train_local(
             approved=approved,
             data_uri=str(data) if data else "synthetic",
             package=output / "model.tar.gz",
+            search=search,
+            max_rejected_share=max_rejected_share,
         )
     rejected = candidate.rejected
     if rejected is not None and rejected.n_rejected:
