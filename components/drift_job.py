@@ -9,12 +9,16 @@ request, so the second run would collide on the job name. A one-state Step Funct
 (`drift-<execution id>`), waits for the job and fails the execution when the job fails, which the
 failure alarm here turns into a page. Standard workflow, one state: a few state transitions a run.
 
-One job per model. Its role reads only the model's prefixes of the predictions zone (its
-endpoint's capture, its prediction logs) and the training baseline (one key of the models bucket),
-writes only its prediction logs and drift reports,
-and may put metrics only into the drift namespace (`cloudwatch:namespace` condition). Its
-environment (`MLPLAT_DRIFT_*`, `ml.drift.job.DriftJobConfig.to_env`) carries buckets, baseline
-key, endpoint, threshold and window; the window is one schedule period (`schedule_window_hours`).
+One job per model: drift, then online quality, training-serving skew and model age. Its role
+reads only the model's prefixes of the predictions zone (its endpoint's capture, its prediction
+logs, its quality reports), the training baseline and the served artifact (one key each of the
+models bucket; the artifact's lineage, its age, travels inside it) and the labels (the outcomes
+dataset's prefix of the raw bucket); writes only its prediction logs, drift reports and quality
+reports; updates the metadata of its own package group's versions only (the online figures
+beside the offline ones); and may put metrics only into the drift and quality namespaces
+(`cloudwatch:namespace` condition). Its environment (`MLPLAT_DRIFT_*`,
+`ml.drift.job.DriftJobConfig.to_env`) carries buckets, keys, endpoint, thresholds and window; the
+window is one schedule period (`schedule_window_hours`).
 
 The job runs in the stack's private subnets (S3 through the gateway endpoint, CloudWatch through
 its interface endpoint) with its volume encrypted by the lake key. It is not network-isolated: the
@@ -43,8 +47,14 @@ from components.iam import (
     prefix_arn,
     service_arn,
 )
-from ml.contracts import CAPTURE_ROOT, DRIFT_NAMESPACE, MODEL_ENV
+from ml.contracts import (
+    CAPTURE_ROOT,
+    DRIFT_NAMESPACE,
+    MODEL_ENV,
+    QUALITY_NAMESPACE,
+)
 from ml.contracts import DRIFT_ENV_PREFIX as ENV_PREFIX
+from ml.schema import CUSTOMER_OUTCOMES
 
 JOB_NAME_PREFIX = "drift-"
 STEP_FUNCTIONS_RULE = "StepFunctionsGetEventsForSageMakerProcessingJobsRule"
@@ -102,9 +112,30 @@ class DriftJobArgs:
     volume_gb: int = 30
     max_runtime_seconds: int = 3600
     tags: Mapping[str, str] = field(default_factory=dict)
+    # Online quality, skew and age (`ml.quality`, `ml.skew`), each configured when its inputs are
+    # given (the job skips and says so otherwise). The served artifact (`model_key` in the models
+    # bucket, its lineage inside it): skew re-scores through it, age reads its training time.
+    model_key: str | None = None
+    # The labels: the outcomes dataset's prefix of the raw bucket (`ml.schema.CUSTOMER_OUTCOMES`).
+    labels_bucket_name: pulumi.Input[str] | None = None
+    labels_bucket_arn: pulumi.Input[str] | None = None
+    labels_prefix: str = CUSTOMER_OUTCOMES.prefix
+    # The model's own prefix of the predictions bucket for quality reports (`quality-reports/<ep>`).
+    quality_prefix: str | None = None
+    # The model's package group: online figures go into its versions' metadata.
+    model_package_group_arn: pulumi.Input[str] | None = None
+    quality_margin: float = 0.05
+    quality_lookback_days: int = 7
+    skew_tolerance: float = 1e-6
+    skew_sample: int = 1000
+
+    @property
+    def labels(self) -> bool:
+        """Online quality is configured: labels to read and a prefix to write its reports to."""
+        return self.labels_bucket_name is not None
 
     def __post_init__(self) -> None:
-        problems = []
+        problems = self._quality_problems()
         try:
             schedule_window_hours(self.schedule)
         except ValueError as exc:
@@ -129,6 +160,30 @@ class DriftJobArgs:
                 problems.append(f"{knob} {value!r}: a key prefix without slashes at the ends")
         if problems:
             raise ValueError("DriftJobArgs: " + "; ".join(problems))
+
+    def _quality_problems(self) -> list[str]:
+        problems = []
+        if (self.labels_bucket_name is None) != (self.labels_bucket_arn is None):
+            problems.append("labels_bucket_name and labels_bucket_arn go together (the raw bucket)")
+        if self.labels and self.quality_prefix is None:
+            problems.append("quality_prefix: online quality writes its reports there (labels set)")
+        for knob in ("labels_prefix", "quality_prefix"):
+            value = getattr(self, knob)
+            if value is not None and (not value or value != value.strip("/") or "*" in value):
+                problems.append(f"{knob} {value!r}: a key prefix without slashes at the ends")
+        if self.model_key is not None and (
+            not self.model_key.endswith(".tar.gz") or self.model_key.startswith("/")
+        ):
+            problems.append(f"model_key {self.model_key!r}: the key of a model.tar.gz")
+        if not self.quality_margin > 0:
+            problems.append(f"quality_margin must be > 0, got {self.quality_margin}")
+        if not 1 <= self.quality_lookback_days <= 365:
+            problems.append(f"quality_lookback_days {self.quality_lookback_days}: 1 to 365")
+        if not self.skew_tolerance >= 0:
+            problems.append(f"skew_tolerance must be >= 0, got {self.skew_tolerance}")
+        if not 1 <= self.skew_sample <= 1_000_000:
+            problems.append(f"skew_sample {self.skew_sample}: 1 to 1000000")
+        return problems
 
 
 class DriftJob(pulumi.ComponentResource):
@@ -199,11 +254,7 @@ class DriftJob(pulumi.ComponentResource):
                 ["s3:ListBucket"],
                 [predictions],
                 sid="ListPredictionsZone",
-                conditions={
-                    "StringLike": {
-                        "s3:prefix": [f"{args.capture_prefix}/*", f"{args.predictions_prefix}/*"]
-                    }
-                },
+                conditions={"StringLike": {"s3:prefix": self._listed_prefixes()}},
             ),
             Statement(
                 ["s3:GetObject"],
@@ -234,7 +285,7 @@ class DriftJob(pulumi.ComponentResource):
                 ["cloudwatch:PutMetricData"],
                 ["*"],
                 wildcard_reason="PutMetricData has no resource-level permissions",
-                conditions={"StringEquals": {"cloudwatch:namespace": DRIFT_NAMESPACE}},
+                conditions={"StringEquals": {"cloudwatch:namespace": self._namespaces()}},
             ),
             Statement(
                 ["logs:CreateLogGroup"],
@@ -251,6 +302,7 @@ class DriftJob(pulumi.ComponentResource):
                 sid="ProcessingLogStreams",
             ),
         ]
+        statements += self._quality_statements()
         if args.vpc_id is not None:
             statements += network_interface_statements(
                 "JobNetworkInterfaces",
@@ -263,6 +315,70 @@ class DriftJob(pulumi.ComponentResource):
             )
         if args.image_repository_arn is not None:
             statements += image_pull_statements(args.image_repository_arn, "PullImage")
+        return statements
+
+    def _listed_prefixes(self) -> list[str]:
+        """What the job lists in the predictions bucket: its capture, its prediction logs and,
+        with online quality, its quality reports."""
+        args = self._args
+        prefixes = [args.capture_prefix, args.predictions_prefix]
+        if args.labels and args.quality_prefix is not None:
+            prefixes.append(args.quality_prefix)
+        return [f"{p}/*" for p in prefixes]
+
+    def _namespaces(self) -> str | list[str]:
+        """The metric namespaces the job puts into: drift's, and quality's once it measures any
+        of online quality, skew or age."""
+        args = self._args
+        if args.labels or args.model_key is not None:
+            return [DRIFT_NAMESPACE, QUALITY_NAMESPACE]
+        return DRIFT_NAMESPACE
+
+    def _quality_statements(self) -> list[Statement]:
+        """Online quality, skew and age: the served artifact (one key: its lineage travels inside
+        it), the labels (the outcomes dataset's prefix of the raw bucket), the model's own quality
+        reports (a lake dataset: its day's partition is rewritten whole, and the job reads the
+        history back for its page), and the metadata of its own package group's versions."""
+        args = self._args
+        statements = []
+        if args.model_key is not None:
+            statements.append(
+                Statement(
+                    ["s3:GetObject"],
+                    [pulumi.Output.concat(args.models_bucket_arn, "/", args.model_key)],
+                    sid="ReadServedModel",
+                )
+            )
+        if args.labels_bucket_arn is not None and args.quality_prefix is not None:
+            labels, predictions = args.labels_bucket_arn, args.predictions_bucket_arn
+            statements += [
+                Statement(
+                    ["s3:ListBucket"],
+                    [labels],
+                    sid="ListLabels",
+                    conditions={"StringLike": {"s3:prefix": [f"{args.labels_prefix}/*"]}},
+                ),
+                Statement(
+                    ["s3:GetObject"], [prefix_arn(labels, args.labels_prefix)], sid="ReadLabels"
+                ),
+                Statement(
+                    ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                    [prefix_arn(predictions, args.quality_prefix)],
+                    sid="QualityReports",
+                ),
+            ]
+        if args.model_package_group_arn is not None:
+            # `.../model-package-group/<group>` -> its versions `.../model-package/<group>/<n>`
+            versions = pulumi.Output.from_input(args.model_package_group_arn).apply(
+                lambda arn: arn.replace(":model-package-group/", ":model-package/", 1) + "/*"
+            )
+            statements.append(
+                Statement(
+                    ["sagemaker:DescribeModelPackage", "sagemaker:UpdateModelPackage"],
+                    [versions],
+                    sid="OwnVersionsOnlineMetadata",
+                )
+            )
         return statements
 
     def _state_machine(self, job_role: aws.iam.Role) -> aws.sfn.StateMachine:
@@ -353,6 +469,7 @@ class DriftJob(pulumi.ComponentResource):
             f"{ENV_PREFIX}CAPTURE_ROOT": CAPTURE_ROOT,
             MODEL_ENV: args.model,
         }
+        config_env |= self._quality_env()
         return pulumi.Output.json_dumps(
             {
                 "Comment": "Drift monitoring: one SageMaker Processing job per scheduled run",
@@ -397,6 +514,26 @@ class DriftJob(pulumi.ComponentResource):
                 },
             }
         )
+
+    def _quality_env(self) -> dict[str, pulumi.Input[str]]:
+        """What the job measures besides drift (`ml.drift.job.DriftJobConfig`): each input only
+        when given, the knobs whenever one of them is."""
+        args = self._args
+        env: dict[str, pulumi.Input[str]] = {}
+        if args.model_key is not None:
+            env[f"{ENV_PREFIX}MODEL_KEY"] = args.model_key
+        if args.labels_bucket_name is not None:
+            env[f"{ENV_PREFIX}LABELS_BUCKET"] = args.labels_bucket_name
+        if args.model_package_group_arn is not None:
+            env[f"{ENV_PREFIX}MODEL_PACKAGE_GROUP_ARN"] = args.model_package_group_arn
+        if env:
+            env |= {
+                f"{ENV_PREFIX}QUALITY_MARGIN": repr(float(args.quality_margin)),
+                f"{ENV_PREFIX}QUALITY_LOOKBACK_DAYS": str(args.quality_lookback_days),
+                f"{ENV_PREFIX}SKEW_TOLERANCE": repr(float(args.skew_tolerance)),
+                f"{ENV_PREFIX}SKEW_SAMPLE": str(args.skew_sample),
+            }
+        return env
 
     def _network_config(self) -> dict[str, Any]:
         """In the private subnets when given. Not network-isolated: the job itself reads the

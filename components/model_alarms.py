@@ -1,4 +1,5 @@
-"""One model's on-call alarms: its endpoint's health and its drift, one drift alarm per feature.
+"""One model's on-call alarms: its endpoint's health, its drift (one alarm per feature), its online
+quality, training-serving skew and age.
 
 Every alarm sends its ALARM and OK transitions to the on-call topic (`components.on_call`), and
 treats missing data deliberately (`MISSING_DATA`, and the reason next to each alarm below):
@@ -21,6 +22,15 @@ Drift (`ml.drift`'s namespace and names, imported, so the job and the alarms can
 `FeaturePSI` per feature of THIS model (`EndpointName`, `Feature`) and `PredictionPSI`
 (`EndpointName`), Maximum over one period of the drift schedule > `drift_psi_threshold`.
 
+Online quality, skew and age (`ml.contracts.QUALITY_NAMESPACE`, dimension `EndpointName`; the same
+scheduled job puts them), Maximum over one period of the job's schedule:
+
+* `QualityShortfall` > `quality_margin`: online quality (predictions joined with the labels that
+  came back) below the serving version's registered offline figure by more than the margin;
+* `SkewShare` > `skew_share_threshold`: captured requests whose score, re-computed through the
+  training path, differs from what the endpoint answered (training-serving skew);
+* `ModelAgeDays` > `max_model_age_days`: the serving version is older than the model may be.
+
 Alarms are named `<name>-<role>`. Where a model's alarms lived before under another parent with
 other names (the stack-wide `Monitoring` of a stack that served one model, `monitoring-<role>`),
 `previous_parent` and `previous_prefix` give each alarm an alias to its former URN, so the update
@@ -41,7 +51,11 @@ from ml.contracts import (
     ENDPOINT_DIMENSION,
     FEATURE_DIMENSION,
     FEATURE_PSI_METRIC,
+    MODEL_AGE_METRIC,
     PREDICTION_PSI_METRIC,
+    QUALITY_NAMESPACE,
+    QUALITY_SHORTFALL_METRIC,
+    SKEW_SHARE_METRIC,
 )
 
 SAGEMAKER_NAMESPACE = "AWS/SageMaker"
@@ -83,6 +97,24 @@ MISSING_DATA: dict[str, tuple[TreatMissing, str]] = {
         "a window without traffic) the alarm keeps its state rather than clearing itself; a "
         "job that stops running is the drift job's own failure alarm",
     ),
+    "quality": (
+        "ignore",
+        "the job puts a shortfall only for runs with labelled predictions past the label "
+        "horizon (labels come back in batches, weeks after the prediction); between them the "
+        "alarm keeps its state rather than clearing a real shortfall for want of labels "
+        "(LabeledRows on the dashboard shows labels stopping; a job that stops running is its "
+        "failure alarm's page)",
+    ),
+    "skew": (
+        "ignore",
+        "the job re-scores only captured traffic: a window without requests says nothing about "
+        "skew, so the alarm keeps its state",
+    ),
+    "model-age": (
+        "ignore",
+        "the job puts the age on every run; a run that does not happen is the job's failure "
+        "alarm's page, not a sign of a fresher or older model",
+    ),
     "freshness": (
         "breaching",
         "Firehose publishes nothing for an hour without deliveries: "
@@ -108,6 +140,10 @@ class ModelAlarmsArgs:
     drift_psi_threshold: float = 0.2
     # One drift-job period: how far apart the PSI datapoints are.
     drift_period_seconds: int = 3600
+    # The same job's online quality, skew and age (their datapoints are one period apart too).
+    quality_margin: float = 0.05
+    skew_share_threshold: float = 0.01
+    max_model_age_days: int = 14
     # The alarms' former parent (its URN) and name prefix: each alarm `<name>-<role>` keeps the
     # resource it was as `<previous_prefix>-<role>` under `previous_parent`. None: no former place.
     previous_parent: pulumi.Input[str] | None = None
@@ -135,6 +171,15 @@ class ModelAlarmsArgs:
                 problems.append(f"{knob} must be > 0, got {getattr(self, knob)}")
         if not self.drift_psi_threshold > 0:
             problems.append(f"drift_psi_threshold must be > 0, got {self.drift_psi_threshold}")
+        if not self.quality_margin > 0:
+            problems.append(f"quality_margin must be > 0, got {self.quality_margin}")
+        if not 0 <= self.skew_share_threshold < 1:
+            problems.append(
+                f"skew_share_threshold must be >= 0 and < 1 (a share), got "
+                f"{self.skew_share_threshold}"
+            )
+        if self.max_model_age_days < 1:
+            problems.append(f"max_model_age_days must be >= 1, got {self.max_model_age_days}")
         if (self.previous_parent is None) != (not self.previous_prefix):
             problems.append("previous_parent and previous_prefix go together (the former place)")
         if problems:
@@ -155,13 +200,17 @@ class ModelAlarms(pulumi.ComponentResource):
         self.alarm_arns = {}
         self._endpoint_alarms()
         self._drift_alarms()
+        self._quality_alarms()
         self.register_outputs({"alarm_arns": self.alarm_arns})
 
-    def _alarm(self, role: str, missing_key: str, description: str, **kwargs: Any) -> None:
+    def _alarm(
+        self, role: str, missing_key: str, description: str, *, new: bool = False, **kwargs: Any
+    ) -> None:
+        """`new`: an alarm the former place never had (no alias to where it never was)."""
         a = self._args
         treat, why = MISSING_DATA[missing_key]
         aliases: list[pulumi.Input[str | pulumi.Alias]] = []
-        if a.previous_parent is not None:
+        if a.previous_parent is not None and not new:
             aliases.append(
                 pulumi.Alias(name=f"{a.previous_prefix}-{role}", parent=a.previous_parent)
             )
@@ -318,5 +367,46 @@ class ModelAlarms(pulumi.ComponentResource):
             f"The score distribution drifted: PSI above {a.drift_psi_threshold:g}.",
             metric_name=PREDICTION_PSI_METRIC,
             dimensions={ENDPOINT_DIMENSION: a.endpoint_name},
+            **common,
+        )
+
+    def _quality_alarms(self) -> None:
+        a = self._args
+        common: dict[str, Any] = dict(
+            namespace=QUALITY_NAMESPACE,
+            dimensions={ENDPOINT_DIMENSION: a.endpoint_name},
+            statistic="Maximum",
+            period=a.drift_period_seconds,
+            evaluation_periods=1,
+            datapoints_to_alarm=1,
+            comparison_operator="GreaterThanThreshold",
+        )
+        self._alarm(
+            "quality-shortfall",
+            "quality",
+            f"Online quality fell below the serving version's offline figure by more than "
+            f"{a.quality_margin:g}.",
+            metric_name=QUALITY_SHORTFALL_METRIC,
+            threshold=a.quality_margin,
+            new=True,
+            **common,
+        )
+        self._alarm(
+            "skew",
+            "skew",
+            f"Training-serving skew: more than {a.skew_share_threshold:.2%} of re-scored "
+            "captured requests differ from what the endpoint answered.",
+            metric_name=SKEW_SHARE_METRIC,
+            threshold=a.skew_share_threshold,
+            new=True,
+            **common,
+        )
+        self._alarm(
+            "model-age",
+            "model-age",
+            f"The serving version was trained more than {a.max_model_age_days} days ago.",
+            metric_name=MODEL_AGE_METRIC,
+            threshold=a.max_model_age_days,
+            new=True,
             **common,
         )

@@ -42,6 +42,7 @@ from components.iam import (
 )
 from components.names import default_endpoint_name
 from components.problems import instance_count_problems, instance_family, serverless_problems
+from ml.contracts import MODEL_VERSION_ENV
 from ml.images import REPOSITORIES, image_uri, registry_account
 from ml.models import Framework
 
@@ -442,6 +443,8 @@ class ModelEndpoint(pulumi.ComponentResource):
             "SAGEMAKER_CONTAINER_LOG_LEVEL": str(args.container_log_level),
         }
         if args.model_package_arn is not None:
+            # the version it serves, for the handler's responses (`ml.contracts`)
+            environment[MODEL_VERSION_ENV] = args.model_package_arn
             container = aws.sagemaker.ModelPrimaryContainerArgs(
                 model_package_name=args.model_package_arn, environment=environment
             )

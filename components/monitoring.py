@@ -2,8 +2,9 @@
 
 A model's own alarms (endpoint health, drift per feature) are its `ModelAlarms`
 (`components.model_alarms`); this component adds what the stack shares, and draws the dashboard:
-a section per model (its endpoint's traffic, latency and instances, its drift per feature and its
-drift job's runs, its alarms), then the lake and the training jobs.
+a section per model (its endpoint's traffic, latency and instances, its drift per feature, its
+online quality per version, its skew share and age, its drift job's runs, its alarms), then the
+lake and the training jobs.
 
 Freshness: nothing delivered to the raw zone for `freshness_hours`. S3 request metrics are not on by
 default (and cost per bucket), so the alarm watches what does exist: the ingestion stream's Firehose
@@ -34,8 +35,14 @@ from ml.contracts import (
     ENDPOINT_DIMENSION,
     FEATURE_DIMENSION,
     FEATURE_PSI_METRIC,
+    LABELED_ROWS_METRIC,
+    MODEL_AGE_METRIC,
+    MODEL_VERSION_DIMENSION,
     PREDICTION_PSI_METRIC,
+    QUALITY_NAMESPACE,
+    QUALITY_SHORTFALL_METRIC,
     SCORED_ROWS_METRIC,
+    SKEW_SHARE_METRIC,
 )
 
 __all__ = ["MAX_FRESHNESS_HOURS", "MISSING_DATA", "ModelPanel", "Monitoring", "MonitoringArgs"]
@@ -58,6 +65,10 @@ class ModelPanel:
     latency_p99_ms: int = 250  # drawn as a line on the latency chart
     drift_psi_threshold: float = 0.2  # drawn as a line on the PSI charts
     drift_period_seconds: int = 3600
+    # drawn as lines on the online quality, skew and age charts
+    quality_margin: float = 0.05
+    skew_share_threshold: float = 0.01
+    max_model_age_days: int = 14
     drift_state_machine_arn: pulumi.Input[str] | None = None
     # The model's alarms (`ModelAlarms.alarm_arns`), shown in its section.
     alarm_arns: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
@@ -71,6 +82,9 @@ class MonitoringArgs:
     models: Sequence[ModelPanel] = ()
     # The Firehose stream that feeds the raw zone (freshness alarm); None: no freshness alarm.
     ingest_stream_name: pulumi.Input[str] | None = None
+    # The other streams into the raw zone, by dataset (e.g. the outcomes: labels come back in
+    # bursts, weeks after the prediction, so no freshness alarm): charted only.
+    other_stream_names: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     # Dashboard only: zone -> bucket name.
     lake_bucket_names: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     freshness_hours: int = 24
@@ -184,6 +198,19 @@ class Monitoring(pulumi.ComponentResource):
                     period=3600,
                 )
             )
+        for dataset, name in sorted(a.other_stream_names.items()):
+            stream = ["DeliveryStreamName", name]
+            widgets.append(
+                _metric(
+                    f"Ingestion: {dataset} records delivered to the raw zone",
+                    region,
+                    [
+                        [FIREHOSE_NAMESPACE, "IncomingRecords", *stream],
+                        [FIREHOSE_NAMESPACE, "DeliveryToS3.Records", *stream],
+                    ],
+                    period=3600,
+                )
+            )
         if a.lake_bucket_names:
             widgets.append(
                 _metric(
@@ -214,6 +241,7 @@ def _model_widgets(region: pulumi.Output[str], m: ModelPanel) -> list[dict[str, 
     if m.endpoint_name is not None:
         widgets += _endpoint_widgets(region, m, m.endpoint_name)
         widgets += _drift_widgets(region, m, m.endpoint_name)
+        widgets += _quality_widgets(region, m, m.endpoint_name)
     if m.drift_state_machine_arn is not None:
         sm = ["StateMachineArn", m.drift_state_machine_arn]
         widgets.append(
@@ -301,6 +329,62 @@ def _drift_widgets(
             stat="Maximum",
             period=m.drift_period_seconds,
             annotations=psi_line,
+        ),
+    ]
+
+
+def _quality_widgets(
+    region: pulumi.Output[str], m: ModelPanel, ep: pulumi.Input[str]
+) -> list[dict[str, Any]]:
+    """Online quality per version (every metric the job puts with a `ModelVersion` dimension,
+    found by a search: versions come and go), the shortfall against the offline figure with the
+    labelled rows it rests on, and the skew share beside the model's age."""
+    period = m.drift_period_seconds
+    schema = f"{{{QUALITY_NAMESPACE},{ENDPOINT_DIMENSION},{MODEL_VERSION_DIMENSION}}}"
+    per_version = pulumi.Output.concat(
+        f"SEARCH('{schema} {ENDPOINT_DIMENSION}=\"", ep, f"\"', 'Maximum', {period})"
+    )
+    return [
+        _metric(
+            f"{m.model}: online quality per version",
+            region,
+            [[{"expression": per_version, "id": "online"}]],
+            stat="Maximum",
+            period=period,
+        ),
+        _metric(
+            f"{m.model}: quality shortfall vs offline, labelled rows",
+            region,
+            [
+                [QUALITY_NAMESPACE, QUALITY_SHORTFALL_METRIC, ENDPOINT_DIMENSION, ep],
+                [
+                    QUALITY_NAMESPACE,
+                    LABELED_ROWS_METRIC,
+                    ENDPOINT_DIMENSION,
+                    ep,
+                    {"yAxis": "right"},
+                ],
+            ],
+            stat="Maximum",
+            period=period,
+            annotations={"horizontal": [{"label": "margin", "value": m.quality_margin}]},
+        ),
+        _metric(
+            f"{m.model}: skew share and model age (days)",
+            region,
+            [
+                [QUALITY_NAMESPACE, SKEW_SHARE_METRIC, ENDPOINT_DIMENSION, ep],
+                [QUALITY_NAMESPACE, MODEL_AGE_METRIC, ENDPOINT_DIMENSION, ep, {"yAxis": "right"}],
+            ],
+            stat="Maximum",
+            period=period,
+            width=24,
+            annotations={
+                "horizontal": [
+                    {"label": "skew threshold", "value": m.skew_share_threshold},
+                    {"label": "max age", "value": m.max_model_age_days, "yAxis": "right"},
+                ]
+            },
         ),
     ]
 

@@ -85,15 +85,20 @@ def build(settings: Settings) -> dict[str, Any]:
     # --- data lake and collection
     lake = DataLake("lake", settings.lake.args(models=models))
     arns, key = lake.bucket_arns, lake.key_arn
-    ingestion = Ingestion(
-        "ingest",
-        settings.ingestion.args(
-            raw_bucket_arn=arns["raw"],
-            kms_key_arn=key,
-            glue_database_name=lake.database_name,
-            glue_table_names=lake.table_names,
-        ),
-    )
+    streams = {
+        dataset: Ingestion(
+            settings.ingestion.component_name(dataset),
+            settings.ingestion.args(
+                raw_bucket_arn=arns["raw"],
+                kms_key_arn=key,
+                glue_database_name=lake.database_name,
+                glue_table_names=lake.table_names,
+                dataset=dataset,
+            ),
+        )
+        for dataset in settings.ingestion.datasets
+    }
+    ingestion = streams[settings.ingestion.main_dataset]
 
     # --- private network and training compute
     network = Network("network", settings.network.args(kms_key_arn=key))
@@ -124,11 +129,12 @@ def build(settings: Settings) -> dict[str, Any]:
         settings.monitoring.args(
             topic_arn=on_call.topic_arn,
             ingest_stream_name=ingestion.stream_name,
+            other_stream_names={d: i.stream_name for d, i in streams.items() if i is not ingestion},
             lake_bucket_names=lake.bucket_names,
             panels=[h.panel for h in hosted],
         ),
     )
-    makers = [ingestion, network, cluster, *(c for h in hosted for c in h.makers)]
+    makers = [*streams.values(), network, cluster, *(c for h in hosted for c in h.makers)]
     _audit(settings, lake, on_call, makers)
 
     return _outputs(settings, lake, ingestion, network, cluster, image, on_call, monitoring, hosted)
@@ -219,6 +225,9 @@ def _host(settings: Settings, m: ModelSettings, shared: _Shared) -> _Hosted:
                 predictions_bucket_arn=arns["predictions"],
                 models_bucket_name=buckets["models"],
                 models_bucket_arn=arns["models"],
+                raw_bucket_name=buckets["raw"],
+                raw_bucket_arn=arns["raw"],
+                model_package_group_arn=registry.group_arn,
                 kms_key_arn=key,
                 topic_arn=topic,
                 vpc_id=network.vpc_id,

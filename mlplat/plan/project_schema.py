@@ -115,6 +115,8 @@ def config_section() -> str:
 def _default_text(spec: Spec) -> str:
     if spec.required:
         return "required"
+    if spec.default_text is not None:
+        return spec.default_text
     if callable(spec.default):
         by_env = {env: spec.default(env) for env in ENVIRONMENTS}
         if len({json.dumps(v, default=str) for v in by_env.values()}) > 1:

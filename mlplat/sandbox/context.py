@@ -58,10 +58,14 @@ class ModelState:
     drift_environment: dict[str, str] | None = None  # its drift job's, read on first use
     drift_role: str | None = None  # the role its drift job runs as, read with the environment
     version: ModelVersion | None = None  # pipeline (registered), then approve
-    model_server: ModelServer | None = None  # deploy
+    model_server: ModelServer | None = None  # deploy: the one serving the endpoint now
+    # every version served so far, by model package ARN: deploy, skewed-handler
+    model_servers: dict[str, ModelServer] = field(default_factory=dict)
     serving: Serving | None = None  # deploy
     exchanges: list[Exchange] | None = None  # send-traffic
     captured: Captured | None = None  # capture
+    # the hour of traffic the hand-edited (skewed) handler served: skewed-handler
+    skewed_exchanges: list[Exchange] | None = None
 
     def _need(self, value: T | None, what: str, step: str) -> T:
         return need(value, f"{what} of {self.name}", f"{step}:{self.name}")
@@ -95,6 +99,10 @@ class SandboxState:
     customers: pd.DataFrame | None = None  # generate-data
     # the customers of the two hours of traffic, sent to every model: first send-traffic
     traffic: tuple[pd.DataFrame, pd.DataFrame] | None = None
+    # the customers of the hour the skewed handler serves, sent to every model: first skewed-handler
+    skewed_traffic: pd.DataFrame | None = None
+    # when the outcomes of every prediction came back (the label horizon later): labels
+    labels_observed_at: datetime | None = None
     models: dict[str, ModelState] = field(default_factory=dict)
 
     def model(self, name: str) -> ModelState:
@@ -176,6 +184,13 @@ class ModelReport:
     # its drift alarms (one per feature, and the prediction's) -> state, after the alarms step
     drift_alarms: dict[str, str] = field(default_factory=dict)
     prediction_logs: dict[str, Any] = field(default_factory=dict)
+    # online quality per version (the labels joined with the predictions), its shortfall against
+    # each version's offline figures, the skew share and the model's age, from the monitor job
+    online_quality: dict[str, Any] = field(default_factory=dict)
+    skew: dict[str, Any] = field(default_factory=dict)
+    model_age_days: float | None = None
+    # its online quality, skew and model-age alarms -> state, after they were evaluated
+    quality_alarms: dict[str, str] = field(default_factory=dict)
     # how far each of its steps got, in figures: step -> figures
     lifecycle: dict[str, Any] = field(default_factory=dict)
 
@@ -196,6 +211,10 @@ class ModelReport:
             "drift": self.drift,
             "driftAlarms": self.drift_alarms,
             "predictionLogs": self.prediction_logs,
+            "onlineQuality": self.online_quality,
+            "skew": self.skew,
+            "modelAgeDays": self.model_age_days,
+            "qualityAlarms": self.quality_alarms,
             "lifecycle": self.lifecycle,
         }
 

@@ -113,6 +113,37 @@ def check_pass_role_scoped(resource: Resource, _ctx: Context) -> Iterator[str]:
             )
 
 
+_NAMESPACE_OPERATORS = ("StringEquals", "StringLike")
+
+
+def _grants_put_metric_data(statement: dict[str, Any]) -> bool:
+    return any(
+        isinstance(a, str) and fnmatch.fnmatchcase("cloudwatch:putmetricdata", a.lower())
+        for a in listify(statement.get("Action"))
+    )
+
+
+def check_metric_namespace_scoped(resource: Resource, _ctx: Context) -> Iterator[str]:
+    """PutMetricData has no resource-level permissions: without a `cloudwatch:namespace`
+    condition a role may put any metric, e.g. a zero `QualityShortfall` or `SkewShare` that keeps
+    another job's alarm quiet."""
+    for where, statement in statements(resource):
+        if not _grants_put_metric_data(statement):
+            continue
+        conditions = statement.get("Condition")
+        scoped = isinstance(conditions, dict) and any(
+            isinstance(conditions.get(op), dict)
+            and listify(conditions[op].get("cloudwatch:namespace"))
+            and "*" not in listify(conditions[op].get("cloudwatch:namespace"))
+            for op in _NAMESPACE_OPERATORS
+        )
+        if not scoped:
+            yield (
+                f"{resource.name}: {where} grants cloudwatch:PutMetricData in any namespace; "
+                "add a cloudwatch:namespace condition (StringEquals) naming the metrics' namespaces"
+            )
+
+
 KEY = "aws:kms/key:Key"
 
 
@@ -154,6 +185,16 @@ POLICIES = (
         reference="CKV_AWS_355",
         types=DOCUMENT_TYPES,
         check=check_no_wildcard_resources,
+    ),
+    PolicySpec(
+        name="iam-policy-metric-namespace-scoped",
+        description="cloudwatch:PutMetricData is granted only with a cloudwatch:namespace "
+        "condition naming the namespaces (the alarms' metrics cannot be forged from elsewhere).",
+        enforcement="mandatory",
+        severity="high",
+        reference="AWS CloudWatch: condition keys (cloudwatch:namespace)",
+        types=DOCUMENT_TYPES,
+        check=check_metric_namespace_scoped,
     ),
     PolicySpec(
         name="iam-policy-passrole-scoped",

@@ -2,11 +2,13 @@
 
 Per-environment defaults data: a stack that does not list `models` hosts the one model every stack
 served before stacks listed them (`DEFAULT_MODELS`), and that model keeps those stacks' names
-(`DEFAULT_LEGACY_MODEL`, the `legacyModel` setting). Standard library only.
+(`DEFAULT_LEGACY_MODEL`, the `legacyModel` setting). Standard library only (the backtest reader,
+`ml.backtest`, reads its JSON with the standard library).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,8 +43,48 @@ MODEL_OVERRIDES: tuple[str, ...] = (
     "pipelineInstanceType",
     "pipelineInstanceCount",
     "pipelineAutoApprove",
+    "qualityMargin",
+    "skewShareThreshold",
+    "maxModelAgeDays",
     "modelPackageArn",
 )
+
+
+# The model-age alarm's threshold of a model whose `maxModelAgeDays` is not set and that has no
+# committed backtest (a model just scaffolded): two weeks, so that its default retraining stays
+# the weekly one every model had before backtests set it.
+DEFAULT_MAX_MODEL_AGE_DAYS = 14
+
+
+def default_max_model_age_days(model: str) -> int:
+    """Days a version of `model` may serve before the model-age alarm pages, when the stack does
+    not say: the recommendation of the model's committed backtest
+    (`ml.backtest.recommended_max_age_days`: where its quality decay reaches the tolerance),
+    at least a day; `DEFAULT_MAX_MODEL_AGE_DAYS` for a model without one."""
+    from ml.backtest import recommended_max_age_days
+
+    try:
+        return max(1, recommended_max_age_days(model))
+    except FileNotFoundError:
+        return DEFAULT_MAX_MODEL_AGE_DAYS
+
+
+def retraining_schedule(max_model_age_days: int) -> str:
+    """The default retraining schedule of a model that may be `max_model_age_days` old: every half
+    of that, so a version is replaced at half the age that pages, and one failed or refused
+    retraining still leaves time for the next before the alarm."""
+    days = max(1, max_model_age_days // 2)
+    return f"rate({days} day{'s' if days > 1 else ''})"
+
+
+def schedule_days(schedule: str) -> float | None:
+    """Days between two runs of a `rate(...)` schedule; None for a cron expression (its period is
+    not one number)."""
+    match = re.fullmatch(r"rate\((\d+) (minute|hour|day)s?\)", schedule)
+    if match is None:
+        return None
+    minutes = int(match.group(1)) * {"minute": 1, "hour": 60, "day": 1440}[match.group(2)]
+    return minutes / 1440
 
 
 def default_model_key(model: str) -> str:

@@ -25,8 +25,9 @@ from components.names import (
     default_group_name,
     default_pipeline_name,
 )
-from ml.contracts import REPORT_PREFIX, baseline_key_for
+from ml.contracts import QUALITY_PREFIX, REPORT_PREFIX, baseline_key_for
 from ml.models import ModelSpec
+from ml.schema import CUSTOMER_OUTCOMES
 from stacks.settings.sections import Section, StackInfo
 from stacks.settings.spec import (
     KEY_OF_FIELD,
@@ -35,8 +36,10 @@ from stacks.settings.spec import (
     PACKAGE_ARN_PATTERN,
     SPEC_BY_KEY,
     ModelEntry,
+    default_max_model_age_days,
     default_model_key,
     full_key,
+    retraining_schedule,
 )
 
 if TYPE_CHECKING:  # the component modules load Pulumi: `args()` imports each one when called
@@ -294,8 +297,10 @@ class DriftSettings(ModelSection):
     schedule: str
     drift_psi_threshold: float
     log_retention_days: int
-    # The served artifact: the training baseline lies beside it.
+    # The served artifact: the training baseline and the lineage (its age) lie beside it.
     model_key: str
+    # online quality: how far below the offline figure counts as a shortfall (the job's summary)
+    quality_margin: float
 
     def args(
         self,
@@ -307,12 +312,17 @@ class DriftSettings(ModelSection):
         predictions_bucket_arn: pulumi.Input[str],
         models_bucket_name: pulumi.Input[str],
         models_bucket_arn: pulumi.Input[str],
+        raw_bucket_name: pulumi.Input[str],
+        raw_bucket_arn: pulumi.Input[str],
+        model_package_group_arn: pulumi.Input[str],
         kms_key_arn: pulumi.Input[str],
         topic_arn: pulumi.Input[str],
         vpc_id: pulumi.Input[str],
         subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]],
         security_group_ids: Sequence[pulumi.Input[str]],
     ) -> DriftJobArgs:
+        """The raw bucket holds the labels (the outcomes dataset); the package group is the
+        model's own (the job writes online figures into its versions' metadata)."""
         from components.drift_job import DriftJobArgs
         from components.model_endpoint import capture_prefix
 
@@ -335,6 +345,13 @@ class DriftSettings(ModelSection):
             topic_arn=topic_arn,
             drift_psi_threshold=self.drift_psi_threshold,
             log_retention_days=self.log_retention_days,
+            model_key=self.model_key,
+            labels_bucket_name=raw_bucket_name,
+            labels_bucket_arn=raw_bucket_arn,
+            labels_prefix=CUSTOMER_OUTCOMES.prefix,
+            quality_prefix=f"{QUALITY_PREFIX}/{model.endpoint_name}",
+            model_package_group_arn=model_package_group_arn,
+            quality_margin=self.quality_margin,
             vpc_id=vpc_id,
             subnet_ids=subnet_ids,
             security_group_ids=security_group_ids,
@@ -344,7 +361,8 @@ class DriftSettings(ModelSection):
 
 @dataclass(frozen=True, slots=True)
 class AlarmSettings(ModelSection):
-    """The model's alarms (its endpoint's health, its drift per feature) and dashboard section."""
+    """The model's alarms (its endpoint's health, its drift per feature, its online quality, skew
+    and age) and dashboard section."""
 
     latency_p99_ms: int
     error_5xx_threshold: int
@@ -353,6 +371,9 @@ class AlarmSettings(ModelSection):
     memory_threshold_percent: int
     drift_psi_threshold: float
     drift_schedule: str
+    quality_margin: float
+    skew_share_threshold: float
+    max_model_age_days: int
     serverless: bool
     endpoint_instance_type: str
     gpu_instance_families: tuple[str, ...]
@@ -393,6 +414,9 @@ class AlarmSettings(ModelSection):
             memory_threshold_percent=self.memory_threshold_percent,
             drift_psi_threshold=self.drift_psi_threshold,
             drift_period_seconds=self.drift_period_seconds,
+            quality_margin=self.quality_margin,
+            skew_share_threshold=self.skew_share_threshold,
+            max_model_age_days=self.max_model_age_days,
             previous_parent=previous_parent,
             previous_prefix=previous_prefix,
             tags=self.model.tags,
@@ -417,6 +441,9 @@ class AlarmSettings(ModelSection):
             latency_p99_ms=self.latency_p99_ms,
             drift_psi_threshold=self.drift_psi_threshold,
             drift_period_seconds=self.drift_period_seconds,
+            quality_margin=self.quality_margin,
+            skew_share_threshold=self.skew_share_threshold,
+            max_model_age_days=self.max_model_age_days,
             drift_state_machine_arn=drift_state_machine_arn,
             alarm_arns=alarm_arns,
         )
@@ -507,6 +534,12 @@ def build_models(
                 section, _, field = path.partition(".")
                 fields[section][field] = value
                 keys[path] = f"{where}.{key}"
+        # the model's own defaults: its backtest's age, and a retraining at half that age
+        alarms, pipeline = fields["alarms"], fields["pipeline"]
+        if alarms["max_model_age_days"] is None:
+            alarms["max_model_age_days"] = default_max_model_age_days(entry.name)
+        if pipeline["schedule"] is None:
+            pipeline["schedule"] = retraining_schedule(alarms["max_model_age_days"])
         built.append(
             ModelSettings(
                 info=info,

@@ -278,6 +278,17 @@ def _to_strings(spec: Spec, value: Any, problems: list[str]) -> tuple[str, ...] 
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         _bad(spec, value, problems)
         return None
+    if spec.choices is not None:
+        for v in value:
+            if v not in spec.choices:
+                hint = difflib.get_close_matches(v, [str(c) for c in spec.choices], n=1)
+                shown = f" (did you mean {hint[0]!r}?)" if hint else ""
+                problems.append(
+                    f"{full_key(spec)}: {v!r} is not allowed{shown}; expected {spec.allowed}"
+                )
+        repeated = sorted({v for v in value if value.count(v) > 1})
+        if repeated:
+            problems.append(f"{full_key(spec)}: {', '.join(repeated)} listed twice; list each once")
     if spec.kind == "cidrlist":
         for v in value:
             try:

@@ -20,7 +20,7 @@ from components.problems import (
 )
 from stacks.settings.models import ModelSettings, package_group
 from stacks.settings.sections import Settings
-from stacks.settings.spec import KEY_OF_FIELD, keys_of
+from stacks.settings.spec import KEY_OF_FIELD, keys_of, schedule_days
 
 
 def settings_problems(s: Settings) -> list[str]:
@@ -39,6 +39,7 @@ def settings_problems(s: Settings) -> list[str]:
         s.audit.archive_bucket_arn, s.audit.archive_kms_key_arn, Naming(keys_of("audit"))
     )
     problems += _names_problems(s)
+    problems += _stream_problems(s)
     for model in s.models:
         problems += _model_problems(s, model)
     if s.is_prod:
@@ -68,9 +69,24 @@ def _model_problems(s: Settings, m: ModelSettings) -> list[str]:
             f"{naming('model_package_arn')}: {package!r} is a version of group "
             f"{package_group(package)!r}, not of model {m.name!r}'s ({m.info.group_name!r})"
         )
+    problems += _age_problems(m)
     if s.is_prod:
         problems += _prod_model_problems(m)
     return problems
+
+
+def _age_problems(m: ModelSettings) -> list[str]:
+    """A model retrained no more often than the age that pages would page every cycle."""
+    days = schedule_days(m.pipeline.schedule)
+    age = m.alarms.max_model_age_days
+    if not m.pipeline.enabled or days is None or days < age:
+        return []
+    return [
+        f"{m.keys['pipeline.schedule']}: {m.pipeline.schedule!r} retrains {m.name} every "
+        f"{days:g} days, not less than its maximum age ({m.keys['alarms.max_model_age_days']}: "
+        f"{age}): its model-age alarm would page before every retraining; retrain more often or "
+        "allow an older model"
+    ]
 
 
 def _names_problems(s: Settings) -> list[str]:
@@ -95,6 +111,17 @@ def _names_problems(s: Settings) -> list[str]:
                 "(AWS names are cut to 63 characters: shorten the stack name)"
             )
     return problems
+
+
+def _stream_problems(s: Settings) -> list[str]:
+    """The steady feed is always streamed: the freshness alarm and the platform outputs name it."""
+    main = s.ingestion.main_dataset
+    if main in s.ingestion.datasets:
+        return []
+    return [
+        f"{KEY_OF_FIELD['ingestion.datasets']}: {list(s.ingestion.datasets)} leaves out {main!r}, "
+        "the steady feed the freshness alarm watches; keep it in the list"
+    ]
 
 
 def _training_problems(s: Settings) -> list[str]:

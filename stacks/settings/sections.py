@@ -112,12 +112,22 @@ class LakeSettings(Section):
 
 @dataclass(frozen=True, slots=True)
 class IngestionSettings(Section):
+    """One Firehose stream per raw dataset of `datasets`: the customer snapshots (the steady
+    feed: the freshness alarm watches it, and the platform outputs name it) and, by default, the
+    outcomes that come back after a prediction (the labels)."""
+
     buffer_seconds: int
     buffer_mb: int
     log_retention_days: int
+    datasets: tuple[str, ...]
 
-    # The raw dataset the stream delivers.
-    dataset: ClassVar[str] = CUSTOMERS_RAW.name
+    # The steady feed's dataset: its stream keeps the name it always had (`ingest`).
+    main_dataset: ClassVar[str] = CUSTOMERS_RAW.name
+
+    @classmethod
+    def component_name(cls, dataset: str) -> str:
+        """`ingest` for the steady feed, `ingest-<dataset>` (dashes) for each other stream."""
+        return "ingest" if dataset == cls.main_dataset else "ingest-" + dataset.replace("_", "-")
 
     def args(
         self,
@@ -126,16 +136,18 @@ class IngestionSettings(Section):
         kms_key_arn: pulumi.Input[str],
         glue_database_name: pulumi.Input[str],
         glue_table_names: Mapping[str, pulumi.Input[str]],
+        dataset: str = CUSTOMERS_RAW.name,
     ) -> IngestionArgs:
-        """`glue_table_names`: the lake's tables by dataset (the stream converts through one)."""
+        """`dataset`'s stream; `glue_table_names`: the lake's tables by dataset (the stream
+        converts through its dataset's)."""
         from components.ingestion import IngestionArgs
 
         return IngestionArgs(
             raw_bucket_arn=raw_bucket_arn,
             kms_key_arn=kms_key_arn,
             glue_database_name=glue_database_name,
-            glue_table_name=glue_table_names[self.dataset],
-            dataset=self.dataset,
+            glue_table_name=glue_table_names[dataset],
+            dataset=dataset,
             buffer_seconds=self.buffer_seconds,
             buffer_mb=self.buffer_mb,
             log_retention_days=self.log_retention_days,
@@ -314,8 +326,10 @@ class MonitoringSettings(Section):
         ingest_stream_name: pulumi.Input[str] | None,
         lake_bucket_names: Mapping[str, pulumi.Input[str]],
         panels: Sequence[ModelPanel],
+        other_stream_names: Mapping[str, pulumi.Input[str]] | None = None,
     ) -> MonitoringArgs:
-        """`panels`: each model's section of the dashboard (`AlarmSettings.panel`)."""
+        """`panels`: each model's section of the dashboard (`AlarmSettings.panel`);
+        `other_stream_names`: the streams besides the steady feed, by dataset (charted)."""
         from components.monitoring import MonitoringArgs
 
         return MonitoringArgs(
@@ -323,6 +337,7 @@ class MonitoringSettings(Section):
             dashboard_name=self.dashboard_name,
             models=tuple(panels),
             ingest_stream_name=ingest_stream_name,
+            other_stream_names=dict(other_stream_names or {}),
             lake_bucket_names=lake_bucket_names,
             freshness_hours=self.freshness_hours,
             tags=self.stack.tags,

@@ -10,13 +10,12 @@ choices, patterns, cross-field rules).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from components.limits import KMS_DELETION_WINDOW_DAYS, LOG_RETENTION_DAYS
 from components.problems import MAX_ZONES, MIN_ZONES, PROTOCOLS
 from ml.models import names as model_names
+from ml.schema import SHARED_DATASETS
 from stacks.settings.model_list import (
     DEFAULT_LEGACY_MODEL,
     DEFAULT_MODELS,
@@ -24,8 +23,12 @@ from stacks.settings.model_list import (
     MODEL_SECTIONS,
     PACKAGE_ARN_PATTERN,
     ModelEntry,
+    default_max_model_age_days,
     default_model_key,
+    retraining_schedule,
+    schedule_days,
 )
+from stacks.settings.rows import Default, GpuNodeGroup, Kind, Spec, Subscription, by_env
 
 PROJECT = "ml-platform"
 ENVIRONMENTS = ("dev", "staging", "prod", "local")
@@ -36,89 +39,10 @@ DEFAULT_GPU_FAMILIES = ("g4dn", "g5", "g6", "g6e", "p4d", "p5")
 DEPLOYMENT_STRATEGIES = ("canary", "linear", "all-at-once")
 SUBSCRIPTION_PROTOCOLS = PROTOCOLS  # what the on-call topic subscribes
 SECRET_PLACEHOLDER = "[secret]"
+# The raw datasets a Firehose stream may collect; the first is the steady feed (always streamed).
+STREAMABLE: tuple[str, ...] = tuple(d.name for d in SHARED_DATASETS if d.zone == "raw")
 # An EventBridge schedule expression (the drift job, the pipeline's retraining).
 SCHEDULE_PATTERN = r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$"
-
-
-# --- the values a structured setting parses to ------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class GpuNodeGroup:
-    name: str
-    instance_types: tuple[str, ...]
-    capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
-    max_size: int = 2
-    disk_gb: int = 200
-
-
-@dataclass(frozen=True, slots=True)
-class Subscription:
-    protocol: Literal["email", "https", "sqs"]
-    endpoint: str
-
-
-# --- the spec table --------------------------------------------------------------------------
-
-Kind = Literal[
-    "str", "int", "float", "bool", "strlist", "cidrlist", "gpugroups", "subscriptions", "models"
-]
-Default = Any | Callable[[str], Any]  # a value, or a function of the environment
-
-
-@dataclass(frozen=True, slots=True)
-class Spec:
-    key: str  # camelCase config key under `ml-platform:` (or the full key, for `aws:region`)
-    # Where the value goes: a stack-wide `Settings` field, or `section.field`; several when more
-    # than one component reads the value (each section holds what its component needs).
-    field: str | tuple[str, ...]
-    kind: Kind
-    description: str
-    default: Default = None
-    required: bool = False
-    minimum: float | None = None
-    maximum: float | None = None
-    choices: tuple[Any, ...] | None = None
-    pattern: str | None = None
-    # What is allowed, when the kind, choices and bounds do not say it well.
-    allowed_text: str | None = None
-
-    @property
-    def fields(self) -> tuple[str, ...]:
-        return (self.field,) if isinstance(self.field, str) else self.field
-
-    @property
-    def allowed(self) -> str:
-        if self.allowed_text is not None:
-            return self.allowed_text
-        if self.choices is not None:
-            return "one of " + ", ".join(str(c) for c in self.choices)
-        if self.pattern is not None:
-            return f"a string matching {self.pattern}"
-        bounds = []
-        if self.minimum is not None:
-            bounds.append(f">= {self.minimum:g}")
-        if self.maximum is not None:
-            bounds.append(f"<= {self.maximum:g}")
-        noun = {
-            "int": "an integer",
-            "float": "a number",
-            "bool": "true or false",
-            "str": "a string",
-            "strlist": "a list of strings",
-            "cidrlist": "a list of CIDR blocks",
-            "gpugroups": "a list of {name, instanceTypes, capacityType, maxSize, diskGb}",
-            "subscriptions": "a list of {protocol: email|https|sqs, endpoint}",
-            "models": "a list of {name, ...}",
-        }[self.kind]
-        return noun + (" " + " and ".join(bounds) if bounds else "")
-
-
-def _by_env(**values: Any) -> Callable[[str], Any]:
-    def pick(env: str) -> Any:
-        return values.get(env, values.get("other"))
-
-    return pick
 
 
 SPEC: tuple[Spec, ...] = (
@@ -232,7 +156,7 @@ SPEC: tuple[Spec, ...] = (
         "lake.raw_object_lock",
         "bool",
         "Object Lock (governance mode) on the raw zone",
-        default=_by_env(prod=True, other=False),
+        default=by_env(prod=True, other=False),
     ),
     Spec(
         "athenaBytesScannedCutoff",
@@ -254,7 +178,7 @@ SPEC: tuple[Spec, ...] = (
         ),
         "int",
         "Retention of every log group",
-        default=_by_env(prod=365, staging=90, other=30),
+        default=by_env(prod=365, staging=90, other=30),
         choices=LOG_RETENTION_DAYS,
     ),
     # audit
@@ -263,7 +187,7 @@ SPEC: tuple[Spec, ...] = (
         "audit.object_lock_days",
         "int",
         "Object Lock (governance mode) retention of audit log files; 0 = no Object Lock",
-        default=_by_env(prod=365, other=0),
+        default=by_env(prod=365, other=0),
         minimum=0,
         maximum=36500,
     ),
@@ -286,6 +210,18 @@ SPEC: tuple[Spec, ...] = (
         pattern=r"^arn:aws[a-z-]*:kms:[a-z]{2}(-gov)?-[a-z]+-\d:\d{12}:key/[0-9a-f-]{36}$",
     ),
     # ingestion
+    Spec(
+        "streamDatasets",
+        "ingestion.datasets",
+        "strlist",
+        "Raw datasets collected through a Firehose stream each (JSON records in, Parquet in the "
+        "dataset's partitions out): the customer snapshots (the steady feed the freshness alarm "
+        "watches) and the outcomes that come back after a prediction (the labels)",
+        default=STREAMABLE,
+        choices=STREAMABLE,
+        allowed_text="a list of raw datasets (" + ", ".join(STREAMABLE) + f"), with "
+        f"{STREAMABLE[0]}",
+    ),
     Spec(
         "firehoseBufferSeconds",
         "ingestion.buffer_seconds",
@@ -313,7 +249,7 @@ SPEC: tuple[Spec, ...] = (
         "network.az_count",
         "int",
         "Availability zones the network spans",
-        default=_by_env(prod=3, other=2),
+        default=by_env(prod=3, other=2),
         minimum=MIN_ZONES,
         maximum=MAX_ZONES,
     ),
@@ -330,7 +266,7 @@ SPEC: tuple[Spec, ...] = (
         ("cluster.enabled", "network.eks_cluster"),
         "bool",
         "Stand up the EKS GPU training cluster",
-        default=_by_env(dev=False, local=False, other=True),
+        default=by_env(dev=False, local=False, other=True),
     ),
     Spec(
         "eksVersion",
@@ -431,9 +367,12 @@ SPEC: tuple[Spec, ...] = (
         "pipelineSchedule",
         "pipeline.schedule",
         "str",
-        "EventBridge schedule that retrains the model (starts the pipeline)",
-        default="rate(7 days)",
+        "EventBridge schedule that retrains the model (starts the pipeline); unset = every half "
+        "of the model's maxModelAgeDays (`rate(N days)`, N = max(1, maxModelAgeDays // 2)), so "
+        "that one failed or refused retraining still leaves a version younger than the age alarm",
+        default=None,
         pattern=SCHEDULE_PATTERN,
+        default_text="per model: rate(maxModelAgeDays // 2 days)",
     ),
     Spec(
         "pipelineWindowDays",
@@ -457,7 +396,7 @@ SPEC: tuple[Spec, ...] = (
         "pipeline.instance_count",
         "int",
         "Instances the curate and features steps shard the window's partitions across",
-        default=_by_env(prod=2, staging=2, other=1),
+        default=by_env(prod=2, staging=2, other=1),
         minimum=1,
         maximum=100,
     ),
@@ -467,7 +406,7 @@ SPEC: tuple[Spec, ...] = (
         "bool",
         "Register versions that pass the gate as Approved (else PendingManualApproval; refused "
         "in prod)",
-        default=_by_env(dev=True, local=True, other=False),
+        default=by_env(dev=True, local=True, other=False),
     ),
     Spec(
         "pipelineMaxRejectedShare",
@@ -508,7 +447,7 @@ SPEC: tuple[Spec, ...] = (
         "endpoint.min_instances",
         "int",
         "Autoscaling minimum (prod >= 2, across zones)",
-        default=_by_env(prod=2, other=1),
+        default=by_env(prod=2, other=1),
         minimum=1,
         maximum=100,
     ),
@@ -517,7 +456,7 @@ SPEC: tuple[Spec, ...] = (
         "endpoint.max_instances",
         "int",
         "Autoscaling maximum",
-        default=_by_env(prod=6, other=2),
+        default=by_env(prod=6, other=2),
         minimum=1,
         maximum=100,
     ),
@@ -526,7 +465,7 @@ SPEC: tuple[Spec, ...] = (
         ("endpoint.serverless", "alarms.serverless"),
         "bool",
         "Serverless variant instead of instances (dev only; no capture, VPC or isolation)",
-        default=_by_env(dev=True, other=False),
+        default=by_env(dev=True, other=False),
     ),
     Spec(
         "serverlessMemoryMb",
@@ -550,7 +489,7 @@ SPEC: tuple[Spec, ...] = (
         "endpoint.data_capture_enabled",
         "bool",
         "Capture endpoint requests and responses into the predictions zone",
-        default=_by_env(dev=False, other=True),
+        default=by_env(dev=False, other=True),
     ),
     Spec(
         "dataCapturePercent",
@@ -566,14 +505,14 @@ SPEC: tuple[Spec, ...] = (
         "endpoint.network_isolation",
         "bool",
         "Model containers run without network access",
-        default=_by_env(prod=True, other=False),
+        default=by_env(prod=True, other=False),
     ),
     Spec(
         "endpointInVpc",
         "endpoint.in_vpc",
         "bool",
         "Model containers run in the private subnets",
-        default=_by_env(prod=True, other=False),
+        default=by_env(prod=True, other=False),
     ),
     Spec(
         "deploymentStrategy",
@@ -682,6 +621,41 @@ SPEC: tuple[Spec, ...] = (
         maximum=10,
     ),
     Spec(
+        "qualityMargin",
+        ("drift.quality_margin", "alarms.quality_margin"),
+        "float",
+        "How far online quality (predictions joined with the labels that came back) may fall "
+        "below the serving version's registered offline figure before the quality alarm pages: "
+        "`QualityShortfall`, in the task's headline metric's unit, > 0 worse (ROC AUC points; "
+        "RMSE relative to the offline RMSE)",
+        default=0.05,
+        minimum=0.001,
+        maximum=1,
+    ),
+    Spec(
+        "skewShareThreshold",
+        "alarms.skew_share_threshold",
+        "float",
+        "Share of captured requests whose score, re-computed through the training path, differs "
+        "from what the endpoint answered (training-serving skew, `SkewShare`) above which the "
+        "skew alarm pages",
+        default=0.01,
+        minimum=0,
+        maximum=0.5,
+    ),
+    Spec(
+        "maxModelAgeDays",
+        "alarms.max_model_age_days",
+        "int",
+        "Days since the serving version was trained (`ModelAgeDays`) above which the model-age "
+        "alarm pages; unset = the model's backtest recommendation (how long its quality holds, "
+        "`ml/models/<name>/staleness.json`)",
+        default=None,
+        minimum=1,
+        maximum=3650,
+        default_text="per model: its backtest's recommendation",
+    ),
+    Spec(
         "freshnessHours",
         "monitoring.freshness_hours",
         "int",
@@ -711,7 +685,7 @@ SPEC: tuple[Spec, ...] = (
         "audit.data_events",
         "bool",
         "CloudTrail S3 data events for the lake buckets (always on in prod)",
-        default=_by_env(prod=True, other=False),
+        default=by_env(prod=True, other=False),
     ),
     # cost usage assumptions
     Spec(
@@ -728,7 +702,7 @@ SPEC: tuple[Spec, ...] = (
         "usage.gpu_node_hours",
         "int",
         "GPU node hours per month (cost estimate)",
-        default=_by_env(prod=200, other=40),
+        default=by_env(prod=200, other=40),
         minimum=0,
         maximum=100_000,
     ),
@@ -737,7 +711,7 @@ SPEC: tuple[Spec, ...] = (
         "usage.storage_gb",
         "int",
         "Lake storage, GB-month (cost estimate)",
-        default=_by_env(prod=2000, other=100),
+        default=by_env(prod=2000, other=100),
         minimum=0,
         maximum=10_000_000,
     ),
@@ -746,7 +720,7 @@ SPEC: tuple[Spec, ...] = (
         "usage.stream_gb",
         "int",
         "Firehose ingest per month, GB (cost estimate)",
-        default=_by_env(prod=500, other=10),
+        default=by_env(prod=500, other=10),
         minimum=0,
         maximum=10_000_000,
     ),
@@ -760,8 +734,16 @@ __all__ = [
     "MODEL_OVERRIDES",
     "MODEL_SECTIONS",
     "PACKAGE_ARN_PATTERN",
+    "Default",
+    "GpuNodeGroup",
+    "Kind",
     "ModelEntry",
+    "Spec",
+    "Subscription",
+    "default_max_model_age_days",
     "default_model_key",
+    "retraining_schedule",
+    "schedule_days",
 ]
 
 # A `models` entry's own key (no stack-wide one: each model serves its own artifact).

@@ -125,7 +125,58 @@ def _observe_model(run: Run, report: dict[str, Any], name: str) -> dict[str, Any
     seen["baseline"] = json.loads(
         s3.get_object(Bucket=outputs["models_bucket"], Key=baseline_key)["Body"].read()
     )
+    machine = _client(run.env, "stepfunctions").describe_state_machine(
+        stateMachineArn=mine["drift_state_machine_arn"]
+    )
+    seen["monitor_env"] = json.loads(machine["definition"])["States"]["Drift"]["Parameters"][
+        "Environment"
+    ]
+    seen["served_artifact"] = s3.head_object(
+        Bucket=outputs["models_bucket"], Key=seen["monitor_env"]["MLPLAT_DRIFT_MODEL_KEY"]
+    )
+    seen["versions"] = {
+        p["ModelPackageVersion"]: sm.describe_model_package(ModelPackageName=p["ModelPackageArn"])
+        for p in sm.list_model_packages(ModelPackageGroupName=GROUPS[name])[
+            "ModelPackageSummaryList"
+        ]
+    }
+    seen["quality_metrics"] = _quality_metrics(run, mine["endpoint_name"])
     return seen
+
+
+def _quality_metrics(run: Run, endpoint: str) -> dict[str, list[float]]:
+    """The datapoints CloudWatch (moto) holds of the endpoint's skew share, age, shortfall and
+    labelled rows with exactly the alarms' dimension (EndpointName; not the per-version series),
+    each hour's maximum over the sandbox's days, oldest first."""
+    from datetime import UTC, datetime, timedelta
+
+    cloudwatch = _client(run.env, "cloudwatch")
+    now = datetime.now(UTC)
+    names = ("SkewShare", "ModelAgeDays", "QualityShortfall", "LabeledRows")
+    response = cloudwatch.get_metric_data(
+        MetricDataQueries=[
+            {
+                "Id": f"m{i}",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": "MLPlatform/Quality",
+                        "MetricName": metric,
+                        "Dimensions": [{"Name": "EndpointName", "Value": endpoint}],
+                    },
+                    "Period": 3600,
+                    "Stat": "Maximum",
+                },
+            }
+            for i, metric in enumerate(names)
+        ],
+        StartTime=now - timedelta(days=2),
+        EndTime=now + timedelta(days=40),
+    )
+    found: dict[str, list[float]] = {}
+    for result in response["MetricDataResults"]:
+        points = sorted(zip(result["Timestamps"], result["Values"], strict=True))
+        found[names[int(result["Id"][1:])]] = [value for _, value in points]
+    return found
 
 
 def _observe(run: Run, report_path: Path) -> None:
@@ -189,6 +240,10 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             app, ["sandbox", "--keep", "--json", str(report_path), "--project-dir", str(ROOT)]
         )
     state.exit_code, state.output = result.exit_code, result.output
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        import traceback
+
+        state.output += "".join(traceback.format_exception(result.exception))
     if report_path.exists():
         state.report = json.loads(report_path.read_text())
     yield state
@@ -335,11 +390,18 @@ def test_each_model_is_registered_with_its_reports_and_deployed(run: Run, name: 
     assert metadata["pipeline-execution"] == model["lifecycle"]["pipeline"]["executionArn"]
     headline = next(iter(model["headline"]))
     assert float(metadata[f"metric.{headline}"]) == metrics[headline]
-    assert (metadata["deployed-to"], metadata["deploy-seq.local"]) == ("local", "1")
+    # deployed (1), replaced by the skewed handler (2), rolled back to (3)
+    assert (metadata["deployed-to"], metadata["deploy-seq.local"]) == ("local", "3")
+    assert metadata["deploy-action"] == "rollback"
+    assert metadata["rolled-back-from"] == model["lifecycle"]["skewed-handler"]["modelPackageArn"]
     # its own endpoint now runs a model made from the approved package, capture kept on
     deploy = model["lifecycle"]["deploy"]
     assert model["endpoint"] == deploy["endpoint"] == ENDPOINTS[name]
     assert seen["model"]["PrimaryContainer"]["ModelPackageName"] == package["ModelPackageArn"]
+    # the container names the version it serves, and the handler answers with it
+    environment = seen["model"]["PrimaryContainer"]["Environment"]
+    assert environment["MLPLAT_MODEL_VERSION"] == package["ModelPackageArn"]
+    assert seen["invocation"]["model_version"] == f"{group}/1"
     assert seen["endpoint_config"]["DataCaptureConfig"]["InitialSamplingPercentage"] == 100
     assert seen["baseline"]["format"] == "mlplat-baseline/1"
     assert deploy["driftBaseline"].endswith(f"/{name}/current/baseline.json")
@@ -372,7 +434,12 @@ def test_traffic_is_captured_into_each_models_prefix_and_logged(run: Run, name: 
     assert model["predictionsServed"] == traffic["predictions"] == 3_000
     assert traffic["refused"] == 4
     capture = model["lifecycle"]["capture"]
-    assert capture["events"] == 200 and capture["files"] == len(seen["capture_keys"]) == 12
+    skewed = model["lifecycle"]["skewed-handler"]
+    assert capture["events"] == 200 and capture["files"] == 12
+    # the capture prefix holds those and the skewed handler's hour
+    assert len(seen["capture_keys"]) == capture["files"] + skewed["captureFiles"]
+    # every answer named the version that served it
+    assert traffic["modelVersions"] == [f"{GROUPS[name]}/1"]
     own = run.report["outputs"]["models"][name]["capture_prefix"]
     assert own == f"capture/{ENDPOINTS[name]}"
     for key in seen["capture_keys"]:
@@ -490,8 +557,19 @@ def test_least_privilege_within_each_model_is_enforced_by_moto(run: Run) -> None
             *((f"pipeline {s}", "its inputs, container and outputs") for s in PIPELINE_CONTAINERS),
             ("endpoint", "s3:PutObject"),  # its capture
             ("endpoint", "s3:GetObject"),  # its own artifact
-            ("drift", "s3:GetObject"),  # its own capture
+            ("drift", "s3:GetObject"),  # its capture, served model, the labels, quality reports
+            ("drift", "sagemaker:DescribeModelPackage"),  # its own version (simulated)
+            ("drift", "sagemaker:UpdateModelPackage"),
         }
+        # the monitor job reads its served model and the labels, writes neither
+        monitor = {(c["action"], c["resource"]): c["actual"] for c in mine if c["role"] == "drift"}
+        served = f"s3://{outputs['models_bucket']}/{name}/current/model.tar.gz"
+        assert monitor[("s3:GetObject", served)] == "allowed"
+        assert monitor[("s3:PutObject", served)] == "AccessDenied"
+        labels = {(a, v) for (a, r), v in monitor.items() if "/customer_outcomes/" in r}
+        assert labels == {("s3:GetObject", "allowed"), ("s3:PutObject", "AccessDenied")}
+        reports = f"s3://{outputs['predictions_bucket']}/quality-reports/{ENDPOINTS[name]}/"
+        assert any(r.startswith(reports) and v == "allowed" for (a, r), v in monitor.items())
 
 
 @pytest.mark.parametrize(("name", "other"), [("churn", "spend"), ("spend", "churn")])
@@ -531,6 +609,179 @@ def test_one_models_roles_cannot_reach_anothers(run: Run, name: str, other: str)
         and c["action"] == "s3:PutObject"
     }
     assert any(("drift", "s3:GetObject", key) in found for key in captured)
+    # nor their served model, nor read or write their quality reports
+    served = f"s3://{outputs['models_bucket']}/{other}/current/model.tar.gz"
+    assert ("drift", "s3:GetObject", served) in found
+    reports = f"s3://{outputs['predictions_bucket']}/quality-reports/{theirs['endpoint_name']}/"
+    assert reached("drift", "s3:GetObject", reports)
+    assert reached("drift", "s3:PutObject", reports)
+    # nor describe or update their registry versions (IAM's evaluation of its policy)
+    package = run.seen[other]["package"]["ModelPackageArn"]
+    for action in ("sagemaker:DescribeModelPackage", "sagemaker:UpdateModelPackage"):
+        assert ("drift", action, package) in found
+
+
+# --- online quality, skew and age ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_the_monitor_job_runs_as_its_component_configures_it(run: Run, name: str) -> None:
+    """The scheduled job's environment (its state machine, as realized) names the served artifact,
+    the labels, the model's registry group and the thresholds; each drift run measured skew and
+    age beside drift, and the served artifact it reads is the one the endpoint serves."""
+    env = run.seen[name]["monitor_env"]
+    outputs = run.report["outputs"]
+    assert env["MLPLAT_DRIFT_MODEL_KEY"] == f"{name}/current/model.tar.gz"
+    assert env["MLPLAT_DRIFT_LABELS_BUCKET"] == outputs["raw_bucket"]
+    assert env["MLPLAT_DRIFT_MODEL_PACKAGE_GROUP_ARN"].endswith(
+        f":model-package-group/{GROUPS[name]}"
+    )
+    assert float(env["MLPLAT_DRIFT_QUALITY_MARGIN"]) == 0.05
+    deployed = run.model(name)["lifecycle"]["deploy"]
+    assert deployed["servedArtifact"] == (
+        f"s3://{outputs['models_bucket']}/{env['MLPLAT_DRIFT_MODEL_KEY']}"
+    )
+    for window in run.model(name)["drift"]["windows"]:
+        assert {k: v["status"] for k, v in window["parts"].items()} == {
+            "quality": "ran",
+            "skew": "ran",
+            "age": "ran",
+            "page": "ran",
+        }
+        assert window["modelVersion"] == f"{GROUPS[name]}/1"
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_the_deployed_handler_has_no_skew_and_a_hand_edited_one_pages(run: Run, name: str) -> None:
+    model = run.model(name)
+    skew = model["skew"]
+    # the pipeline's artifact, re-scored through the training path: no captured row differs
+    assert [(w["n"], w["n_differ"]) for w in skew["faithful"]] == [(1_000, 0), (1_000, 0)]
+    # the same model with a hand-edited handler, as version 2: its hour differs
+    case = model["lifecycle"]["skewed-handler"]
+    assert case["modelVersion"] == f"{GROUPS[name]}/2" == skew["skewed"]["modelVersion"]
+    assert case["predictions"] == 300 and skew["skewed"]["n"] == 300
+    alarm = skew["alarm"]
+    assert skew["skewed"]["share"] > alarm["threshold"] == 0.01
+    assert (alarm["from"], alarm["to"]) == ("OK", "ALARM")
+    [page] = case["pages"]
+    assert page["alarm"] == alarm["alarm"] and page["queue"] == QUEUE_ARN
+    assert "Threshold Crossed" in page["reason"]
+    assert run.seen["alarms"][alarm["alarm"]]["StateValue"] == "ALARM"
+    # registered as the deployed version was, with its own artifact; then rolled back
+    v2 = run.seen[name]["versions"][2]
+    assert v2["CustomerMetadataProperties"]["sandbox-case"] == "skewed-handler"
+    assert v2["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] == case["artifact"]
+    assert case["rolledBackTo"] == run.seen[name]["package"]["ModelPackageArn"]
+    # CloudWatch holds the job's skew shares: 0, 0, then the skewed hour's
+    shares = run.seen[name]["quality_metrics"]["SkewShare"]
+    assert shares[:2] == [0.0, 0.0] and shares[2] == pytest.approx(skew["skewed"]["share"])
+
+
+def test_labels_come_back_by_batch_and_through_the_outcomes_stream(run: Run) -> None:
+    labels = run.report["lifecycle"]["labels"]
+    # every prediction served: two hours of 1,500 customers and the skewed hour's 300
+    assert labels["outcomes"] == 3_300
+    assert (labels["batchRows"], labels["streamedRecords"]) == (3_100, 200)
+    assert labels["horizonDays"] == max(spec(m).label_horizon_days for m in MODELS)
+    day = labels["observedAt"][:10]
+    [key] = labels["streamedObjects"]
+    assert key.startswith(f"customer_outcomes/dt={day}/{labels['stream']}-")
+    assert labels["stream"].startswith("ingest-customer-outcomes-stream-")
+    assert set(labels["labelMeans"]) == {"churned", "next_month_spend"}
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_online_quality_per_version_beside_the_offline_figures(run: Run, name: str) -> None:
+    model = run.model(name)
+    quality = model["onlineQuality"]
+    group = GROUPS[name]
+    versions = quality["versions"]
+    assert {v: q["n"] for v, q in versions.items()} == {f"{group}/1": 3_000, f"{group}/2": 300}
+    assert quality["labeledRows"] == 3_300
+    task = spec(name).task
+    head = "roc_auc" if task == "binary_classification" else "rmse"
+    for version, figures in versions.items():
+        number = int(version.rsplit("/", 1)[1])
+        registered = run.seen[name]["versions"][number]["CustomerMetadataProperties"]
+        # offline: the version's registered figure; shortfall by the contract's sign rule
+        offline = float(registered[f"metric.{head}"])
+        assert figures["offline"][head] == pytest.approx(offline)
+        online = figures["metrics"][head]
+        expected = offline - online if head == "roc_auc" else online / offline - 1
+        assert figures["shortfall"] == pytest.approx(expected)
+        # and the online figures sit beside them in the registry
+        assert float(registered[f"online.{head}"]) == pytest.approx(online)
+        assert registered["online.rows"] == str(figures["n"])
+    if task == "binary_classification":
+        assert 0.7 < versions[f"{group}/1"]["metrics"]["roc_auc"] < 0.95
+    else:
+        assert (
+            0 < versions[f"{group}/1"]["metrics"]["mae"] < versions[f"{group}/1"]["metrics"]["rmse"]
+        )
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_quality_and_age_alarms_judge_what_the_job_put(run: Run, name: str) -> None:
+    model = run.model(name)
+    judged = model["lifecycle"]["quality-alarms"]
+    metrics = run.seen[name]["quality_metrics"]
+    # the latest version's shortfall, and the age a label horizon and more after training
+    shortfall = metrics["QualityShortfall"][-1]
+    assert shortfall == pytest.approx(
+        model["onlineQuality"]["versions"][f"{GROUPS[name]}/2"]["shortfall"]
+    )
+    age = metrics["ModelAgeDays"][-1]
+    assert age == pytest.approx(model["modelAgeDays"], abs=1e-3)
+    assert age > spec(name).label_horizon_days - 1
+    assert metrics["LabeledRows"][-1] == 3_300
+    for metric, value in (("QualityShortfall", shortfall), ("ModelAgeDays", age)):
+        alarm = judged[metric]
+        assert alarm["to"] == ("ALARM" if value > alarm["threshold"] else "OK"), alarm
+        assert run.seen["alarms"][alarm["alarm"]]["StateValue"] == alarm["to"]
+    settings_age = judged["ModelAgeDays"]["threshold"]
+    from ml.backtest import recommended_max_age_days
+
+    assert settings_age == recommended_max_age_days(name)
+
+
+def test_a_classifier_whose_slice_labels_are_noise_is_refused_by_the_slice_gate(run: Run) -> None:
+    refused = run.model("churn")["lifecycle"]["slice-refused"]
+    assert refused["slice"] == {"column": "contract_type", "value": "two-year", "label": "churned"}
+    assert refused["status"] == "Failed" and refused["modelPackageArn"] is None
+    assert [(s["name"], s["status"]) for s in refused["steps"]][-2:] == [
+        ("GatePassed", "Succeeded"),
+        ("GateRefused", "Failed"),
+    ]
+    gate = refused["gate"]
+    assert gate["servingVersion"] == run.model("churn")["lifecycle"]["pipeline"]["modelPackageArn"]
+    # only slice rules fail, the noisy slice's among them; the overall figures pass
+    assert gate["failed"] and all("[" in rule for rule in gate["failed"])
+    assert "roc_auc floor [contract_type=two-year]" in gate["failed"]
+    overall = [c for c in gate["checks"] if "[" not in c["name"]]
+    assert overall and all(c["passed"] for c in overall)
+    # trained on the very customers of the serving version, a month earlier
+    assert refused["rawRows"] == 30_000
+    assert "slice-refused" not in run.model("spend")["lifecycle"]  # a regressor has no such case
+
+
+def test_the_summary_shows_quality_skew_and_age(run: Run) -> None:
+    from mlplat.sandbox.ml_lifecycle import summary_rows
+
+    rows = dict(summary_rows(run.report))
+    for name in MODELS:
+        assert " on 3,000 labelled (offline short by " in rows[f"{name}: online v1"]
+        assert " on 300 labelled " in rows[f"{name}: online v2"]
+        assert rows[f"{name}: skew"].startswith("deployed 0/2000 rows differ; hand-edited handler")
+        assert rows[f"{name}: skew"].endswith("-> ALARM, rolled back")
+        assert re.fullmatch(
+            r"\d+\.\d days at the quality run; alarms: .+", rows[f"{name}: model age"]
+        )
+    assert rows["churn: slice-noise retrain"].startswith(
+        "refused by the slice gate (contract_type=two-year labels shuffled: "
+    )
+    assert rows["labels"].startswith("3,300 outcomes back on ")
+    assert "churn: slice-noise retrain" in run.output
 
 
 def test_a_broken_definition_fails_at_its_step_with_the_reason(run: Run) -> None:

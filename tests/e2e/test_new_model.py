@@ -1,8 +1,9 @@
 """A third model with no other edit: in a copy of the repository, `mlplat new model demo --task
 regression` scaffolds the package, `- name: demo` joins the local stack's `models`, and the
 sandbox (`--models demo`: the platform realized for all three models, the lifecycle run for demo)
-trains it in its own pipeline, registers, deploys and serves it, watches it and refuses its weak
-retrain, with its roles kept out of the other models' prefixes.
+trains it in its own pipeline, registers, deploys and serves it, watches it (drift, skew, online
+quality per version, age) and refuses its weak retrain, with its roles kept out of the other
+models' prefixes.
 
 Everything runs in subprocesses with the copy first on `PYTHONPATH`, so the copy's `ml/models/demo`
 is the one the stack, the pipeline's containers and the endpoint's handler import.
@@ -125,6 +126,8 @@ def test_the_sandbox_runs_the_lifecycle_of_the_new_model(demo: Demo) -> None:
             "drift",
             "prediction-logs",
             "retrain-refused",
+            "skewed-handler",
+            "quality",
         )
     ]
     # the platform is realized for all three models
@@ -158,6 +161,13 @@ def test_the_new_model_trains_registers_deploys_and_serves(demo: Demo) -> None:
     assert any(n.get("driftOf") == "demo" for n in demo.report["notifications"])
     assert model["lifecycle"]["retrain-refused"]["gate"]["passed"] is False
     assert "demo: model" in demo.sandbox.stdout
+    # its skew caught, its online quality measured per version, its age judged
+    assert model["skew"]["alarm"]["to"] == "ALARM"
+    assert set(model["onlineQuality"]["versions"]) == {
+        f"{outputs['model_package_group_name']}/1",
+        f"{outputs['model_package_group_name']}/2",
+    }
+    assert model["modelAgeDays"] > 0
 
 
 def test_the_new_models_roles_and_the_others_stay_apart(demo: Demo) -> None:

@@ -110,6 +110,8 @@ def test_models_restricts_the_steps_each_model_takes(cli, tmp_path, monkeypatch)
             "drift",
             "prediction-logs",
             "retrain-refused",
+            "skewed-handler",
+            "quality",
         )
     ]
 
@@ -216,12 +218,16 @@ def test_the_step_list_is_platform_then_ml():
         ("deploy", True),
         ("send-traffic", True),
         ("capture", True),
-        ("least-privilege", False),
         ("drift", True),
         ("alarms", False),
         ("notifications", False),
         ("prediction-logs", True),
         ("retrain-refused", True),
+        ("slice-refused", False),
+        ("skewed-handler", True),
+        ("labels", False),
+        ("quality", True),
+        ("least-privilege", False),
     ]
     assert (*PLATFORM_STEPS, *ML_STEPS) == STEPS
 
@@ -241,6 +247,16 @@ def test_an_ml_step_without_its_platform_says_what_is_missing(tmp_path):
     ctx.outputs = {"alarm_topic_arn": "arn:aws:sns:us-east-1:123456789012:t"}
     report = run_steps(ctx, [steps["least-privilege"]])
     assert "lack" in report.steps[0].error and "raw_bucket" in report.steps[0].error
+
+
+def test_the_monitoring_steps_without_their_earlier_steps_say_what_is_missing(tmp_path):
+    steps = {s.name: s for s in ML_STEPS}
+    report = run_steps(_context(tmp_path), [steps["quality"]])
+    assert report.steps[0].error == "no labels came back (did labels run?)"
+    report = run_steps(_context(tmp_path), [steps["skewed-handler"]])
+    assert report.steps[0].error == "no version of churn (did approve:churn run?)"
+    report = run_steps(_context(tmp_path), [steps["slice-refused"]])
+    assert report.steps[0].error == "no platform outputs (did realize-platform run?)"
 
 
 def test_steps_that_need_the_server_say_so(tmp_path):
@@ -305,3 +321,57 @@ def test_every_server_starts_empty():
         first.client("s3").create_bucket(Bucket="left-over")
     with SandboxServer("us-east-1") as second:
         assert second.client("s3").list_buckets()["Buckets"] == []
+
+
+# --- the monitoring cases' own pieces
+
+
+def test_the_skewed_artifact_edits_the_handler_and_nothing_else():
+    import io
+    import tarfile
+
+    from mlplat.sandbox.steps.quality import SKEW_EDIT, skewed_artifact
+
+    members = {
+        "model.joblib": b"estimator",
+        "code/inference.py": b"model_fn, input_fn, predict_fn, output_fn = handler('x')\n",
+        "code/ml/features.py": b"# the feature code\n",
+    }
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for name, body in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    with tarfile.open(fileobj=io.BytesIO(skewed_artifact(out.getvalue())), mode="r:gz") as tar:
+        edited = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
+    assert set(edited) == set(members)
+    assert edited["code/inference.py"] == members["code/inference.py"] + SKEW_EDIT.encode()
+    assert edited["model.joblib"] == members["model.joblib"]
+    assert edited["code/ml/features.py"] == members["code/ml/features.py"]
+    without = io.BytesIO()
+    with tarfile.open(fileobj=without, mode="w:gz") as tar:
+        info = tarfile.TarInfo("model.joblib")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    with pytest.raises(StepFailed, match=r"no code/inference\.py"):
+        skewed_artifact(without.getvalue())
+
+
+def test_a_noisy_slice_shuffles_the_labels_of_its_least_frequent_value_only():
+    import pandas as pd
+
+    from mlplat.sandbox.steps.pipeline import noisy_slice
+
+    frame = pd.DataFrame(
+        {
+            "contract": ["a"] * 6 + ["b"] * 4,
+            "label": [0, 0, 0, 1, 1, 1, 0, 0, 1, 1],
+        }
+    )
+    noisy, value = noisy_slice(frame, "label", "contract", seed=3)
+    assert value == "b"
+    assert noisy["label"][:6].tolist() == frame["label"][:6].tolist()  # the other slice as it was
+    assert sorted(noisy["label"][6:]) == sorted(frame["label"][6:])  # its share of positives kept
+    assert noisy["label"][6:].tolist() != frame["label"][6:].tolist()  # but not its order
+    assert frame["label"].tolist() == [0, 0, 0, 1, 1, 1, 0, 0, 1, 1]  # the input untouched

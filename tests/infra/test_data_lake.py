@@ -116,7 +116,8 @@ def test_dev_inventory_counts_types_and_parents(record, settings_for):
         "aws:s3/bucketLogging:BucketLogging": 6,  # every zone logs; the log bucket does not
         "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": 7,
         "aws:glue/catalogDatabase:CatalogDatabase": 1,
-        "aws:glue/catalogTable:CatalogTable": 5,  # raw, curated, outcomes; churn's features, predictions
+        # raw, curated, outcomes; churn's features, predictions
+        "aws:glue/catalogTable:CatalogTable": 5,
         "aws:athena/workgroup:Workgroup": 1,
     }
     component = plan.named(NAME)

@@ -269,7 +269,8 @@ def test_outputs(record, settings_for):
     [
         (
             {"dataset": "orders"},
-            r"dataset 'orders': not in ml.schema.DATASETS \(customer_outcomes, customers, customers_curated\)",
+            r"dataset 'orders': not in ml.schema.DATASETS "
+            r"\(customer_outcomes, customers, customers_curated\)",
         ),
         (
             {"dataset": "customers_curated"},
@@ -306,3 +307,96 @@ def test_defaults_are_valid():
         "customers",
         "errors/customers",
     )
+
+
+# --- the labels: the outcomes stream, beside the steady feed --------------------------------
+
+OUTCOMES = "customer_outcomes"
+
+
+def test_the_outcomes_are_streamed_into_their_own_prefix_through_their_table(record, settings_for):
+    """The labels come back as events: a stream of their own, converted through the outcomes
+    table, delivered into that dataset's partitions; its role writes there and nowhere else."""
+    settings = settings_for("staging")
+    assert settings.ingestion.datasets == ("customers", OUTCOMES)
+
+    def program() -> None:
+        lake = DataLake("lake", lake_args(settings))
+        Ingestion(
+            settings.ingestion.component_name(OUTCOMES),
+            settings.ingestion.args(
+                raw_bucket_arn=lake.bucket_arns["raw"],
+                kms_key_arn=lake.key_arn,
+                glue_database_name=lake.database_name,
+                glue_table_names=lake.table_names,
+                dataset=OUTCOMES,
+            ),
+        )
+
+    plan = record(program, settings=settings)
+    name = "ingest-customer-outcomes"
+    s3 = plan.named(f"{name}-stream").inputs["extendedS3Configuration"]
+    assert s3["prefix"] == "customer_outcomes/dt=!{timestamp:yyyy-MM-dd}/"
+    assert s3["errorOutputPrefix"].startswith("errors/customer_outcomes/")
+    table = plan.named("lake-table-customer-outcomes")
+    schema = s3["dataFormatConversionConfiguration"]["schemaConfiguration"]
+    assert schema["tableName"] == table.inputs["name"] == OUTCOMES
+    template = table.inputs["parameters"]["storage.location.template"]
+    assert template.replace("${dt}", "!{timestamp:yyyy-MM-dd}") == (
+        f"s3://{plan.named('lake-raw').id}/{s3['prefix']}"
+    )
+    policy = json.loads(plan.named(f"{name}-role-policy").inputs["policy"])
+    write = next(s for s in policy["Statement"] if s["Sid"] == "WriteOwnPrefixes")
+    assert write["Resource"] == [
+        f"{raw_arn(plan)}/customer_outcomes/*",
+        f"{raw_arn(plan)}/errors/customer_outcomes/*",
+    ]
+
+
+def test_the_stack_streams_each_listed_dataset_and_charts_the_labels(shipped_plans) -> None:
+    plan = shipped_plans["prod"]
+    streams = {r.name for r in plan.of_type(STREAM)}
+    assert streams == {"ingest-stream", "ingest-customer-outcomes-stream"}
+    # the steady feed keeps its name, its freshness alarm and the platform output
+    feed = plan.named("ingest-stream")
+    assert plan.outputs["ingest_stream_name"] == feed.state["name"]
+    freshness = plan.named("monitoring-freshness").inputs
+    assert freshness["dimensions"] == {"DeliveryStreamName": feed.state["name"]}
+    body = json.loads(plan.named("monitoring-dashboard").inputs["dashboardBody"])
+    title = f"Ingestion: {OUTCOMES} records delivered to the raw zone"
+    [labels] = [w for w in body["widgets"] if w["properties"].get("title") == title]
+    outcomes = plan.named("ingest-customer-outcomes-stream").state["name"]
+    assert {m[3] for m in labels["properties"]["metrics"]} == {outcomes}
+
+
+@pytest.mark.parametrize(
+    ("datasets", "message"),
+    [
+        (
+            ["customer_outcomes"],
+            "ml-platform:streamDatasets: ['customer_outcomes'] leaves out 'customers', the steady "
+            "feed the freshness alarm watches; keep it in the list",
+        ),
+        (
+            ["customers", "customer_outcome"],
+            "ml-platform:streamDatasets: 'customer_outcome' is not allowed (did you mean "
+            "'customer_outcomes'?); expected a list of raw datasets (customers, "
+            "customer_outcomes), with customers",
+        ),
+        (
+            ["customers", "customers"],
+            "ml-platform:streamDatasets: customers listed twice; list each once",
+        ),
+    ],
+)
+def test_bad_stream_datasets_are_named(datasets, message) -> None:
+    from stacks.settings import SettingsError, parse_settings
+    from tests.conftest import make_config
+
+    with pytest.raises(SettingsError) as info:
+        parse_settings("dev", make_config("dev", streamDatasets=datasets))
+    assert info.value.problems == (message,)
+
+
+def test_a_stack_may_stream_the_steady_feed_only(settings_for) -> None:
+    assert settings_for("dev", streamDatasets=["customers"]).ingestion.datasets == ("customers",)

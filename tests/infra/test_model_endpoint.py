@@ -17,6 +17,7 @@ from components.model_endpoint import (
     deployment_timeout_seconds,
     has_local_storage,
 )
+from ml.contracts import MODEL_VERSION_ENV
 from ml.images import ImageUriError, sklearn_image_uri, sklearn_registry_account
 from stacks.settings import Settings
 
@@ -136,6 +137,42 @@ def test_model_from_an_approved_package(record, settings_for):
     assert container["modelPackageName"] == PACKAGE_ARN
     assert "image" not in container and "modelDataUrl" not in container
     assert container["environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    # the handler answers with the version it serves (`ml.contracts.MODEL_VERSION_ENV`)
+    assert container["environment"][MODEL_VERSION_ENV] == PACKAGE_ARN
+
+
+def test_an_artifact_outside_the_registry_names_no_version(prod_plan):
+    environment = one(prod_plan, T_MODEL).inputs["primaryContainer"]["environment"]
+    assert MODEL_VERSION_ENV not in environment  # the handler then says "unregistered"
+
+
+def test_each_models_endpoint_names_the_version_it_serves(record, settings_for):
+    """Two models, each serving its own package: each container names its own version, and a new
+    version is a new container environment (a new Model, deployed blue/green)."""
+    spend_v1 = PACKAGE_ARN.replace("churn/3", "spend/1")
+    settings = settings_for(
+        "prod",
+        models=[
+            {"name": "churn", "modelPackageArn": PACKAGE_ARN},
+            {"name": "spend", "modelPackageArn": spend_v1},
+        ],
+    )
+    for model, served in zip(settings.models, (PACKAGE_ARN, spend_v1), strict=True):
+        args = dataclasses.replace(
+            args_from(settings), model_package_arn=model.endpoint.model_package_arn
+        )
+        plan = record(lambda args=args: ModelEndpoint("serving", args) and None, settings=settings)
+        environment = one(plan, T_MODEL).inputs["primaryContainer"]["environment"]
+        assert environment[MODEL_VERSION_ENV] == served == model.endpoint.model_package_arn
+    newer = PACKAGE_ARN.replace("churn/3", "churn/4")
+    before = plan_for(record, settings_for("prod", modelPackageArn=PACKAGE_ARN))
+    after = plan_for(record, settings_for("prod", modelPackageArn=newer))
+    env_before = one(before, T_MODEL).inputs["primaryContainer"]["environment"]
+    env_after = one(after, T_MODEL).inputs["primaryContainer"]["environment"]
+    assert (env_before[MODEL_VERSION_ENV], env_after[MODEL_VERSION_ENV]) == (PACKAGE_ARN, newer)
+    assert {k: v for k, v in env_before.items() if k != MODEL_VERSION_ENV} == {
+        k: v for k, v in env_after.items() if k != MODEL_VERSION_ENV
+    }
 
 
 def test_prod_config_encrypted_with_capture_to_predictions_zone(prod_plan):

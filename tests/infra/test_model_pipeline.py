@@ -17,6 +17,7 @@ from components.model_pipeline import (
     failure_rule_name,
 )
 from components.pipeline_definition import STEP_KINDS, pipeline_definition, steps_of
+from ml.backtest import recommended_max_age_days
 from ml.contracts import (
     EVALUATION_OUTPUT_PATH,
     GATE_PROPERTY_FILE,
@@ -46,6 +47,9 @@ NAMES = {z: f"lake-{z}" for z in ("raw", "curated", "features", "models", "predi
 ARNS = {z: f"arn:aws:s3:::{n}" for z, n in NAMES.items()}
 WORK = f"{ARNS['models']}/{PREFIX}/pipeline/*"
 ROLE_KINDS = (*STEP_KINDS, "pipeline", "schedule")
+
+# churn's default retraining: every half of the maximum age its committed backtest recommends
+CHURN_RETRAINING = f"rate({recommended_max_age_days('churn') // 2} days)"
 
 
 def args_for(settings: Settings, **overrides: Any) -> ModelPipelineArgs:
@@ -651,7 +655,8 @@ def test_the_pipeline_role_runs_its_jobs_registers_and_passes_the_step_roles(pla
 def test_the_schedule_starts_this_pipeline_only(plan: Plan) -> None:
     pipeline = plan.named("churn-pipeline")
     rule = plan.named("churn-schedule")
-    assert rule.inputs["scheduleExpression"] == "rate(7 days)"
+    # the model's retraining: every half of the age its backtest recommends
+    assert rule.inputs["scheduleExpression"] == CHURN_RETRAINING
     target = plan.named("churn-schedule-target")
     assert target.inputs["rule"] == rule.state["name"]
     assert target.inputs["arn"] == pipeline.state["arn"]
@@ -776,7 +781,7 @@ def test_prod_refuses_auto_approval() -> None:
 def test_defaults_follow_the_environment(environment: str, count: int, status: str) -> None:
     pipeline = make_settings(environment).models[0].pipeline
     assert pipeline.enabled is True
-    assert pipeline.schedule == "rate(7 days)"
+    assert pipeline.schedule == CHURN_RETRAINING
     assert pipeline.window_days == 30
     assert pipeline.instance_type == "ml.m5.xlarge"
     assert pipeline.instance_count == count
@@ -807,7 +812,7 @@ def test_the_prod_plan_has_the_pipeline_its_schedule_failure_rule_and_step_roles
     assert component.parent == plan.named("churn", "mlplatform:models:Model").urn
     children = {r.name: r for r in plan.resources if r.parent == component.urn}
     assert children["churn-pipeline"].type == "aws:sagemaker/pipeline:Pipeline"
-    assert children["churn-schedule"].inputs["scheduleExpression"] == "rate(7 days)"
+    assert children["churn-schedule"].inputs["scheduleExpression"] == CHURN_RETRAINING
     assert children["churn-failed"].inputs["name"] == "ml-platform-prod-churn-failed"
     assert children["churn-failed-target"].inputs["arn"] == plan.named("on-call-topic").state["arn"]
     for kind in ROLE_KINDS:

@@ -16,6 +16,13 @@ from components.drift_job import DriftJob, DriftJobArgs, schedule_window_hours
 from components.model_alarms import MISSING_DATA, ModelAlarms, ModelAlarmsArgs
 from components.monitoring import ModelPanel, Monitoring, MonitoringArgs
 from components.on_call import OnCall, OnCallArgs
+from ml.backtest import recommended_max_age_days
+from ml.contracts import (
+    MODEL_AGE_METRIC,
+    QUALITY_NAMESPACE,
+    QUALITY_SHORTFALL_METRIC,
+    SKEW_SHARE_METRIC,
+)
 from ml.drift import (
     DRIFT_NAMESPACE,
     ENDPOINT_DIMENSION,
@@ -35,6 +42,7 @@ ENDPOINT = "ml-platform-prod"
 SUBNETS = ["subnet-0a", "subnet-0b"]
 ACCOUNT = "123456789012"
 LAKE_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/lake"
+GROUP_ARN = f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:model-package-group/ml-platform-prod-churn"
 BUCKETS = {zone: f"lake-{zone}" for zone in ("raw", "curated", "features", "models", "predictions")}
 ARNS = {zone: f"arn:aws:s3:::{b}" for zone, b in BUCKETS.items()}
 SUBSCRIPTIONS = [
@@ -60,6 +68,9 @@ def platform(settings: Settings, *, endpoint: bool = True, gpu: bool = False) ->
                 predictions_bucket_arn=ARNS["predictions"],
                 models_bucket_name=BUCKETS["models"],
                 models_bucket_arn=ARNS["models"],
+                raw_bucket_name=BUCKETS["raw"],
+                raw_bucket_arn=ARNS["raw"],
+                model_package_group_arn=GROUP_ARN,
                 kms_key_arn=LAKE_KEY,
                 topic_arn=on_call.topic_arn,
                 vpc_id="vpc-0123",
@@ -223,9 +234,9 @@ def test_every_alarm_notifies_the_topic_on_alarm_and_ok(plan: Plan) -> None:
     # The audit alarms (below) page on ALARM only: a security event is not over when its
     # 5-minute count drops to zero.
     alarms = [a for a in plan.of_type(ALARM) if not a.name.startswith("audit-")]
-    # 7 endpoint (latency, 5xx, 4xx rate, invocations, cpu, memory) + 15 features + prediction
-    # + freshness + the drift job's failure alarm.
-    assert len(alarms) == 6 + len(FEATURE_NAMES) + 1 + 1 + 1
+    # 6 endpoint (latency, 5xx, 4xx rate, invocations, cpu, memory) + one per feature +
+    # prediction + quality shortfall, skew, model age + freshness + the drift job's failure alarm.
+    assert len(alarms) == 6 + len(FEATURE_NAMES) + 1 + 3 + 1 + 1
     for a in alarms:
         assert a.inputs["alarmActions"] == [topic_arn(plan)], a.name
         assert a.inputs["okActions"] == [topic_arn(plan)], a.name
@@ -361,6 +372,58 @@ def test_one_drift_alarm_per_feature_with_the_jobs_metric_names(plan: Plan, prod
     assert a["dimensions"] == {"EndpointName": "churn-ep"}
 
 
+@pytest.mark.parametrize(
+    ("role", "metric", "threshold"),
+    [
+        ("quality-shortfall", "QualityShortfall", 0.05),
+        ("skew", "SkewShare", 0.01),
+        # churn's committed backtest: how long its quality holds
+        ("model-age", "ModelAgeDays", recommended_max_age_days("churn")),
+    ],
+)
+def test_online_quality_skew_and_age_alarms_watch_the_jobs_metrics(
+    plan: Plan, prod: Settings, role: str, metric: str, threshold: float
+) -> None:
+    a = alarm(plan, role).inputs
+    assert (a["namespace"], a["metricName"], a["statistic"]) == (
+        QUALITY_NAMESPACE,
+        metric,
+        "Maximum",
+    )
+    assert metric in (QUALITY_SHORTFALL_METRIC, SKEW_SHARE_METRIC, MODEL_AGE_METRIC)
+    assert a["dimensions"] == {ENDPOINT_DIMENSION: "churn-ep"}  # what the alarm is per: endpoint
+    assert (a["comparisonOperator"], a["threshold"]) == ("GreaterThanThreshold", threshold)
+    alarms = prod.models[0].alarms
+    assert (
+        threshold
+        == {
+            "quality-shortfall": alarms.quality_margin,
+            "skew": alarms.skew_share_threshold,
+            "model-age": alarms.max_model_age_days,
+        }[role]
+    )
+    # one datapoint per run of the job: one period of its schedule, judged alone
+    assert (a["period"], a["evaluationPeriods"], a["datapointsToAlarm"]) == (3600, 1, 1)
+    assert a["treatMissingData"] == "ignore"
+    assert "Missing data: ignore (" in a["alarmDescription"]
+    assert a["alarmActions"] == a["okActions"] == [topic_arn(plan)]
+
+
+def test_quality_alarms_follow_the_models_settings(record: Callable[..., Plan]) -> None:
+    settings = make_settings(
+        "prod",
+        qualityMargin=0.02,
+        models=[{"name": "churn", "skewShareThreshold": 0.1, "maxModelAgeDays": 40}],
+    )
+    args = settings.models[0].alarms.args(topic_arn="arn:t", endpoint_name="churn-ep")
+    plan = record(lambda: ModelAlarms("churn-alarms", args) and None, settings=settings)
+    thresholds = {
+        role: plan.named(f"churn-alarms-{role}").inputs["threshold"]
+        for role in ("quality-shortfall", "skew", "model-age")
+    }
+    assert thresholds == {"quality-shortfall": 0.02, "skew": 0.1, "model-age": 40}
+
+
 def test_freshness_watches_firehose_deliveries_missing_is_breaching(
     plan: Plan, prod: Settings
 ) -> None:
@@ -391,6 +454,9 @@ def test_every_missing_data_choice_is_explained() -> None:
         ({"drift_period_seconds": 90}, "drift_period_seconds 90"),
         ({"latency_p99_ms": 0}, "latency_p99_ms must be > 0"),
         ({"drift_psi_threshold": 0}, "drift_psi_threshold must be > 0"),
+        ({"quality_margin": 0}, "quality_margin must be > 0"),
+        ({"skew_share_threshold": 1}, "skew_share_threshold must be >= 0 and < 1"),
+        ({"max_model_age_days": 0}, "max_model_age_days must be >= 1"),
         ({"previous_prefix": "monitoring"}, "previous_parent and previous_prefix go together"),
     ],
 )
@@ -431,6 +497,9 @@ def test_dashboard_has_endpoint_drift_lake_and_training_widgets(plan: Plan) -> N
         "churn: feature PSI",
         "churn: prediction PSI and scored rows",
         "churn: drift job runs",
+        "churn: online quality per version",
+        "churn: quality shortfall vs offline, labelled rows",
+        "churn: skew share and model age (days)",
         "churn: alarms",
         "Ingestion: records delivered to the raw zone",
         "Lake size (bytes, daily)",
@@ -462,6 +531,25 @@ def test_dashboard_has_endpoint_drift_lake_and_training_widgets(plan: Plan) -> N
     assert widget("Platform alarms")["properties"]["alarms"] == [freshness]
     runs = widget("churn: drift job runs")
     assert runs["properties"]["metrics"][1][3] == plan.named("drift-machine").state["arn"]
+    # online quality: every version's figures (a search: versions come and go), the shortfall
+    # against the margin with the labelled rows behind it, the skew share beside the model's age
+    [[online]] = widget("churn: online quality per version")["properties"]["metrics"]
+    assert online["expression"] == (
+        "SEARCH('{MLPlatform/Quality,EndpointName,ModelVersion} EndpointName=\"churn-ep\"', "
+        "'Maximum', 3600)"
+    )
+    shortfall = widget("churn: quality shortfall vs offline, labelled rows")["properties"]
+    assert shortfall["metrics"] == [
+        ["MLPlatform/Quality", "QualityShortfall", "EndpointName", "churn-ep"],
+        ["MLPlatform/Quality", "LabeledRows", "EndpointName", "churn-ep", {"yAxis": "right"}],
+    ]
+    assert shortfall["annotations"] == {"horizontal": [{"label": "margin", "value": 0.05}]}
+    skew = widget("churn: skew share and model age (days)")["properties"]
+    assert [m[1] for m in skew["metrics"]] == ["SkewShare", "ModelAgeDays"]
+    assert skew["annotations"]["horizontal"] == [
+        {"label": "skew threshold", "value": 0.01},
+        {"label": "max age", "value": recommended_max_age_days("churn"), "yAxis": "right"},
+    ]
 
 
 # --- the drift job -----------------------------------------------------------------------------
@@ -504,6 +592,14 @@ def test_drift_job_is_scheduled_through_step_functions(plan: Plan, prod: Setting
         "MLPLAT_DRIFT_KMS_KEY_ARN": LAKE_KEY,
         "MLPLAT_DRIFT_CAPTURE_ROOT": "capture",
         "MLPLAT_MODEL": "churn",
+        # online quality, skew and age: the served artifact, the labels, the package group
+        "MLPLAT_DRIFT_MODEL_KEY": "churn/current/model.tar.gz",
+        "MLPLAT_DRIFT_LABELS_BUCKET": "lake-raw",
+        "MLPLAT_DRIFT_MODEL_PACKAGE_GROUP_ARN": GROUP_ARN,
+        "MLPLAT_DRIFT_QUALITY_MARGIN": "0.05",
+        "MLPLAT_DRIFT_QUALITY_LOOKBACK_DAYS": "7",
+        "MLPLAT_DRIFT_SKEW_TOLERANCE": "1e-06",
+        "MLPLAT_DRIFT_SKEW_SAMPLE": "1000",
     }
     assert params["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] == LAKE_KEY
     # in the private subnets, in the compute group
@@ -531,7 +627,13 @@ def test_drift_job_role_reads_predictions_and_baseline_puts_only_its_metrics(pla
         f"{pred}/predictions/*",
     ]
     assert by_sid["ListPredictionsZone"]["Condition"] == {
-        "StringLike": {"s3:prefix": [f"capture/{ENDPOINT}/*", "predictions/*"]}
+        "StringLike": {
+            "s3:prefix": [
+                f"capture/{ENDPOINT}/*",
+                "predictions/*",
+                f"quality-reports/{ENDPOINT}/*",
+            ]
+        }
     }
     assert by_sid["ReadTrainingBaseline"]["Resource"] == [
         f"{ARNS['models']}/churn/current/baseline.json"
@@ -543,12 +645,97 @@ def test_drift_job_role_reads_predictions_and_baseline_puts_only_its_metrics(pla
     metrics = next(s for s in doc["Statement"] if s["Action"] == ["cloudwatch:PutMetricData"])
     assert metrics["Resource"] == ["*"]
     assert metrics["Sid"].startswith("WildcardOnly")
-    assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": "MLPlatform/Drift"}}
-    # nothing else of the lake: no raw/curated/features bucket, no models prefix beyond baseline
+    assert metrics["Condition"] == {
+        "StringEquals": {"cloudwatch:namespace": ["MLPlatform/Drift", "MLPlatform/Quality"]}
+    }
+    # nothing else of the lake: no curated/features bucket, of raw only the labels
     text = json.dumps(doc)
-    for zone in ("raw", "curated", "features"):
+    for zone in ("curated", "features"):
         assert ARNS[zone] not in text
+    assert [r for s in doc["Statement"] for r in s["Resource"] if ARNS["raw"] in r] == [
+        ARNS["raw"],  # ListBucket, with the labels prefix as its condition
+        f"{ARNS['raw']}/customer_outcomes/*",
+    ]
     assert all(not a.endswith("*") for s in doc["Statement"] for a in s["Action"])
+
+
+def test_drift_job_role_reads_labels_and_the_served_model_writes_its_quality(plan: Plan) -> None:
+    """What online quality, skew and age add, each to exact ARNs: the labels' prefix of the raw
+    bucket, the served artifact, the model's quality reports, its own versions."""
+    doc = policy(plan.named("drift-job-policy"))
+    by_sid = {s["Sid"]: s for s in doc["Statement"]}
+    assert by_sid["ListLabels"] == {
+        "Sid": "ListLabels",
+        "Effect": "Allow",
+        "Action": ["s3:ListBucket"],
+        "Resource": [ARNS["raw"]],
+        "Condition": {"StringLike": {"s3:prefix": ["customer_outcomes/*"]}},
+    }
+    assert by_sid["ReadLabels"]["Action"] == ["s3:GetObject"]
+    assert by_sid["ReadLabels"]["Resource"] == [f"{ARNS['raw']}/customer_outcomes/*"]
+    # the served artifact, one key (its lineage, the model's age, travels inside it)
+    assert by_sid["ReadServedModel"]["Action"] == ["s3:GetObject"]
+    assert by_sid["ReadServedModel"]["Resource"] == [f"{ARNS['models']}/churn/current/model.tar.gz"]
+    # its quality reports are a lake dataset: the day's partition is rewritten whole (put, then
+    # delete the old files) and read back for the page's history
+    assert by_sid["QualityReports"]["Action"] == [
+        "s3:DeleteObject",
+        "s3:GetObject",
+        "s3:PutObject",
+    ]
+    assert by_sid["QualityReports"]["Resource"] == [
+        f"{ARNS['predictions']}/quality-reports/{ENDPOINT}/*"
+    ]
+    assert by_sid["OwnVersionsOnlineMetadata"]["Action"] == [
+        "sagemaker:DescribeModelPackage",
+        "sagemaker:UpdateModelPackage",
+    ]
+    assert by_sid["OwnVersionsOnlineMetadata"]["Resource"] == [
+        f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:model-package/ml-platform-prod-churn/*"
+    ]
+    # no other SageMaker action, and nothing of another group
+    sagemaker = [a for s in doc["Statement"] for a in s["Action"] if a.startswith("sagemaker:")]
+    assert sorted(sagemaker) == ["sagemaker:DescribeModelPackage", "sagemaker:UpdateModelPackage"]
+
+
+def test_a_drift_job_without_labels_or_served_model_gets_no_quality_grant(
+    record: Callable[..., Plan], prod: Settings
+) -> None:
+    """Each input of online quality, skew and age is optional: without them the role and the
+    environment are drift's alone (the job skips what is not configured and says so)."""
+    args = dataclasses.replace(
+        prod.models[0].drift.args(
+            image_uri="img:1",
+            image_repository_arn=None,
+            endpoint_name="churn-ep",
+            predictions_bucket_name=BUCKETS["predictions"],
+            predictions_bucket_arn=ARNS["predictions"],
+            models_bucket_name=BUCKETS["models"],
+            models_bucket_arn=ARNS["models"],
+            raw_bucket_name=BUCKETS["raw"],
+            raw_bucket_arn=ARNS["raw"],
+            model_package_group_arn=GROUP_ARN,
+            kms_key_arn=LAKE_KEY,
+            topic_arn="arn:aws:sns:us-east-1:123456789012:t",
+            vpc_id="vpc-0123",
+            subnet_ids=SUBNETS,
+            security_group_ids=["sg-0compute"],
+        ),
+        model_key=None,
+        labels_bucket_name=None,
+        labels_bucket_arn=None,
+        model_package_group_arn=None,
+    )
+    plan = record(lambda: DriftJob("drift", args) and None, settings=prod)
+    doc = policy(plan.named("drift-job-policy"))
+    sids = {s["Sid"] for s in doc["Statement"]}
+    assert not sids & {"ListLabels", "ReadLabels", "ReadServedModel"}
+    assert not sids & {"QualityReports", "OwnVersionsOnlineMetadata"}
+    metrics = next(s for s in doc["Statement"] if s["Action"] == ["cloudwatch:PutMetricData"])
+    assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": "MLPlatform/Drift"}}
+    definition = json.loads(plan.named("drift-machine").inputs["definition"])
+    env = definition["States"]["Drift"]["Parameters"]["Environment"]
+    assert not [k for k in env if "QUALITY" in k or "SKEW" in k or "LABELS" in k]
 
 
 def test_state_machine_passes_only_the_job_role(plan: Plan) -> None:
@@ -587,6 +774,54 @@ def test_drift_job_failure_pages(plan: Plan) -> None:
 )
 def test_window_is_one_schedule_period(schedule: str, hours: int) -> None:
     assert schedule_window_hours(schedule) == hours
+
+
+def test_bad_quality_args_of_the_drift_job() -> None:
+    base: dict[str, Any] = dict(
+        schedule="rate(1 hour)",
+        image_uri="i",
+        model="churn",
+        endpoint_name="e",
+        capture_prefix="capture/e",
+        predictions_prefix="predictions",
+        report_prefix="drift-reports/e",
+        predictions_bucket_name="p",
+        predictions_bucket_arn="a",
+        models_bucket_name="m",
+        models_bucket_arn="a",
+        baseline_key="churn/current/baseline.json",
+        kms_key_arn="k",
+        topic_arn="t",
+        drift_psi_threshold=0.2,
+        log_retention_days=30,
+    )
+    with pytest.raises(ValueError) as info:
+        DriftJobArgs(
+            **base,
+            model_key="churn/current/model.joblib",
+            labels_bucket_name="raw",
+            quality_margin=0,
+            quality_lookback_days=0,
+            skew_tolerance=-1,
+            skew_sample=0,
+        )
+    for part in (
+        "labels_bucket_name and labels_bucket_arn go together",
+        "quality_prefix: online quality writes its reports there",
+        "model_key 'churn/current/model.joblib'",
+        "quality_margin must be > 0",
+        "quality_lookback_days 0",
+        "skew_tolerance must be >= 0",
+        "skew_sample 0",
+    ):
+        assert part in str(info.value)
+    with pytest.raises(ValueError, match="quality_prefix '/quality-reports/e'"):
+        DriftJobArgs(
+            **base,
+            labels_bucket_name="raw",
+            labels_bucket_arn="arn:aws:s3:::raw",
+            quality_prefix="/quality-reports/e",
+        )
 
 
 def test_bad_drift_job_args() -> None:

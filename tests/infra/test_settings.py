@@ -264,3 +264,95 @@ def test_every_settings_field_is_filled_from_the_spec():
     assert len(filled) == len(set(filled))
     assert set(filled) == sections | stack_wide
     assert set(SECTIONS) < {f.name for f in dataclasses.fields(Settings)}
+
+
+# --- online quality, skew and age: per model, and the retraining that follows the age --------
+
+
+def test_each_model_gets_its_backtests_age_and_a_retraining_at_half_of_it() -> None:
+    from ml.backtest import recommended_max_age_days
+    from stacks.settings.spec import retraining_schedule
+
+    settings = parse_settings(
+        "prod", make_config("prod", models=[{"name": "churn"}, {"name": "spend"}])
+    )
+    for model in settings.models:
+        age = recommended_max_age_days(model.name)  # its committed staleness.json
+        assert model.alarms.max_model_age_days == age
+        assert model.pipeline.schedule == f"rate({age // 2} days)"
+        assert (model.alarms.quality_margin, model.drift.quality_margin) == (0.05, 0.05)
+        assert model.alarms.skew_share_threshold == 0.01
+    assert retraining_schedule(14) == "rate(7 days)"
+    assert retraining_schedule(3) == "rate(1 day)" == retraining_schedule(1)
+
+
+def test_a_set_age_moves_the_default_retraining_and_an_explicit_schedule_stays() -> None:
+    settings = parse_settings(
+        "prod",
+        make_config(
+            "prod",
+            maxModelAgeDays=30,
+            qualityMargin=0.02,
+            models=[
+                {"name": "churn", "skewShareThreshold": 0.05},
+                {"name": "spend", "maxModelAgeDays": 10, "pipelineSchedule": "rate(2 days)"},
+            ],
+        ),
+    )
+    churn, spend = settings.models
+    assert (churn.alarms.max_model_age_days, churn.pipeline.schedule) == (30, "rate(15 days)")
+    assert (spend.alarms.max_model_age_days, spend.pipeline.schedule) == (10, "rate(2 days)")
+    assert churn.alarms.skew_share_threshold == 0.05 and spend.alarms.skew_share_threshold == 0.01
+    assert churn.drift.quality_margin == spend.alarms.quality_margin == 0.02
+
+
+def test_bad_quality_settings_are_all_named_with_what_is_allowed() -> None:
+    found = problems(
+        make_config(
+            "prod",
+            qualityMargin=0,
+            models=[
+                {"name": "churn", "skewShareThreshold": 0.9},
+                {"name": "spend", "maxModelAgeDays": 0},
+            ],
+        )
+    )
+    assert sorted(found) == [
+        "ml-platform:models[0].skewShareThreshold: 0.9 is not allowed (too large); expected a "
+        "number >= 0 and <= 0.5",
+        "ml-platform:models[1].maxModelAgeDays: 0 is not allowed (too small); expected an "
+        "integer >= 1 and <= 3650",
+        "ml-platform:qualityMargin: 0 is not allowed (too small); expected a number >= 0.001 "
+        "and <= 1",
+    ]
+
+
+def test_a_retraining_no_more_frequent_than_the_age_alarm_is_refused() -> None:
+    found = problems(
+        make_config(
+            "prod",
+            pipelineSchedule="rate(14 days)",
+            models=[{"name": "churn", "maxModelAgeDays": 14}, {"name": "spend"}],
+        )
+    )
+    assert found[0] == (
+        "ml-platform:pipelineSchedule: 'rate(14 days)' retrains churn every 14 days, not less "
+        "than its maximum age (ml-platform:models[0].maxModelAgeDays: 14): its model-age alarm "
+        "would page before every retraining; retrain more often or allow an older model"
+    )
+    # a cron schedule has no single period: not judged
+    parse_settings("prod", make_config("prod", pipelineSchedule="cron(0 3 ? * MON *)"))
+
+
+def test_a_model_without_a_backtest_keeps_the_weekly_retraining(monkeypatch) -> None:
+    """A model just scaffolded has no committed staleness: two weeks of age, retrained weekly."""
+    import ml.backtest
+    from stacks.settings.spec import default_max_model_age_days
+
+    def missing(name: str) -> int:
+        raise FileNotFoundError(f"ml/models/{name}/staleness.json")
+
+    monkeypatch.setattr(ml.backtest, "recommended_max_age_days", missing)
+    assert default_max_model_age_days("churn") == 14
+    (churn,) = parse_settings("dev", make_config("dev")).models
+    assert (churn.alarms.max_model_age_days, churn.pipeline.schedule) == (14, "rate(7 days)")

@@ -216,6 +216,13 @@ def iam_policy(*statements: dict[str, Any]) -> Resource:
 
 
 READ = {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["arn:aws:s3:::raw/*"]}
+PUT_METRICS = {
+    "Sid": "WildcardOnlyPutMetricDataHasNoResourceLevelPermissions",
+    "Effect": "Allow",
+    "Action": ["cloudwatch:PutMetricData"],
+    "Resource": ["*"],
+}
+QUALITY_ONLY = {"StringEquals": {"cloudwatch:namespace": ["MLPlatform/Quality"]}}
 
 
 def pipeline(step_args: dict[str, Any], type_: str = "aws:sagemaker/pipeline:Pipeline") -> Resource:
@@ -362,6 +369,11 @@ CASES: dict[str, Case] = {
         ],
         lambda: [iam_policy({**READ, "Resource": "*"})],
         "allows resource '*' without a reason",
+    ),
+    "iam-policy-metric-namespace-scoped": (
+        lambda: [iam_policy(READ, {**PUT_METRICS, "Condition": QUALITY_ONLY})],
+        lambda: [iam_policy(READ, PUT_METRICS)],
+        "grants cloudwatch:PutMetricData in any namespace",
     ),
     "iam-policy-passrole-scoped": (
         lambda: [iam_policy({"Effect": "Allow", "Action": "iam:PassRole", "Resource": ROLE_ARN})],
@@ -850,6 +862,26 @@ def test_pass_role_patterns_must_name_exact_roles(action: str) -> None:
         )
         == 1
     )
+
+
+@pytest.mark.parametrize(
+    ("condition", "scoped"),
+    [
+        ({"StringEquals": {"cloudwatch:namespace": "MLPlatform/Drift"}}, True),
+        ({"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/Endpoints/*"]}}, True),
+        ({"StringLike": {"cloudwatch:namespace": "*"}}, False),
+        ({"StringEquals": {"aws:SourceAccount": "123456789012"}}, False),
+        ({"StringEquals": {"cloudwatch:namespace": []}}, False),
+    ],
+)
+def test_put_metric_data_needs_a_namespace_condition(
+    condition: dict[str, Any], scoped: bool
+) -> None:
+    found = violations(
+        "iam-policy-metric-namespace-scoped",
+        [iam_policy({**PUT_METRICS, "Action": "CloudWatch:Put*", "Condition": condition})],
+    )
+    assert len(found) == (0 if scoped else 1)
 
 
 def test_asymmetric_keys_are_not_required_to_rotate() -> None:

@@ -37,9 +37,7 @@ def backtest(
             "--check", help="Exit 1 when the committed staleness.json differs from this run."
         ),
     ] = False,
-    json_file: Annotated[
-        Path | None, options.json_file("the staleness document")
-    ] = None,
+    json_file: Annotated[Path | None, options.json_file("the staleness document")] = None,
 ) -> None:
     """Train on the sample history up to T, score monthly windows after it: the decay curve and
     the recommended maximum model age (the default retraining cadence and age alarm)."""

@@ -6,14 +6,18 @@ execution role): each is recorded as `allowed`. This step tries what those roles
 every model of the run, and records an AccessDenied each:
 
 * within a model: write the raw zone, write another step's zone, write outside their prefixes,
-  register a model from the evaluation step;
+  register a model from the evaluation step; the monitor (drift) job write the labels or replace
+  the served model it reads;
 * across models, both ways for every pair of the stack's models (one of them in the run): model A's
   endpoint execution role cannot read B's artifacts nor write B's capture prefix; A's pipeline step
   roles and its training role cannot read B's features table nor write B's artifacts prefix; A's
-  drift job role cannot read B's capture. Real objects of B are used where B's steps made them (its
-  deployed artifact, its features, its capture files), so a denial is the policy's, not a missing
-  key's; and A's endpoint and drift roles reading A's own (artifact, capture) are shown `allowed`
-  beside them, so the denials are not a role that can read nothing.
+  monitor job role cannot read B's capture, served model or quality reports, nor write B's quality
+  reports, nor describe or update B's registry versions (those judged by IAM policy evaluation:
+  see `limits`). Real objects of B are used where B's steps made them (its deployed artifact, its
+  features, its capture files, its served model, its quality reports, its deployed version), so a
+  denial is the policy's, not a missing key's; and A's endpoint and monitor roles reaching A's own
+  (artifact, capture, served model, labels, quality reports, its own version's metadata) are shown
+  `allowed` beside them, so the denials are not a role that can reach nothing.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from mlplat.sandbox.steps.common import (
     drift_environment,
     model_outputs,
     platform_outputs,
+    record_check,
     runtime,
     s3_client,
     sse,
@@ -48,6 +53,13 @@ class _Objects:
     features: tuple[str, str]  # an object of its features table
     capture: tuple[str, str]  # one of its capture files (or a key under its capture prefix)
     capture_prefix: str
+    # what its monitor job reads and writes beside drift's: the served artifact it re-scores
+    # through, one of its quality report files, its prefix of quality reports, its deployed version
+    served: tuple[str, str] | None
+    quality_report: tuple[str, str]
+    quality_prefix: str
+    package_arn: str | None
+    label: tuple[str, str] | None  # an object of the outcomes dataset (every model's labels)
 
 
 def _first_key(ctx: SandboxContext, bucket: str, prefix: str) -> str | None:
@@ -77,12 +89,25 @@ def _objects(ctx: SandboxContext, model: str) -> _Objects:
         capture = (state.captured.bucket, state.captured.keys[0])
     else:
         capture = (outputs.predictions_bucket, f"{capture_prefix}/primary/injected.jsonl")
+    from ml.contracts import QUALITY_PREFIX
+    from ml.drift.job import DriftJobConfig
+
+    config = DriftJobConfig.from_env(drift_environment(ctx, model))
+    served = (config.models_bucket, config.model_key) if config.model_key else None
+    quality_prefix = f"{QUALITY_PREFIX}/{mine.endpoint_name}"
+    report = _first_key(ctx, outputs.predictions_bucket, f"{quality_prefix}/")
+    label = _first_key(ctx, outputs.raw_bucket, f"{_labels_prefix()}/")
     return _Objects(
         artifact=artifact,
         artifacts_prefix=artifacts,
         features=(outputs.features_bucket, features),
         capture=capture,
         capture_prefix=capture_prefix,
+        served=served,
+        quality_report=(outputs.predictions_bucket, report or f"{quality_prefix}/{INJECTED}"),
+        quality_prefix=quality_prefix,
+        package_arn=state.version.arn if state.version is not None else None,
+        label=(outputs.raw_bucket, label) if label is not None else None,
     )
 
 
@@ -191,11 +216,94 @@ def _endpoint(role: _Role, mine: _Objects, others: dict[str, _Objects], *, own: 
 
 
 def _drift(role: _Role, mine: _Objects, others: dict[str, _Objects], *, own: bool) -> None:
-    """The drift job's role: its own endpoint's capture, not another model's."""
+    """The monitor job's role: its own endpoint's capture, served model and quality reports, the
+    labels (read, never written), not another model's."""
+    ctx = role.ctx
+    outputs = platform_outputs(ctx)
     if own:
         role.get(*mine.capture, expected="allowed")
+        if mine.served is not None:
+            role.get(*mine.served, expected="allowed")
+            role.put(*mine.served)  # what serves is the deployment's to publish
+        if mine.label is not None:
+            role.get(*mine.label, expected="allowed")
+        role.put(outputs.raw_bucket, f"{_labels_prefix()}/{INJECTED}")
+        role.get(*mine.quality_report, expected="allowed")
     for other, theirs in others.items():
         role.get(*theirs.capture, other=other)
+        if theirs.served is not None:
+            role.get(*theirs.served, other=other)
+        role.get(*theirs.quality_report, other=other)
+        role.put(outputs.predictions_bucket, f"{theirs.quality_prefix}/{INJECTED}", other=other)
+
+
+def _labels_prefix() -> str:
+    from ml.schema import CUSTOMER_OUTCOMES
+
+    return CUSTOMER_OUTCOMES.prefix
+
+
+def _registry(
+    ctx: SandboxContext,
+    model: str,
+    simulate: Callable[[str, str], str],
+    mine: _Objects,
+    others: dict[str, _Objects],
+    *,
+    own: bool,
+) -> None:
+    """The monitor job's registry grant, judged by IAM's evaluation of the role's policies
+    (`_simulator`) with each request's real resource (moto checks a SageMaker call against `*`):
+    its own versions' metadata, not another model's."""
+    actions = ("sagemaker:DescribeModelPackage", "sagemaker:UpdateModelPackage")
+    if own and mine.package_arn is not None:
+        for action in actions:
+            record_check(
+                ctx,
+                "drift",
+                action,
+                mine.package_arn,
+                "allowed",
+                simulate(action, mine.package_arn),
+                model=model,
+            )
+    for other, theirs in others.items():
+        if theirs.package_arn is None:
+            continue
+        for action in actions:
+            record_check(
+                ctx,
+                "drift",
+                action,
+                theirs.package_arn,
+                DENIED,
+                simulate(action, theirs.package_arn),
+                model=model,
+                other=other,
+            )
+
+
+def _simulator(ctx: SandboxContext, role_arn: str) -> Callable[[str, str], str]:
+    """`(action, resource) -> "allowed" | "AccessDenied"` by the role's inline policies as the
+    realized role holds them, evaluated by moto's IAM policy engine with the resource given (an
+    explicit Deny wins, else an Allow that matches, else denied)."""
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+
+    iam = ctx.client("iam")
+    name = role_arn.rsplit("/", 1)[-1]
+    documents = [
+        iam.get_role_policy(RoleName=name, PolicyName=p)["PolicyDocument"]
+        for p in iam.list_role_policies(RoleName=name)["PolicyNames"]
+    ]
+    policies = [IAMPolicy(d if isinstance(d, str) else json.dumps(d)) for d in documents]
+
+    def simulate(action: str, resource: str) -> str:
+        results = [p.is_action_permitted(action, resource) for p in policies]
+        if PermissionResult.DENIED in results or PermissionResult.PERMITTED not in results:
+            return DENIED
+        return "allowed"
+
+    return simulate
 
 
 def _pipeline_step(role: _Role, step: str, others: dict[str, _Objects], *, own: bool) -> None:
@@ -256,6 +364,7 @@ def least_privilege(ctx: SandboxContext) -> str:
     credentials = {
         arn: assume(ctx, arn, "sandbox-negative") for m in checked for arn in roles[m].values()
     }
+    simulators = {m: _simulator(ctx, roles[m]["drift"]) for m in checked}
     # then every check, while moto enforces IAM
     with ctx.server.iam_enforced():
         for m in checked:
@@ -267,6 +376,7 @@ def least_privilege(ctx: SandboxContext) -> str:
             _training(acting("training"), others[m], own=own)
             _endpoint(acting("endpoint"), objects[m], others[m], own=own)
             _drift(acting("drift"), objects[m], others[m], own=own)
+            _registry(ctx, m, simulators[m], objects[m], others[m], own=own)
             for label in roles[m]:
                 if label.startswith("pipeline "):
                     _pipeline_step(
@@ -289,8 +399,10 @@ def least_privilege(ctx: SandboxContext) -> str:
                 "moto does not supply condition keys (s3:prefix, cloudwatch:namespace, "
                 "kms:ViaService): calls governed by a conditioned statement are not run as the "
                 "role (the drift job's PutMetricData, registry calls)",
-                "non-S3 actions are authorized by action: moto does not know the resource of "
-                "a non-S3 request, so the resources of a statement are not checked for them",
+                "non-S3 requests reach moto's authorization without their resource (it checks "
+                "them against '*'), so the registry grants (the monitor job's SageMaker calls) "
+                "are judged by moto's policy engine on the role's realized policies with each "
+                "request's real resource instead: a simulation of IAM, not an enforcement",
             ],
         }
     )

@@ -51,12 +51,18 @@ def drift(ctx: SandboxContext, model: str) -> str:
             name=f"sandbox-{label}-{until:%Y%m%dT%H%M}",
         )["executionArn"]
         result = run_drift_job(
-            config, since=since, until=until, s3=s3, cloudwatch=ctx.client("cloudwatch")
+            config,
+            since=since,
+            until=until,
+            s3=s3,
+            cloudwatch=ctx.client("cloudwatch"),
+            sagemaker=ctx.client("sagemaker"),
         )
         if result.report is None:
             raise StepFailed(f"the {label} window {since:%H:%M}-{until:%H:%M}Z held no rows")
         report = result.report
         features = {f.name: round(f.psi, 4) for f in report.features}
+        monitored = monitor_figures(result)
         windows.append(
             {
                 "window": label,
@@ -71,8 +77,17 @@ def drift(ctx: SandboxContext, model: str) -> str:
                 "predictionDrifted": report.prediction_drifted,
                 "metricsPut": result.metrics_sent,
                 "report": list(result.report_keys),
+                **monitored,
             }
         )
+        # the deployed handler is the training path: re-scored, no captured row differs
+        skew = monitored["skew"]
+        if skew is None or skew["n_differ"] != 0:
+            raise StepFailed(
+                f"the {label} window's training-serving skew of {model} is {skew} "
+                f"({monitored['parts'].get('skew')}): the deployed handler must score as "
+                "training does"
+            )
     clean, drifted = windows
     ctx.report.model(model).drift = {"threshold": config.threshold, "windows": windows}
     own = set(runtime(ctx, model).spec.feature_names)
@@ -88,9 +103,24 @@ def drift(ctx: SandboxContext, model: str) -> str:
         )
     return (
         f"max PSI {clean['maxFeaturePsi']:.3f} (clean hour) -> {drifted['maxFeaturePsi']:.3f} "
-        f"(drifted: {', '.join(drifted['driftedFeatures'])}); "
+        f"(drifted: {', '.join(drifted['driftedFeatures'])}); skew 0 of "
+        f"{clean['skew']['n'] + drifted['skew']['n']} re-scored; "
         f"{clean['metricsPut'] + drifted['metricsPut']} datapoints to {config.endpoint_name}"
     )
+
+
+def monitor_figures(result: Any) -> dict[str, Any]:
+    """What a run of the monitor job measured besides drift (`ml.drift.job.DriftJobResult`): each
+    part's status, the skew, the model's age, online quality, the page it wrote."""
+    return {
+        "parts": {name: part.to_dict() for name, part in result.parts.items()},
+        "skew": result.skew.to_dict() if result.skew is not None else None,
+        "ageDays": None if result.age_days is None else round(result.age_days, 4),
+        "quality": result.quality.to_dict() if result.quality is not None else None,
+        "modelVersion": result.model_version,
+        "qualityMetricsPut": result.quality_metrics_sent,
+        "page": result.page_key,
+    }
 
 
 def _drift_alarms(
@@ -113,7 +143,7 @@ def _drift_alarms(
     return by_model
 
 
-def _describe(cloudwatch: Any, names: list[str]) -> dict[str, dict[str, Any]]:
+def describe_alarms(cloudwatch: Any, names: list[str]) -> dict[str, dict[str, Any]]:
     """The alarms `names`, as CloudWatch describes them now (100 names per request at most)."""
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(names), 100):
@@ -142,7 +172,7 @@ def alarms(ctx: SandboxContext) -> str:
     history: list[dict[str, Any]] = []
     published = 0
     for label, now in passes:
-        found = _describe(cloudwatch, names)
+        found = describe_alarms(cloudwatch, names)
         for name in names:
             if name in not_evaluated:
                 continue
@@ -159,7 +189,7 @@ def alarms(ctx: SandboxContext) -> str:
                 history.append(
                     {"pass": label, "alarm": name, "from": result.old_state, "to": result.state}
                 )
-    described = _describe(cloudwatch, names)
+    described = describe_alarms(cloudwatch, names)
     states = {n: str(a["StateValue"]) for n, a in described.items()}
     ctx.report.alarm_states = dict(sorted(states.items()))
     firing = sorted(n for n, s in states.items() if s == "ALARM")
@@ -206,6 +236,27 @@ def notifications(ctx: SandboxContext) -> str:
     if not ctx.report.alarm_states:
         raise StepFailed("no alarm states (did alarms run?)")
     drift_alarm_of = {a: m for m in ctx.models for a in ctx.report.model(m).drift_alarms}
+    received = [
+        {**n, "driftOf": drift_alarm_of.get(str(n["alarm"]))} for n in drain_oncall(ctx, queues)
+    ]
+    ctx.report.notifications = received
+    pages = [n for n in received if n["newState"] == "ALARM"]
+    shown: list[str] = []
+    for model in ctx.models:
+        mine = set(ctx.report.model(model).drift_alarms)
+        paged = sorted({str(n["alarm"]) for n in pages if n["alarm"] in mine})
+        if not paged:
+            raise StepFailed(
+                f"no drift ALARM notification of {model} reached the on-call queue "
+                f"({len(received)} received; its drift alarms: {sorted(mine) or 'none'})"
+            )
+        shown.append(f"{model}: {', '.join(paged)}")
+    return f"{len(received)} messages on {len(queues)} queue(s); drift ALARM {'; '.join(shown)}"
+
+
+def drain_oncall(ctx: SandboxContext, queues: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Every message on the on-call `queues` (ARN -> URL), received and deleted: the SNS
+    envelope's topic and subject around CloudWatch's alarm notification."""
     sqs = ctx.client("sqs")
     received: list[dict[str, Any]] = []
     for arn, url in queues.items():
@@ -224,26 +275,13 @@ def notifications(ctx: SandboxContext) -> str:
                         "topic": envelope.get("TopicArn"),
                         "subject": envelope.get("Subject"),
                         "alarm": alarm.get("AlarmName"),
-                        "driftOf": drift_alarm_of.get(str(alarm.get("AlarmName"))),
                         "newState": alarm.get("NewStateValue"),
                         "oldState": alarm.get("OldStateValue"),
                         "reason": alarm.get("NewStateReason"),
                     }
                 )
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-    ctx.report.notifications = received
-    pages = [n for n in received if n["newState"] == "ALARM"]
-    shown: list[str] = []
-    for model in ctx.models:
-        mine = set(ctx.report.model(model).drift_alarms)
-        paged = sorted({str(n["alarm"]) for n in pages if n["alarm"] in mine})
-        if not paged:
-            raise StepFailed(
-                f"no drift ALARM notification of {model} reached the on-call queue "
-                f"({len(received)} received; its drift alarms: {sorted(mine) or 'none'})"
-            )
-        shown.append(f"{model}: {', '.join(paged)}")
-    return f"{len(received)} messages on {len(queues)} queue(s); drift ALARM {'; '.join(shown)}"
+    return received
 
 
 def prediction_logs(ctx: SandboxContext, model: str) -> str:

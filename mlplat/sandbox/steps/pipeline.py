@@ -9,6 +9,13 @@ stack's pipeline registers it approved). After the version has been deployed and
 `retrain-refused:<model>` runs the pipeline a second time with the model's weak hyperparameters
 (`ModelSpec.weak_hyperparameters`): its gate compares the candidate with the version that serves
 now and must refuse it, the execution failing at the Fail step that names the rule.
+
+`slice-refused` trains each classifier of the run once more on the very customers its serving
+version learned from, collected a month earlier, with the labels of one slice shuffled (the rows
+of the least frequent value of its first declared slice: their outcomes become noise, their
+share of positives stays): overall the candidate is as good as the serving version, so only the
+gate's per-slice rules (floors, no regression against the serving version) can refuse it, and
+they must. (A regressor's overall error moves with any slice's, so the case is the classifiers'.)
 """
 
 from __future__ import annotations
@@ -21,9 +28,11 @@ from mlplat.sandbox.context import SandboxContext, StepFailed
 from mlplat.sandbox.steps.common import (
     as_role,
     model_outputs,
+    platform_outputs,
     record_check,
     record_model,
     runtime,
+    s3_client,
 )
 
 if TYPE_CHECKING:
@@ -32,6 +41,9 @@ if TYPE_CHECKING:
     from mlplat.sandbox.pipeline import PipelineRun
 
 RETRAIN_DAYS = 10  # the second execution's window: the latest days (a scheduled retrain's shape)
+# How much earlier the slice-refused case's copy of the training customers was collected: past
+# the training window's first day, so the two windows share no partition.
+SLICE_CASE_SHIFT_DAYS = 31
 
 
 def _window(ctx: SandboxContext, days: int | None = None) -> dict[str, str]:
@@ -160,3 +172,107 @@ def retrain_refused(ctx: SandboxContext, model: str) -> str:
         )
     rules = ", ".join(gate.get("failed", [])) or "?"
     return f"refused at {STEP_REFUSED} against {serving.group}/{serving.version}: {rules}"
+
+
+def noisy_slice(frame: Any, label: str, column: str, *, seed: int = 0) -> tuple[Any, str]:
+    """`frame` with the `label` values shuffled among the rows of the least frequent value of
+    `column` (that slice's outcomes become noise, its share of positives and every other row stay
+    as they are), and that value."""
+    import numpy as np
+
+    counts = frame[column].astype("string").value_counts()
+    if counts.empty:
+        raise StepFailed(f"no values of slice {column!r} to shuffle labels in")
+    value = str(counts.index[-1])
+    out = frame.copy()
+    where = (out[column].astype("string") == value).to_numpy(dtype=bool, na_value=False)
+    rows = out.index[where]
+    shuffled = np.random.default_rng(seed).permutation(out.loc[rows, label].to_numpy())
+    out.loc[rows, label] = shuffled
+    return out, value
+
+
+def slice_refused(ctx: SandboxContext) -> str:
+    """For each classifier of the run: the training customers collected again a month earlier
+    with one slice's labels shuffled, written to the raw zone, the pipeline run on that month:
+    the gate passes overall and refuses the slice."""
+    from datetime import timedelta
+
+    from ml.contracts import (
+        GATE_PROPERTY_FILE,
+        PARAM_WINDOW_END,
+        PARAM_WINDOW_START,
+        STEP_EVALUATE,
+        STEP_REFUSED,
+    )
+    from ml.lake import write_dataset
+    from ml.schema import CUSTOMERS_RAW
+
+    classifiers = [m for m in ctx.models if runtime(ctx, m).spec.task == "binary_classification"]
+    if not classifiers:
+        return "no classifier in the run: a regressor's overall error moves with any slice's"
+    outputs = platform_outputs(ctx)
+    customers = ctx.state.need_customers()
+    shown: list[str] = []
+    for n, model in enumerate(classifiers, start=1):
+        spec = runtime(ctx, model).spec
+        serving = ctx.state.model(model).need_version("pipeline")
+        if not spec.slices:
+            raise StepFailed(f"model {model} declares no slices for its gate to judge")
+        column = spec.slices[0]
+        earlier = customers.assign(
+            event_time=customers["event_time"] - timedelta(days=SLICE_CASE_SHIFT_DAYS * n)
+        )
+        noisy, value = noisy_slice(earlier, spec.label, column)
+        written = write_dataset(
+            noisy,
+            CUSTOMERS_RAW,
+            outputs.raw_bucket,
+            kms_key_id=outputs.lake_kms_key_arn,
+            s3=s3_client(ctx),
+        )
+        times = noisy["event_time"]
+        window = {
+            PARAM_WINDOW_START: f"{times.min():%Y-%m-%d}",
+            PARAM_WINDOW_END: f"{times.max():%Y-%m-%d}",
+        }
+        run = execute(ctx, model, window, "sandbox-slice-noise")
+        gate = run.property_files.get(f"{STEP_EVALUATE}.{GATE_PROPERTY_FILE}", {})
+        failed = [str(rule) for rule in gate.get("failed", [])]
+        noised = f"[{column}={value}]"
+        record_model(
+            ctx,
+            model,
+            "slice-refused",
+            **run.to_json(),
+            gate=gate,
+            slice={"column": column, "value": value, "label": spec.label},
+            rawRows=written.rows,
+        )
+        if run.succeeded:
+            raise StepFailed(
+                f"execution {run.execution_arn} registered {run.model_package_arn}: the gate let "
+                f"a model whose {spec.label} is noise in slice {column}={value} through"
+            )
+        steps = [s for s in run.steps if s.status == "Failed"]
+        if not steps or steps[-1].name != STEP_REFUSED:
+            raise StepFailed(f"execution {run.execution_arn} failed before its gate: {run.failure}")
+        if gate.get("servingVersion") != serving.arn:
+            raise StepFailed(
+                f"the gate compared with {gate.get('servingVersion')}, not the serving "
+                f"{serving.arn}"
+            )
+        overall = [rule for rule in failed if "[" not in rule]
+        if overall or not any(noised in rule for rule in failed):
+            raise StepFailed(
+                f"the gate of {model} was to refuse slice {column}={value} alone; it failed "
+                f"{failed or 'nothing'}"
+            )
+        shown.append(f"{model}: {column}={value} refused ({', '.join(map(plain, failed))})")
+    return "; ".join(shown)
+
+
+def plain(rule: str) -> str:
+    """A gate rule's name for a console line: `roc_auc floor [contract_type=two-year]` ->
+    `roc_auc floor (contract_type=two-year)` (the console reads square brackets as markup)."""
+    return rule.replace("[", "(").replace("]", ")")

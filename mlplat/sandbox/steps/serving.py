@@ -37,7 +37,7 @@ from mlplat.sandbox.steps.common import (
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ml.deploy import BaselineTarget
+    from ml.deploy import BaselineTarget, Release
     from ml.models import ModelSpec
 
 TRAFFIC_ROWS = 1_500  # per hour of traffic (two hours)
@@ -73,11 +73,14 @@ class Serving:
 
 @dataclass(frozen=True, slots=True)
 class Captured:
-    """Where `capture` wrote the endpoint's data capture files."""
+    """Where `capture` wrote the endpoint's data capture files (and how many events, sampled at
+    what percentage)."""
 
     bucket: str
     root: str
     keys: list[str]
+    events: int = 0
+    percent: int = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,13 +106,15 @@ def sandbox_apply(ctx: SandboxContext, model: str) -> Callable[[str, str], None]
     """`ml.deploy`'s `apply` for the sandbox: what `pulumi up` with `modelPackageArn` set does to
     the endpoint (a new model from the package, a new endpoint configuration, the endpoint moved to
     it), then the endpoint's traffic served by `ml.serve.ModelServer` on loopback from the
-    package's artifact. moto has no UpdateEndpoint: the endpoint is re-created on the new
+    package's artifact (one server per version: a version served again, as after a rollback,
+    answers from its own). moto has no UpdateEndpoint: the endpoint is re-created on the new
     configuration (a real update is blue/green, guarded by the rollback alarms). `ml.deploy`
     publishes the version's baseline where the drift job reads it (`_baseline_target`) once the
     deployment is recorded."""
     state = ctx.state.model(model)
 
     def apply(stack: str, package_arn: str) -> None:
+        from ml.contracts import MODEL_VERSION_ENV
         from ml.serve import ModelServer
 
         sm = ctx.client("sagemaker")
@@ -123,13 +128,16 @@ def sandbox_apply(ctx: SandboxContext, model: str) -> Callable[[str, str], None]
         version = package_arn.rsplit("/", 1)[-1]
         suffix = hashlib.sha256(f"{package_arn}{time.time_ns()}".encode()).hexdigest()[:7]
         model_name = f"{name}-v{version}-{suffix}"[:63]
+        # the container's environment as the component gives it for a package: the version it
+        # serves (`components.model_endpoint`), which the handler answers with
+        environment = {
+            **old_model["PrimaryContainer"].get("Environment", {}),
+            MODEL_VERSION_ENV: package_arn,
+        }
         sm.create_model(
             ModelName=model_name,
             ExecutionRoleArn=old_model["ExecutionRoleArn"],
-            PrimaryContainer={
-                "ModelPackageName": package_arn,
-                "Environment": old_model["PrimaryContainer"].get("Environment", {}),
-            },
+            PrimaryContainer={"ModelPackageName": package_arn, "Environment": environment},
         )
         config_name = f"{name}-v{version}-{suffix}-config"[:63]
         variant = {k: v for k, v in variant.items() if k not in ("CurrentWeight",)}
@@ -143,16 +151,17 @@ def sandbox_apply(ctx: SandboxContext, model: str) -> Callable[[str, str], None]
         sm.create_endpoint_config(**request)
         sm.delete_endpoint(EndpointName=name)
         sm.create_endpoint(EndpointName=name, EndpointConfigName=config_name)
-        # the container: the package's artifact, served by the real handler on loopback
-        bucket, key = container["ModelDataUrl"].removeprefix("s3://").split("/", 1)
-        local = ctx.scratch / "deployed" / model / version / "model.tar.gz"
-        local.parent.mkdir(parents=True, exist_ok=True)
-        local.write_bytes(s3_client(ctx).get_object(Bucket=bucket, Key=key)["Body"].read())
-        previous, state.model_server = state.model_server, None
-        server = ModelServer(local, port=0).start()
-        ctx.closers.append(server.close)
-        if previous is not None:
-            previous.close()
+        # the container: the package's artifact, served by the real handler on loopback; a
+        # version served before (a rollback) answers from its server again, at the same URL
+        server = state.model_servers.get(package_arn)
+        if server is None:
+            bucket, key = container["ModelDataUrl"].removeprefix("s3://").split("/", 1)
+            local = ctx.scratch / "deployed" / model / version / "model.tar.gz"
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.write_bytes(s3_client(ctx).get_object(Bucket=bucket, Key=key)["Body"].read())
+            server = ModelServer(local, port=0, environment=environment).start()
+            ctx.closers.append(server.close)
+            state.model_servers[package_arn] = server
         state.model_server = server
         state.serving = Serving(
             endpoint=name,
@@ -179,18 +188,53 @@ def _baseline_target(ctx: SandboxContext, model: str) -> BaselineTarget:
     return BaselineTarget(config.models_bucket, config.baseline_key, kms_key_arn)
 
 
+def release(ctx: SandboxContext, model: str) -> Release:
+    """How `ml.deploy` reaches model `model`'s endpoint in the sandbox (`sandbox_apply`, the drift
+    job's baseline key)."""
+    from ml.deploy import Release
+
+    return Release(sandbox_apply(ctx, model), _baseline_target(ctx, model))
+
+
+def publish_served_artifact(ctx: SandboxContext, model: str) -> str:
+    """Copy the artifact the endpoint now serves to the key the monitor job reads it from
+    (`MLPLAT_DRIFT_MODEL_KEY`: skew re-scores through its estimator, age reads its lineage).
+
+    `ml.deploy` publishes the served version's baseline beside that key (`<model>/current/`), not
+    yet the artifact itself; until it does, the sandbox copies it here, after each deployment and
+    rollback, the way it copies the baseline."""
+    from ml.drift.job import DriftJobConfig
+
+    config = DriftJobConfig.from_env(drift_environment(ctx, model))
+    if config.model_key is None:
+        return "the monitor job reads no served artifact (no MLPLAT_DRIFT_MODEL_KEY)"
+    serving = ctx.state.model(model).need_serving()
+    bucket, key = serving.model_data_url.removeprefix("s3://").split("/", 1)
+    kms_key_arn = platform_outputs(ctx).lake_kms_key_arn
+    s3_client(ctx).copy_object(
+        Bucket=config.models_bucket,
+        Key=config.model_key,
+        CopySource={"Bucket": bucket, "Key": key},
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=kms_key_arn,
+    )
+    return f"s3://{config.models_bucket}/{config.model_key}"
+
+
 def deploy(ctx: SandboxContext, model: str) -> str:
-    from ml.deploy import DeployError, Release
+    from ml.deploy import DeployError
     from ml.deploy import deploy as deploy_version
 
     state = ctx.state.model(model)
     version = state.need_version("approve")
-    release = Release(sandbox_apply(ctx, model), _baseline_target(ctx, model))
     with ctx.aws_environment():  # ml.deploy makes its clients from the session, no endpoint
         try:
-            done = deploy_version(ctx.settings.stack, version.arn, release, session=ctx.session)
+            done = deploy_version(
+                ctx.settings.stack, version.arn, release(ctx, model), session=ctx.session
+            )
         except DeployError as exc:
             raise StepFailed(str(exc)) from exc
+    served = publish_served_artifact(ctx, model)
     serving = state.need_serving()
     ctx.report.model(model).endpoint = serving.endpoint
     record_model(
@@ -200,6 +244,7 @@ def deploy(ctx: SandboxContext, model: str) -> str:
         **serving.to_json(),
         deployedBy=done.deployed_by,
         previous=done.previous_arn,
+        servedArtifact=served,
     )
     return f"{serving.endpoint} -> {serving.model}, traffic served at {serving.url}"
 
@@ -265,19 +310,19 @@ def _traffic_frames(ctx: SandboxContext) -> tuple[pd.DataFrame, pd.DataFrame]:
     return ctx.state.traffic
 
 
-def send_traffic(ctx: SandboxContext, model: str) -> str:
-    """Two hours of requests to the model's endpoint (the second with drift), stamped on the
-    sandbox's clock; SageMaker's per-minute endpoint metrics are published for them."""
-    state = ctx.state.model(model)
-    server = state.need_model_server()
+def serve_hours(
+    ctx: SandboxContext, model: str, hours: Sequence[tuple[datetime, pd.DataFrame]]
+) -> tuple[list[Exchange], int]:
+    """Each `(start, customers)` as an hour of requests to the model's endpoint (its model
+    server), stamped evenly over `[start, start + 1h)`; `BAD_REQUESTS` of each hour the handler
+    must refuse (4XX), any other answer but 200 fails the step. SageMaker's per-minute endpoint
+    metrics are published for them (returns the exchanges and the datapoints put)."""
+    server = ctx.state.model(model).need_model_server()
     spec = runtime(ctx, model).spec
-    hour = clock(ctx)
     exchanges: list[Exchange] = []
-    halves = _traffic_frames(ctx)
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     try:
-        for n, frame in enumerate(halves):
-            start = hour - (2 - n) * HOUR
+        for start, frame in hours:
             bodies = _requests(frame, spec)
             spacing = HOUR / len(bodies)
             for i, body in enumerate(bodies):
@@ -287,18 +332,31 @@ def send_traffic(ctx: SandboxContext, model: str) -> str:
                 exchanges.append(Exchange(at, body, status, text, latency, records))
     finally:
         connection.close()
-    served = [e for e in exchanges if e.status == 200]
     errors = [e for e in exchanges if e.status != 200]
-    if any(e.status >= 500 for e in errors) or len(errors) != 2 * BAD_REQUESTS:
+    if any(e.status >= 500 for e in errors) or len(errors) != len(hours) * BAD_REQUESTS:
         raise StepFailed(
             f"unexpected answers: {sorted({e.status for e in errors})} for {len(errors)} "
-            f"request(s); expected {2 * BAD_REQUESTS} refused with 4XX"
+            f"request(s); expected {len(hours) * BAD_REQUESTS} refused with 4XX"
         )
+    return exchanges, _put_endpoint_metrics(ctx, model, exchanges)
+
+
+def send_traffic(ctx: SandboxContext, model: str) -> str:
+    """Two hours of requests to the model's endpoint (the second with drift), stamped on the
+    sandbox's clock; SageMaker's per-minute endpoint metrics are published for them."""
+    state = ctx.state.model(model)
+    hour = clock(ctx)
+    halves = _traffic_frames(ctx)
+    exchanges, sent = serve_hours(
+        ctx, model, [(hour - (2 - n) * HOUR, frame) for n, frame in enumerate(halves)]
+    )
+    served = [e for e in exchanges if e.status == 200]
+    errors = [e for e in exchanges if e.status != 200]
     predictions = sum(e.records for e in served)
     state.exchanges = exchanges
     ctx.report.model(model).predictions_served = predictions
-    sent = _put_endpoint_metrics(ctx, model, exchanges)
     latencies = sorted(e.latency_us for e in served)
+    versions = sorted({str(json.loads(e.response).get("model_version")) for e in served})
     record_model(
         ctx,
         model,
@@ -309,10 +367,17 @@ def send_traffic(ctx: SandboxContext, model: str) -> str:
         driftInjected={"hour": f"{hour - HOUR:%Y-%m-%dT%H:%M}Z", "drift": DRIFT},
         p50LatencyMs=round(latencies[len(latencies) // 2] / 1000, 2),
         endpointMetricsPut=sent,
+        modelVersions=versions,
     )
+    deployed = state.need_version("approve")
+    if versions != [f"{deployed.group}/{deployed.version}"]:
+        raise StepFailed(
+            f"the endpoint of {model} answered with model_version {versions}, not the deployed "
+            f"{deployed.group}/{deployed.version}"
+        )
     return (
-        f"{len(exchanges)} requests, {predictions:,} predictions, {len(errors)} refused (4XX); "
-        f"drift {DRIFT:g} from {hour - HOUR:%H:%M}Z"
+        f"{len(exchanges)} requests, {predictions:,} predictions by {versions[0]}, "
+        f"{len(errors)} refused (4XX); drift {DRIFT:g} from {hour - HOUR:%H:%M}Z"
     )
 
 
@@ -371,16 +436,14 @@ def _put_endpoint_metrics(ctx: SandboxContext, model: str, exchanges: Sequence[E
     return len(data)
 
 
-def capture(ctx: SandboxContext, model: str) -> str:
-    """Data capture as the model's endpoint writes it: the realized configuration's destination,
-    sampling and content-type header, files per few minutes under
+def write_capture(ctx: SandboxContext, model: str, exchanges: Sequence[Exchange]) -> Captured:
+    """`exchanges` as the model's endpoint captures them: the realized configuration's
+    destination, sampling and content-type header, files per few minutes under
     `<endpoint>/<variant>/yyyy/mm/dd/hh/` (the model's own capture prefix), put as the endpoint's
     execution role."""
     from ml.capture import capture_key, capture_lines, capture_record
 
-    state = ctx.state.model(model)
-    serving = state.need_serving()
-    exchanges = state.need_exchanges()
+    serving = ctx.state.model(model).need_serving()
     mine = model_outputs(ctx, model)
     sm = ctx.client("sagemaker")
     config = sm.describe_endpoint_config(EndpointConfigName=serving.endpoint_config)
@@ -445,17 +508,27 @@ def capture(ctx: SandboxContext, model: str) -> str:
                 model=model,
             )
             keys.append(key)
-    state.captured = Captured(bucket, root, keys)
+    return Captured(bucket, root, keys, len(captured), percent)
+
+
+def capture(ctx: SandboxContext, model: str) -> str:
+    """Data capture of the two hours of traffic, as the model's endpoint writes it
+    (`write_capture`)."""
+    state = ctx.state.model(model)
+    serving = state.need_serving()
+    captured = write_capture(ctx, model, state.need_exchanges())
+    state.captured = captured
     record_model(
         ctx,
         model,
         "capture",
-        files=len(keys),
-        events=len(captured),
-        samplingPercent=percent,
-        prefix=f"s3://{bucket}/{root}/{serving.endpoint}/{serving.variant}/",
+        files=len(captured.keys),
+        events=captured.events,
+        samplingPercent=captured.percent,
+        prefix=f"s3://{captured.bucket}/{captured.root}/{serving.endpoint}/{serving.variant}/",
     )
     return (
-        f"{len(captured)} events in {len(keys)} files under s3://{bucket}/{root}/"
-        f"{serving.endpoint}/{serving.variant}/yyyy/mm/dd/hh/ (as the endpoint role)"
+        f"{captured.events} events in {len(captured.keys)} files under s3://{captured.bucket}/"
+        f"{captured.root}/{serving.endpoint}/{serving.variant}/yyyy/mm/dd/hh/ (as the endpoint "
+        "role)"
     )
