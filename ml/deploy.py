@@ -20,10 +20,12 @@ Statistics`). Then, in this order:
    * on the version a rollback leaves: `rolled-back-seq.<stack>`, `rolled-back-at`,
      `rolled-back-by`; on the one it returns to: `rolled-back-from`.
 3. The version's baseline is copied to `release.baseline`, where the stack's drift job reads it
-   (`publish_baseline`). It comes last because it is the one step that may fail once the stack
+   (`publish_baseline`), and its artifact (`model.tar.gz`) to `release.baseline.model_key`, where
+   the same job reads the served model to measure training-serving skew and the model's age
+   (`publish_model`). They come last because they are the steps that may fail once the stack
    serves the version: the deployment is then recorded already, and `BaselineNotPublished` says
-   so and how to retry (deploy the same version again: the stack does not change, the baseline is
-   published).
+   so and how to retry (deploy the same version again: the stack does not change, the baseline
+   and the artifact are published).
 
 `rollback(stack, group, release)` finds the version that serves the stack (the highest
 `deploy-seq.<stack>` not since rolled back from) and returns to the one deployed there before it
@@ -90,11 +92,14 @@ class BaselineNotPublished(DeployError):
 
 @dataclass(frozen=True, slots=True)
 class BaselineTarget:
-    """Where a stack's drift job reads the baseline of the version the stack serves."""
+    """Where a stack's drift job reads the baseline of the version the stack serves (`key`) and,
+    when it measures skew and age, that version's artifact (`model_key`: its
+    `MLPLAT_DRIFT_MODEL_KEY`), in `bucket`."""
 
     bucket: str
     key: str
     kms_key_arn: str | None = None
+    model_key: str | None = None
 
     @property
     def uri(self) -> str:
@@ -385,15 +390,19 @@ def _publish(done: Deployment, target: BaselineTarget, session: boto3.Session | 
     from botocore.exceptions import BotoCoreError, ClientError
 
     arn = done.model_package_arn
+    where = target.uri
     try:
         publish_baseline(arn, target.bucket, target.key, target.kms_key_arn, session=session)
+        if target.model_key is not None:
+            where = f"s3://{target.bucket}/{target.model_key}"
+            publish_model(arn, target.bucket, target.model_key, target.kms_key_arn, session=session)
     except (DeployError, ClientError, BotoCoreError) as exc:
         raise BaselineNotPublished(
             f"stack {done.stack!r} serves {arn} and the {done.action} is recorded, but the "
-            f"version's drift baseline was not published to {target.uri}: {exc}. Until it is, "
-            "the drift job compares traffic with the baseline of the version served before. To "
+            f"version's drift baseline or artifact was not published to {where}: {exc}. Until it "
+            "is, the drift job compares traffic with the version served before. To "
             f"retry, deploy the same version again (`mlplat deploy --stack {done.stack} "
-            f"--model-package {arn}`): the stack does not change and the baseline is published",
+            f"--model-package {arn}`): the stack does not change and both are published",
             done,
         ) from exc
 
@@ -464,6 +473,42 @@ def publish_baseline(
     except ClientError as exc:
         raise DeployError(
             f"cannot publish the baseline {source} to s3://{bucket}/{key}: {_error_message(exc)}"
+        ) from exc
+    return f"s3://{bucket}/{key}"
+
+
+def publish_model(
+    model_package_arn: str,
+    bucket: str,
+    key: str,
+    kms_key_arn: str | None,
+    *,
+    session: boto3.Session | None = None,
+) -> str:
+    """Copy the version's artifact (its container's `ModelDataUrl`) to `bucket/key`, where the
+    drift job reads the served model (skew re-scores through its estimator, age reads its
+    lineage). Returns the new S3 URI."""
+    from botocore.exceptions import ClientError
+
+    package = _describe(_client(session), model_package_arn)
+    containers = package.get("InferenceSpecification", {}).get("Containers", [])
+    source = containers[0].get("ModelDataUrl", "") if containers else ""
+    if not source.startswith("s3://"):
+        raise DeployError(f"{model_package_arn} names no model artifact (ModelDataUrl) to publish")
+    source_bucket, _, source_key = source.removeprefix("s3://").partition("/")
+    encryption = (
+        {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_arn} if kms_key_arn else {}
+    )
+    try:
+        _s3(session).copy_object(
+            Bucket=bucket,
+            Key=key,
+            CopySource={"Bucket": source_bucket, "Key": source_key},
+            **encryption,
+        )
+    except ClientError as exc:
+        raise DeployError(
+            f"cannot publish the model {source} to s3://{bucket}/{key}: {_error_message(exc)}"
         ) from exc
     return f"s3://{bucket}/{key}"
 

@@ -403,17 +403,21 @@ def pulumi_release(
     *,
     model: str | None = None,
     cwd: Path | None = None,
+    model_key: str | None = None,
 ) -> Release:
     """How `ml.deploy.deploy` / `rollback` reach the stack of `platform` with the Pulumi CLI: the
     apply sets the stack's model and `pulumi up`s it (`ml.deploy.pulumi_apply`, nothing more); once
     the deployment is recorded, `deploy` publishes the version's drift baseline to `baseline_key`
-    in the stack's models bucket (encrypted with the lake key), where its drift job reads it."""
+    and its artifact to `model_key` in the stack's models bucket (encrypted with the lake key),
+    where its drift job reads them."""
     from ml.deploy import BaselineTarget, Release, pulumi_apply
 
     def apply(stack: str, model_package_arn: str) -> None:
         pulumi_apply(stack, model_package_arn, model=model, cwd=cwd)
 
-    target = BaselineTarget(platform.models_bucket, baseline_key, platform.lake_kms_key_arn or None)
+    target = BaselineTarget(
+        platform.models_bucket, baseline_key, platform.lake_kms_key_arn or None, model_key
+    )
     return Release(apply, target)
 
 

@@ -73,11 +73,15 @@ def add_version(
     *,
     gate: object = PASSED,
     baseline: object = BASELINE,
+    artifact: bytes | None = b"model.tar.gz",
 ) -> str:
-    """A version as `mlplat register` or the pipeline leaves it: its reports in S3, attached.
-    A report given as None is attached but never uploaded; ABSENT is not attached."""
+    """A version as `mlplat register` or the pipeline leaves it: its artifact and reports in S3,
+    attached. A report given as None is attached but never uploaded; ABSENT is not attached; an
+    artifact given as None is named but never uploaded."""
     s3 = session.client("s3")
     prefix = f"models/{group}/v{next(_VERSIONS)}"
+    if artifact is not None:
+        s3.put_object(Bucket=BUCKET, Key=f"{prefix}/model.tar.gz", Body=artifact)
     metrics: dict[str, object] = {}
     for name, section, kind, body in (
         ("gate.json", "ModelQuality", "Constraints", gate),
@@ -661,3 +665,37 @@ def test_cli_rollback_of_a_model_the_stack_does_not_host_is_clear(session, group
     )
     assert result.exit_code == 2
     assert "--model 'spend': stack 'prod' hosts no such model; its models: churn" in result.output
+
+
+# --- the served artifact, where the monitor job reads it -----------------------------------------
+
+
+def test_deploy_and_rollback_publish_the_served_artifact_for_the_monitor_job(session, group):
+    """Skew and age read the served model at the job's `MLPLAT_DRIFT_MODEL_KEY`: every deploy
+    and rollback copies the version's artifact there, beside its baseline."""
+    s3 = session.client("s3")
+    v1 = add_version(session, group, artifact=b"model one")
+    v2 = add_version(session, group, artifact=b"model two")
+    target = BaselineTarget(
+        BUCKET, f"{group}/current/baseline.json", KMS, f"{group}/current/model.tar.gz"
+    )
+
+    def served() -> bytes:
+        return bytes(s3.get_object(Bucket=BUCKET, Key=target.model_key)["Body"].read())
+
+    deploy("prod", v1, Recorder(target), session=session, deployed_by=WHO)
+    assert served() == b"model one"
+    deploy("prod", v2, Recorder(target), session=session, deployed_by=WHO)
+    assert served() == b"model two"
+    head = s3.head_object(Bucket=BUCKET, Key=target.model_key)
+    assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == KMS
+    rollback("prod", group, Recorder(target), session=session, deployed_by=WHO)
+    assert served() == b"model one"
+
+
+def test_a_version_whose_artifact_cannot_be_published_is_deployed_and_says_so(session, group):
+    v1 = add_version(session, group, artifact=None)  # its model.tar.gz was never uploaded
+    target = BaselineTarget(BUCKET, f"{group}/b.json", KMS, f"{group}/current/model.tar.gz")
+    with pytest.raises(BaselineNotPublished, match=r"baseline or artifact was not published to"):
+        deploy("prod", v1, Recorder(target), session=session, deployed_by=WHO)
+    assert metadata(session, v1)["deploy-seq.prod"] == "1"  # the deployment stands, recorded

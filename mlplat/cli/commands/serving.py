@@ -88,7 +88,8 @@ def _release_for(
     stack: str, platform: PlatformOutputs, model: str, project_dir: Path | None
 ) -> Release:
     """The Pulumi CLI's release of `model` for `stack`: `pulumi up` in `project_dir`; the baseline
-    published where the model's settings say, in the stack's models bucket."""
+    and the artifact published where the model's settings say (beside its `modelKey`, and at it),
+    in the stack's models bucket, where its drift job reads them."""
     from ml.contracts import baseline_key_for
     from ml.workflow import pulumi_release
 
@@ -98,7 +99,11 @@ def _release_for(
     except KeyError as exc:
         fail(str(exc.args[0]))
     return pulumi_release(
-        platform, baseline_key_for(endpoint.model_key), model=model, cwd=project_dir
+        platform,
+        baseline_key_for(endpoint.model_key),
+        model=model,
+        cwd=project_dir,
+        model_key=endpoint.model_key,
     )
 
 

@@ -58,9 +58,9 @@ from mlplat.sandbox.steps.monitoring import (
     monitor_figures,
 )
 from mlplat.sandbox.steps.serving import (
-    publish_served_artifact,
     release,
     serve_hours,
+    served_artifact,
     write_capture,
 )
 
@@ -245,7 +245,7 @@ def skewed_handler(ctx: SandboxContext, model: str) -> str:
             deploy_version(stack, skewed, release(ctx, model), session=ctx.session)
         except DeployError as exc:
             raise StepFailed(str(exc)) from exc
-    publish_served_artifact(ctx, model)
+    served_artifact(ctx, model)
     hour = clock(ctx)
     exchanges, _ = serve_hours(ctx, model, [(hour, _skewed_traffic(ctx))])
     answered = sorted(
@@ -279,7 +279,7 @@ def skewed_handler(ctx: SandboxContext, model: str) -> str:
             back = rollback(stack, group_of(skewed), release(ctx, model), session=ctx.session)
         except DeployError as exc:
             raise StepFailed(str(exc)) from exc
-    publish_served_artifact(ctx, model)
+    served_artifact(ctx, model)
     if back.model_package_arn != deployed.arn:
         raise StepFailed(f"the rollback of {model} returned to {back.model_package_arn}")
     figures = monitor_figures(result)

@@ -177,15 +177,15 @@ def sandbox_apply(ctx: SandboxContext, model: str) -> Callable[[str, str], None]
 
 
 def _baseline_target(ctx: SandboxContext, model: str) -> BaselineTarget:
-    """Where the model's drift job reads the served version's baseline
-    (`MLPLAT_DRIFT_BASELINE_KEY` in its environment): `ml.deploy` publishes it there, exactly as
-    `mlplat deploy` does."""
+    """Where the model's drift job reads the served version's baseline and artifact
+    (`MLPLAT_DRIFT_BASELINE_KEY`, `MLPLAT_DRIFT_MODEL_KEY` in its environment): `ml.deploy`
+    publishes both there on every deploy and rollback, exactly as `mlplat deploy` does."""
     from ml.deploy import BaselineTarget
     from ml.drift.job import DriftJobConfig
 
     config = DriftJobConfig.from_env(drift_environment(ctx, model))
     kms_key_arn = platform_outputs(ctx).lake_kms_key_arn
-    return BaselineTarget(config.models_bucket, config.baseline_key, kms_key_arn)
+    return BaselineTarget(config.models_bucket, config.baseline_key, kms_key_arn, config.model_key)
 
 
 def release(ctx: SandboxContext, model: str) -> Release:
@@ -196,13 +196,9 @@ def release(ctx: SandboxContext, model: str) -> Release:
     return Release(sandbox_apply(ctx, model), _baseline_target(ctx, model))
 
 
-def publish_served_artifact(ctx: SandboxContext, model: str) -> str:
-    """Copy the artifact the endpoint now serves to the key the monitor job reads it from
-    (`MLPLAT_DRIFT_MODEL_KEY`: skew re-scores through its estimator, age reads its lineage).
-
-    `ml.deploy` publishes the served version's baseline beside that key (`<model>/current/`), not
-    yet the artifact itself; until it does, the sandbox copies it here, after each deployment and
-    rollback, the way it copies the baseline."""
+def served_artifact(ctx: SandboxContext, model: str) -> str:
+    """Where the monitor job reads the served artifact (`MLPLAT_DRIFT_MODEL_KEY`), which
+    `ml.deploy` published there; checked to hold what the endpoint serves."""
     from ml.drift.job import DriftJobConfig
 
     config = DriftJobConfig.from_env(drift_environment(ctx, model))
@@ -210,14 +206,13 @@ def publish_served_artifact(ctx: SandboxContext, model: str) -> str:
         return "the monitor job reads no served artifact (no MLPLAT_DRIFT_MODEL_KEY)"
     serving = ctx.state.model(model).need_serving()
     bucket, key = serving.model_data_url.removeprefix("s3://").split("/", 1)
-    kms_key_arn = platform_outputs(ctx).lake_kms_key_arn
-    s3_client(ctx).copy_object(
-        Bucket=config.models_bucket,
-        Key=config.model_key,
-        CopySource={"Bucket": bucket, "Key": key},
-        ServerSideEncryption="aws:kms",
-        SSEKMSKeyId=kms_key_arn,
-    )
+    s3 = s3_client(ctx)
+    published = s3.get_object(Bucket=config.models_bucket, Key=config.model_key)["Body"].read()
+    if published != s3.get_object(Bucket=bucket, Key=key)["Body"].read():
+        raise StepFailed(
+            f"s3://{config.models_bucket}/{config.model_key} does not hold the artifact the "
+            f"endpoint of {model} serves ({serving.model_data_url})"
+        )
     return f"s3://{config.models_bucket}/{config.model_key}"
 
 
@@ -234,7 +229,7 @@ def deploy(ctx: SandboxContext, model: str) -> str:
             )
         except DeployError as exc:
             raise StepFailed(str(exc)) from exc
-    served = publish_served_artifact(ctx, model)
+    served = served_artifact(ctx, model)
     serving = state.need_serving()
     ctx.report.model(model).endpoint = serving.endpoint
     record_model(
