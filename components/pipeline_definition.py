@@ -39,6 +39,7 @@ from ml.contracts import (
     MODEL_ENV,
     MODEL_INPUT_PATH,
     PARAM_APPROVAL_STATUS,
+    PARAM_SEARCH,
     PARAM_WINDOW_DAYS,
     PARAM_WINDOW_END,
     PARAM_WINDOW_START,
@@ -46,6 +47,7 @@ from ml.contracts import (
     PIPELINE_DEFINITION_VERSION,
     PIPELINE_ENTRYPOINT,
     PIPELINE_ROOT,
+    SEARCH_HYPERPARAMETER,
     STEP_CURATE,
     STEP_EVALUATE,
     STEP_FEATURES,
@@ -131,6 +133,8 @@ def parameters(args: ModelPipelineArgs) -> list[dict[str, str]]:
         PARAM_WINDOW_END: "",
         PARAM_WINDOW_DAYS: str(args.window_days),
         PARAM_APPROVAL_STATUS: args.approval_status,
+        # the Train step cross-validates the model's search space first (`ml.tuning`)
+        PARAM_SEARCH: "true",
         **{
             pipeline_parameter(name): default
             for name, default in spec(args.model).pipeline_hyperparameters.items()
@@ -373,6 +377,7 @@ class _Steps:
                     for name in spec(a.model).pipeline_hyperparameters
                 },
                 "seed": TRAINING_SEED,
+                SEARCH_HYPERPARAMETER: param(PARAM_SEARCH),
             },
             "OutputDataConfig": {"S3OutputPath": output, "KmsKeyId": a.kms_key_arn},
             "Environment": {MODEL_ENV: a.model},

@@ -19,12 +19,12 @@ horizon (`beyond_horizon`: the model may stay good longer than measured). It is 
 retraining cadence and the model-age alarm threshold of the platform.
 
 The committed `ml/models/<name>/staleness.json` is the backtest on the sample history
-(`sample_backtest`: `ml.sample_data.generate_history`, whose churn and spend relationships drift
-a little every month; `BacktestConfig`), written by `mlplat backtest --model NAME --write`, copied
-into every trained model's directory (`ml.train.write_outputs`) so it travels in model.tar.gz,
-and held equal to a fresh backtest by a test. The document (`STALENESS_FORMAT`):
+(`sample_backtest`: `ml.sample_data.generate_history`, whose relationships between inputs and
+outcomes drift a little every month; `BacktestConfig`), written by `mlplat backtest --model NAME
+--write`, copied into every trained model's directory (`ml.train.write_outputs`) so it travels
+in model.tar.gz, and held equal to a fresh backtest by a test. The document (`STALENESS_FORMAT`):
 
-    {"format": "mlplat-staleness/1", "model": "churn", "metric": "roc_auc",
+    {"format": "mlplat-staleness/1", "model": "<name>", "metric": "roc_auc",
      "higher_is_better": true, "tolerance": 0.02, "tolerance_kind": "absolute",
      "training": {"until": ISO, "rows": n, "metric": m (its held-out validation)},
      "window_days": 30,

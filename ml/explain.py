@@ -10,10 +10,10 @@ endpoint answers:
 3. the matrix columns: `matrix_columns` with the values the handler feeds the estimator (the
    derived features stacked and one-hot encoded are checked equal to the handler's matrix);
 4. each column's contribution, where the estimator allows an exact one:
-   * a linear model behind per-column transforms (the churn model's scaler + logistic
-     regression): coefficient x standardised value; the intercept plus the contributions is the
-     logit, whose sigmoid is the score;
-   * XGBoost trees (the spend model): path-dependent TreeSHAP, the algorithm of XGBoost's
+   * a linear model behind per-column transforms (a scaler + logistic regression, as the
+     shipped classifier): coefficient x standardised value; the intercept plus the
+     contributions is the logit, whose sigmoid is the score;
+   * XGBoost trees (the shipped regressor): path-dependent TreeSHAP, the algorithm of XGBoost's
      `pred_contribs=True`, computed here in float64 from the booster's trees (XGBoost's own is
      float32, off by ~1e-5 of the score) so that the expected value plus the contributions is the
      margin, the trees' float64 sum, to rounding;

@@ -18,8 +18,8 @@ rows to validate and derive all features (`build_features`) and to encode them
 measured once, not split between features by a made-up rule.
 
 Both run inside every training (`ml.evaluate.evaluate`), so they are kept cheap: at most
-`max_rows` held-out rows (a seeded sample) and a few repeats; on the sample data the churn
-model's adds about a tenth of a second.
+`max_rows` held-out rows (a seeded sample) and a few repeats; on the sample data the shipped
+classifier's adds about a tenth of a second.
 """
 
 from __future__ import annotations
@@ -216,9 +216,9 @@ def permutation_importance(
 
     `tolerance`: the least importance that counts, in AUC points for a classifier and as a
     fraction of the RMSE for a regressor. The shuffles' spread does not see the noise of the
-    rows themselves: on 1,200 held-out rows a pure-noise feature of the churn model reaches up
-    to 0.0012 AUC points by chance, hence 0.002. With `costs`, `feature_costs` too. Raises
-    `ValueError` when the rows cannot be scored (a classifier's rows hold one class)."""
+    rows themselves: on 1,200 held-out rows a pure-noise feature of the shipped classifier
+    reaches up to 0.0012 AUC points by chance, hence 0.002. With `costs`, `feature_costs` too.
+    Raises `ValueError` when the rows cannot be scored (a classifier's rows hold one class)."""
     if repeats < 1 or max_rows < 2:
         raise ValueError(f"repeats {repeats} must be >= 1 and max_rows {max_rows} >= 2")
     rows = _sample(model, features, max_rows, seed)

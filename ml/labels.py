@@ -1,10 +1,10 @@
-"""Labels coming back: the outcomes dataset read, joined with the prediction logs, simulated for the
-sandbox, written to the lake.
+"""Labels coming back: the outcomes dataset read, joined with the prediction logs, written to the
+lake.
 
 The outcomes are `ml.schema.CUSTOMER_OUTCOMES` in the raw zone: one row per customer snapshot whose
 outcome became known, keyed as the predictions are (`customer_id`, and `event_time` = the time the
 endpoint scored the snapshot), with `observed_at` (when it became known) and one column per label
-(`churned`, `next_month_spend`; a model reads its `ModelSpec.label`, null until known).
+(a model reads its own, `ModelSpec.label`; null until known).
 
 Partitions: the UTC day of `observed_at`, not of `event_time`. Outcomes arrive as a stream of
 facts, each day's delivery holding outcomes of snapshots up to a label horizon back. The lake
@@ -21,10 +21,8 @@ partitions the same way (`ml.ingest.partition_column`).
 `event_time` is nearest its `inference_time`, within a tolerance (a day by default: the outcome
 names the snapshot scored, and a producer may have rounded its time).
 
-`simulate_outcomes` draws outcomes for captured predictions from the sample data's generating
-process (`ml.sample_data`): the churn of each customer from its true churn probability, the next
-month's spend from the same process that made the training labels. The sandbox and the demo use it
-to make labels come back; real deployments ingest what their business systems observed.
+The sandbox and the demo make labels come back with `ml.sample_data.simulate_outcomes` (the
+sample data's generating process); real deployments ingest what their business systems observed.
 """
 
 from __future__ import annotations
@@ -37,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ml.schema import CONTRACT_TYPES, CUSTOMER_OUTCOMES, SPEND_LABEL
+from ml.schema import CUSTOMER_OUTCOMES
 
 if TYPE_CHECKING:
     from ml.lake import WriteResult
@@ -46,19 +44,6 @@ if TYPE_CHECKING:
 # The column whose UTC day partitions the outcomes (see the module docstring).
 PARTITION_COLUMN = "observed_at"
 KEYS: tuple[str, str] = ("customer_id", "event_time")
-CHURN_LABEL = "churned"
-# The raw inputs the generating process needs that a prediction row must carry; the others it
-# draws as `ml.sample_data` does (`is_senior`, `total_charges`) when a model does not read them.
-_PROCESS_INPUTS: tuple[str, ...] = (
-    "tenure_months",
-    "monthly_charges",
-    "contract_type",
-    "payment_method",
-    "support_tickets",
-    "data_usage_gb",
-    "region",
-)
-_SENIOR_SHARE = 0.16  # ml.sample_data: share of customers 65 or older
 
 
 class LabelsError(ValueError):
@@ -177,93 +162,6 @@ def join_labels(
         tolerance=pd.Timedelta(tolerance),
     )
     return joined.loc[joined[label].notna()].reset_index(drop=True)
-
-
-def simulate_outcomes(
-    predictions: pd.DataFrame,
-    *,
-    seed: int,
-    observed_at: datetime,
-    concept_drift: float = 0.0,
-) -> pd.DataFrame:
-    """Outcomes for captured predictions, drawn from `ml.sample_data`'s generating process: one
-    row per prediction row (`customer_id`, `event_time` = its `inference_time`), observed at
-    `observed_at`, with `churned` drawn from the true churn probability of its inputs and
-    `next_month_spend` from the process's spend given that outcome. `concept_drift` > 0 draws
-    them from the process as it has changed since (`ml.sample_data`'s concept drift): the world a
-    model trained before it no longer fits, so its online quality falls short.
-
-    The rows must carry the process's inputs (`_PROCESS_INPUTS`: every model of the sample data
-    reads them); `is_senior` and `total_charges`, when a model does not read them, are drawn as
-    the sample data draws them. Deterministic for a given (rows, seed). Columns and dtypes are
-    exactly `CUSTOMER_OUTCOMES`'.
-    """
-    from ml.sample_data import _next_month_spend, true_churn_probability
-
-    when = _utc(observed_at, "observed_at")
-    missing = [
-        c for c in ("customer_id", "inference_time", *_PROCESS_INPUTS) if c not in predictions
-    ]
-    if missing:
-        raise LabelsError(
-            f"cannot simulate outcomes: the predictions lack {missing} (the generating process "
-            f"of ml.sample_data reads {list(_PROCESS_INPUTS)})"
-        )
-    rows = predictions.reset_index(drop=True)
-    n = len(rows)
-    event_time = rows["inference_time"].astype("datetime64[ns, UTC]")
-    if n and (event_time > when).any():
-        latest = event_time.max().isoformat()
-        raise LabelsError(
-            f"observed_at {when.isoformat()} is before the latest prediction ({latest}): an "
-            "outcome is observed after its snapshot"
-        )
-    rng = np.random.default_rng([seed, 17])
-    raw = rows[list(_PROCESS_INPUTS)].copy()
-    tenure = raw["tenure_months"].to_numpy(dtype=np.float64, na_value=np.nan)
-    monthly = raw["monthly_charges"].to_numpy(dtype=np.float64, na_value=np.nan)
-    drawn_senior = rng.random(n) < _SENIOR_SHARE
-    drawn_ratio = rng.uniform(0.75, 1.1, n)
-    if "is_senior" in rows:
-        senior = rows["is_senior"].astype("boolean").fillna(False).to_numpy(dtype=bool)
-    else:
-        senior = drawn_senior
-    raw["is_senior"] = pd.array(senior, dtype="boolean")
-    if "total_charges" in rows:
-        raw["total_charges"] = rows["total_charges"].to_numpy(dtype=np.float64, na_value=np.nan)
-    else:
-        total = np.round(tenure * monthly * drawn_ratio, 2)
-        raw["total_charges"] = np.where(tenure == 0, np.nan, total)
-    probability = true_churn_probability(raw, concept_drift=concept_drift) if n else np.zeros(0)
-    churned = (rng.random(n) < probability).astype(np.int64)
-    contract = _codes(raw["contract_type"], CONTRACT_TYPES)
-    if n and (contract < 0).any():
-        raise LabelsError(f"contract_type outside {list(CONTRACT_TYPES)}: cannot simulate spend")
-    spend = _next_month_spend(
-        np.random.default_rng([seed, 18]),
-        monthly=monthly,
-        usage=raw["data_usage_gb"].to_numpy(dtype=np.float64, na_value=np.nan),
-        contract=contract,
-        tickets=raw["support_tickets"].to_numpy(dtype=np.float64, na_value=np.nan),
-        churned=churned,
-        concept=concept_drift,
-    )
-    frame = pd.DataFrame(
-        {
-            "customer_id": rows["customer_id"].astype("string").to_numpy(),
-            "event_time": event_time.to_numpy(),
-            PARTITION_COLUMN: pd.Series([when] * n, dtype="datetime64[ns, UTC]").to_numpy(),
-            CHURN_LABEL: pd.array(churned, dtype="Int64"),
-            SPEND_LABEL: spend,
-        }
-    )
-    return frame.astype({c.name: c.pandas_dtype for c in CUSTOMER_OUTCOMES.columns})
-
-
-def _codes(values: pd.Series, vocabulary: Sequence[str]) -> np.ndarray:
-    index = {v: i for i, v in enumerate(vocabulary)}
-    codes = [index.get(v, -1) if isinstance(v, str) else -1 for v in values.astype(object)]
-    return np.asarray(codes, dtype=np.int64)
 
 
 def write_outcomes(

@@ -133,8 +133,8 @@ class RegressionGateConfig:
     max_slice_rmse_regression: float = 0.05
     min_slice_rows: int = 200
     # Per slice, on its own: a judged slice's RMSE may be at most this multiple of the overall
-    # RMSE (the spend model's slices stay within 1.35x on the sample data; a slice whose labels
-    # are noise is at about 1.7x).
+    # RMSE (the shipped regressor's slices stay within 1.35x on the sample data; a slice whose
+    # labels are noise is at about 1.7x).
     max_slice_rmse_ratio: float = 1.5
     # Per sensitive attribute (`ModelSpec.sensitive`, `ml.groups`), between its groups of at
     # least `min_group_rows` rows: the largest gap in RMSE and in bias (mean error), each as a

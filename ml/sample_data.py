@@ -23,6 +23,7 @@ always gave.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -33,6 +34,7 @@ import pyarrow.compute as pc
 from ml.models.churn.spec import LABEL
 from ml.schema import (
     CONTRACT_TYPES,
+    CUSTOMER_OUTCOMES,
     CUSTOMERS_RAW,
     PAYMENT_METHODS,
     REGIONS,
@@ -140,7 +142,7 @@ def generate_customers(
         concept=concept_drift,
     )
     churned = (rng.random(n) < _sigmoid(logit)).astype(np.int64)
-    spend = _next_month_spend(
+    spend = next_month_spend(
         np.random.default_rng([seed, 1]),
         monthly=monthly,
         usage=np.where(usage_missing, np.nan, usage),
@@ -176,7 +178,7 @@ def generate_customers(
     return frame.astype({c.name: c.pandas_dtype for c in CUSTOMERS_RAW.columns})
 
 
-def _next_month_spend(
+def next_month_spend(
     rng: np.random.Generator,
     *,
     monthly: np.ndarray,
@@ -343,3 +345,108 @@ def _choice(rng: np.random.Generator, n: int, p: np.ndarray) -> np.ndarray:
 
 def _strings(values: pa.Array | pa.ChunkedArray) -> pd.Series:
     return pd.Series(pd.arrays.ArrowStringArray(values.cast(pa.string())), dtype="string")
+
+
+# --- outcomes that come back (the labels of captured predictions) ----------------------------
+
+# The raw inputs the generating process needs that a prediction row must carry; the others it
+# draws as `generate_customers` does (`is_senior`, `total_charges`) when a model does not read them.
+_PROCESS_INPUTS: tuple[str, ...] = (
+    "tenure_months",
+    "monthly_charges",
+    "contract_type",
+    "payment_method",
+    "support_tickets",
+    "data_usage_gb",
+    "region",
+)
+_SENIOR_SHARE = 0.16  # share of customers 65 or older, as generate_customers draws them
+
+
+def simulate_outcomes(
+    predictions: pd.DataFrame,
+    *,
+    seed: int,
+    observed_at: datetime,
+    concept_drift: float = 0.0,
+) -> pd.DataFrame:
+    """Outcomes for captured predictions, drawn from the sample data's generating process: one
+    row per prediction row (`customer_id`, `event_time` = its `inference_time`), observed at
+    `observed_at`, with `churned` drawn from the true churn probability of its inputs and
+    `next_month_spend` from the process's spend given that outcome. `concept_drift` > 0 draws
+    them from the process as it has changed since (as `true_churn_probability` does): the world
+    a model trained before it no longer fits, so its online quality falls short.
+
+    The rows must carry the process's inputs (`_PROCESS_INPUTS`: every model of the sample data
+    reads them); `is_senior` and `total_charges`, when a model does not read them, are drawn as
+    the sample data draws them. Deterministic for a given (rows, seed). Columns and dtypes are
+    exactly `CUSTOMER_OUTCOMES`'.
+    """
+    from ml.labels import PARTITION_COLUMN, LabelsError
+
+    if observed_at.tzinfo is None:
+        raise LabelsError(f"observed_at {observed_at.isoformat()} has no timezone; use UTC")
+    when = pd.Timestamp(observed_at).tz_convert(UTC)
+    missing = [
+        c for c in ("customer_id", "inference_time", *_PROCESS_INPUTS) if c not in predictions
+    ]
+    if missing:
+        raise LabelsError(
+            f"cannot simulate outcomes: the predictions lack {missing} (the generating process "
+            f"of ml.sample_data reads {list(_PROCESS_INPUTS)})"
+        )
+    rows = predictions.reset_index(drop=True)
+    n = len(rows)
+    event_time = rows["inference_time"].astype("datetime64[ns, UTC]")
+    if n and (event_time > when).any():
+        latest = event_time.max().isoformat()
+        raise LabelsError(
+            f"observed_at {when.isoformat()} is before the latest prediction ({latest}): an "
+            "outcome is observed after its snapshot"
+        )
+    rng = np.random.default_rng([seed, 17])
+    raw = rows[list(_PROCESS_INPUTS)].copy()
+    tenure = raw["tenure_months"].to_numpy(dtype=np.float64, na_value=np.nan)
+    monthly = raw["monthly_charges"].to_numpy(dtype=np.float64, na_value=np.nan)
+    drawn_senior = rng.random(n) < _SENIOR_SHARE
+    drawn_ratio = rng.uniform(0.75, 1.1, n)
+    if "is_senior" in rows:
+        senior = rows["is_senior"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    else:
+        senior = drawn_senior
+    raw["is_senior"] = pd.array(senior, dtype="boolean")
+    if "total_charges" in rows:
+        raw["total_charges"] = rows["total_charges"].to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        total = np.round(tenure * monthly * drawn_ratio, 2)
+        raw["total_charges"] = np.where(tenure == 0, np.nan, total)
+    probability = true_churn_probability(raw, concept_drift=concept_drift) if n else np.zeros(0)
+    churned = (rng.random(n) < probability).astype(np.int64)
+    contract = _codes(raw["contract_type"], CONTRACT_TYPES)
+    if n and (contract < 0).any():
+        raise LabelsError(f"contract_type outside {list(CONTRACT_TYPES)}: cannot simulate spend")
+    spend = next_month_spend(
+        np.random.default_rng([seed, 18]),
+        monthly=monthly,
+        usage=raw["data_usage_gb"].to_numpy(dtype=np.float64, na_value=np.nan),
+        contract=contract,
+        tickets=raw["support_tickets"].to_numpy(dtype=np.float64, na_value=np.nan),
+        churned=churned,
+        concept=concept_drift,
+    )
+    frame = pd.DataFrame(
+        {
+            "customer_id": rows["customer_id"].astype("string").to_numpy(),
+            "event_time": event_time.to_numpy(),
+            PARTITION_COLUMN: pd.Series([when] * n, dtype="datetime64[ns, UTC]").to_numpy(),
+            LABEL: pd.array(churned, dtype="Int64"),
+            SPEND_LABEL: spend,
+        }
+    )
+    return frame.astype({c.name: c.pandas_dtype for c in CUSTOMER_OUTCOMES.columns})
+
+
+def _codes(values: pd.Series, vocabulary: Sequence[str]) -> np.ndarray:
+    index = {v: i for i, v in enumerate(vocabulary)}
+    codes = [index.get(v, -1) if isinstance(v, str) else -1 for v in values.astype(object)]
+    return np.asarray(codes, dtype=np.int64)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -191,3 +192,44 @@ def test_the_readme_shows_how_another_program_reuses_the_components(tmp_path, re
     assert lake.name == "lake"
     assert len(plan.of_type("aws:s3/bucket:Bucket")) >= 6
     assert "raw_bucket" in plan.outputs
+
+
+def _mypy_skipped_aws_services() -> set[str]:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    skipped: set[str] = set()
+    for override in config["tool"]["mypy"].get("overrides", []):
+        if override.get("follow_imports") == "skip":
+            modules = override["module"]
+            for name in [modules] if isinstance(modules, str) else modules:
+                parts = name.split(".")
+                if parts[0] == "pulumi_aws" and len(parts) >= 2 and parts[1] != "*":
+                    skipped.add(parts[1])
+    return skipped
+
+
+def test_mypy_skips_no_pulumi_aws_service_the_code_uses() -> None:
+    """pyproject's skip list keeps a cold mypy run short; a service the type-checked packages use
+    (`aws.<service>.`, `pulumi_aws.<service>`) must stay checked, and every skipped name must be a
+    service of the installed SDK (no stale entries)."""
+    import importlib.util
+
+    skipped = _mypy_skipped_aws_services()
+    used: dict[str, str] = {}
+    pattern = re.compile(r"\b(?:aws|pulumi_aws)\.([a-z][a-z0-9_]*)\.")
+    checked = ("components", "stacks", "ml", "policies", "mlplat")
+    for package in checked:
+        for path in modules(package):
+            code = "\n".join(
+                line for line in path.read_text().splitlines() if not line.lstrip().startswith("#")
+            )
+            for service in pattern.findall(code):
+                used.setdefault(service, str(path.relative_to(ROOT)))
+    spec = importlib.util.find_spec("pulumi_aws")
+    assert spec is not None and spec.submodule_search_locations
+    sdk = Path(next(iter(spec.submodule_search_locations)))
+    services = {p.name for p in sdk.iterdir() if (p / "__init__.py").is_file()}
+    assert {s: f for s, f in used.items() if s in skipped} == {}
+    assert sorted(skipped - services) == []
+    assert "s3" in used and "sagemaker" in used  # the scan sees the code's services

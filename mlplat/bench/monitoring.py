@@ -50,10 +50,10 @@ def _prediction_rows(model: Any, raw: pd.DataFrame, scores: np.ndarray) -> pd.Da
 
 
 def run(quick: bool) -> dict[str, float]:
-    from ml.labels import join_labels, simulate_outcomes
+    from ml.labels import join_labels
     from ml.models import load
     from ml.quality import online_quality
-    from ml.sample_data import generate_customers, true_churn_probability
+    from ml.sample_data import generate_customers, simulate_outcomes, true_churn_probability
     from ml.skew import measure_skew
     from ml.train import train
 

@@ -185,6 +185,8 @@ def test_step_names_and_order(plan: Plan) -> None:
         {"Name": "WindowEnd", "Type": "String", "DefaultValue": ""},
         {"Name": "WindowDays", "Type": "String", "DefaultValue": "30"},
         {"Name": "ModelApprovalStatus", "Type": "String", "DefaultValue": "PendingManualApproval"},
+        # the Train step tunes over the model's search space unless an execution says "false"
+        {"Name": "Search", "Type": "String", "DefaultValue": "true"},
         {"Name": "Estimator", "Type": "String", "DefaultValue": "logistic_regression"},
         {"Name": "C", "Type": "String", "DefaultValue": "1.0"},
         {"Name": "MaxIter", "Type": "String", "DefaultValue": "500"},
@@ -353,6 +355,7 @@ def test_training_reads_the_windows_partitions_and_checkpoints_on_spot(plan: Pla
         "c": {"Get": "Parameters.C"},
         "max_iter": {"Get": "Parameters.MaxIter"},
         "seed": "0",
+        "search": {"Get": "Parameters.Search"},
     }
     assert train["EnableManagedSpotTraining"] is True
     assert train["StoppingCondition"] == {

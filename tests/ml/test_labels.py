@@ -21,11 +21,10 @@ from ml.labels import (
     join_labels,
     label_window,
     read_labels,
-    simulate_outcomes,
     write_outcomes,
 )
 from ml.models import load
-from ml.sample_data import generate_customers, true_churn_probability
+from ml.sample_data import generate_customers, simulate_outcomes, true_churn_probability
 from ml.schema import CUSTOMER_OUTCOMES
 
 CHURN = load("churn")

@@ -19,12 +19,12 @@ from ml.capture import capture_record, write_capture_file
 from ml.contracts import QUALITY_NAMESPACE
 from ml.drift import DriftError
 from ml.drift.job import DriftJobConfig, main, page_key, run_drift_job
-from ml.labels import simulate_outcomes, write_outcomes
+from ml.labels import write_outcomes
 from ml.models import load
 from ml.package import build_model_tarball
 from ml.prediction_logs import write_prediction_logs
 from ml.quality import read_quality_history
-from ml.sample_data import generate_customers
+from ml.sample_data import generate_customers, simulate_outcomes
 from ml.serve import load_handler
 from tests.ml.conftest import records
 from tests.ml.test_labels import prediction_rows

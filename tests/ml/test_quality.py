@@ -17,7 +17,7 @@ from moto import mock_aws
 
 from ml import quality
 from ml.contracts import QUALITY_NAMESPACE
-from ml.labels import join_labels, simulate_outcomes
+from ml.labels import join_labels
 from ml.models import load
 from ml.quality import (
     Figures,
@@ -26,7 +26,7 @@ from ml.quality import (
     online_quality,
     shortfall,
 )
-from ml.sample_data import generate_customers, true_churn_probability
+from ml.sample_data import generate_customers, simulate_outcomes, true_churn_probability
 from tests.ml.test_labels import prediction_rows
 
 CHURN = load("churn")

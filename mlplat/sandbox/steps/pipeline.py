@@ -146,7 +146,7 @@ def approve(ctx: SandboxContext, model: str) -> str:
 
 def retrain_refused(ctx: SandboxContext, model: str) -> str:
     """A second execution whose candidate is worse than the deployed version: refused."""
-    from ml.contracts import GATE_PROPERTY_FILE, STEP_EVALUATE, STEP_REFUSED
+    from ml.contracts import GATE_PROPERTY_FILE, PARAM_SEARCH, STEP_EVALUATE, STEP_REFUSED
     from ml.models import pipeline_parameter
 
     serving = ctx.state.model(model).need_version("pipeline")
@@ -155,7 +155,10 @@ def retrain_refused(ctx: SandboxContext, model: str) -> str:
     if not weak:
         raise StepFailed(f"model {model} declares no weak_hyperparameters to retrain with")
     worse = {pipeline_parameter(name): value for name, value in weak.items()}
-    run = execute(ctx, model, {**_window(ctx, RETRAIN_DAYS), **worse}, "sandbox-worse")
+    # no search: it would tune the weak setting away (the point is a candidate the gate refuses)
+    run = execute(
+        ctx, model, {**_window(ctx, RETRAIN_DAYS), **worse, PARAM_SEARCH: "false"}, "sandbox-worse"
+    )
     gate = run.property_files.get(f"{STEP_EVALUATE}.{GATE_PROPERTY_FILE}", {})
     record_model(ctx, model, "retrain-refused", **run.to_json(), gate=gate)
     if run.succeeded:

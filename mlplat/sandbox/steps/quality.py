@@ -13,7 +13,7 @@ kept sandbox serves the version the pipeline trained.
 
 `labels`: the outcomes of every prediction served come back a label horizon later (the longest
 `ModelSpec.label_horizon_days` of the run's models after H), drawn from the sample data's
-generating process (`ml.labels.simulate_outcomes`), into the lake's outcomes dataset of the
+generating process (`ml.sample_data.simulate_outcomes`), into the lake's outcomes dataset of the
 realized raw bucket: most as a batch (`ml.labels.write_outcomes`), the rest through the stack's
 outcomes Firehose stream (delivered as Firehose does, `mlplat.sandbox.firehose`).
 
@@ -363,7 +363,8 @@ STREAM_TOKEN = "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream"
 def labels(ctx: SandboxContext) -> str:
     """The outcomes of every prediction served, observed a label horizon after the traffic, into
     the lake's outcomes dataset: a batch, and the rest through the outcomes stream."""
-    from ml.labels import simulate_outcomes, write_outcomes
+    from ml.labels import write_outcomes
+    from ml.sample_data import simulate_outcomes
     from ml.schema import CUSTOMER_OUTCOMES
     from ml.stream import frame_records, send_records
     from mlplat.sandbox.firehose import deliver
