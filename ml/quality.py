@@ -341,6 +341,10 @@ def _finite(value: Any) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
+# Labelled rows a version needs for its shortfall to count for the alarm (`metric_data`).
+ALARM_MIN_ROWS = 100
+
+
 def metric_data(
     online: OnlineQuality,
     *,
@@ -351,7 +355,11 @@ def metric_data(
     """The quality datapoints of a run (`QUALITY_NAMESPACE`): per version (`EndpointName`,
     `ModelVersion`) each defined online metric, `LabeledRows` and `QualityShortfall` (of
     `shortfalls`, by version, when finite); for the alarms (`EndpointName` only) `LabeledRows`
-    of every version and `QualityShortfall` of the version that served last."""
+    of every version and the worst `QualityShortfall` of the versions judged on at least
+    `ALARM_MIN_ROWS` labelled rows: any version that served in the measured window and fell
+    short pages (after a rollback the version serving again is as much in question as the one
+    rolled back), a version seen on a handful of rows does not (its figure is noise). Nothing is
+    put for the alarm when no version has enough rows (the alarm ignores missing data)."""
     endpoint = {"Name": ENDPOINT_DIMENSION, "Value": endpoint_name}
     shortfalls = shortfalls or {}
     data: list[dict[str, Any]] = []
@@ -377,9 +385,13 @@ def metric_data(
         if _finite(shortfalls.get(version)):
             point(QUALITY_SHORTFALL_METRIC, shortfalls[version], dims)
     point(LABELED_ROWS_METRIC, online.n, [endpoint], "Count")
-    latest = online.latest
-    if latest is not None and _finite(shortfalls.get(latest.model_version)):
-        point(QUALITY_SHORTFALL_METRIC, shortfalls[latest.model_version], [endpoint])
+    judged = [
+        shortfalls[version]
+        for version, quality in online.versions.items()
+        if quality.overall.n >= ALARM_MIN_ROWS and _finite(shortfalls.get(version))
+    ]
+    if judged:
+        point(QUALITY_SHORTFALL_METRIC, max(judged), [endpoint])
     return data
 
 

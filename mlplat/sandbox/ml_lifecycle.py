@@ -58,7 +58,6 @@ from mlplat.sandbox.steps.monitoring import alarms, drift, notifications, predic
 from mlplat.sandbox.steps.pipeline import (
     approve,
     pipeline,
-    plain,
     retrain_refused,
     slice_refused,
 )
@@ -183,7 +182,7 @@ def summary_rows(report: Mapping[str, Any]) -> list[tuple[str, str]]:
         if sliced:
             where = f"{sliced['slice']['column']}={sliced['slice']['value']}"
             verdict = "refused" if sliced.get("status") == "Failed" else "NOT refused"
-            failed = [plain(str(r)) for r in sliced.get("gate", {}).get("failed", [])]
+            failed = [str(r) for r in sliced.get("gate", {}).get("failed", [])]
             rows.append(
                 (
                     f"{name}: slice-noise retrain",

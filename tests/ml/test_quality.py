@@ -183,14 +183,45 @@ def test_metrics_per_version_for_charts_and_per_endpoint_for_alarms(
     per_version = [(endpoint, ("ModelVersion", v)) for v in ("churn-models/1", "churn-models/2")]
     assert dims("roc_auc") == per_version
     assert dims("LabeledRows") == sorted([(endpoint,), *per_version])
-    # the alarm's series: the version that served last (churn-models/2's rows are the later ones)
-    assert online.latest is not None and online.latest.model_version == "churn-models/2"
+    # the alarm's series: the worst version judged on enough rows (here the only one with a figure)
     assert dims("QualityShortfall") == sorted([(endpoint,), per_version[1]])
     alarm_rows = [
         d["Value"] for d in data if d["MetricName"] == "LabeledRows" and len(d["Dimensions"]) == 1
     ]
     assert alarm_rows == [float(len(joined))]
     assert {d["Timestamp"] for d in data} == {when}
+
+
+def test_the_alarm_sees_the_worst_version_judged_on_enough_rows(joined: pd.DataFrame) -> None:
+    """After a rollback the version serving again is as much in question as the one rolled back:
+    the alarm's series is the worst shortfall of any version with enough labelled rows, not the
+    latest version's; a version seen on a handful of rows does not count."""
+    online = online_quality(CHURN, joined)
+    counts = {v: q.overall.n for v, q in online.versions.items()}
+    assert min(counts.values()) >= quality.ALARM_MIN_ROWS  # both versions count here
+    assert online.latest is not None and online.latest.model_version == "churn-models/2"
+    when = datetime(2025, 1, 31, tzinfo=UTC)
+
+    def alarm_series(shortfalls: dict[str, float], data: Any = None) -> list[float]:
+        data = data or quality.metric_data(
+            online, endpoint_name="ep", when=when, shortfalls=shortfalls
+        )
+        return [
+            d["Value"]
+            for d in data
+            if d["MetricName"] == "QualityShortfall" and len(d["Dimensions"]) == 1
+        ]
+
+    # the earlier version fell short, the latest did not: the alarm sees the earlier one
+    assert alarm_series({"churn-models/1": 0.2, "churn-models/2": -0.1}) == [0.2]
+    assert alarm_series({"churn-models/1": -0.3, "churn-models/2": 0.01}) == [0.01]
+    # a version judged on too few rows is left out of the alarm (kept in its own series)
+    few = online_quality(CHURN, joined[joined["model_version"] == "churn-models/1"].head(20))
+    data = quality.metric_data(
+        few, endpoint_name="ep", when=when, shortfalls={"churn-models/1": 0.9}
+    )
+    assert alarm_series({}, data) == []
+    assert [d["Value"] for d in data if d["MetricName"] == "QualityShortfall"] == [0.9]
 
 
 def test_quality_rows_accumulate_in_the_lake_and_read_back_as_history(

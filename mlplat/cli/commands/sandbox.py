@@ -116,13 +116,19 @@ def _selected(models: str | None, hosted: tuple[str, ...]) -> tuple[str, ...] | 
 
 
 def _print_summary(console: Console, report: SandboxReport) -> None:
+    """The report's tables. Every cell that holds text of the run is escaped: gate rules such as
+    `roc_auc floor [contract_type=two-year]` would otherwise read as console markup and vanish."""
+    from rich.markup import escape
     from rich.table import Table
 
     steps = Table("step", "status", "seconds", "detail", title=f"sandbox / {report.stack}")
     colors = {"ok": "green", "failed": "red", "not-run": "dim"}
     for s in report.steps:
         steps.add_row(
-            s.name, f"[{colors[s.status]}]{s.status}[/]", f"{s.seconds:.2f}", s.error or s.detail
+            escape(s.name),
+            f"[{colors[s.status]}]{s.status}[/]",
+            f"{s.seconds:.2f}",
+            escape(s.error or s.detail),
         )
     console.print(steps)
     data = report.to_json()["resources"]
@@ -134,7 +140,7 @@ def _print_summary(console: Console, report: SandboxReport) -> None:
     if data["notEmulated"]:
         missing = Table("type", "name", "not emulated because", title="not emulated")
         for item in data["notEmulated"]:
-            missing.add_row(item["type"], item["name"], item["reason"])
+            missing.add_row(escape(item["type"]), escape(item["name"]), escape(item["reason"]))
         console.print(missing)
     if data["notes"]:
         # the same note on several resources of a type is shown once, with their names
@@ -143,7 +149,7 @@ def _print_summary(console: Console, report: SandboxReport) -> None:
             grouped.setdefault((item["type"], item["note"]), []).append(item["name"])
         notes = Table("type", "names", "note", title="notes (what moto cannot hold)")
         for (type_, note), names in sorted(grouped.items()):
-            notes.add_row(type_.rsplit(":", 1)[-1], ", ".join(sorted(names)), note)
+            notes.add_row(type_.rsplit(":", 1)[-1], escape(", ".join(sorted(names))), escape(note))
         console.print(notes)
     from mlplat.sandbox.ml_lifecycle import summary_rows
 
@@ -151,7 +157,7 @@ def _print_summary(console: Console, report: SandboxReport) -> None:
     if rows:
         lifecycle = Table("", "", title="the lifecycle", show_header=False)
         for what, figure in rows:
-            lifecycle.add_row(what, figure)
+            lifecycle.add_row(escape(what), escape(figure))
         console.print(lifecycle)
     verdict = "[green]every step passed[/]" if report.ok else "[red]the sandbox failed[/]"
     console.print(f"{verdict} in {report.seconds:.1f} s")

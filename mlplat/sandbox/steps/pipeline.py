@@ -271,11 +271,5 @@ def slice_refused(ctx: SandboxContext) -> str:
                 f"the gate of {model} was to refuse slice {column}={value} alone; it failed "
                 f"{failed or 'nothing'}"
             )
-        shown.append(f"{model}: {column}={value} refused ({', '.join(map(plain, failed))})")
+        shown.append(f"{model}: {column}={value} refused ({', '.join(failed)})")
     return "; ".join(shown)
-
-
-def plain(rule: str) -> str:
-    """A gate rule's name for a console line: `roc_auc floor [contract_type=two-year]` ->
-    `roc_auc floor (contract_type=two-year)` (the console reads square brackets as markup)."""
-    return rule.replace("[", "(").replace("]", ")")

@@ -445,8 +445,16 @@ def quality(ctx: SandboxContext, model: str) -> str:
     if sorted(metadata) != sorted(served):
         raise StepFailed(f"the registry holds online figures of {sorted(metadata)} for {model}")
     judged = _judge(ctx, model, [QUALITY_SHORTFALL_METRIC, MODEL_AGE_METRIC], until + ALARM_DELAY)
-    latest = run.online.latest
-    shortfall = run.shortfalls.get(latest.model_version) if latest is not None else None
+    # the alarm's series: the worst shortfall of the versions judged on enough rows
+    # (`ml.quality.metric_data`), whichever served last
+    from ml.quality import ALARM_MIN_ROWS
+
+    judged_versions = [
+        run.shortfalls[v]
+        for v, q in run.online.versions.items()
+        if q.overall.n >= ALARM_MIN_ROWS and v in run.shortfalls
+    ]
+    shortfall = max(judged_versions) if judged_versions else None
     expected = {
         QUALITY_SHORTFALL_METRIC: shortfall,
         MODEL_AGE_METRIC: result.age_days,
