@@ -292,6 +292,8 @@ class Runbook:
         }
         for name, body in reports.items():
             s3.put_object(Bucket=bucket, Key=f"{prefix}/evaluation/{name}", Body=json.dumps(body))
+        # the Train step's artifact: deploy publishes it where the monitor job reads it
+        s3.put_object(Bucket=bucket, Key=f"{prefix}/train/model.tar.gz", Body=b"model.tar.gz")
         evaluation = f"s3://{bucket}/{prefix}/evaluation"
         registry.ensure_group(group)
         registry.register_model(
