@@ -456,9 +456,22 @@ def publish_baseline(
     The scheduled drift job compares traffic with the baseline at that key, so every deploy and
     rollback must publish the baseline of the version it serves. Returns the new S3 URI.
     """
+    source = _baseline_uri(_describe(_client(session), model_package_arn))
+    return _copy(source, bucket, key, kms_key_arn, "baseline", session)
+
+
+def _copy(
+    source: str,
+    bucket: str,
+    key: str,
+    kms_key_arn: str | None,
+    what: str,
+    session: boto3.Session | None,
+) -> str:
+    """`source` (an S3 URI) copied to `bucket/key`, SSE-KMS with `kms_key_arn` when given;
+    returns the new S3 URI. A refusal is a `DeployError` naming `what` and both places."""
     from botocore.exceptions import ClientError
 
-    source = _baseline_uri(_describe(_client(session), model_package_arn))
     source_bucket, _, source_key = source.removeprefix("s3://").partition("/")
     encryption = (
         {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_arn} if kms_key_arn else {}
@@ -472,7 +485,7 @@ def publish_baseline(
         )
     except ClientError as exc:
         raise DeployError(
-            f"cannot publish the baseline {source} to s3://{bucket}/{key}: {_error_message(exc)}"
+            f"cannot publish the {what} {source} to s3://{bucket}/{key}: {_error_message(exc)}"
         ) from exc
     return f"s3://{bucket}/{key}"
 
@@ -488,29 +501,12 @@ def publish_model(
     """Copy the version's artifact (its container's `ModelDataUrl`) to `bucket/key`, where the
     drift job reads the served model (skew re-scores through its estimator, age reads its
     lineage). Returns the new S3 URI."""
-    from botocore.exceptions import ClientError
-
     package = _describe(_client(session), model_package_arn)
     containers = package.get("InferenceSpecification", {}).get("Containers", [])
     source = containers[0].get("ModelDataUrl", "") if containers else ""
     if not source.startswith("s3://"):
         raise DeployError(f"{model_package_arn} names no model artifact (ModelDataUrl) to publish")
-    source_bucket, _, source_key = source.removeprefix("s3://").partition("/")
-    encryption = (
-        {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_arn} if kms_key_arn else {}
-    )
-    try:
-        _s3(session).copy_object(
-            Bucket=bucket,
-            Key=key,
-            CopySource={"Bucket": source_bucket, "Key": source_key},
-            **encryption,
-        )
-    except ClientError as exc:
-        raise DeployError(
-            f"cannot publish the model {source} to s3://{bucket}/{key}: {_error_message(exc)}"
-        ) from exc
-    return f"s3://{bucket}/{key}"
+    return _copy(source, bucket, key, kms_key_arn, "model", session)
 
 
 MODELS_KEY = "ml-platform:models"
