@@ -8,12 +8,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from ml.models.spend.model import MODEL
-from ml.schema import CUSTOMERS_RAW
+from tests.ml.models import known_values
 
 NAN = math.nan
 FEATURES = MODEL.features
@@ -65,19 +64,7 @@ EXPECTED: list[dict[str, Any]] = [
 
 
 def raw_frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
-    columns = MODEL.spec.inputs
-    frame = pd.DataFrame([dict(zip(columns, row, strict=True)) for row in rows])
-    return frame.astype({c: CUSTOMERS_RAW.column(c).pandas_dtype for c in columns})
-
-
-def records(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    out = []
-    for row in rows:
-        record = dict(zip(MODEL.spec.inputs, row, strict=True))
-        out.append(
-            {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in record.items()}
-        )
-    return out
+    return known_values.raw_frame(MODEL, rows)
 
 
 def test_every_feature_is_checked_here() -> None:
@@ -86,24 +73,11 @@ def test_every_feature_is_checked_here() -> None:
 
 @pytest.mark.parametrize("i", range(len(RAW)))
 def test_the_batch_path_gives_the_hand_computed_features(i: int) -> None:
-    got = FEATURES.build_features(raw_frame(RAW[i : i + 1])).iloc[0].to_dict()
-    for name, expected in EXPECTED[i].items():
-        if isinstance(expected, str):
-            assert got[name] == expected, name
-        else:
-            assert got[name] == pytest.approx(expected, rel=1e-12, abs=1e-12), name
+    known_values.check_batch(MODEL, RAW[i], EXPECTED[i])
 
 
 def test_the_online_path_gives_the_same_hand_computed_matrix() -> None:
-    expected = pd.DataFrame(EXPECTED).astype(
-        {c.name: c.pandas_dtype for c in MODEL.spec.features.columns if c.name in EXPECTED[0]}
-    )
-    np.testing.assert_allclose(
-        FEATURES.records_to_matrix(records(RAW)),
-        FEATURES.feature_matrix(expected),
-        rtol=1e-12,
-        atol=1e-12,
-    )
+    known_values.check_online(MODEL, RAW, EXPECTED)
 
 
 def test_overage_starts_above_the_plans_30_gb() -> None:
