@@ -522,12 +522,62 @@ def test_monitor_drift_command(
             "2h",
             "--json",
             str(report_path),
+            "--drift-only",
         ],
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["rows"] == 200 and "monthly_charges" in summary["drifted_features"]
     assert json.loads(report_path.read_text())["endpoint_name"] == "churn-ep"
+    assert {k: v.split(":")[0] for k, v in summary["parts"].items()} == {
+        "quality": "skipped",
+        "skew": "skipped",
+        "age": "skipped",
+        "page": "ran",
+    }
+
+
+def test_monitor_drift_runs_quality_skew_and_age_as_the_scheduled_job(
+    aws: dict[str, Any], baseline_dict: dict[str, Any], model_dir: Any, tmp_path: Any
+) -> None:
+    """Without --drift-only the command measures what the scheduled job does, configured from
+    the outputs: the raw bucket's outcomes, the served artifact, the model's registry group; a
+    part that cannot run (no served artifact) fails the command (exit 1) and says why."""
+    from typer.testing import CliRunner
+
+    from ml.models import load
+    from ml.package import build_model_tarball
+
+    s3 = aws["s3"]
+    s3.create_bucket(Bucket="raw")
+    s3.put_object(
+        Bucket="models", Key="churn/current/baseline.json", Body=json.dumps(baseline_dict).encode()
+    )
+    end = datetime.now(UTC).replace(microsecond=0)
+    raw, _, scores = sample(200, seed=21, drift=2.0)
+    _write_capture(s3, raw, scores, end - timedelta(minutes=30))
+    outputs = _outputs_file(tmp_path, endpoint_name="churn-ep")
+    data = json.loads(outputs.read_text())
+    data.update(raw_bucket="raw", account_id="123456789012")
+    outputs.write_text(json.dumps(data))
+    args = ["monitor", "drift", "--outputs", str(outputs), "--since", "2h"]
+    missing = CliRunner().invoke(_cli(), args)
+    assert missing.exit_code == 1, missing.output
+    parts = json.loads(missing.stdout)["parts"]
+    assert parts["skew"].startswith("failed: the served model could not be read")
+    assert parts["quality"].startswith("ran")  # no label has come back yet: 0 rows
+    tarball = build_model_tarball(load("churn"), model_dir, tmp_path / "model.tar.gz")
+    s3.put_object(Bucket="models", Key="churn/served.tar.gz", Body=tarball.read_bytes())
+    served = CliRunner().invoke(_cli(), [*args, "--model-key", "churn/served.tar.gz"])
+    assert served.exit_code == 0, served.output
+    summary = json.loads(served.stdout)
+    assert {k: v.split(":")[0] for k, v in summary["parts"].items()} == {
+        "quality": "ran",
+        "skew": "ran",
+        "age": "ran",
+        "page": "ran",
+    }
+    assert summary["skew"]["n"] == 200 and summary["age_days"] is not None
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,9 @@
 
 The same code the scheduled processing job runs (`ml.drift.job.run_drift_job`): read the window's
 data capture, log predictions to the lake, compare with the training baseline, write the report to
-`drift-reports/` and put the PSI metrics the alarms watch. The platform outputs come from
+`drift-reports/` and put the PSI metrics the alarms watch; then, unless `--drift-only`, online
+quality, training-serving skew and the served model's age, configured from the outputs as the
+component configures the scheduled job. The platform outputs come from
 `--outputs FILE` (a `pulumi stack output --json` dump) or `--stack S` (the Pulumi CLI);
 `--endpoint-url` points every AWS client at a moto server. `--model NAME` (default: the stack's
 first model) says whose endpoint, baseline and predictions table. Errors: message on stderr,
@@ -14,13 +16,17 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from mlplat.cli import options
 from mlplat.cli.errors import fail, usage_errors
 from mlplat.cli.inputs import model_name, platform_outputs
+
+if TYPE_CHECKING:
+    from ml.drift.job import DriftJobResult
+    from ml.outputs import PlatformOutputs
 
 
 def register(app: typer.Typer) -> None:
@@ -43,6 +49,22 @@ def parse_time(value: str, now: datetime) -> datetime:
             f"{value!r} is neither an ISO 8601 time nor a duration like 90m, 24h, 7d"
         ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _monitor_parts(platform: PlatformOutputs, name: str, model_key: str | None) -> dict[str, Any]:
+    """The scheduled job's settings of online quality, skew and age, from the platform outputs:
+    the raw bucket's outcomes, the served artifact, the model's registry group."""
+    partition = {"cn-": "aws-cn", "us-gov-": "aws-us-gov"}
+    prefix = next((p for r, p in partition.items() if platform.region.startswith(r)), "aws")
+    group = platform.model(name).model_package_group_name
+    return {
+        "labels_bucket": platform.raw_bucket,
+        "model_key": model_key or f"{name}/current/model.tar.gz",
+        "model_package_group_arn": (
+            f"arn:{prefix}:sagemaker:{platform.region}:{platform.account_id}:"
+            f"model-package-group/{group}"
+        ),
+    }
 
 
 def drift_command(
@@ -75,13 +97,30 @@ def drift_command(
     no_prediction_logs: Annotated[
         bool, typer.Option("--no-prediction-logs", help="Do not (re)write prediction logs.")
     ] = False,
+    model_key: Annotated[
+        str | None,
+        typer.Option(
+            "--model-key",
+            help="Key of the served model.tar.gz in the models bucket, for skew and age "
+            "(default: <model>/current/model.tar.gz, where mlplat deploy publishes it).",
+        ),
+    ] = None,
+    drift_only: Annotated[
+        bool,
+        typer.Option(
+            "--drift-only",
+            help="Drift and prediction logs only: skip online quality, skew and model age.",
+        ),
+    ] = False,
     endpoint_url: options.EndpointUrl = None,
     json_path: Annotated[Path | None, options.json_file("the drift report")] = None,
 ) -> None:
     """Compute drift for a window of captured traffic and publish metrics and the report.
 
-    The quality, skew and age parts of the scheduled job run when their settings are in the job's
-    environment; here they are reported as skipped (not configured).
+    Then, as the scheduled job does (unless `--drift-only`): online quality of the predictions
+    whose labels came back (the raw bucket's outcomes; figures written to the lake and the
+    versions' registry metadata), training-serving skew and the served model's age (its
+    artifact at `--model-key`).
 
     Exit codes: 0 ok (drift or not: the alarms decide), 1 a part of the job failed (the summary's
     `parts` says which and why), 2 bad usage or configuration.
@@ -112,6 +151,7 @@ def drift_command(
             variant_name=variant,
             kms_key_arn=platform.lake_kms_key_arn or None,
             write_prediction_logs=not no_prediction_logs,
+            **({} if drift_only else _monitor_parts(platform, name, model_key)),
         )
     clients: dict[str, Any] = {"region_name": platform.region, "endpoint_url": endpoint_url}
     with usage_errors(DriftError):
@@ -124,8 +164,22 @@ def drift_command(
             sagemaker=boto3.client("sagemaker", **clients),
         )
     report = result.report
-    summary = {
-        "endpoint": endpoint_name,
+    summary = _summary(result, str(endpoint_name), start, end)
+    typer.echo(json.dumps(summary, indent=2, sort_keys=True))
+    if json_path is not None and report is not None:
+        json_path.write_text(report.to_json())
+    if result.failed:
+        raise typer.Exit(1)
+
+
+def _summary(
+    result: DriftJobResult, endpoint: str, start: datetime, end: datetime
+) -> dict[str, Any]:
+    """What the command prints: the window, drift, and each part's outcome (skew as counts only:
+    its worst rows hold customer ids and inputs)."""
+    report = result.report
+    return {
+        "endpoint": endpoint,
         "since": start.isoformat(),
         "until": end.isoformat(),
         "events": result.n_events,
@@ -137,9 +191,10 @@ def drift_command(
         "prediction_logs": list(result.prediction_log_keys),
         "skipped": dict(result.skipped),
         "parts": {name: f"{part.status}: {part.detail}" for name, part in result.parts.items()},
+        "skew": (
+            {k: v for k, v in result.skew.to_dict().items() if k != "worst"}
+            if result.skew
+            else None
+        ),
+        "age_days": result.age_days,
     }
-    typer.echo(json.dumps(summary, indent=2, sort_keys=True))
-    if json_path is not None and report is not None:
-        json_path.write_text(report.to_json())
-    if result.failed:
-        raise typer.Exit(1)
