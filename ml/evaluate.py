@@ -23,7 +23,7 @@ regression).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -510,32 +510,46 @@ def _classification(metrics: AnyMetrics, what: str) -> Metrics:
     return metrics
 
 
+def slice_values_of(
+    report: EvaluationReport,
+) -> Iterator[tuple[str, str, AnyMetrics | None, int | None]]:
+    """Every value of every slice of `report`, measured or not: (column, value, its metrics or
+    None, the rows of an unmeasured one), sorted, so a gate rule on slices judges each or says
+    why not (`unmeasured`)."""
+    for column in sorted(set(report.slices) | set(report.unjudged)):
+        measured, small = report.slices.get(column, {}), report.unjudged.get(column, {})
+        for value in sorted(set(measured) | set(small)):
+            yield column, value, measured.get(value), small.get(value)
+
+
+def unmeasured(rows: int | None) -> str:
+    """The detail of a slice rule on a value the evaluation held too few rows of to measure."""
+    return f"not judged: {rows} rows in the evaluation, too few to measure"
+
+
 def _slice_floor_checks(candidate: EvaluationReport, config: GateConfig) -> list[GateCheck]:
     """Each slice value on its own: a judged one's ROC AUC must reach `config.min_slice_auc`."""
     checks: list[GateCheck] = []
     floor, needed = config.min_slice_auc, config.min_slice_rows
-    for column in sorted(set(candidate.slices) | set(candidate.unjudged)):
-        measured, small = candidate.slices.get(column, {}), candidate.unjudged.get(column, {})
-        for value in sorted(set(measured) | set(small)):
-            name = f"roc_auc floor [{column}={value}]"
-            if value not in measured:
-                detail = f"not judged: {small[value]} rows in the evaluation, too few to measure"
-                checks.append(GateCheck(name, True, None, floor, detail))
-                continue
-            c = _classification(measured[value], "the candidate's slice metrics")
-            if c.n < needed or c.roc_auc is None:
-                detail = f"not judged: {c.n} rows (needs {needed}, both classes)"
-                checks.append(GateCheck(name, True, c.roc_auc, floor, detail))
-                continue
-            checks.append(
-                GateCheck(
-                    name,
-                    c.roc_auc >= floor,
-                    c.roc_auc,
-                    floor,
-                    f"slice ROC AUC {c.roc_auc:.4f} on {c.n} rows; needs >= {floor}",
-                )
+    for column, value, metrics, rows in slice_values_of(candidate):
+        name = f"roc_auc floor [{column}={value}]"
+        if metrics is None:
+            checks.append(GateCheck(name, True, None, floor, unmeasured(rows)))
+            continue
+        c = _classification(metrics, "the candidate's slice metrics")
+        if c.n < needed or c.roc_auc is None:
+            detail = f"not judged: {c.n} rows (needs {needed}, both classes)"
+            checks.append(GateCheck(name, True, c.roc_auc, floor, detail))
+            continue
+        checks.append(
+            GateCheck(
+                name,
+                c.roc_auc >= floor,
+                c.roc_auc,
+                floor,
+                f"slice ROC AUC {c.roc_auc:.4f} on {c.n} rows; needs >= {floor}",
             )
+        )
     return checks
 
 

@@ -95,24 +95,20 @@ class GateConfig:
     max_group_fnr_gap: float = 0.2
 
     def __post_init__(self) -> None:
-        problems = [
-            f"{name} {value} must be between 0 and 1"
-            for name, value in (
-                ("min_slice_auc", self.min_slice_auc),
-                ("max_group_calibration_gap", self.max_group_calibration_gap),
-                ("max_group_fpr_gap", self.max_group_fpr_gap),
-                ("max_group_fnr_gap", self.max_group_fnr_gap),
-            )
-            if not 0.0 <= value <= 1.0
-        ]
-        problems += [
-            f"{name} {value} must be at least 1"
-            for name, value in (
-                ("min_slice_rows", self.min_slice_rows),
-                ("min_group_rows", self.min_group_rows),
-            )
-            if value < 1
-        ]
+        problems = _outside(
+            self,
+            (
+                "min_slice_auc",
+                "max_group_calibration_gap",
+                "max_group_fpr_gap",
+                "max_group_fnr_gap",
+            ),
+            lambda v: 0.0 <= v <= 1.0,
+            "must be between 0 and 1",
+        )
+        problems += _outside(
+            self, ("min_slice_rows", "min_group_rows"), lambda v: v >= 1, "must be at least 1"
+        )
         if problems:
             raise ValueError("classification gate: " + "; ".join(problems))
 
@@ -144,39 +140,37 @@ class RegressionGateConfig:
     max_group_bias_gap: float = 0.25
 
     def __post_init__(self) -> None:
-        problems = [
-            f"{name} {value} must be between 0 and 1"
-            for name, value in (
-                ("min_rmse_improvement", self.min_rmse_improvement),
-                ("max_rmse_regression", self.max_rmse_regression),
-                ("max_mae_regression", self.max_mae_regression),
-                ("max_slice_rmse_regression", self.max_slice_rmse_regression),
-            )
-            if not 0.0 <= value < 1.0
-        ]
-        problems += [
-            f"{name} {value} must be at least 1"
-            for name, value in (
-                ("min_slice_rows", self.min_slice_rows),
-                ("min_group_rows", self.min_group_rows),
-            )
-            if value < 1
-        ]
+        problems = _outside(
+            self,
+            (
+                "min_rmse_improvement",
+                "max_rmse_regression",
+                "max_mae_regression",
+                "max_slice_rmse_regression",
+            ),
+            lambda v: 0.0 <= v < 1.0,
+            "must be between 0 and 1",
+        )
+        problems += _outside(
+            self, ("min_slice_rows", "min_group_rows"), lambda v: v >= 1, "must be at least 1"
+        )
         if self.max_slice_rmse_ratio < 1.0:
             problems.append(
                 f"max_slice_rmse_ratio {self.max_slice_rmse_ratio} must be at least 1 (a slice "
                 "cannot be held below the overall RMSE)"
             )
-        problems += [
-            f"{name} {value} must be positive"
-            for name, value in (
-                ("max_group_rmse_gap", self.max_group_rmse_gap),
-                ("max_group_bias_gap", self.max_group_bias_gap),
-            )
-            if value <= 0.0
-        ]
+        problems += _outside(
+            self, ("max_group_rmse_gap", "max_group_bias_gap"), lambda v: v > 0, "must be positive"
+        )
         if problems:
             raise ValueError("regression gate: " + "; ".join(problems))
+
+
+def _outside(
+    config: object, names: tuple[str, ...], ok: Callable[[float], bool], rule: str
+) -> list[str]:
+    """`<name> <value> <rule>` for each of the `config`'s fields `names` whose value is not `ok`."""
+    return [f"{n} {getattr(config, n)} {rule}" for n in names if not ok(getattr(config, n))]
 
 
 @dataclass(frozen=True)

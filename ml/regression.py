@@ -217,34 +217,31 @@ def _slice_ceiling_checks(
 ) -> list[GateCheck]:
     """Each slice value on its own: a judged one's RMSE may be at most `max_slice_rmse_ratio` x
     the candidate's overall RMSE."""
-    from ml.evaluate import GateCheck
+    from ml.evaluate import GateCheck, slice_values_of, unmeasured
 
     checks: list[GateCheck] = []
     ratio, needed = config.max_slice_rmse_ratio, config.min_slice_rows
     allowed = ratio * overall.rmse
-    for column in sorted(set(candidate.slices) | set(candidate.unjudged)):
-        measured, small = candidate.slices.get(column, {}), candidate.unjudged.get(column, {})
-        for value in sorted(set(measured) | set(small)):
-            name = f"rmse ceiling [{column}={value}]"
-            if value not in measured:
-                detail = f"not judged: {small[value]} rows in the evaluation, too few to measure"
-                checks.append(GateCheck(name, True, None, allowed, detail))
-                continue
-            c = _regression_metrics(measured[value], f"candidate slice {column}={value}")
-            if c.n < needed:
-                detail = f"not judged: {c.n} rows (needs {needed})"
-                checks.append(GateCheck(name, True, c.rmse, allowed, detail))
-                continue
-            checks.append(
-                GateCheck(
-                    name,
-                    c.rmse <= allowed,
-                    c.rmse,
-                    allowed,
-                    f"slice RMSE {c.rmse:.4f} on {c.n} rows vs overall {overall.rmse:.4f}; "
-                    f"may be at most {ratio:g}x (to {allowed:.4f})",
-                )
+    for column, value, metrics, rows in slice_values_of(candidate):
+        name = f"rmse ceiling [{column}={value}]"
+        if metrics is None:
+            checks.append(GateCheck(name, True, None, allowed, unmeasured(rows)))
+            continue
+        c = _regression_metrics(metrics, f"candidate slice {column}={value}")
+        if c.n < needed:
+            detail = f"not judged: {c.n} rows (needs {needed})"
+            checks.append(GateCheck(name, True, c.rmse, allowed, detail))
+            continue
+        checks.append(
+            GateCheck(
+                name,
+                c.rmse <= allowed,
+                c.rmse,
+                allowed,
+                f"slice RMSE {c.rmse:.4f} on {c.n} rows vs overall {overall.rmse:.4f}; "
+                f"may be at most {ratio:g}x (to {allowed:.4f})",
             )
+        )
     return checks
 
 

@@ -355,3 +355,15 @@ def test_labels_shuffled_inside_one_slice_are_refused_by_the_slice_gate_alone(
     assert all(overall.values())
     # the clean model passes the very same gate
     assert check_gate(CHURN, clean.evaluation, approved=clean.evaluation).passed
+
+
+def test_a_classification_gate_config_out_of_range_names_every_problem() -> None:
+
+    with pytest.raises(ValueError) as refused:
+        GateConfig(min_slice_auc=1.2, max_group_fnr_gap=-0.1, min_group_rows=0)
+    message = str(refused.value)
+    assert message.startswith("classification gate: ")
+    assert "min_slice_auc 1.2 must be between 0 and 1" in message
+    assert "max_group_fnr_gap -0.1 must be between 0 and 1" in message
+    assert "min_group_rows 0 must be at least 1" in message
+    assert GateConfig().min_slice_auc == 0.6  # the defaults are valid
