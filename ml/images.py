@@ -2,12 +2,14 @@
 
 The image of a region comes from the sagemaker SDK's own image tables
 (`sagemaker/core/image_uri_config/<framework>.json`), read as JSON without importing `sagemaker`
-(which takes seconds). Used by the endpoint component, the registry and the training jobs, so the
-three can never disagree about an image. Pure: no pulumi, no network.
+(which takes seconds). Used by the endpoint component, the registry and the pipeline's Register
+step, so they can never disagree about the serving image. Pure: no pulumi, no network. (Training
+runs in the platform image instead: the framework containers' Python is older than the `ml`
+code's; `ml.remote_training`. The `training` scope still resolves their training images.)
 
 Tags follow the SDK: `<version>-<processor>-<py>` where the table lists processors and Python
 versions (scikit-learn: `1.9-0-cpu-py3`), the bare version where it does not (XGBoost: `3.2-0`,
-one image for CPU and GPU instances: a GPU training job runs the same image on a GPU instance).
+one image for CPU and GPU instances).
 """
 
 from __future__ import annotations
