@@ -10,6 +10,7 @@ into one `Step` per model of the run (`<step>:<model>`), each with its own `Mode
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -126,20 +127,32 @@ class Step:
     fn: Callable[[SandboxContext], str | None]
     description: str = ""
     model: str | None = None
+    # steps next to each other with the same `together` run at the same time, each in its own
+    # thread (the report keeps their order); None: alone
+    together: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ModelStep:
     """A step every model of the run takes: `fn(ctx, model)`, as the step `<name>:<model>`
-    (`run_steps` expands it, in the stack's `models` order, where it stands)."""
+    (`run_steps` expands it, in the stack's `models` order, where it stands). With `together`,
+    the models' steps (and any neighbour with the same `together`) run at the same time: each
+    model's own state, the shared state read only."""
 
     name: str
     fn: Callable[[SandboxContext, str], str | None]
     description: str = ""
+    together: str | None = None
 
     def for_model(self, model: str) -> Step:
         fn = self.fn
-        return Step(f"{self.name}:{model}", lambda ctx: fn(ctx, model), self.description, model)
+        return Step(
+            f"{self.name}:{model}",
+            lambda ctx: fn(ctx, model),
+            self.description,
+            model,
+            self.together,
+        )
 
 
 def expand(steps: Sequence[Step | ModelStep], models: Sequence[str]) -> list[Step]:
@@ -239,6 +252,8 @@ class SandboxReport:
     # how far each shared step got, in figures (rows, files, URLs): the lifecycle's own record
     lifecycle: dict[str, Any] = field(default_factory=dict)
     least_privilege: dict[str, Any] = field(default_factory=dict)
+    # the run's wall time (steps that run together overlap); None until `run_steps` ends
+    wall_seconds: float | None = None
 
     def model(self, name: str) -> ModelReport:
         if name not in self.models:
@@ -251,6 +266,9 @@ class SandboxReport:
 
     @property
     def seconds(self) -> float:
+        """The run's wall time: less than the steps' sum where steps ran together."""
+        if self.wall_seconds is not None:
+            return self.wall_seconds
         return sum(s.seconds for s in self.steps)
 
     def to_json(self) -> dict[str, Any]:
@@ -259,6 +277,7 @@ class SandboxReport:
             "stack": self.stack,
             "ok": self.ok,
             "seconds": round(self.seconds, 3),
+            "stepSeconds": round(sum(s.seconds for s in self.steps), 3),
             "serverUrl": self.server_url,
             "steps": [{**asdict(s), "seconds": round(s.seconds, 3)} for s in self.steps],
             "resources": {
@@ -306,6 +325,8 @@ class SandboxContext:
     _session: boto3.Session | None = field(default=None, repr=False)
     _session_of: SandboxServer | None = field(default=None, repr=False)
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
+    # a boto3 session is not thread-safe: steps that run together make their clients in turn
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -326,10 +347,11 @@ class SandboxContext:
         session per client would parse them again, about 0.2 s each)."""
         if self.server is None:
             raise StepFailed("the sandbox server is not running (did start-server run?)")
-        if self._session is None or self._session_of is not self.server:
-            self._session, self._session_of = self.server.session(), self.server
-            self._clients.clear()
-        return self._session
+        with self._lock:
+            if self._session is None or self._session_of is not self.server:
+                self._session, self._session_of = self.server.session(), self.server
+                self._clients.clear()
+            return self._session
 
     def client(self, service: str, **credentials: str) -> Any:
         """A client of the sandbox (cached per service), or with other `credentials`
@@ -337,18 +359,19 @@ class SandboxContext:
         from botocore.config import Config
 
         key = service if not credentials else ""
-        if key and key in self._clients and self._session_of is self.server:
-            return self._clients[key]
-        client = self.session.client(  # type: ignore[call-overload]
-            service,
-            endpoint_url=self.url,
-            region_name=self.settings.region,
-            config=Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1}),
-            **credentials,
-        )
-        if key:
-            self._clients[key] = client
-        return client
+        with self._lock:
+            if key and key in self._clients and self._session_of is self.server:
+                return self._clients[key]
+            client = self.session.client(  # type: ignore[call-overload]
+                service,
+                endpoint_url=self.url,
+                region_name=self.settings.region,
+                config=Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1}),
+                **credentials,
+            )
+            if key:
+                self._clients[key] = client
+            return client
 
     def close(self) -> None:
         """Stop what the steps started: the model server(s), then the moto server."""

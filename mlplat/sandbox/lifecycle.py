@@ -201,9 +201,12 @@ def run_steps(
     steps: Sequence[Step | ModelStep] = STEPS,
     console: Console | None = None,
 ) -> SandboxReport:
-    """Run `steps` in order, each `ModelStep` once per model of the run (`ctx.models`); stop at
-    the first failure. Returns (and fills) `ctx.report`."""
+    """Run `steps` in order, each `ModelStep` once per model of the run (`ctx.models`); steps next
+    to each other with the same `together` run at the same time, each in its own thread. Stop at
+    the first failure (the steps running with it finish first). Returns (and fills)
+    `ctx.report`, whose `seconds` is the run's wall time."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     steps = expand(steps, ctx.models)
@@ -214,14 +217,22 @@ def run_steps(
     console = console or Console(stderr=True)
     results = [StepResult(s.name, model=s.model) for s in steps]
     ctx.report.steps = results
+    began = time.perf_counter()
+    # The live display holds the running steps only (a finished one is printed as a line and
+    # leaves it): redrawn a few times a second in a terminal, never elsewhere (a redraw renders
+    # every task it holds, in a thread that would take the GIL from the steps).
+    live = console.is_terminal and not console.is_dumb_terminal
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
         TimeElapsedColumn(),
         console=console,
-        transient=False,
+        transient=True,
+        auto_refresh=live,
+        refresh_per_second=4,
     ) as progress:
-        for step, result in zip(steps, results, strict=True):
+
+        def run_one(step: Step, result: StepResult) -> None:
             task = progress.add_task(f"{step.name}", total=1)
             started = time.perf_counter()
             try:
@@ -232,16 +243,37 @@ def run_steps(
                 result.error = (
                     str(exc) if isinstance(exc, StepFailed) else f"{type(exc).__name__}: {exc}"
                 )
-                progress.update(
-                    task,
-                    completed=1,
-                    description=f"[red]{step.name}: failed[/red] {result.error[:200]}",
-                )
+                line = f"[red]✗ {step.name}: failed[/red] {escape(result.error[:200])}"
+            else:
+                result.seconds = time.perf_counter() - started
+                result.status = "ok"
+                result.detail = detail or ""
+                line = f"[green]✓ {step.name}[/green] {escape(result.detail)}"
+            progress.remove_task(task)
+            progress.console.print(f"{line} [dim]({result.seconds:.1f} s)[/dim]")
+
+        for group in _groups(list(zip(steps, results, strict=True))):
+            if len(group) == 1:
+                run_one(*group[0])
+            else:
+                from concurrent.futures import ThreadPoolExecutor
+
+                with ThreadPoolExecutor(len(group), thread_name_prefix="sandbox-step") as pool:
+                    for future in [pool.submit(run_one, *pair) for pair in group]:
+                        future.result()
+            if any(result.status == "failed" for _, result in group):
                 break
-            result.seconds = time.perf_counter() - started
-            result.status = "ok"
-            result.detail = detail or ""
-            progress.update(
-                task, completed=1, description=f"[green]{step.name}[/green] {result.detail}"
-            )
+    ctx.report.wall_seconds = time.perf_counter() - began
     return ctx.report
+
+
+def _groups(pairs: list[tuple[Step, StepResult]]) -> list[list[tuple[Step, StepResult]]]:
+    """The steps in runs: neighbours with the same `together` in one run, any other alone."""
+    groups: list[list[tuple[Step, StepResult]]] = []
+    for pair in pairs:
+        together = pair[0].together
+        if groups and together is not None and groups[-1][0][0].together == together:
+            groups[-1].append(pair)
+        else:
+            groups.append([pair])
+    return groups

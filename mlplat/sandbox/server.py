@@ -6,6 +6,8 @@ import functools
 import json
 import logging
 import os
+import re
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
@@ -42,6 +44,9 @@ class SandboxServer:
         self._port = port
         self._server: Any = None
         self.url = ""
+        self._enforcement = threading.Lock()
+        self._enforcing = 0  # holders of `iam_enforced`
+        self._previous_auth = "inf"
 
     def start(self) -> SandboxServer:
         try:
@@ -58,6 +63,7 @@ class SandboxServer:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         _authorize_with_iam_service_names()
         _list_moto_services_once()
+        _deliver_no_access_logs()
         server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
         try:
             server.start()
@@ -108,15 +114,25 @@ class SandboxServer:
 
     @contextmanager
     def iam_enforced(self) -> Iterator[None]:
-        """While inside, moto authenticates every request and authorizes it against the caller's
-        IAM policies (moto's `reset-auth` API: no unauthenticated actions allowed). The sandbox's
-        own fake credentials are refused meanwhile: only IAM users' keys and assumed-role
-        credentials work. The previous setting is restored on exit."""
-        previous = self._reset_auth("0")
+        """While inside, moto authenticates every request signed by anyone but the sandbox and
+        authorizes it against the caller's IAM policies (moto's `reset-auth` API: no
+        unauthenticated actions allowed): IAM users' keys and assumed-role credentials are held
+        to their policies. Requests signed with the sandbox's own key (`FAKE_ACCESS_KEY`: the
+        deployer, and the AWS services the sandbox stands in for) pass, so steps that run at the
+        same time keep working as the sandbox while another acts as a role; a request that is not
+        signed at all is refused. Re-entrant and thread-safe: enforcement lasts until the last
+        holder leaves, then the previous setting is restored."""
+        with self._enforcement:
+            if self._enforcing == 0:
+                self._previous_auth = self._reset_auth("0")
+            self._enforcing += 1
         try:
             yield
         finally:
-            self._reset_auth(previous)
+            with self._enforcement:
+                self._enforcing -= 1
+                if self._enforcing == 0:
+                    self._reset_auth(self._previous_auth)
 
     def _reset_auth(self, count: str) -> str:
         answer = self._post("/moto-api/reset-auth", count)
@@ -144,7 +160,8 @@ _IAM_PREFIXES = {"monitoring": "cloudwatch"}
 
 
 def _authorize_with_iam_service_names() -> None:
-    """Two corrections to moto's IAM authorization, once per process:
+    """Two corrections to moto's IAM authorization, and the sandbox key's exemption, once per
+    process:
 
     * moto names the action after the request's signing name (`monitoring:PutMetricData`),
       which no policy grants (`cloudwatch:PutMetricData`): renamed as IAM does;
@@ -174,7 +191,32 @@ def _authorize_with_iam_service_names() -> None:
 
     base.__init__ = init
     statement._check_element_matches = matches
+    _exempt_the_sandbox_key()
     base._mlplat_iam_names = True
+
+
+# The access key id of a SigV4-signed request: its Authorization header's or presigned query's.
+_SIGNED_KEY = re.compile(r"Credential=([^/\s,&]+)/")
+
+
+def _exempt_the_sandbox_key() -> None:
+    """While moto enforces IAM, a request signed with the sandbox's own key passes unchecked
+    (see `SandboxServer.iam_enforced`); every other request is authenticated and authorized as
+    before. Once per process, with the corrections above."""
+    from moto.core.authorization import ActionAuthenticatorMixin
+
+    mixin: Any = ActionAuthenticatorMixin
+    original = mixin._authenticate_and_authorize_action
+
+    def authenticate(self: Any, iam_request_cls: type, resource: str = "*") -> None:
+        signed = _SIGNED_KEY.search(
+            str(self.headers.get("Authorization", "")) + " " + str(getattr(self, "uri", ""))
+        )
+        if signed is not None and signed.group(1) == FAKE_ACCESS_KEY:
+            return
+        original(self, iam_request_cls, resource)
+
+    mixin._authenticate_and_authorize_action = authenticate
 
 
 def _list_moto_services_once() -> None:
@@ -196,6 +238,21 @@ def _list_moto_services_once() -> None:
     backends.list_of_moto_modules = lambda: listed
     utils.create_loader = functools.cache(loaders.create_loader)  # type: ignore[attr-defined]
     backends._mlplat_listed_once = True  # type: ignore[attr-defined]
+
+
+def _deliver_no_access_logs() -> None:
+    """moto delivers S3 server access logs at once, one object per request into the target
+    bucket (random ids drawn a character at a time, a versioned put): about a third of the S3
+    work of a sandbox run, for logs nothing in it reads. S3 itself delivers them best effort,
+    hours later; the sandbox does not emulate the delivery (the logging configuration itself is
+    realized and checked as before). Once per process."""
+    from moto.s3.models import S3Backend
+
+    backend: Any = S3Backend
+    if getattr(backend, "_mlplat_no_access_logs", False):
+        return
+    backend.log_incoming_request = lambda self, request, bucket_name: None
+    backend._mlplat_no_access_logs = True
 
 
 def environment_for(url: str, region: str) -> dict[str, str]:

@@ -174,6 +174,92 @@ def test_an_unexpected_exception_is_recorded_with_its_type(tmp_path):
     assert report.steps[0].error == "KeyError: 'raw_bucket'"
 
 
+def test_steps_together_run_at_the_same_time_and_a_failure_stops_the_run_after_them(tmp_path):
+    import threading
+
+    # each waits for the other: run one after the other, the first would time out
+    both = threading.Barrier(2, timeout=10)
+    calls: list[str] = []
+
+    def meeting(name: str, fail: bool = False) -> Step:
+        def fn(ctx: SandboxContext) -> str:
+            import time
+
+            both.wait()
+            time.sleep(0.2)  # long enough that the run's wall time is clearly below the sum
+            calls.append(name)
+            if fail:
+                raise StepFailed(f"{name} refused")
+            return f"{name} met"
+
+        return Step(name, fn, together="pair")
+
+    report = run_steps(
+        _context(tmp_path),
+        [
+            meeting("left"),
+            meeting("right", fail=True),
+            Step("after", lambda ctx: calls.append("after") or "x"),
+        ],
+    )
+    assert sorted(calls) == ["left", "right"]  # both finished; the step after them did not run
+    assert [(s.name, s.status) for s in report.steps] == [
+        ("left", "ok"),
+        ("right", "failed"),
+        ("after", "not-run"),
+    ]
+    assert report.steps[0].detail == "left met" and report.steps[1].error == "right refused"
+    # the run's seconds are its wall time, not the sum of the overlapping steps'
+    assert report.seconds < sum(s.seconds for s in report.steps)
+    assert report.to_json()["stepSeconds"] == pytest.approx(
+        sum(s.seconds for s in report.steps), abs=0.01
+    )
+
+
+def test_steps_with_different_together_or_none_run_one_after_the_other(tmp_path):
+    import threading
+
+    running: list[int] = []
+    overlapped: list[bool] = []
+    lock = threading.Lock()
+
+    def step(name: str, together: str | None) -> Step:
+        def fn(ctx: SandboxContext) -> str:
+            import time
+
+            with lock:
+                running.append(1)
+                overlapped.append(len(running) > 1)
+            time.sleep(0.05)
+            with lock:
+                running.pop()
+            return name
+
+        return Step(name, fn, together=together)
+
+    report = run_steps(
+        _context(tmp_path), [step("a", "x"), step("b", "y"), step("c", None), step("d", None)]
+    )
+    assert report.ok and overlapped == [False] * 4
+
+
+def test_a_model_step_together_runs_every_model_at_once(tmp_path):
+    import threading
+
+    both = threading.Barrier(2, timeout=10)
+
+    def train(ctx: SandboxContext, model: str) -> str:
+        both.wait()
+        return model
+
+    per_model = ModelStep("train", train, together="t")
+    report = run_steps(_context(tmp_path), [per_model])
+    assert [(s.name, s.status) for s in report.steps] == [
+        ("train:churn", "ok"),
+        ("train:spend", "ok"),
+    ]
+
+
 def test_step_names_must_be_unique(tmp_path):
     step = Step("ingest", lambda ctx: "")
     with pytest.raises(ValueError, match="repeated: ingest"):
@@ -321,6 +407,37 @@ def test_every_server_starts_empty():
         first.client("s3").create_bucket(Bucket="left-over")
     with SandboxServer("us-east-1") as second:
         assert second.client("s3").list_buckets()["Buckets"] == []
+
+
+def test_iam_enforcement_lasts_until_its_last_holder_leaves_and_spares_the_sandbox_key():
+    from botocore.exceptions import ClientError
+
+    with SandboxServer("us-east-1") as server:
+        iam = server.client("iam")
+        iam.create_user(UserName="nobody")  # no policy: may do nothing
+        key = iam.create_access_key(UserName="nobody")["AccessKey"]
+        nobody = server.session().client(
+            "s3",
+            endpoint_url=server.url,
+            aws_access_key_id=key["AccessKeyId"],
+            aws_secret_access_key=key["SecretAccessKey"],
+        )
+        sandbox = server.client("s3")
+
+        def refused() -> bool:
+            try:
+                nobody.list_buckets()
+            except ClientError as exc:
+                return exc.response["Error"]["Code"] in ("AccessDenied", "403")
+            return False
+
+        assert not refused()  # not enforced
+        with server.iam_enforced():
+            with server.iam_enforced():  # a second holder (another step at the same time)
+                assert refused()
+                assert sandbox.list_buckets()["Buckets"] == []  # the sandbox's own key passes
+            assert refused()  # the first holder still holds it
+        assert not refused()  # the last holder left: as before
 
 
 # --- the monitoring cases' own pieces
