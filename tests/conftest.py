@@ -95,10 +95,29 @@ def stack_plan(stack: str) -> Plan:
     return make_plan(stack, ROOT)
 
 
+SHIPPED_STACKS = ("dev", "staging", "prod", "local")
+
+
 @pytest.fixture(scope="session")
-def shipped_plans() -> dict[str, Plan]:
-    """The plan of every shipped stack, computed once per session (they are read-only)."""
-    return {name: stack_plan(name) for name in ("dev", "staging", "prod", "local")}
+def shipped_plans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Plan]:
+    """The plan of every shipped stack, computed once per run (they are read-only): under
+    pytest-xdist the first worker to ask computes them and the others read its pickle (a file
+    lock orders them), instead of every worker spending seconds on the same four programs."""
+    import fcntl
+    import os
+    import pickle
+
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return {name: stack_plan(name) for name in SHIPPED_STACKS}
+    shared = tmp_path_factory.getbasetemp().parent / "shipped-plans.pickle"
+    with (shared.parent / "shipped-plans.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if shared.is_file():
+            plans: dict[str, Plan] = pickle.loads(shared.read_bytes())
+            return plans
+        plans = {name: stack_plan(name) for name in SHIPPED_STACKS}
+        shared.write_bytes(pickle.dumps(plans))
+        return plans
 
 
 def make_outputs(**values: Any) -> Any:
