@@ -2,9 +2,14 @@
 
 A step is a name and a function of the `SandboxContext` (`mlplat.sandbox.context`); a
 `ModelStep` is a function of the context and a model's name, run once per model of the run (the
-stack's `models`, or those `--models` names) as the step `<step>:<model>`. Steps run in order under
-a rich progress display, the first failure stops the run (its reason is recorded, later steps are
+stack's `models`, or those `--models` names) as the step `<step>:<model>`. Steps run in order
+(neighbours with the same `together` at the same time, each in a thread), each finished step is
+printed as a line, the first failure stops the run (its reason is recorded, later steps are
 `not-run`), and each step's status and seconds go into the `SandboxReport`.
+
+Steps that run together share the context: each writes its own model's state and report (and
+the least-privilege record, a list it appends to), and `SandboxContext.client` and
+`SandboxServer.iam_enforced` may be used from several threads at once.
 
 `PLATFORM_STEPS` start moto, create what the stack expects to exist outside it (the on-call
 queues), realize the program, read it back and open the queues to the realized topic;

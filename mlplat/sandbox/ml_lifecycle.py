@@ -3,10 +3,12 @@ order (the steps themselves are in `mlplat.sandbox.steps`, one module per part),
 of the end-of-run summary (`summary_rows`).
 
 Every model of the stack's `models` list (or those `--models` names) goes through the lifecycle
-side by side: the `ModelStep`s run once per model, in the list's order, as `<step>:<model>`
+side by side: the `ModelStep`s run once per model, listed in the list's order, as `<step>:<model>`
 (`pipeline:churn`, `pipeline:spend`, then `approve:churn`, ...), each on the model's own
 pipeline, registry group, endpoint, capture prefix and drift job; the shared steps (the data, the
-least-privilege checks, the alarms, the on-call queue) run once, for all of them.
+least-privilege checks, the alarms, the on-call queue) run once, for all of them. The models'
+pipelines run at the same time (`together`), and so do the refused retrains and the slice case:
+each works on its own model's state and reads the shared state only.
 
 Every step finds the infrastructure through the platform outputs the program exported
 (`ml.outputs.PlatformOutputs`, a model's in `models[name]`) or through what the program realized
