@@ -263,6 +263,11 @@ def run_steps(
             else:
                 from concurrent.futures import ThreadPoolExecutor
 
+                for step, _ in group:  # the models' slots in the stack's order, not the threads'
+                    if step.model is not None:
+                        ctx.state.model(step.model)
+                        ctx.report.model(step.model)
+
                 with ThreadPoolExecutor(len(group), thread_name_prefix="sandbox-step") as pool:
                     for future in [pool.submit(run_one, *pair) for pair in group]:
                         future.result()

@@ -260,6 +260,19 @@ def test_a_model_step_together_runs_every_model_at_once(tmp_path):
     ]
 
 
+def test_models_stepping_together_keep_the_stacks_order_in_the_report(tmp_path):
+    import time
+
+    def record(ctx: SandboxContext, model: str) -> str:
+        if model == "churn":
+            time.sleep(0.2)  # spend's thread reaches the report first
+        ctx.report.model(model).lifecycle["seen"] = True
+        return model
+
+    report = run_steps(_context(tmp_path), [ModelStep("record", record, together="t")])
+    assert report.ok and list(report.to_json()["models"]) == ["churn", "spend"]
+
+
 def test_step_names_must_be_unique(tmp_path):
     step = Step("ingest", lambda ctx: "")
     with pytest.raises(ValueError, match="repeated: ingest"):
