@@ -241,10 +241,10 @@ def _list_moto_services_once() -> None:
 
 def _deliver_no_access_logs() -> None:
     """moto delivers S3 server access logs at once, one object per request into the target
-    bucket (random ids drawn a character at a time, a versioned put): about a third of the S3
-    work of a sandbox run, for logs nothing in it reads. S3 itself delivers them best effort,
-    hours later; the sandbox does not emulate the delivery (the logging configuration itself is
-    realized and checked as before). Once per process."""
+    bucket (random ids drawn a character at a time, a versioned put): about 3,600 puts in a
+    sandbox run, for logs nothing in it reads. S3 itself delivers them best effort, hours later;
+    the sandbox does not emulate the delivery (the logging configuration itself is realized and
+    checked as before). Once per process: moto's S3 backend is the process's."""
     from moto.s3.models import S3Backend
 
     backend: Any = S3Backend
