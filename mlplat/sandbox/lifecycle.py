@@ -24,8 +24,9 @@ model's own in `ctx.state.model(name)`).
 from __future__ import annotations
 
 import json
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from mlplat.sandbox.context import (
@@ -261,20 +262,34 @@ def run_steps(
             if len(group) == 1:
                 run_one(*group[0])
             else:
-                from concurrent.futures import ThreadPoolExecutor
-
-                for step, _ in group:  # the models' slots in the stack's order, not the threads'
-                    if step.model is not None:
-                        ctx.state.model(step.model)
-                        ctx.report.model(step.model)
-
-                with ThreadPoolExecutor(len(group), thread_name_prefix="sandbox-step") as pool:
-                    for future in [pool.submit(run_one, *pair) for pair in group]:
-                        future.result()
+                _run_together(ctx, group, run_one)
             if any(result.status == "failed" for _, result in group):
                 break
     ctx.report.wall_seconds = time.perf_counter() - began
     return ctx.report
+
+
+def _run_together(
+    ctx: SandboxContext,
+    group: list[tuple[Step, StepResult]],
+    run_one: Callable[[Step, StepResult], None],
+) -> None:
+    """`run_one` of every step of `group`, each in its own thread; returns when all are done.
+    The threads are daemons and this thread waits in short joins, so Ctrl-C stops the sandbox at
+    once, as it does a step that runs alone (the steps' threads end with the process)."""
+    for step, _ in group:  # the models' slots in the stack's order, not the threads'
+        if step.model is not None:
+            ctx.state.model(step.model)
+            ctx.report.model(step.model)
+    threads = [
+        threading.Thread(target=run_one, args=pair, name=f"sandbox-{pair[0].name}", daemon=True)
+        for pair in group
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(0.25)
 
 
 def _groups(pairs: list[tuple[Step, StepResult]]) -> list[list[tuple[Step, StepResult]]]:

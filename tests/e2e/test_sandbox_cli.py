@@ -273,6 +273,38 @@ def test_models_stepping_together_keep_the_stacks_order_in_the_report(tmp_path):
     assert report.ok and list(report.to_json()["models"]) == ["churn", "spend"]
 
 
+def test_ctrl_c_stops_steps_that_run_together_at_once(tmp_path):
+    import _thread
+    import threading
+    import time
+
+    release = threading.Event()
+    both = threading.Barrier(2, timeout=10)  # both steps are running before the Ctrl-C
+
+    def interrupted(ctx: SandboxContext) -> str:
+        both.wait()
+        _thread.interrupt_main()  # as Ctrl-C would, once, while the steps still run
+        release.wait(10)
+        return "done"
+
+    def busy(ctx: SandboxContext) -> str:
+        both.wait()
+        release.wait(10)
+        return "done"
+
+    started = time.perf_counter()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_steps(
+                _context(tmp_path),
+                [Step("a", interrupted, together="t"), Step("b", busy, together="t")],
+            )
+        # not after the steps' 10 s: the steps' threads do not hold the sandbox up
+        assert time.perf_counter() - started < 5
+    finally:
+        release.set()
+
+
 def test_step_names_must_be_unique(tmp_path):
     step = Step("ingest", lambda ctx: "")
     with pytest.raises(ValueError, match="repeated: ingest"):
