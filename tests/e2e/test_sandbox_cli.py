@@ -275,6 +275,7 @@ def test_models_stepping_together_keep_the_stacks_order_in_the_report(tmp_path):
 
 def test_ctrl_c_stops_steps_that_run_together_at_once(tmp_path):
     import _thread
+    import signal
     import threading
     import time
 
@@ -292,6 +293,8 @@ def test_ctrl_c_stops_steps_that_run_together_at_once(tmp_path):
         release.wait(10)
         return "done"
 
+    # Ctrl-C's own handler (pytest-xdist's workers ignore SIGINT, so the controller gets it)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.perf_counter()
     try:
         with pytest.raises(KeyboardInterrupt):
@@ -303,6 +306,7 @@ def test_ctrl_c_stops_steps_that_run_together_at_once(tmp_path):
         assert time.perf_counter() - started < 5
     finally:
         release.set()
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_step_names_must_be_unique(tmp_path):
