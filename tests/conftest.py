@@ -32,9 +32,9 @@ os.environ.pop("AWS_PROFILE", None)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-# botocore parses a service's model (megabytes of JSON for SageMaker) once per session, and moto
-# starts every `mock_aws` with a fresh default session: one parsed model per process instead
-# (the sandbox's container fork server does the same).
+# botocore parses a service's model (megabytes of JSON for SageMaker) and its endpoints (45 ms)
+# once per session, and moto starts every `mock_aws` with a fresh default session: one parsed
+# copy per process instead (the sandbox's container fork server does the same).
 share_service_models()
 
 BASE_CONFIG: dict[str, Any] = {

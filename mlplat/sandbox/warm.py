@@ -2,10 +2,11 @@
 else: what every container forked from it would otherwise do for itself before its first line.
 
 * botocore parses a service's model (hundreds of kilobytes of JSON for S3 and SageMaker, more
-  with the endpoint rules) once per session, and a container makes its clients in a fresh one:
-  about 0.2 s each. Here the loader keeps one parsed copy per model for the process, and the
-  clients the containers make (S3, SageMaker, CloudWatch) are made once (no credentials, no
-  request), so every container finds them parsed. The models are read-only data.
+  with the endpoint rules) and its endpoints once per session, and a container makes its clients
+  in a fresh one: about 0.2 s each. Here the loader keeps one parsed copy per model and data file
+  for the process, and the clients the containers make (S3, SageMaker, CloudWatch) are made once
+  (no credentials, no request), so every container finds them parsed. The models are read-only
+  data.
 * the modules named in `PRELOAD_ENV` (the models' runtimes and their frameworks' libraries: a
   Train step's seconds of scipy, scikit-learn or XGBoost imports) are imported once.
 * multiprocessing re-runs the parent's `__main__` in every child it starts (Python 3.11's fork
@@ -32,12 +33,17 @@ PRELOAD_ENV = "MLPLAT_SANDBOX_PRELOAD"
 
 
 def share_service_models() -> None:
-    """botocore's `Loader.load_service_model`, cached per process instead of per session."""
+    """botocore's `Loader.load_service_model`, and its loads of the top-level data files (the
+    endpoints and partitions, the retry rules, the SDK defaults: a JSON parse of about 45 ms for
+    every new session), cached per process instead of per session. Both are read-only data; a
+    model path (`s3/2006-03-01/service-2`) is left to `load_service_model`, which merges extras
+    into what it loads."""
     from botocore.loaders import Loader
 
     if getattr(Loader, "_mlplat_shared", False):
         return
     load = Loader.load_service_model
+    load_data = Loader.load_data_with_path
     shared: dict[tuple[Any, ...], Any] = {}
 
     def load_service_model(
@@ -48,7 +54,16 @@ def share_service_models() -> None:
             shared[key] = load(self, service_name, type_name, api_version)
         return shared[key]
 
+    def load_data_with_path(self: Loader, name: str) -> Any:
+        if "/" in name:
+            return load_data(self, name)
+        key = (tuple(self.search_paths), name)
+        if key not in shared:
+            shared[key] = load_data(self, name)
+        return shared[key]
+
     Loader.load_service_model = load_service_model  # type: ignore[method-assign]
+    Loader.load_data_with_path = load_data_with_path  # type: ignore[method-assign]
     Loader._mlplat_shared = True  # type: ignore[attr-defined]
 
 

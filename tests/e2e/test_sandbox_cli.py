@@ -541,3 +541,21 @@ def test_a_noisy_slice_shuffles_the_labels_of_its_least_frequent_value_only():
     assert sorted(noisy["label"][6:]) == sorted(frame["label"][6:])  # its share of positives kept
     assert noisy["label"][6:].tolist() != frame["label"][6:].tolist()  # but not its order
     assert frame["label"].tolist() == [0, 0, 0, 1, 1, 1, 0, 0, 1, 1]  # the input untouched
+
+
+def test_sessions_share_parsed_service_models_and_data_files_but_not_raw_model_files():
+    import botocore.session
+
+    from mlplat.sandbox.warm import share_service_models
+
+    share_service_models()  # as the test session and the containers' fork server do
+    first = botocore.session.get_session().get_component("data_loader")
+    second = botocore.session.get_session().get_component("data_loader")
+    assert first is not second  # two sessions, two loaders
+    assert first.load_data("endpoints") is second.load_data("endpoints")
+    assert first.load_service_model("s3", "service-2") is second.load_service_model(
+        "s3", "service-2"
+    )
+    # a model file is merged into by `load_service_model`: never handed out shared
+    raw = "s3/2006-03-01/service-2"
+    assert first.load_data(raw) is not second.load_data(raw)
