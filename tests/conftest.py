@@ -104,7 +104,6 @@ def shipped_plans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Plan]:
     pytest-xdist the first worker to ask computes them and the others read its pickle (a file
     lock orders them), instead of every worker spending seconds on the same four programs."""
     import fcntl
-    import os
     import pickle
 
     if "PYTEST_XDIST_WORKER" not in os.environ:
