@@ -244,17 +244,16 @@ def run_steps(
             try:
                 detail = step.fn(ctx)
             except Exception as exc:  # the step's failure is the report's content
-                result.seconds = time.perf_counter() - started
                 result.status = "failed"
                 result.error = (
                     str(exc) if isinstance(exc, StepFailed) else f"{type(exc).__name__}: {exc}"
                 )
                 line = f"[red]✗ {step.name}: failed[/red] {escape(result.error[:200])}"
             else:
-                result.seconds = time.perf_counter() - started
                 result.status = "ok"
                 result.detail = detail or ""
                 line = f"[green]✓ {step.name}[/green] {escape(result.detail)}"
+            result.seconds = time.perf_counter() - started
             progress.remove_task(task)
             progress.console.print(f"{line} [dim]({result.seconds:.1f} s)[/dim]")
 
