@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,22 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 # once per session, and moto starts every `mock_aws` with a fresh default session: one parsed
 # copy per process instead (the sandbox's container fork server does the same).
 share_service_models()
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under pytest-xdist, each module goes to one worker whole (`--dist loadfile`, which `make
+    test` asks for; the default `--dist load` is made the same): the end-to-end modules share one
+    sandbox per module, and a module dealt out to every worker would build it on each. Modules are
+    handed out in the collection's order (`tests/e2e/conftest.py` puts the whole-sandbox modules
+    first), not xdist's default of the modules with the most tests first: that order started the
+    longest module, a five-test one, last, and the suite waited for it alone."""
+    if config.getoption("dist", None) not in ("load", "loadfile"):
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    config.option.loadscopereorder = False
+    return LoadFileScheduling(config, log)
+
 
 BASE_CONFIG: dict[str, Any] = {
     "aws:region": "us-east-1",
@@ -98,25 +114,54 @@ def stack_plan(stack: str) -> Plan:
 SHIPPED_STACKS = ("dev", "staging", "prod", "local")
 
 
-@pytest.fixture(scope="session")
-def shipped_plans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Plan]:
-    """The plan of every shipped stack, computed once per run (they are read-only): under
-    pytest-xdist the first worker to ask computes them and the others read its pickle (a file
-    lock orders them), instead of every worker spending seconds on the same four programs."""
-    import fcntl
-    import pickle
+class SharedPlans(Mapping[str, Plan]):
+    """The plans of the shipped stacks, each computed once per run and only when a test asks for
+    it (many need only prod). Under pytest-xdist the first worker to ask for a stack computes it
+    and writes a pickle that the others read; each stack has its own file lock, so two workers
+    that need different stacks compute them side by side, and one that needs a stack another
+    worker is computing waits for that stack alone."""
 
+    def __init__(self, shared: Path | None) -> None:
+        self._shared = shared
+        self._plans: dict[str, Plan] = {}
+
+    def __getitem__(self, stack: str) -> Plan:
+        if stack not in SHIPPED_STACKS:
+            raise KeyError(stack)
+        if stack not in self._plans:
+            self._plans[stack] = self._load(stack)
+        return self._plans[stack]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(SHIPPED_STACKS)
+
+    def __len__(self) -> int:
+        return len(SHIPPED_STACKS)
+
+    def _load(self, stack: str) -> Plan:
+        import fcntl
+        import pickle
+
+        if self._shared is None:
+            return stack_plan(stack)
+        pickled = self._shared / f"shipped-plan-{stack}.pickle"
+        with (self._shared / f"shipped-plan-{stack}.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if pickled.is_file():
+                plan: Plan = pickle.loads(pickled.read_bytes())
+                return plan
+            plan = stack_plan(stack)
+            pickled.write_bytes(pickle.dumps(plan))
+            return plan
+
+
+@pytest.fixture(scope="session")
+def shipped_plans(tmp_path_factory: pytest.TempPathFactory) -> Mapping[str, Plan]:
+    """The plan of every shipped stack by name (`SharedPlans`: computed on first use, once per
+    run across pytest-xdist's workers)."""
     if "PYTEST_XDIST_WORKER" not in os.environ:
-        return {name: stack_plan(name) for name in SHIPPED_STACKS}
-    shared = tmp_path_factory.getbasetemp().parent / "shipped-plans.pickle"
-    with (shared.parent / "shipped-plans.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if shared.is_file():
-            plans: dict[str, Plan] = pickle.loads(shared.read_bytes())
-            return plans
-        plans = {name: stack_plan(name) for name in SHIPPED_STACKS}
-        shared.write_bytes(pickle.dumps(plans))
-        return plans
+        return SharedPlans(None)
+    return SharedPlans(tmp_path_factory.getbasetemp().parent)
 
 
 def make_outputs(**values: Any) -> Any:

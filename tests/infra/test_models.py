@@ -10,7 +10,7 @@ another model's.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -288,7 +288,7 @@ def model_of(plan: Plan, urn: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def prod(shipped_plans: dict[str, Plan]) -> Plan:
+def prod(shipped_plans: Mapping[str, Plan]) -> Plan:
     return shipped_plans["prod"]
 
 
@@ -333,7 +333,7 @@ def test_the_outputs_have_one_entry_per_model(prod: Plan) -> None:
     assert models["spend"]["endpoint_name"] == "ml-platform-prod-spend"
 
 
-def test_preview_costs_each_model_apart(shipped_plans: dict[str, Plan]) -> None:
+def test_preview_costs_each_model_apart(shipped_plans: Mapping[str, Plan]) -> None:
     from mlplat.plan.preview import analyse, load_stack
     from tests.conftest import ROOT
 
