@@ -19,7 +19,9 @@ import hashlib
 import json
 import os
 import runpy
+import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -410,11 +412,26 @@ def run(
     """Run the Pulumi program (`stacks/__main__.py` by default) under the recording monitor.
 
     Each call gets its own event loop and a fresh Pulumi runtime: runs do not leak into each other.
+    The SDK sends each registration and invoke to the loop's executor, and its mocks give every
+    executor thread without an event loop a new one that nothing closes (a socket pair each, whose
+    finalizer can fail at garbage collection): here each thread starts with a loop of the run's
+    own, and the run closes them with the executor.
     """
     mocks = mocks or PlanMocks(settings)
     monitor = RecordingMonitor(mocks)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    thread_loops: list[asyncio.AbstractEventLoop] = []
+    lock = threading.Lock()
+
+    def give_thread_a_loop() -> None:
+        own = asyncio.new_event_loop()
+        asyncio.set_event_loop(own)
+        with lock:
+            thread_loops.append(own)
+
+    executor = ThreadPoolExecutor(thread_name_prefix="pulumi-rpc", initializer=give_thread_a_loop)
+    loop.set_default_executor(executor)
     try:
         runtime_settings.reset_options(project=PROJECT, stack=settings.stack, preview=False)
         set_all_config(config_for(settings, raw_config), list(settings.secret_keys))
@@ -445,3 +462,6 @@ def run(
         set_all_config({}, [])
         loop.close()
         asyncio.set_event_loop(None)
+        executor.shutdown(wait=True, cancel_futures=True)  # waits for the calls in flight only
+        for own in thread_loops:
+            own.close()

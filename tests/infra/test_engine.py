@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
+import threading
 
 import pulumi
 import pulumi_aws as aws
@@ -112,6 +114,32 @@ def test_runs_do_not_leak_into_each_other(record):
     second = record(lambda: None)
     assert [r.name for r in first.resources] == ["only-here"]
     assert second.resources == []
+
+
+def test_a_run_closes_every_event_loop_it_made(record, monkeypatch):
+    """The SDK's mocks make an event loop in each executor thread that has none; a run must close
+    every loop made while it ran (their sockets would stay open until garbage collection, whose
+    finalizer can then fail on an already-closed socket)."""
+    made: list[asyncio.AbstractEventLoop] = []
+    real_new = asyncio.new_event_loop
+
+    def new_event_loop() -> asyncio.AbstractEventLoop:
+        loop = real_new()
+        made.append(loop)
+        return loop
+
+    monkeypatch.setattr(asyncio, "new_event_loop", new_event_loop)
+
+    def program() -> None:
+        for i in range(8):  # registrations and invokes on several executor threads
+            aws.s3.Bucket(f"bucket-{i}")
+            aws.get_caller_identity_output()
+
+    record(program)
+    threads = {t.name for t in threading.enumerate()}
+    assert len(made) > 1  # the run's own loop and its executor threads' loops
+    assert [loop for loop in made if not loop.is_closed()] == []
+    assert not any(name.startswith("pulumi-rpc") for name in threads)
 
 
 # --- autonaming as pulumi-aws does it -----------------------------------------------------------
